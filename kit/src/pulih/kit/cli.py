@@ -1,0 +1,81 @@
+"""The ``pulih`` command: ``up`` (a local regency), ``events tail``, ``token``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from uuid import UUID
+
+from pulih.kit.auth import Role, issue_token
+from pulih.kit.local_regency import default_nats_port, run_regency
+from pulih.kit.settings import Settings
+from pulih.kit.tail import run_tail
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulih", description="Pulih: community-based recovery (IBM)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start a whole local regency: NATS and every service")
+    up.add_argument("--regency", help="Kemendagri regency code without dots (default 3301 or PULIH_REGENCY)")
+    up.add_argument("--data-dir", help="where stores and NATS keep data (default .pulih or PULIH_DATA_DIR)")
+    up.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default 14222)")
+
+    events = sub.add_parser("events", help="look at the regency's events")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    tail = events_sub.add_parser("tail", help="print events as they arrive, one line each")
+    tail.add_argument("--all", action="store_true", help="start from the first event in the stream")
+    tail.add_argument("--subject", help="only this subject (wildcards allowed)")
+    tail.add_argument("--limit", type=int, help="stop after this many events")
+
+    token = sub.add_parser("token", help="print a development token for a role")
+    token.add_argument("role", choices=[r.value for r in Role])
+    token.add_argument("--unit", type=UUID, help="the agent's unit_id")
+    token.add_argument("--clinic", help="the clinic's id")
+    token.add_argument("--sub", help="who the token is for (default: <role>-dev)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if getattr(args, "regency", None):
+        os.environ["PULIH_REGENCY"] = args.regency
+    if getattr(args, "data_dir", None):
+        os.environ["PULIH_DATA_DIR"] = args.data_dir
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"pulih: invalid settings: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "up":
+        return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
+    if args.command == "events":
+        run_tail(settings.nats_url, settings.regency, replay_all=args.all, subject=args.subject, limit=args.limit)
+        return 0
+    if args.command == "token":
+        if args.role == "agent" and args.unit is None:
+            print("pulih: an agent token needs --unit <unit_id>", file=sys.stderr)
+            return 2
+        if args.role == "clinic" and not args.clinic:
+            print("pulih: a clinic token needs --clinic <clinic_id>", file=sys.stderr)
+            return 2
+        print(
+            issue_token(
+                settings.jwt_secret.get_secret_value(),
+                sub=args.sub or f"{args.role}-dev",
+                role=args.role,
+                regency=settings.regency,
+                unit_id=args.unit,
+                clinic_id=args.clinic,
+            )
+        )
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The transactional outbox: events are written with the state change that causes them.
+
+:func:`add_to_outbox` stores an event in the caller's transaction. :class:`OutboxRelay` publishes
+unsent rows to JetStream in order, through a stream-bound publish with ``Nats-Msg-Id`` = event
+id, and marks a row sent only after the server's PubAck. A crash between the two publishes the
+row again on restart and the stream's duplicate window drops the copy.
+
+The relay wakes as soon as a transaction that wrote to the outbox commits, and also polls, so
+rows written by another process (a second replica) are not left waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, String, Table, Uuid, event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from pulih.contracts import CloudEvent, Event
+from pulih.kit.database import BigIntId, Database, kit_metadata
+
+log = logging.getLogger("pulih.outbox")
+
+outbox_table = Table(
+    "outbox",
+    kit_metadata,
+    Column("seq", BigIntId, primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("subject", String(255), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+_WAKE_KEY = "pulih.outbox.wake"
+
+
+async def add_to_outbox(
+    session: AsyncSession,
+    event_: CloudEvent[Event],
+    subject: str,
+    *,
+    wake: Callable[[], None] | None = None,
+) -> None:
+    """Store ``event_`` for publishing on ``subject`` in the session's current transaction.
+
+    ``wake`` is called once after that transaction commits (the relay's doorbell); nothing is
+    published if it rolls back.
+    """
+    headers = {"Nats-Msg-Id": str(event_.id), "Pulih-Type": event_.type}
+    if event_.traceparent:
+        headers["traceparent"] = event_.traceparent
+    await session.execute(
+        outbox_table.insert().values(
+            event_id=event_.id,
+            subject=subject,
+            payload=event_.to_json(),
+            headers=headers,
+            created_at=datetime.now(UTC),
+        )
+    )
+    if wake is not None:
+        session.info[_WAKE_KEY] = wake
+
+
+@event.listens_for(Session, "after_commit")
+def _ring_after_commit(session: Session) -> None:
+    wake = session.info.pop(_WAKE_KEY, None)
+    if wake is not None:
+        wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, _: Any) -> None:
+    session.info.pop(_WAKE_KEY, None)
+
+
+Publish = Callable[[bytes, str, dict[str, str]], Awaitable[Any]]
+"""Publishes one payload on a subject with headers and returns once the stream acknowledged it."""
+
+
+@dataclass
+class RelayStats:
+    """What the relay has done since it started."""
+
+    published: int = 0
+    failures: int = 0
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in order and marks each one after its PubAck."""
+
+    def __init__(
+        self,
+        database: Database,
+        publish: Publish,
+        *,
+        batch_size: int = 256,
+        poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self.database = database
+        self.publish = publish
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.stats = RelayStats()
+        self._doorbell = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Ask the relay to look at the outbox now (called after a commit)."""
+        self._doorbell.set()
+
+    def start(self) -> None:
+        """Run the relay in the background until :meth:`stop`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="pulih-outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop the background loop; rows not yet published stay for the next start."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                sent = await self.relay_once()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database down: keep the rows, retry later
+                self.stats.failures += 1
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            if sent < self.batch_size:
+                self._doorbell.clear()
+                try:
+                    await asyncio.wait_for(self._doorbell.wait(), timeout=self.poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch of unsent rows in order; return how many were sent.
+
+        Publishing stops at the first failure so the stream keeps the outbox's order; the rows
+        acknowledged before it are marked and the error is raised.
+        """
+        async with self.database.sessions() as session:
+            rows: Sequence[Any] = (
+                await session.execute(
+                    select(
+                        outbox_table.c.seq,
+                        outbox_table.c.subject,
+                        outbox_table.c.payload,
+                        outbox_table.c.headers,
+                    )
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        acked: list[int] = []
+        try:
+            for row in rows:
+                await self._publish_in_its_trace(row.payload, row.subject, dict(row.headers))
+                acked.append(row.seq)
+        finally:
+            if acked:
+                await self.mark_published(acked)
+        return len(acked)
+
+    async def _publish_in_its_trace(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        # Re-attach the trace of the request that wrote the row, so publish and consume
+        # spans join it instead of starting a new trace.
+        token = None
+        if "traceparent" in headers:
+            ctx = TraceContextTextMapPropagator().extract(carrier=headers)
+            token = otel_context.attach(ctx)
+        try:
+            await self.publish(payload, subject, headers)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    async def mark_published(self, seqs: list[int]) -> None:
+        """Mark rows as published (after their PubAck)."""
+        async with self.database.transaction() as session:
+            await session.execute(
+                update(outbox_table)
+                .where(outbox_table.c.seq.in_(seqs))
+                .values(published_at=datetime.now(UTC))
+            )
+        self.stats.published += len(seqs)
+
+    async def backlog(self) -> int:
+        """How many rows wait to be published."""
+        from sqlalchemy import func
+
+        async with self.database.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+            )
+        return int(count or 0)

@@ -1,0 +1,134 @@
+"""Building a Pulih service: one FastAPI app with its store, broker, relay and consumers.
+
+A service describes itself with a :class:`ServiceSpec`; :func:`create_app` wires the rest. The
+API starts even when NATS is down: commands keep landing in the outbox, and the broker, the
+stream, the consumers and the relay come up as soon as NATS answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+
+from pulih.kit import idempotency
+from pulih.kit.database import Database
+from pulih.kit.emitter import Emitter
+from pulih.kit.errors import install_error_handlers
+from pulih.kit.health import router as health_router
+from pulih.kit.messaging import ensure_regency_stream, make_broker, stream_publisher
+from pulih.kit.migrations import upgrade_to_head
+from pulih.kit.outbox import OutboxRelay
+from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.settings import Settings
+from pulih.kit.telemetry import instrument_app, setup_logging, setup_tracing
+
+log = logging.getLogger("pulih.service")
+
+Subscribe = Callable[[ServiceRuntime, NatsBroker], None]
+Background = Callable[[ServiceRuntime], "asyncio.Task[None]"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes one service: its name, port, routes, migrations and consumers."""
+
+    name: str
+    port: int
+    title: str
+    description: str
+    migrations: Path
+    routers: Sequence[APIRouter]
+    subscribe: Subscribe | None = None
+    background: Sequence[Background] = field(default_factory=tuple)
+    version: str = "1.0.0"
+
+
+async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await broker.connect()
+            await ensure_regency_stream(broker, runtime.settings.regency)
+            await broker.start()
+            break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("NATS at %s not ready (%s); retrying in %.1fs", runtime.settings.nats_url, exc, delay)
+            with suppress(Exception):
+                await broker.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    log.info("connected to NATS at %s", runtime.settings.nats_url)
+    runtime.broker = broker
+    if runtime.relay is not None:
+        runtime.relay.start()
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    """The service's ASGI app; its lifespan migrates the store and starts messaging."""
+    settings = settings or Settings()
+    setup_logging(spec.name, settings.regency)
+    setup_tracing(spec.name, settings.regency)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.database_url_for(spec.name))
+        await upgrade_to_head(database, spec.migrations)
+        broker = make_broker(settings.nats_url, name=f"pulih-{settings.regency}-{spec.name}")
+        runtime = ServiceRuntime(spec.name, settings, database, Emitter(settings.regency))
+        relay = OutboxRelay(
+            database,
+            stream_publisher(broker, settings.regency),
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        runtime.relay = relay
+        runtime.emitter = Emitter(settings.regency, wake=relay.wake)
+        if spec.subscribe is not None:
+            spec.subscribe(runtime, broker)
+        app.state.runtime = runtime
+        connecting = asyncio.create_task(_connect_when_possible(runtime, broker))
+        tasks = [make(runtime) for make in spec.background]
+        try:
+            yield
+        finally:
+            for task in [connecting, *tasks]:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await relay.stop()
+            with suppress(Exception):
+                await broker.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    async def _replay(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, idempotency.Replay)
+        return JSONResponse(
+            exc.answer.body, status_code=exc.answer.status_code, headers={"Idempotent-Replayed": "true"}
+        )
+
+    app.add_exception_handler(idempotency.Replay, _replay)
+    app.include_router(health_router)
+    for router in spec.routers:
+        app.include_router(router)
+    instrument_app(app)
+    return app

@@ -1,0 +1,89 @@
+"""Settings of one Pulih process, read from environment variables (pydantic-settings).
+
+Defaults make ``pulih up`` work with no settings at all; ``PULIH_ENV=production`` refuses the
+development secrets so that a real deployment cannot start with them by accident.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "pulih-development-only-secret-change-me"
+DEFAULT_NATS_PORT = 14222
+
+
+class Settings(BaseSettings):
+    """Everything a service reads from its environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production"] = Field("development", alias="PULIH_ENV")
+    regency: str = Field("3301", alias="PULIH_REGENCY", pattern=r"^[0-9]{4}$")
+    data_dir: Path = Field(Path(".pulih"), alias="PULIH_DATA_DIR")
+    nats_url: str = Field(f"nats://127.0.0.1:{DEFAULT_NATS_PORT}", alias="NATS_URL")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    hub_url: str | None = Field(None, alias="PULIH_HUB_URL")
+    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="PULIH_JWT_SECRET")
+    master_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("PULIH_MASTER_KEY", "master_key"),
+        description="base64 of 32 bytes; wraps every client's data key",
+    )
+    programme_file: Path | None = Field(None, alias="PULIH_PROGRAMME_FILE")
+    relay_batch_size: int = Field(256, alias="PULIH_RELAY_BATCH_SIZE", ge=1, le=10_000)
+    relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
+    max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)
+    outreach_url: str = Field("http://127.0.0.1:8101", alias="PULIH_OUTREACH_URL")
+
+    @model_validator(mode="after")
+    def _no_development_secrets_in_production(self) -> Settings:
+        if self.env == "production":
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError("PULIH_JWT_SECRET must be set when PULIH_ENV=production")
+            if self.master_key is None:
+                raise ValueError("PULIH_MASTER_KEY must be set when PULIH_ENV=production")
+        return self
+
+    def database_url_for(self, service: str) -> str:
+        """The async SQLAlchemy URL of ``service``'s own database.
+
+        ``DATABASE_URL`` wins; otherwise a SQLite file ``<data_dir>/<service>.db``. Plain
+        ``postgresql://`` and ``sqlite://`` URLs get their async drivers.
+        """
+        url = self.database_url or f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+        return async_driver_url(url)
+
+    def master_key_bytes(self) -> bytes:
+        """The 32-byte master key. In development it is created once under the data dir."""
+        if self.master_key is not None:
+            key = base64.b64decode(self.master_key.get_secret_value())
+        else:
+            path = self.data_dir / "master.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(base64.b64encode(secrets.token_bytes(32)).decode())
+            key = base64.b64decode(path.read_text().strip())
+        if len(key) != 32:
+            raise ValueError("the master key must be 32 bytes (base64-encoded)")
+        return key
+
+
+def async_driver_url(url: str) -> str:
+    """Give a database URL its asyncio driver (asyncpg, aiosqlite) unless it names one."""
+    for plain, async_ in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_ + url[len(plain) :]
+    return url

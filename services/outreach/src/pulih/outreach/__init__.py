@@ -1,0 +1,1 @@
+"""Penjangkauan (outreach): finding people who use drugs, screening them and enrolling them."""

@@ -1,0 +1,31 @@
+"""Wiring of the outreach service: ``uvicorn pulih.outreach.app:app`` (port 8101)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from pulih.kit.service import ServiceSpec, create_app
+from pulih.kit.settings import Settings
+from pulih.outreach import api_clients, api_units
+
+spec = ServiceSpec(
+    name="outreach",
+    port=8101,
+    title="Pulih outreach",
+    description=(
+        "Units IBM, Agen Pemulihan, outreach counts, client registration with sealed identities, "
+        "consent, and WHO ASSIST v3 screening. The only service that holds identities."
+    ),
+    migrations=Path(__file__).parent / "migrations",
+    routers=(api_units.router, api_clients.router),
+)
+
+
+def build(settings: Settings | None = None) -> FastAPI:
+    """The outreach app for ``settings`` (environment variables by default)."""
+    return create_app(spec, settings)
+
+
+app = build()

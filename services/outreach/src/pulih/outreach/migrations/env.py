@@ -1,0 +1,8 @@
+"""Alembic environment of outreach: migrations run through pulih.kit at start."""
+
+from alembic import context
+
+from pulih.kit.migrations import run_migrations
+from pulih.outreach.store import Base
+
+run_migrations(context, Base.metadata)

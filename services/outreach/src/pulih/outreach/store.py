@@ -1,0 +1,137 @@
+"""Outreach's own tables: units, agents, outreach counts, clients, sealed identities, consent,
+screenings, and the append-only audit of identity reads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pulih.kit.database import NAMING_CONVENTION, BigIntId
+
+
+class Base(DeclarativeBase):
+    """Declarative base of outreach's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Unit(Base):
+    """A Unit IBM: a village's team of recovery agents."""
+
+    __tablename__ = "units"
+    unit_id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    village_code: Mapped[str] = mapped_column(String(10), index=True)
+    established_on: Mapped[date] = mapped_column(Date)
+
+
+class Agent(Base):
+    """An Agen Pemulihan, a trained villager in one unit."""
+
+    __tablename__ = "agents"
+    agent_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_id: Mapped[UUID] = mapped_column(ForeignKey("units.unit_id"), index=True)
+    trained_on: Mapped[date] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    deactivated_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    deactivation_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class OutreachActivity(Base):
+    """Sosialisasi, pemetaan or penjangkauan: a count of people reached, never a list."""
+
+    __tablename__ = "outreach_activities"
+    activity_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_id: Mapped[UUID] = mapped_column(ForeignKey("units.unit_id"), index=True)
+    agent_id: Mapped[UUID] = mapped_column(ForeignKey("agents.agent_id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    held_on: Mapped[date] = mapped_column(Date)
+    people_reached: Mapped[int] = mapped_column(Integer)
+
+
+class Client(Base):
+    """A klien, known outside this table only by ``client_id``."""
+
+    __tablename__ = "clients"
+    client_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_id: Mapped[UUID] = mapped_column(ForeignKey("units.unit_id"), index=True)
+    registered_on: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    age_band: Mapped[str] = mapped_column(String(10))
+    came_through: Mapped[str] = mapped_column(String(20))
+    erased_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class ClientKey(Base):
+    """A client's data key, wrapped by the master key. Deleting the row erases the person."""
+
+    __tablename__ = "client_keys"
+    client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ClientIdentity(Base):
+    """The identity, each field sealed under the client's data key."""
+
+    __tablename__ = "client_identities"
+    client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), primary_key=True)
+    full_name: Mapped[bytes] = mapped_column(LargeBinary)
+    nik: Mapped[bytes] = mapped_column(LargeBinary)
+    birth_date: Mapped[bytes] = mapped_column(LargeBinary)
+    phone: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    address: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    nik_lookup: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+
+
+class Consent(Base):
+    """What a client agreed to, until when, and whether it was withdrawn."""
+
+    __tablename__ = "consents"
+    consent_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    given_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    withdrawn_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    def valid_on(self, day: date, scope: str | None = None) -> bool:
+        """Whether the consent holds on ``day`` (for ``scope``, if given)."""
+        if self.given_on > day or (self.withdrawn_on is not None and self.withdrawn_on <= day):
+            return False
+        if self.expires_on is not None and self.expires_on < day:
+            return False
+        return scope is None or scope in self.scopes
+
+
+class Screening(Base):
+    """One WHO ASSIST v3 screening: the answers and what they scored."""
+
+    __tablename__ = "screenings"
+    screening_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
+    unit_id: Mapped[UUID] = mapped_column(ForeignKey("units.unit_id"))
+    agent_id: Mapped[UUID] = mapped_column(ForeignKey("agents.agent_id"))
+    screened_on: Mapped[date] = mapped_column(Date)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    substances: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    overall_risk: Mapped[str] = mapped_column(String(10))
+    injected_last_3_months: Mapped[bool] = mapped_column(Boolean)
+    recommendation: Mapped[str] = mapped_column(String(20))
+
+
+class IdentityRead(Base):
+    """Append-only audit: every attempt to read an identity, who, when, why, and the outcome."""
+
+    __tablename__ = "identity_audit"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    client_id: Mapped[UUID] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(20))
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
