@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, MetaData, event
+from sqlalchemy import BigInteger, Integer, MetaData, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -43,13 +43,19 @@ class Database:
     """The engine and session factory of one service's store."""
 
     def __init__(self, url: str, **engine_options: Any) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             engine_options.setdefault("connect_args", {"timeout": 15})
         else:
             engine_options.setdefault("pool_pre_ping", True)
-        self.engine: AsyncEngine = create_async_engine(url, **engine_options)
+            # ?search_path=<schema> lets services share one PostgreSQL database, a schema each.
+            schema = parsed.query.get("search_path")
+            if isinstance(schema, str):
+                parsed = parsed.difference_update_query(["search_path"])
+                engine_options.setdefault("connect_args", {"server_settings": {"search_path": schema}})
+        self.url = parsed.render_as_string(hide_password=False)
+        self.engine: AsyncEngine = create_async_engine(parsed, **engine_options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
