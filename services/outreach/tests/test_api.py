@@ -117,10 +117,8 @@ async def test_registration_seals_the_identity_and_the_event_carries_none(outrea
     assert r.json()["age_band"] == "35_44" and "nik" not in r.json()
     async with outreach.app.state.runtime.database.sessions() as s:
         payloads = (await s.execute(select(outbox_table.c.payload))).scalars().all()
-        sealed = (await s.execute(select(outbox_table).limit(0))).all()
-    assert sealed == []
     for payload in payloads:
-        for secret in (b"Budi", b"3301011505900001", b"812", b"Merdeka", b"1990-05-15"):
+        for secret in (b"Budi", b"Santoso", b"3301011505900001", b"81234567890", b"Merdeka", b"1990-05-15"):
             assert secret not in payload
 
 

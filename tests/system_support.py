@@ -1,0 +1,59 @@
+"""Helpers for system tests: a running service against real NATS, and reading the stream back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from asgi_lifespan import LifespanManager
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from pulih.contracts import stream_name
+from pulih.kit.testing import REGENCY
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "contracts" / "schemas"
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (store, broker, relay, consumers) and talk to its API."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://service"
+    ) as http:
+        yield http
+
+
+async def stream_messages(nats_url: str, subject: str, regency: str = REGENCY) -> list[Msg]:
+    """Every message stored in the regency's stream on ``subject`` (wildcards allowed), in order."""
+    nc = await nats.connect(nats_url, connect_timeout=2)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(stream_name(regency), subjects_filter=subject)
+        except NotFoundError:
+            return []
+        expected = sum((info.state.subjects or {}).values())
+        if expected == 0:
+            return []
+        sub = await js.subscribe(subject, stream=stream_name(regency), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        messages = []
+        while len(messages) < expected:
+            messages.append(await sub.next_msg(timeout=5))
+        await sub.unsubscribe()
+        return messages
+    finally:
+        await nc.close()
+
+
+def schema_for(event_name: str) -> dict[str, Any]:
+    """The checked-in JSON Schema of an event, as a clinic would load it."""
+    return dict(json.loads((SCHEMAS / f"{event_name}.v1.json").read_text()))
+
+
