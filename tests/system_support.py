@@ -24,9 +24,10 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "contracts" / "schemas"
 @asynccontextmanager
 async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """Run an app's lifespan (store, broker, relay, consumers) and talk to its API."""
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://service"
-    ) as http:
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http,
+    ):
         yield http
 
 
@@ -42,7 +43,12 @@ async def stream_messages(nats_url: str, subject: str, regency: str = REGENCY) -
         expected = sum((info.state.subjects or {}).values())
         if expected == 0:
             return []
-        sub = await js.subscribe(subject, stream=stream_name(regency), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        sub = await js.subscribe(
+            subject,
+            stream=stream_name(regency),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
         messages = []
         while len(messages) < expected:
             messages.append(await sub.next_msg(timeout=5))
@@ -55,5 +61,3 @@ async def stream_messages(nats_url: str, subject: str, regency: str = REGENCY) -
 def schema_for(event_name: str) -> dict[str, Any]:
     """The checked-in JSON Schema of an event, as a clinic would load it."""
     return dict(json.loads((SCHEMAS / f"{event_name}.v1.json").read_text()))
-
-

@@ -12,6 +12,7 @@ import pytest
 from faststream.nats import NatsBroker
 from sqlalchemy import Column, MetaData, String, Table, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from system_support import stream_messages
 
 from pulih.contracts import CloudEvent, new_event, stream_name, subject_for
 from pulih.contracts.events.outreach import ClientRegistered, ConsentRecorded
@@ -22,34 +23,50 @@ from pulih.kit.messaging import ensure_regency_stream, make_broker
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.testing import eventually, make_settings
-from system_support import stream_messages
 
 pytestmark = pytest.mark.system
 
 effects = MetaData()
-registered = Table("registered", effects, Column("client_id", Uuid, primary_key=True), Column("unit", String(40)))
-consented = Table("consented", effects, Column("consent_id", Uuid, primary_key=True), Column("client_id", Uuid))
+registered = Table(
+    "registered", effects, Column("client_id", Uuid, primary_key=True), Column("unit", String(40))
+)
+consented = Table(
+    "consented", effects, Column("consent_id", Uuid, primary_key=True), Column("client_id", Uuid)
+)
 
 
 async def on_registered(session: AsyncSession, event: CloudEvent[ClientRegistered]) -> None:
-    await session.execute(registered.insert().values(client_id=event.data.client_id, unit=str(event.data.unit_id)))
+    await session.execute(
+        registered.insert().values(client_id=event.data.client_id, unit=str(event.data.unit_id))
+    )
 
 
 async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded]) -> None:
     # consent means nothing for a client this consumer has not seen registered yet
-    known = await session.scalar(select(registered.c.client_id).where(registered.c.client_id == event.data.client_id))
+    known = await session.scalar(
+        select(registered.c.client_id).where(registered.c.client_id == event.data.client_id)
+    )
     if known is None:
         raise NotReadyYet(f"client {event.data.client_id} not registered yet")
-    await session.execute(consented.insert().values(consent_id=event.data.consent_id, client_id=event.data.client_id))
+    await session.execute(
+        consented.insert().values(consent_id=event.data.consent_id, client_id=event.data.client_id)
+    )
 
 
 class Harness:
     def __init__(self, nats_url: str, database: Database, broker: NatsBroker) -> None:
         self.nats_url, self.database, self.broker = nats_url, database, broker
 
-    async def publish(self, event: CloudEvent[ClientRegistered] | CloudEvent[ConsentRecorded], msg_id: str | None = None) -> None:
+    async def publish(
+        self,
+        event: CloudEvent[ClientRegistered] | CloudEvent[ConsentRecorded],
+        msg_id: str | None = None,
+    ) -> None:
         await self.broker.publish(
-            event.to_json(), subject_for(event, "3301"), headers={"Nats-Msg-Id": msg_id or str(event.id)}, stream=stream_name("3301")
+            event.to_json(),
+            subject_for(event, "3301"),
+            headers={"Nats-Msg-Id": msg_id or str(event.id)},
+            stream=stream_name("3301"),
         )
 
     async def count(self, table: Table) -> int:
@@ -103,22 +120,37 @@ def registration(client_id: uuid.UUID | None = None) -> CloudEvent[ClientRegiste
 def consent(client_id: uuid.UUID) -> CloudEvent[ConsentRecorded]:
     return new_event(
         ConsentRecorded.model_validate(
-            {"consent_id": uuid.uuid4(), "client_id": client_id, "scopes": ["programme"], "given_on": date(2026, 2, 1)}
+            {
+                "consent_id": uuid.uuid4(),
+                "client_id": client_id,
+                "scopes": ["programme"],
+                "given_on": date(2026, 2, 1),
+            }
         ),
         regency="3301",
     )
 
 
-async def test_a_malformed_message_is_dead_lettered_with_the_reason_and_the_consumer_carries_on(harness: Harness) -> None:
-    await harness.broker.publish(b'{"not": "an event"', "ibm.3301.outreach.client_registered", stream=stream_name("3301"))
+async def test_a_malformed_message_is_dead_lettered_with_the_reason_and_the_consumer_carries_on(
+    harness: Harness,
+) -> None:
+    await harness.broker.publish(
+        b'{"not": "an event"', "ibm.3301.outreach.client_registered", stream=stream_name("3301")
+    )
     smuggled = json.loads(registration().to_json())
     smuggled["data"]["name"] = "Siti Aminah"  # an identity field the contract does not allow
-    await harness.broker.publish(json.dumps(smuggled).encode(), "ibm.3301.outreach.client_registered", stream=stream_name("3301"))
+    await harness.broker.publish(
+        json.dumps(smuggled).encode(),
+        "ibm.3301.outreach.client_registered",
+        stream=stream_name("3301"),
+    )
     good = registration()
     await harness.publish(good)
 
     await eventually(lambda: harness.count(registered), until=lambda n: n == 1)
-    dead = await eventually(lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 2)
+    dead = await eventually(
+        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 2
+    )
     reasons = [json.loads(m.data) for m in dead]
     assert all(r["error"] == "invalid_event" for r in reasons)
     assert "JSON" in reasons[0]["reason"] or "json" in reasons[0]["reason"].lower()
@@ -137,7 +169,9 @@ async def test_an_event_delivered_twice_has_one_effect(harness: Harness) -> None
     assert await harness.count(registered) == 2
 
 
-async def test_an_event_that_arrives_before_what_it_builds_on_is_retried_not_dropped(harness: Harness) -> None:
+async def test_an_event_that_arrives_before_what_it_builds_on_is_retried_not_dropped(
+    harness: Harness,
+) -> None:
     client_id = uuid.uuid4()
     await harness.publish(consent(client_id))  # consent before registration
     await harness.publish(registration(client_id))
@@ -145,9 +179,15 @@ async def test_an_event_that_arrives_before_what_it_builds_on_is_retried_not_dro
     assert await stream_messages(harness.nats_url, "ibm.3301.dlq.rehab") == []
 
 
-async def test_an_event_that_never_becomes_applicable_is_dead_lettered_after_max_deliver(harness: Harness) -> None:
+async def test_an_event_that_never_becomes_applicable_is_dead_lettered_after_max_deliver(
+    harness: Harness,
+) -> None:
     await harness.publish(consent(uuid.uuid4()))  # its client never registers
-    dead = await eventually(lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 1, timeout=20)
+    dead = await eventually(
+        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"),
+        until=lambda m: len(m) == 1,
+        timeout=20,
+    )
     body = json.loads(dead[0].data)
     assert body["error"] == "not_ready" and body["attempts"] == 3
     assert await harness.count(consented) == 0

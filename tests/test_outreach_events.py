@@ -6,14 +6,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from outreach_factories import Outreach, screening_body
+from system_support import running, schema_for, stream_messages
+
 from pulih.contracts import parse_event
 from pulih.kit.nats_server import NatsServer, free_port
 from pulih.kit.outbox import OutboxRelay
 from pulih.kit.testing import eventually, make_settings
 from pulih.outreach.app import build
-from system_support import running, schema_for, stream_messages
 
 pytestmark = pytest.mark.system
 
@@ -40,8 +40,12 @@ async def test_one_screening_is_exactly_one_client_screened_event_without_identi
     async with running(app) as http:
         client_id = await screen_one_client(Outreach(http, app))
         subject = "ibm.3301.outreach.client_screened"
-        messages = await eventually(lambda: stream_messages(nats_server.url, subject), until=lambda m: len(m) >= 1)
-        everything = await eventually(lambda: stream_messages(nats_server.url, "ibm.3301.>"), until=lambda m: len(m) >= 5)
+        messages = await eventually(
+            lambda: stream_messages(nats_server.url, subject), until=lambda m: len(m) >= 1
+        )
+        everything = await eventually(
+            lambda: stream_messages(nats_server.url, "ibm.3301.>"), until=lambda m: len(m) >= 5
+        )
 
     assert len(messages) == 1
     msg = messages[0]
@@ -53,7 +57,11 @@ async def test_one_screening_is_exactly_one_client_screened_event_without_identi
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == str(event.id)
     assert "traceparent" in msg.headers
     assert [parse_event(m.data).type.split(".")[2] for m in everything] == [
-        "UnitEstablished", "AgentRegistered", "ClientRegistered", "ConsentRecorded", "ClientScreened"
+        "UnitEstablished",
+        "AgentRegistered",
+        "ClientRegistered",
+        "ConsentRecorded",
+        "ClientScreened",
     ]
     for m in everything:
         text = m.data.decode() + repr(m.headers)
@@ -64,7 +72,9 @@ async def test_one_screening_is_exactly_one_client_screened_event_without_identi
 async def test_a_relay_killed_between_publish_and_mark_leaves_exactly_one_copy(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    settings = make_settings(tmp_path, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db")
+    settings = make_settings(
+        tmp_path, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db"
+    )
     app = build(settings)
     async with running(app) as http:
         runtime = app.state.runtime
@@ -105,9 +115,15 @@ def _publisher(runtime: object):  # type: ignore[no-untyped-def]
     return stream_publisher(runtime.broker, "3301")  # type: ignore[attr-defined]
 
 
-async def test_with_nats_down_commands_succeed_and_their_events_arrive_once_it_is_back(tmp_path: Path) -> None:
+async def test_with_nats_down_commands_succeed_and_their_events_arrive_once_it_is_back(
+    tmp_path: Path,
+) -> None:
     port = free_port()
-    settings = make_settings(tmp_path, nats_url=f"nats://127.0.0.1:{port}", database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db")
+    settings = make_settings(
+        tmp_path,
+        nats_url=f"nats://127.0.0.1:{port}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
+    )
     app = build(settings)
     async with running(app) as http:
         o = Outreach(http, app)
@@ -119,7 +135,9 @@ async def test_with_nats_down_commands_succeed_and_their_events_arrive_once_it_i
         server = NatsServer(tmp_path / "late-nats", port).start()
         try:
             messages = await eventually(
-                lambda: stream_messages(server.url, "ibm.3301.>"), until=lambda m: len(m) >= 5, timeout=30
+                lambda: stream_messages(server.url, "ibm.3301.>"),
+                until=lambda m: len(m) >= 5,
+                timeout=30,
             )
             assert (await http.get("/readyz")).status_code == 200
             await eventually(app.state.runtime.relay.backlog, until=lambda n: n == 0)
@@ -128,5 +146,3 @@ async def test_with_nats_down_commands_succeed_and_their_events_arrive_once_it_i
             server.stop()
     assert len(messages) == len(again) == 5
     assert len({m.headers["Nats-Msg-Id"] for m in again if m.headers}) == 5
-
-

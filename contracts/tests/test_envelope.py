@@ -48,9 +48,7 @@ def test_a_clinic_event_is_about_the_referral() -> None:
 
 
 def test_time_is_kept_in_utc_and_sent_with_z() -> None:
-    event = new_event(
-        sample(ClientErased), regency=REGENCY, time=datetime(2024, 3, 4, 9, 30, tzinfo=WIB)
-    )
+    event = new_event(sample(ClientErased), regency=REGENCY, time=datetime(2024, 3, 4, 9, 30, tzinfo=WIB))
     assert event.time == datetime(2024, 3, 4, 2, 30, tzinfo=UTC)
     assert json.loads(event.to_json())["time"] == "2024-03-04T02:30:00Z"
 
@@ -110,9 +108,7 @@ def _envelope_fields(data: ClientErased, **overrides: object) -> dict[str, objec
         ({"source": "pulih/3301/outreach"}, "source"),
     ],
 )
-def test_the_envelope_must_agree_with_its_data(
-    overrides: dict[str, object], complaint: str
-) -> None:
+def test_the_envelope_must_agree_with_its_data(overrides: dict[str, object], complaint: str) -> None:
     fields = _envelope_fields(sample(ClientErased), **overrides)
     with pytest.raises(ValidationError, match=complaint):
         envelope_type(ClientErased).model_validate(fields)

@@ -24,12 +24,8 @@ def test_every_event_survives_the_wire(model: type[Event]) -> None:
     assert type(received.data) is model
 
 
-@pytest.mark.parametrize(
-    ("model", "overrides"), VARIANTS, ids=[model.__name__ for model, _ in VARIANTS]
-)
-def test_optional_and_null_fields_survive_the_wire(
-    model: type[Event], overrides: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize(("model", "overrides"), VARIANTS, ids=[model.__name__ for model, _ in VARIANTS])
+def test_optional_and_null_fields_survive_the_wire(model: type[Event], overrides: dict[str, Any]) -> None:
     sent = sample_message(model, **overrides)
     assert parse_event(sent.to_json()) == sent
 

@@ -65,12 +65,8 @@ def test_every_message_validates_against_its_schema_file(model: type[Event]) -> 
     assert _errors(model, message) == []
 
 
-@pytest.mark.parametrize(
-    ("model", "overrides"), VARIANTS, ids=[model.__name__ for model, _ in VARIANTS]
-)
-def test_messages_with_empty_optional_fields_validate(
-    model: type[Event], overrides: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize(("model", "overrides"), VARIANTS, ids=[model.__name__ for model, _ in VARIANTS])
+def test_messages_with_empty_optional_fields_validate(model: type[Event], overrides: dict[str, Any]) -> None:
     message = json.loads(sample_message(model, **overrides).to_json())
     assert _errors(model, message) == []
 

@@ -120,9 +120,7 @@ def test_a_malformed_regency_is_refused(regency: str) -> None:
             build()
 
 
-@pytest.mark.parametrize(
-    "clinic_id", ["RSUD", "rsud cilacap", "rsud.cilacap", "*", ">", "", "a" * 65]
-)
+@pytest.mark.parametrize("clinic_id", ["RSUD", "rsud cilacap", "rsud.cilacap", "*", ">", "", "a" * 65])
 def test_a_malformed_clinic_id_is_refused(clinic_id: str) -> None:
     builders: list[Callable[[], str]] = [
         lambda: subject_for(sample(ReferralAccepted), REGENCY, clinic_id=clinic_id),

@@ -27,13 +27,21 @@ class Outreach:
         r = await self.http.post(
             "/v1/units",
             headers=self.facilitator,
-            json={"name": "Unit IBM Tritih Kulon", "village_code": "3301012001", "established_on": "2026-01-10"},
+            json={
+                "name": "Unit IBM Tritih Kulon",
+                "village_code": "3301012001",
+                "established_on": "2026-01-10",
+            },
         )
         assert r.status_code == 201, r.text
         return str(r.json()["unit_id"])
 
     async def agent(self, unit_id: str) -> str:
-        r = await self.http.post(f"/v1/units/{unit_id}/agents", headers=self.facilitator, json={"trained_on": "2026-01-05"})
+        r = await self.http.post(
+            f"/v1/units/{unit_id}/agents",
+            headers=self.facilitator,
+            json={"trained_on": "2026-01-05"},
+        )
         assert r.status_code == 201, r.text
         return str(r.json()["agent_id"])
 
@@ -74,7 +82,16 @@ def screening_body(agent_id: str, **overrides: Any) -> dict[str, Any]:
         "screened_on": "2026-02-02",
         "injecting": "never",
         "substances": [
-            {"substance": "amphetamine_type_stimulants", "ever_used": True, "q2": 4, "q3": 4, "q4": 5, "q5": 5, "q6": 3, "q7": 3}
+            {
+                "substance": "amphetamine_type_stimulants",
+                "ever_used": True,
+                "q2": 4,
+                "q3": 4,
+                "q4": 5,
+                "q5": 5,
+                "q6": 3,
+                "q7": 3,
+            }
         ],
     }
     body.update(overrides)

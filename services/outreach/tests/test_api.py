@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from outreach_factories import Outreach, screening_body
 from sqlalchemy import func, select
 
-from outreach_factories import Outreach, screening_body
 from pulih.kit.auth import Role
 from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import auth
@@ -40,7 +40,11 @@ async def test_a_unit_outside_the_regency_is_refused(outreach: Outreach) -> None
     r = await outreach.http.post(
         "/v1/units",
         headers=outreach.facilitator,
-        json={"name": "Unit Banyumas", "village_code": "3302012001", "established_on": "2026-01-10"},
+        json={
+            "name": "Unit Banyumas",
+            "village_code": "3302012001",
+            "established_on": "2026-01-10",
+        },
     )
     assert r.status_code == 422
     assert r.json()["field"] == "village_code"
@@ -83,15 +87,27 @@ async def test_agents_register_and_deactivate(outreach: Outreach) -> None:
     body = {"on": "2026-06-01", "reason_code": "moved"}
     r = await outreach.http.post(f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body)
     assert r.status_code == 200 and r.json()["active"] is False
-    again = await outreach.http.post(f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body)
+    again = await outreach.http.post(
+        f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body
+    )
     assert again.status_code == 409
-    unknown = await outreach.http.post(f"/v1/agents/{uuid.uuid4()}/deactivate", headers=outreach.facilitator, json=body)
+    unknown = await outreach.http.post(
+        f"/v1/agents/{uuid.uuid4()}/deactivate", headers=outreach.facilitator, json=body
+    )
     assert unknown.status_code == 404
-    assert await outbox_types(outreach) == ["UnitEstablished", "AgentRegistered", "AgentDeactivated"]
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "AgentRegistered",
+        "AgentDeactivated",
+    ]
 
 
 async def test_an_agent_to_an_unknown_unit_is_404(outreach: Outreach) -> None:
-    r = await outreach.http.post(f"/v1/units/{uuid.uuid4()}/agents", headers=outreach.facilitator, json={"trained_on": "2026-01-05"})
+    r = await outreach.http.post(
+        f"/v1/units/{uuid.uuid4()}/agents",
+        headers=outreach.facilitator,
+        json={"trained_on": "2026-01-05"},
+    )
     assert r.status_code == 404
     assert r.json()["code"] == "unit_not_found"
 
@@ -99,17 +115,28 @@ async def test_an_agent_to_an_unknown_unit_is_404(outreach: Outreach) -> None:
 async def test_outreach_is_recorded_as_a_count(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     agent_id = await outreach.agent(unit_id)
-    body = {"agent_id": agent_id, "kind": "penjangkauan", "held_on": "2026-02-03", "people_reached": 12}
-    r = await outreach.http.post(f"/v1/units/{unit_id}/activities", headers=outreach.agent_auth(unit_id, agent_id), json=body)
+    body = {
+        "agent_id": agent_id,
+        "kind": "penjangkauan",
+        "held_on": "2026-02-03",
+        "people_reached": 12,
+    }
+    r = await outreach.http.post(
+        f"/v1/units/{unit_id}/activities", headers=outreach.agent_auth(unit_id, agent_id), json=body
+    )
     assert r.status_code == 201
     assert r.json()["people_reached"] == 12
     bad = await outreach.http.post(
-        f"/v1/units/{unit_id}/activities", headers=outreach.facilitator, json={**body, "people_reached": -1}
+        f"/v1/units/{unit_id}/activities",
+        headers=outreach.facilitator,
+        json={**body, "people_reached": -1},
     )
     assert bad.status_code == 422 and bad.json()["field"] == "people_reached"
 
 
-async def test_registration_seals_the_identity_and_the_event_carries_none(outreach: Outreach) -> None:
+async def test_registration_seals_the_identity_and_the_event_carries_none(
+    outreach: Outreach,
+) -> None:
     unit_id = await outreach.unit()
     agent_id = await outreach.agent(unit_id)
     r = await outreach.client(unit_id, outreach.agent_auth(unit_id, agent_id))
@@ -118,7 +145,14 @@ async def test_registration_seals_the_identity_and_the_event_carries_none(outrea
     async with outreach.app.state.runtime.database.sessions() as s:
         payloads = (await s.execute(select(outbox_table.c.payload))).scalars().all()
     for payload in payloads:
-        for secret in (b"Budi", b"Santoso", b"3301011505900001", b"81234567890", b"Merdeka", b"1990-05-15"):
+        for secret in (
+            b"Budi",
+            b"Santoso",
+            b"3301011505900001",
+            b"81234567890",
+            b"Merdeka",
+            b"1990-05-15",
+        ):
             assert secret not in payload
 
 
@@ -151,7 +185,9 @@ async def test_a_client_in_an_unknown_unit_is_404(outreach: Outreach) -> None:
     assert r.status_code == 404
 
 
-async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_nothing(outreach: Outreach) -> None:
+async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_nothing(
+    outreach: Outreach,
+) -> None:
     unit_id = await outreach.unit()
     headers = {**outreach.facilitator, "Idempotency-Key": "device-7-registration-1"}
     first = await outreach.client(unit_id, headers)
@@ -161,7 +197,14 @@ async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_n
     assert second.headers["Idempotent-Replayed"] == "true"
     assert await count(outreach, Client) == 1
     assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
-    other = await outreach.client(unit_id, headers, full_name="Someone Else", nik="3301015506920002", birth_date="1992-06-15", sex="f")
+    other = await outreach.client(
+        unit_id,
+        headers,
+        full_name="Someone Else",
+        nik="3301015506920002",
+        birth_date="1992-06-15",
+        sex="f",
+    )
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
 
@@ -173,7 +216,9 @@ async def test_an_agent_of_another_unit_gets_403(outreach: Outreach) -> None:
     assert r.status_code == 403
     client_id = (await outreach.client(unit_a, outreach.facilitator)).json()["client_id"]
     read = await outreach.http.get(
-        f"/v1/clients/{client_id}", params={"purpose": "home visit"}, headers=outreach.agent_auth(unit_b, agent_b)
+        f"/v1/clients/{client_id}",
+        params={"purpose": "home visit"},
+        headers=outreach.agent_auth(unit_b, agent_b),
     )
     assert read.status_code == 403
 
@@ -185,12 +230,21 @@ async def test_consent_is_recorded_and_withdrawn_once(outreach: Outreach) -> Non
     url = f"/v1/clients/{client_id}/consents/{consent_id}/withdraw"
     r = await outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-01"})
     assert r.status_code == 200 and r.json()["withdrawn_on"] == "2026-03-01"
-    assert (await outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-02"})).status_code == 409
+    assert (
+        await outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-02"})
+    ).status_code == 409
     bad_scope = await outreach.http.post(
-        f"/v1/clients/{client_id}/consents", headers=outreach.facilitator, json={"scopes": ["everything"], "given_on": "2026-02-01"}
+        f"/v1/clients/{client_id}/consents",
+        headers=outreach.facilitator,
+        json={"scopes": ["everything"], "given_on": "2026-02-01"},
     )
     assert bad_scope.status_code == 422
-    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered", "ConsentRecorded", "ConsentWithdrawn"]
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "ClientRegistered",
+        "ConsentRecorded",
+        "ConsentWithdrawn",
+    ]
 
 
 async def test_screening_scores_and_recommends(outreach: Outreach) -> None:
@@ -199,10 +253,14 @@ async def test_screening_scores_and_recommends(outreach: Outreach) -> None:
     agent = outreach.agent_auth(unit_id, agent_id)
     client_id = (await outreach.client(unit_id, agent)).json()["client_id"]
     await outreach.consent(client_id, agent)
-    r = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=agent, json=screening_body(agent_id))
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/screenings", headers=agent, json=screening_body(agent_id)
+    )
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["substances"] == [{"substance": "amphetamine_type_stimulants", "score": 24, "risk": "moderate"}]
+    assert body["substances"] == [
+        {"substance": "amphetamine_type_stimulants", "score": 24, "risk": "moderate"}
+    ]
     assert body["overall_risk"] == "moderate" and body["recommendation"] == "ibm_programme"
     injecting = screening_body(agent_id, injecting="past_3_months")
     r2 = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=agent, json=injecting)
@@ -213,7 +271,11 @@ async def test_screening_needs_consent(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     agent_id = await outreach.agent(unit_id)
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
-    r = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=screening_body(agent_id))
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/screenings",
+        headers=outreach.facilitator,
+        json=screening_body(agent_id),
+    )
     assert r.status_code == 409 and r.json()["code"] == "consent_required"
 
 
@@ -223,17 +285,47 @@ async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> N
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
     await outreach.consent(client_id, outreach.facilitator)
     tobacco_q5 = screening_body(
-        agent_id, substances=[{"substance": "tobacco", "ever_used": True, "q2": 6, "q3": 3, "q4": 4, "q5": 5, "q6": 0, "q7": 0}]
+        agent_id,
+        substances=[
+            {
+                "substance": "tobacco",
+                "ever_used": True,
+                "q2": 6,
+                "q3": 3,
+                "q4": 4,
+                "q5": 5,
+                "q6": 0,
+                "q7": 0,
+            }
+        ],
     )
-    r = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=tobacco_q5)
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=tobacco_q5
+    )
     assert r.status_code == 422 and r.json()["field"] == "substances[0].q5"
     bad_value = screening_body(
-        agent_id, substances=[{"substance": "cannabis", "ever_used": True, "q2": 5, "q3": 3, "q4": 4, "q5": 5, "q6": 0, "q7": 0}]
+        agent_id,
+        substances=[
+            {
+                "substance": "cannabis",
+                "ever_used": True,
+                "q2": 5,
+                "q3": 3,
+                "q4": 4,
+                "q5": 5,
+                "q6": 0,
+                "q7": 0,
+            }
+        ],
     )
-    r = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=bad_value)
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=bad_value
+    )
     assert r.status_code == 422 and r.json()["field"] == "substances[0].q2"
     wrong_agent = screening_body(str(uuid.uuid4()))
-    r = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=wrong_agent)
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=wrong_agent
+    )
     assert r.status_code == 422 and r.json()["field"] == "agent_id"
     assert "ClientScreened" not in await outbox_types(outreach)
 
@@ -241,10 +333,14 @@ async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> N
 async def test_identity_reads_are_audited_and_limited_to_field_roles(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
-    r = await outreach.http.get(f"/v1/clients/{client_id}", params={"purpose": "home visit"}, headers=outreach.facilitator)
+    r = await outreach.http.get(
+        f"/v1/clients/{client_id}", params={"purpose": "home visit"}, headers=outreach.facilitator
+    )
     assert r.status_code == 200
     assert r.json()["nik"] == "3301011505900001" and r.json()["phone"] == "+6281234567890"
-    national = await outreach.http.get(f"/v1/clients/{client_id}", params={"purpose": "curious"}, headers=auth(Role.NATIONAL))
+    national = await outreach.http.get(
+        f"/v1/clients/{client_id}", params={"purpose": "curious"}, headers=auth(Role.NATIONAL)
+    )
     assert national.status_code == 403
     no_purpose = await outreach.http.get(f"/v1/clients/{client_id}", headers=outreach.facilitator)
     assert no_purpose.status_code == 422
@@ -258,11 +354,17 @@ async def test_identity_reads_are_audited_and_limited_to_field_roles(outreach: O
 async def test_erasure_destroys_the_key_and_the_identity_answers_410(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
-    r = await outreach.http.post(f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-01"})
+    r = await outreach.http.post(
+        f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-01"}
+    )
     assert r.status_code == 200 and r.json()["erased"] is True
-    read = await outreach.http.get(f"/v1/clients/{client_id}", params={"purpose": "follow-up"}, headers=outreach.facilitator)
+    read = await outreach.http.get(
+        f"/v1/clients/{client_id}", params={"purpose": "follow-up"}, headers=outreach.facilitator
+    )
     assert read.status_code == 410
-    again = await outreach.http.post(f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-02"})
+    again = await outreach.http.post(
+        f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-02"}
+    )
     assert again.status_code == 410
     # the sealed fields are still there, but nothing can open them: the key row is gone
     async with outreach.app.state.runtime.database.sessions() as s:

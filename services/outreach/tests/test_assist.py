@@ -62,9 +62,7 @@ def with_item(answers: SubstanceAnswers, item: str, value: object) -> SubstanceA
     return dataclasses.replace(answers, **changes)
 
 
-def interview(
-    *substances: SubstanceAnswers, injecting: Injecting = Injecting.NEVER
-) -> AssistAnswers:
+def interview(*substances: SubstanceAnswers, injecting: Injecting = Injecting.NEVER) -> AssistAnswers:
     return AssistAnswers(substances=substances, injecting=injecting)
 
 
@@ -80,30 +78,16 @@ def refused(answers: AssistAnswers) -> AssistAnswerError:
 # Each case: answers, expected score, expected risk.
 THRESHOLD_CASES = [
     # cannabis: 3 is low, 4 is moderate
-    pytest.param(
-        used(Substance.CANNABIS, q2=0, q6=3), 3, RiskLevel.LOW, id="cannabis never lately, Q6=3"
-    ),
+    pytest.param(used(Substance.CANNABIS, q2=0, q6=3), 3, RiskLevel.LOW, id="cannabis never lately, Q6=3"),
     pytest.param(used(Substance.CANNABIS, q2=3), 3, RiskLevel.LOW, id="cannabis monthly only = 3"),
-    pytest.param(
-        used(Substance.CANNABIS, q2=4), 4, RiskLevel.MODERATE, id="cannabis weekly only = 4"
-    ),
+    pytest.param(used(Substance.CANNABIS, q2=4), 4, RiskLevel.MODERATE, id="cannabis weekly only = 4"),
     # alcohol: 10 is low, 11 is moderate
-    pytest.param(
-        used(Substance.ALCOHOL, q2=4, q6=6), 10, RiskLevel.LOW, id="alcohol weekly, others worry"
-    ),
-    pytest.param(
-        used(Substance.ALCOHOL, q2=2, q3=4, q4=4), 10, RiskLevel.LOW, id="alcohol 2+4+4 = 10"
-    ),
-    pytest.param(
-        used(Substance.ALCOHOL, q2=2, q3=3, q6=6), 11, RiskLevel.MODERATE, id="alcohol 2+3+6 = 11"
-    ),
-    pytest.param(
-        used(Substance.ALCOHOL, q2=6, q3=5), 11, RiskLevel.MODERATE, id="alcohol daily, craving 5"
-    ),
+    pytest.param(used(Substance.ALCOHOL, q2=4, q6=6), 10, RiskLevel.LOW, id="alcohol weekly, others worry"),
+    pytest.param(used(Substance.ALCOHOL, q2=2, q3=4, q4=4), 10, RiskLevel.LOW, id="alcohol 2+4+4 = 10"),
+    pytest.param(used(Substance.ALCOHOL, q2=2, q3=3, q6=6), 11, RiskLevel.MODERATE, id="alcohol 2+3+6 = 11"),
+    pytest.param(used(Substance.ALCOHOL, q2=6, q3=5), 11, RiskLevel.MODERATE, id="alcohol daily, craving 5"),
     # alcohol with Q2 never can still reach moderate through Q6 and Q7
-    pytest.param(
-        used(Substance.ALCOHOL, q2=0, q6=6, q7=6), 12, RiskLevel.MODERATE, id="alcohol Q2 never"
-    ),
+    pytest.param(used(Substance.ALCOHOL, q2=0, q6=6, q7=6), 12, RiskLevel.MODERATE, id="alcohol Q2 never"),
     # 26 is moderate and 27 high, for alcohol and for the rest
     pytest.param(
         used(Substance.ALCOHOL, q2=6, q3=6, q4=7, q5=7),
@@ -111,9 +95,7 @@ THRESHOLD_CASES = [
         RiskLevel.MODERATE,
         id="alcohol 6+6+7+7 = 26",
     ),
-    pytest.param(
-        used(Substance.ALCOHOL, q2=6, q3=6, q4=7, q5=8), 27, RiskLevel.HIGH, id="alcohol 27"
-    ),
+    pytest.param(used(Substance.ALCOHOL, q2=6, q3=6, q4=7, q5=8), 27, RiskLevel.HIGH, id="alcohol 27"),
     pytest.param(
         used(Substance.AMPHETAMINE_TYPE_STIMULANTS, q2=4, q3=5, q4=5, q5=6, q6=6),
         26,
@@ -157,9 +139,7 @@ THRESHOLD_CASES = [
 
 
 @pytest.mark.parametrize(("answers", "score", "risk"), THRESHOLD_CASES)
-def test_worked_examples_at_every_threshold(
-    answers: SubstanceAnswers, score: int, risk: RiskLevel
-) -> None:
+def test_worked_examples_at_every_threshold(answers: SubstanceAnswers, score: int, risk: RiskLevel) -> None:
     assert specific_involvement_score(answers) == score
     result = score_assist(interview(answers))
     assert result.substances == (SubstanceScore(answers.substance, score, risk),)
@@ -324,9 +304,7 @@ def test_the_national_path_low_advice_moderate_ibm_high_referral(
 
 
 def test_injecting_in_the_past_3_months_forces_referral_even_for_low_risk() -> None:
-    result = score_assist(
-        interview(used(Substance.OPIOIDS, q2=2), injecting=Injecting.PAST_3_MONTHS)
-    )
+    result = score_assist(interview(used(Substance.OPIOIDS, q2=2), injecting=Injecting.PAST_3_MONTHS))
     assert result.overall_risk is RiskLevel.LOW
     assert result.injected_last_3_months is True
     assert result.recommendation is Recommendation.REFERRAL

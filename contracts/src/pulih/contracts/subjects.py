@@ -41,9 +41,7 @@ def regency_subjects(regency: str) -> str:
     return f"ibm.{_regency(regency)}.>"
 
 
-def subject_for(
-    event: CloudEvent[Event] | Event, regency: str, *, clinic_id: str | None = None
-) -> str:
+def subject_for(event: CloudEvent[Event] | Event, regency: str, *, clinic_id: str | None = None) -> str:
     """The subject to publish ``event`` (an envelope or bare data) on in ``regency``.
 
     Referral events take the clinic from their data (``clinic_id``, if given, must agree);

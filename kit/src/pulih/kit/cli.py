@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
     if args.command == "events":
-        run_tail(settings.nats_url, settings.regency, replay_all=args.all, subject=args.subject, limit=args.limit)
+        run_tail(
+            settings.nats_url,
+            settings.regency,
+            replay_all=args.all,
+            subject=args.subject,
+            limit=args.limit,
+        )
         return 0
     if args.command == "token":
         if args.role == "agent" and args.unit is None:

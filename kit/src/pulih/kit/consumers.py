@@ -80,7 +80,13 @@ async def dead_letter(
     )
     log.warning(
         "dead-lettered",
-        extra={"consumer": consumer, "subject": subject, "stream_seq": stream_seq, "error": error, "reason": reason},
+        extra={
+            "consumer": consumer,
+            "subject": subject,
+            "stream_seq": stream_seq,
+            "error": error,
+            "reason": reason,
+        },
     )
 
 
@@ -124,9 +130,7 @@ def subscribe_durable(
         stream=JStream(stream_name(settings.regency), declare=False),
         durable=durable,
         pull_sub=PullSub(batch_size=64, timeout=1.0),
-        config=ConsumerConfig(
-            max_deliver=max_deliver, ack_wait=30, ack_policy=JetStreamAckPolicy.EXPLICIT
-        ),
+        config=ConsumerConfig(max_deliver=max_deliver, ack_wait=30, ack_policy=JetStreamAckPolicy.EXPLICIT),
         ack_policy=HandlerAckPolicy.NACK_ON_ERROR,
         title=durable,
     )
@@ -149,7 +153,12 @@ def subscribe_durable(
                 await inbox.record_applied(session, consumer_name, event_.id, meta.sequence.stream)
         except NotReadyYet as exc:
             if attempts >= max_deliver:
-                await fail(msg, attempts, "not_ready", f"still not applicable after {attempts} attempts: {exc}")
+                await fail(
+                    msg,
+                    attempts,
+                    "not_ready",
+                    f"still not applicable after {attempts} attempts: {exc}",
+                )
                 return
             raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
         except Exception as exc:

@@ -81,18 +81,26 @@ async def _pulih_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
-        for e in exc.errors()
+        {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": None, "message": "invalid request"}
-    body = {"code": "invalid", "message": first["message"], "field": first["field"], "errors": errors}
+    body = {
+        "code": "invalid",
+        "message": first["message"],
+        "field": first["field"],
+        "errors": errors,
+    }
     return JSONResponse(body, status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-    body = {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail), "field": None}
+    body = {
+        "code": codes.get(exc.status_code, "http_error"),
+        "message": str(exc.detail),
+        "field": None,
+    }
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 

@@ -44,7 +44,10 @@ async def record_applied(
     """
     await session.execute(
         inbox_table.insert().values(
-            consumer=consumer, event_id=event_id, stream_seq=stream_seq, applied_at=datetime.now(UTC)
+            consumer=consumer,
+            event_id=event_id,
+            stream_seq=stream_seq,
+            applied_at=datetime.now(UTC),
         )
     )
 

@@ -49,7 +49,9 @@ def development_tokens(settings: Settings) -> dict[str, str]:
         "FACILITATOR_TOKEN": issue_token(secret, sub="fasilitator-dev", role=Role.FACILITATOR, regency=r),
         "ADMIN_TOKEN": issue_token(secret, sub="admin-dev", role=Role.ADMIN, regency=r),
         "NATIONAL_TOKEN": issue_token(secret, sub="bnn-dev", role=Role.NATIONAL, regency=r),
-        "CLINIC_TOKEN": issue_token(secret, sub="klinik-dev", role=Role.CLINIC, regency=r, clinic_id="klinik-pratama-demo"),
+        "CLINIC_TOKEN": issue_token(
+            secret, sub="klinik-dev", role=Role.CLINIC, regency=r, clinic_id="klinik-pratama-demo"
+        ),
     }
 
 
@@ -108,7 +110,12 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
         nats_url = nats.url
         print(f"nats-server with JetStream on {nats_url} (store {data_dir / 'nats'})")
 
-    env = {**os.environ, "NATS_URL": nats_url, "PULIH_DATA_DIR": str(data_dir), "PULIH_REGENCY": settings.regency}
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "PULIH_DATA_DIR": str(data_dir),
+        "PULIH_REGENCY": settings.regency,
+    }
     processes: list[tuple[InstalledService, asyncio.subprocess.Process]] = []
     pipes: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
@@ -126,11 +133,26 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
                 service_env["DATABASE_URL"] = own_db
             else:
                 service_env.pop("DATABASE_URL", None)
-            service_env.update({f"PULIH_{s.name.upper()}_URL": f"http://127.0.0.1:{_port_override(s.name, s.port)}" for s in services})
+            service_env.update(
+                {
+                    f"PULIH_{s.name.upper()}_URL": f"http://127.0.0.1:{_port_override(s.name, s.port)}"
+                    for s in services
+                }
+            )
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "uvicorn", service.app, "--host", "127.0.0.1",
-                "--port", str(port), "--log-level", "warning",
-                env=service_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                sys.executable,
+                "-m",
+                "uvicorn",
+                service.app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                env=service_env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
             )
             assert process.stdout is not None
             pipes.append(asyncio.create_task(_pipe(f"[{service.name}]", process.stdout)))
@@ -153,7 +175,10 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
         for key, token in tokens.items():
             print(f"  {key}={token}")
         print("  agent tokens name a unit: pulih token agent --unit <unit_id>")
-        print("\nWatch events with `pulih events tail`. Ctrl-C stops everything; data stays.\n", flush=True)
+        print(
+            "\nWatch events with `pulih events tail`. Ctrl-C stops everything; data stays.\n",
+            flush=True,
+        )
 
         waiters = [asyncio.create_task(p.wait()) for _, p in processes]
         stopper = asyncio.create_task(stop.wait())

@@ -8,6 +8,7 @@ idempotency tables, so a service's first revision creates them in its store too.
 from __future__ import annotations
 
 from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext

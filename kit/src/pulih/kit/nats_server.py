@@ -73,7 +73,7 @@ class NatsServer:
         return (
             f'server_name: "{self.server_name}"\n'
             f"listen: {self.host}:{self.port}\n"
-            f"jetstream {{\n  store_dir: \"{self.store_dir / 'jetstream'}\"{domain}\n}}\n"
+            f'jetstream {{\n  store_dir: "{self.store_dir / "jetstream"}"{domain}\n}}\n'
             f"{self.extra_config}\n"
         )
 

@@ -12,6 +12,7 @@ rows written by another process (a second replica) are not left waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, String, Table, Uuid, event, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -130,10 +142,8 @@ class OutboxRelay:
         """Stop the background loop; rows not yet published stay for the next start."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -152,10 +162,8 @@ class OutboxRelay:
                 continue
             if sent < self.batch_size:
                 self._doorbell.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._doorbell.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
 
     async def relay_once(self) -> int:
         """Publish up to one batch of unsent rows in order; return how many were sent.

@@ -62,7 +62,12 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("NATS at %s not ready (%s); retrying in %.1fs", runtime.settings.nats_url, exc, delay)
+            log.warning(
+                "NATS at %s not ready (%s); retrying in %.1fs",
+                runtime.settings.nats_url,
+                exc,
+                delay,
+            )
             with suppress(Exception):
                 await broker.stop()
             await asyncio.sleep(delay)
@@ -123,7 +128,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     async def _replay(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, idempotency.Replay)
         return JSONResponse(
-            exc.answer.body, status_code=exc.answer.status_code, headers={"Idempotent-Replayed": "true"}
+            exc.answer.body,
+            status_code=exc.answer.status_code,
+            headers={"Idempotent-Replayed": "true"},
         )
 
     app.add_exception_handler(idempotency.Replay, _replay)

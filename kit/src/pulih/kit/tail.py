@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import nats
@@ -16,12 +17,16 @@ def one_line(subject: str, payload: bytes) -> str:
     try:
         event = json.loads(payload)
         data = json.dumps(event.get("data"), separators=(",", ":"), ensure_ascii=False)
-        return f"{event.get('time', '?')}  {event.get('type', '?')}  subject={event.get('subject', '?')}  {data}"
+        return (
+            f"{event.get('time', '?')}  {event.get('type', '?')}  subject={event.get('subject', '?')}  {data}"
+        )
     except (ValueError, AttributeError):
         return f"{subject}  {payload[:200]!r}"
 
 
-async def tail(nats_url: str, regency: str, *, replay_all: bool, subject: str | None, limit: int | None) -> None:
+async def tail(
+    nats_url: str, regency: str, *, replay_all: bool, subject: str | None, limit: int | None
+) -> None:
     """Follow the stream (from now, or from the start with ``replay_all``) until interrupted."""
     nc = await nats.connect(nats_url, connect_timeout=3)
     try:
@@ -44,9 +49,9 @@ async def tail(nats_url: str, regency: str, *, replay_all: bool, subject: str | 
         await nc.close()
 
 
-def run_tail(nats_url: str, regency: str, *, replay_all: bool, subject: str | None, limit: int | None) -> None:
+def run_tail(
+    nats_url: str, regency: str, *, replay_all: bool, subject: str | None, limit: int | None
+) -> None:
     """Blocking entry point for the command line."""
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(tail(nats_url, regency, replay_all=replay_all, subject=subject, limit=limit))
-    except KeyboardInterrupt:
-        pass

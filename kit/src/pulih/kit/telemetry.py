@@ -57,7 +57,11 @@ def setup_tracing(service: str, regency: str) -> None:
         return
     provider = TracerProvider(
         resource=Resource.create(
-            {"service.name": f"pulih-{service}", "service.namespace": "pulih", "pulih.regency": regency}
+            {
+                "service.name": f"pulih-{service}",
+                "service.namespace": "pulih",
+                "pulih.regency": regency,
+            }
         )
     )
     if os.environ.get("PULIH_TRACE_CONSOLE") == "1":

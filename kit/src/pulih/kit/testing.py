@@ -106,7 +106,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def make_settings(tmp_path: Path, *, nats_url: str, database_url: str | None = None, **extra: Any) -> Settings:
+def make_settings(
+    tmp_path: Path, *, nats_url: str, database_url: str | None = None, **extra: Any
+) -> Settings:
     """Settings for one service in a test: its own data dir, NATS and store."""
     values: dict[str, Any] = {
         "PULIH_ENV": "development",
@@ -124,10 +126,21 @@ def make_settings(tmp_path: Path, *, nats_url: str, database_url: str | None = N
     return Settings(**values)
 
 
-def token(role: Role | str, *, unit_id: uuid.UUID | None = None, clinic_id: str | None = None, sub: str | None = None) -> str:
+def token(
+    role: Role | str,
+    *,
+    unit_id: uuid.UUID | None = None,
+    clinic_id: str | None = None,
+    sub: str | None = None,
+) -> str:
     """A test token for ``role`` in the test regency."""
     return issue_token(
-        JWT_SECRET, sub=sub or f"{role}-test", role=role, regency=REGENCY, unit_id=unit_id, clinic_id=clinic_id
+        JWT_SECRET,
+        sub=sub or f"{role}-test",
+        role=role,
+        regency=REGENCY,
+        unit_id=unit_id,
+        clinic_id=clinic_id,
     )
 
 
@@ -139,5 +152,3 @@ def auth(role: Role | str, **claims: Any) -> dict[str, str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -84,8 +84,14 @@ async def register_client(body: RegisterClient, cmd: CommandDep) -> JSONResponse
     async with cmd.transaction() as tx:
         await unit_for(tx.session, body.unit_id, cmd.principal)
         lookup = vault.nik_lookup(nik)
-        if await tx.session.scalar(select(ClientIdentity.client_id).where(ClientIdentity.nik_lookup == lookup)):
-            raise Conflict("client_already_registered", "a client with this NIK is already registered", "identity.nik")
+        if await tx.session.scalar(
+            select(ClientIdentity.client_id).where(ClientIdentity.nik_lookup == lookup)
+        ):
+            raise Conflict(
+                "client_already_registered",
+                "a client with this NIK is already registered",
+                "identity.nik",
+            )
         client_id = uuid.uuid4()
         data_key, wrapped = vault.new_data_key(client_id)
         client = Client(
@@ -147,7 +153,12 @@ async def list_clients(
 
 
 async def _audit(
-    runtime: ServiceRuntime, client_id: UUID, principal: Principal, purpose: str, outcome: str, on_behalf_of: str | None
+    runtime: ServiceRuntime,
+    client_id: UUID,
+    principal: Principal,
+    purpose: str,
+    outcome: str,
+    on_behalf_of: str | None,
 ) -> None:
     async with runtime.database.transaction() as session:
         session.add(
@@ -169,7 +180,9 @@ async def read_identity(
     request: Request,
     principal: CurrentUser,
     purpose: Annotated[str, Query(min_length=3, max_length=200, description="why the identity is needed")],
-    on_behalf_of: Annotated[str | None, Query(max_length=120, description="service calls: the clinic")] = None,
+    on_behalf_of: Annotated[
+        str | None, Query(max_length=120, description="service calls: the clinic")
+    ] = None,
 ) -> IdentityView:
     """Read a client's identity. Every attempt, granted or not, is written to the audit table."""
     runtime: ServiceRuntime = request.app.state.runtime
@@ -220,7 +233,9 @@ async def identity_audit(client_id: UUID, request: Request, principal: CurrentUs
     runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         rows = (
-            await session.scalars(select(IdentityRead).where(IdentityRead.client_id == client_id).order_by(IdentityRead.id))
+            await session.scalars(
+                select(IdentityRead).where(IdentityRead.client_id == client_id).order_by(IdentityRead.id)
+            )
         ).all()
     return [
         AuditEntry(
@@ -263,7 +278,11 @@ async def record_consent(client_id: UUID, body: RecordConsent, cmd: CommandDep) 
         _not_erased(client)
         scopes = sorted({s.value for s in body.scopes})
         consent = Consent(
-            consent_id=uuid.uuid4(), client_id=client_id, scopes=scopes, given_on=body.given_on, expires_on=body.expires_on
+            consent_id=uuid.uuid4(),
+            client_id=client_id,
+            scopes=scopes,
+            given_on=body.given_on,
+            expires_on=body.expires_on,
         )
         tx.session.add(consent)
         await tx.emit(
@@ -291,7 +310,9 @@ async def list_consents(client_id: UUID, request: Request, principal: CurrentUse
 
 
 @router.post("/clients/{client_id}/consents/{consent_id}/withdraw", response_model=ConsentView)
-async def withdraw_consent(client_id: UUID, consent_id: UUID, body: WithdrawConsent, cmd: CommandDep) -> JSONResponse:
+async def withdraw_consent(
+    client_id: UUID, consent_id: UUID, body: WithdrawConsent, cmd: CommandDep
+) -> JSONResponse:
     """The client withdraws a consent from a date on."""
     async with cmd.transaction() as tx:
         await client_for(tx.session, client_id, cmd.principal)
@@ -325,7 +346,10 @@ async def screen_client(client_id: UUID, body: ScreenClient, cmd: CommandDep) ->
         consents = (await tx.session.scalars(select(Consent).where(Consent.client_id == client_id))).all()
         if not any(c.valid_on(body.screened_on) for c in consents):
             raise Conflict("consent_required", "record the client's consent before screening")
-        substances = [{"substance": s.substance.value, "score": s.score, "risk": s.risk.value} for s in result.substances]
+        substances = [
+            {"substance": s.substance.value, "score": s.score, "risk": s.risk.value}
+            for s in result.substances
+        ]
         screening = Screening(
             screening_id=uuid.uuid4(),
             client_id=client_id,
@@ -385,4 +409,3 @@ async def erase_client(client_id: UUID, body: EraseClient, cmd: CommandDep) -> J
         client.erased_on = body.on
         await tx.emit(ClientErased(client_id=client_id, on=body.on))
         return tx.reply(_client_view(client))
-

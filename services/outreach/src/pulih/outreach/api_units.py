@@ -50,13 +50,25 @@ async def establish_unit(body: EstablishUnit, cmd: CommandDep) -> JSONResponse:
     require(cmd.principal, *REGENCY_ROLES)
     regency = cmd.runtime.settings.regency
     if not body.village_code.startswith(regency):
-        raise Invalid("village_outside_regency", f"village {body.village_code} is not in regency {regency}", "village_code")
+        raise Invalid(
+            "village_outside_regency",
+            f"village {body.village_code} is not in regency {regency}",
+            "village_code",
+        )
     async with cmd.transaction() as tx:
-        unit = Unit(unit_id=uuid.uuid4(), name=body.name, village_code=body.village_code, established_on=body.established_on)
+        unit = Unit(
+            unit_id=uuid.uuid4(),
+            name=body.name,
+            village_code=body.village_code,
+            established_on=body.established_on,
+        )
         tx.session.add(unit)
         await tx.emit(
             UnitEstablished(
-                unit_id=unit.unit_id, name=unit.name, village_code=unit.village_code, established_on=unit.established_on
+                unit_id=unit.unit_id,
+                name=unit.name,
+                village_code=unit.village_code,
+                established_on=unit.established_on,
             )
         )
         return tx.reply(UnitView(**_unit_fields(unit)), status_code=201)
@@ -78,7 +90,10 @@ async def list_units(request: Request, principal: CurrentUser) -> list[UnitView]
     runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         active = (
-            select(Agent.unit_id, func.count().label("n")).where(Agent.active).group_by(Agent.unit_id).subquery()
+            select(Agent.unit_id, func.count().label("n"))
+            .where(Agent.active)
+            .group_by(Agent.unit_id)
+            .subquery()
         )
         query = select(Unit, func.coalesce(active.c.n, 0)).outerjoin(active, active.c.unit_id == Unit.unit_id)
         if principal.role is Role.AGENT:
@@ -128,7 +143,11 @@ async def deactivate_agent(agent_id: UUID, body: DeactivateAgent, cmd: CommandDe
         agent.active = False
         agent.deactivated_on = body.on
         agent.deactivation_reason = body.reason_code.value
-        await tx.emit(AgentDeactivated(agent_id=agent_id, unit_id=agent.unit_id, on=body.on, reason_code=body.reason_code))
+        await tx.emit(
+            AgentDeactivated(
+                agent_id=agent_id, unit_id=agent.unit_id, on=body.on, reason_code=body.reason_code
+            )
+        )
         return tx.reply(_agent_view(agent))
 
 
@@ -151,4 +170,7 @@ async def record_outreach(unit_id: UUID, body: RecordOutreach, cmd: CommandDep) 
                 people_reached=body.people_reached,
             )
         )
-        return tx.reply(OutreachView(activity_id=activity.activity_id, unit_id=unit_id, **body.model_dump()), 201)
+        return tx.reply(
+            OutreachView(activity_id=activity.activity_id, unit_id=unit_id, **body.model_dump()),
+            201,
+        )

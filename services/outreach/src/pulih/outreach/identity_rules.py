@@ -97,9 +97,7 @@ def validate_nik(nik: str, *, birth_date: date | None = None, sex: str | None = 
         if normalised_sex not in ("m", "f"):
             raise IdentityError("sex", 'sex must be "m" or "f"')
         if is_woman != (normalised_sex == "f"):
-            raise IdentityError(
-                "nik", "the NIK's birth day (+40 for women) does not match the sex given"
-            )
+            raise IdentityError("nik", "the NIK's birth day (+40 for women) does not match the sex given")
     return value
 
 

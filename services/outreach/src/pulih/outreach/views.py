@@ -9,8 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import (
-    AgentDeactivationReason,
     AgeBand,
+    AgentDeactivationReason,
     CameThrough,
     ConsentScope,
     OutreachKind,
