@@ -153,6 +153,7 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
                 env=service_env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # we stop services before NATS, not the terminal
             )
             assert process.stdout is not None
             pipes.append(asyncio.create_task(_pipe(f"[{service.name}]", process.stdout)))

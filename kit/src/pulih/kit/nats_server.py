@@ -86,7 +86,10 @@ class NatsServer:
         config.write_text(self.config_text())
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+            [nats_server_binary(), "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches its owner, which stops it last
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
