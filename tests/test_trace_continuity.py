@@ -9,12 +9,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from outreach_factories import Outreach
+from system_support import running, stream_messages
+
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.testing import eventually, make_settings
 from pulih.outreach.app import build
-from system_support import running, stream_messages
 
 pytestmark = pytest.mark.system
 
