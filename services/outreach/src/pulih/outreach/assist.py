@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
+from pulih.contracts.codes import Recommendation, RiskLevel, Substance
+
 __all__ = [
     "ITEM_VALUES",
     "AssistAnswerError",
@@ -33,41 +35,6 @@ __all__ = [
     "validate_assist_answers",
     "validate_substance_answers",
 ]
-
-
-class Substance(StrEnum):
-    """The ten ASSIST substance classes (values match the event contract)."""
-
-    TOBACCO = "tobacco"
-    ALCOHOL = "alcohol"
-    CANNABIS = "cannabis"
-    COCAINE = "cocaine"
-    AMPHETAMINE_TYPE_STIMULANTS = "amphetamine_type_stimulants"  # sabu, ekstasi
-    INHALANTS = "inhalants"
-    SEDATIVES = "sedatives"
-    HALLUCINOGENS = "hallucinogens"
-    OPIOIDS = "opioids"
-    OTHER = "other"
-
-
-class RiskLevel(StrEnum):
-    """Risk from a Specific Substance Involvement score; ordered low < moderate < high."""
-
-    LOW = "low"
-    MODERATE = "moderate"
-    HIGH = "high"
-
-
-class Recommendation(StrEnum):
-    """What the programme offers; ordered advice < ibm_programme < referral.
-
-    ``advice`` is brief advice (enrolment optional), ``ibm_programme`` the community-based
-    intervention (Intervensi Berbasis Masyarakat), ``referral`` a referral to a clinic.
-    """
-
-    ADVICE = "advice"
-    IBM_PROGRAMME = "ibm_programme"
-    REFERRAL = "referral"
 
 
 class Injecting(StrEnum):
