@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 
@@ -21,6 +21,7 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.kit.auth import CurrentUser, Principal, Role, require
 from pulih.kit.commands import CommandDep
+from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from pulih.kit.runtime import ServiceRuntime
 from pulih.outreach.access import FIELD_ROLES, REGENCY_ROLES, active_agent_of, client_for, unit_for
@@ -135,11 +136,10 @@ async def register_client(body: RegisterClient, cmd: CommandDep) -> JSONResponse
 
 @router.get("/clients", response_model=list[ClientView])
 async def list_clients(
-    request: Request, principal: CurrentUser, unit_id: Annotated[UUID | None, Query()] = None
+    runtime: RuntimeDep, principal: CurrentUser, unit_id: Annotated[UUID | None, Query()] = None
 ) -> list[ClientView]:
     """Clients the caller may see, pseudonymous (no identity)."""
     require(principal, *FIELD_ROLES)
-    runtime: ServiceRuntime = request.app.state.runtime
     if principal.role is Role.AGENT:
         if unit_id is not None and unit_id != principal.unit_id:
             raise Forbidden("other_unit", "agents see their own unit's clients only", "unit_id")
@@ -177,7 +177,7 @@ async def _audit(
 @router.get("/clients/{client_id}", response_model=IdentityView)
 async def read_identity(
     client_id: UUID,
-    request: Request,
+    runtime: RuntimeDep,
     principal: CurrentUser,
     purpose: Annotated[str, Query(min_length=3, max_length=200, description="why the identity is needed")],
     on_behalf_of: Annotated[
@@ -185,7 +185,6 @@ async def read_identity(
     ] = None,
 ) -> IdentityView:
     """Read a client's identity. Every attempt, granted or not, is written to the audit table."""
-    runtime: ServiceRuntime = request.app.state.runtime
     if principal.role not in IDENTITY_READERS:
         await _audit(runtime, client_id, principal, purpose, "denied", on_behalf_of)
         raise Forbidden("forbidden_role", "only agents of the unit and facilitators read identities")
@@ -227,10 +226,9 @@ async def read_identity(
 
 
 @router.get("/clients/{client_id}/audit", response_model=list[AuditEntry])
-async def identity_audit(client_id: UUID, request: Request, principal: CurrentUser) -> list[AuditEntry]:
+async def identity_audit(client_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> list[AuditEntry]:
     """Who read this client's identity, when and why (facilitator, admin)."""
     require(principal, *REGENCY_ROLES)
-    runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         rows = (
             await session.scalars(
@@ -300,9 +298,8 @@ async def record_consent(client_id: UUID, body: RecordConsent, cmd: CommandDep) 
 
 
 @router.get("/clients/{client_id}/consents", response_model=list[ConsentView])
-async def list_consents(client_id: UUID, request: Request, principal: CurrentUser) -> list[ConsentView]:
+async def list_consents(client_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> list[ConsentView]:
     """Every consent the client gave, current and withdrawn."""
-    runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         await client_for(session, client_id, principal)
         consents = (await session.scalars(select(Consent).where(Consent.client_id == client_id))).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
@@ -17,8 +17,8 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.kit.auth import CurrentUser, Role, require
 from pulih.kit.commands import CommandDep
+from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Conflict, Invalid, NotFound
-from pulih.kit.runtime import ServiceRuntime
 from pulih.outreach.access import FIELD_ROLES, REGENCY_ROLES, active_agent_of, unit_for
 from pulih.outreach.store import Agent, OutreachActivity, Unit
 from pulih.outreach.views import (
@@ -84,10 +84,9 @@ def _unit_fields(unit: Unit) -> dict[str, object]:
 
 
 @router.get("/units", response_model=list[UnitView])
-async def list_units(request: Request, principal: CurrentUser) -> list[UnitView]:
+async def list_units(runtime: RuntimeDep, principal: CurrentUser) -> list[UnitView]:
     """Units the caller may see: an agent's own, or the whole regency."""
     require(principal, Role.AGENT, *REGENCY_ROLES)
-    runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         active = (
             select(Agent.unit_id, func.count().label("n"))
@@ -118,10 +117,9 @@ async def register_agent(unit_id: UUID, body: RegisterAgent, cmd: CommandDep) ->
 
 
 @router.get("/units/{unit_id}/agents", response_model=list[AgentView])
-async def list_agents(unit_id: UUID, request: Request, principal: CurrentUser) -> list[AgentView]:
+async def list_agents(unit_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> list[AgentView]:
     """A unit's agents, active and former."""
     require(principal, Role.AGENT, *REGENCY_ROLES)
-    runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.database.sessions() as session:
         await unit_for(session, unit_id, principal)
         agents = (await session.scalars(select(Agent).where(Agent.unit_id == unit_id))).all()
