@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from system_support import stream_messages
 
 from pulih.contracts import CloudEvent, new_event, stream_name, subject_for
-from pulih.contracts.events.outreach import ClientRegistered, ConsentRecorded
-from pulih.kit.consumers import NotReadyYet, subscribe_durable
+from pulih.contracts.events.outreach import ClientErased, ClientRegistered, ConsentRecorded
+from pulih.kit.consumers import Delivery, NotReadyYet, Rejected, subscribe_durable
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
 from pulih.kit.messaging import ensure_regency_stream, make_broker
@@ -35,13 +35,13 @@ consented = Table(
 )
 
 
-async def on_registered(session: AsyncSession, event: CloudEvent[ClientRegistered]) -> None:
+async def on_registered(session: AsyncSession, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
     await session.execute(
         registered.insert().values(client_id=event.data.client_id, unit=str(event.data.unit_id))
     )
 
 
-async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded]) -> None:
+async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded], _: Delivery) -> None:
     # consent means nothing for a client this consumer has not seen registered yet
     known = await session.scalar(
         select(registered.c.client_id).where(registered.c.client_id == event.data.client_id)
@@ -51,6 +51,11 @@ async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded]) 
     await session.execute(
         consented.insert().values(consent_id=event.data.consent_id, client_id=event.data.client_id)
     )
+
+
+async def on_erased(session: AsyncSession, event: CloudEvent[ClientErased], delivery: Delivery) -> None:
+    # stands for an illegal transition: a valid event this consumer must never apply
+    raise Rejected("illegal_transition", f"{delivery.subject}: erasing is not allowed here")
 
 
 class Harness:
@@ -88,7 +93,7 @@ async def harness(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Harn
         broker,
         durable="clients",
         subject="ibm.3301.outreach.>",
-        handlers={ClientRegistered: on_registered, ConsentRecorded: on_consent},
+        handlers={ClientRegistered: on_registered, ConsentRecorded: on_consent, ClientErased: on_erased},
         retry_base_seconds=0.1,
     )
     await broker.connect()
@@ -191,3 +196,24 @@ async def test_an_event_that_never_becomes_applicable_is_dead_lettered_after_max
     body = json.loads(dead[0].data)
     assert body["error"] == "not_ready" and body["attempts"] == 3
     assert await harness.count(consented) == 0
+
+
+async def test_a_rejected_event_is_dead_lettered_on_its_first_attempt_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    erased = new_event(ClientErased(client_id=uuid.uuid4(), on=date(2026, 3, 1)), regency="3301")
+    await harness.broker.publish(
+        erased.to_json(),
+        subject_for(erased, "3301"),
+        headers={"Nats-Msg-Id": str(erased.id)},
+        stream=stream_name("3301"),
+    )
+    await harness.publish(registration())
+    dead = await eventually(
+        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 1
+    )
+    body = json.loads(dead[0].data)
+    assert body["error"] == "illegal_transition" and body["attempts"] == 1
+    assert "ibm.3301.outreach.client_erased" in body["reason"]
+    assert body["consumer"] == "rehab.clients"
+    await eventually(lambda: harness.count(registered), until=lambda n: n == 1)

@@ -8,7 +8,12 @@ inbox record, and the message is acknowledged after the commit (FastStream's NAC
   terminated: it is never retried and never stops the consumer.
 - A handler that raises :class:`NotReadyYet` (the event depends on one not applied yet) is
   redelivered after a delay; so is one that fails unexpectedly.
+- A handler that raises :class:`Rejected` (a valid event that must never be applied, such as
+  an illegal state transition) is dead-lettered at once with its reason, and nothing changes.
 - After ``max_deliver`` attempts the message goes to the dead-letter subject too.
+
+Each service has its own JetStream consumer: the durable name is ``<service>-<durable>``, so two
+services that both read, say, outreach's events never split one consumer's messages.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from faststream import AckPolicy as HandlerAckPolicy
@@ -31,12 +37,32 @@ from pulih.kit.runtime import ServiceRuntime
 
 log = logging.getLogger("pulih.consumers")
 
-EventHandler = Callable[[AsyncSession, CloudEvent[Any]], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Delivery:
+    """How an event reached the consumer: its subject, stream sequence and attempt number."""
+
+    subject: str
+    stream_seq: int
+    attempt: int
+
+
+EventHandler = Callable[[AsyncSession, CloudEvent[Any], Delivery], Awaitable[None]]
 """Applies one event inside the consumer's transaction."""
 
 
 class NotReadyYet(Exception):
     """The event cannot be applied yet (what it builds on has not arrived): retry it later."""
+
+
+class Rejected(Exception):
+    """A valid event that must not be applied (an illegal transition, a sender without the right
+    to say it): dead-letter it now with ``error`` and ``reason``; retrying cannot help."""
+
+    def __init__(self, error: str, reason: str) -> None:
+        super().__init__(f"{error}: {reason}")
+        self.error = error
+        self.reason = reason
 
 
 def retry_delay(attempt: int, base_seconds: float) -> float:
@@ -115,7 +141,7 @@ def subscribe_durable(
             broker,
             settings.regency,
             runtime.name,
-            consumer=durable,
+            consumer=consumer_name,
             subject=msg.raw_message.subject,
             payload=msg.body,
             stream_seq=meta.sequence.stream,
@@ -128,7 +154,7 @@ def subscribe_durable(
     @broker.subscriber(
         subject,
         stream=JStream(stream_name(settings.regency), declare=False),
-        durable=durable,
+        durable=f"{runtime.name}-{durable}",
         pull_sub=PullSub(batch_size=64, timeout=1.0),
         config=ConsumerConfig(max_deliver=max_deliver, ack_wait=30, ack_policy=JetStreamAckPolicy.EXPLICIT),
         ack_policy=HandlerAckPolicy.NACK_ON_ERROR,
@@ -145,12 +171,16 @@ def subscribe_durable(
         handler = by_type.get(event_.type)
         if handler is None:
             return
+        delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
         try:
             async with runtime.database.transaction() as session:
                 if await inbox.already_applied(session, consumer_name, event_.id):
                     return
-                await handler(session, event_)
+                await handler(session, event_, delivery)
                 await inbox.record_applied(session, consumer_name, event_.id, meta.sequence.stream)
+        except Rejected as exc:
+            await fail(msg, attempts, exc.error, exc.reason)
+            return
         except NotReadyYet as exc:
             if attempts >= max_deliver:
                 await fail(

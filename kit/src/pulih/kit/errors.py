@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -104,8 +105,20 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+async def _concurrent_update(_: Request, exc: Exception) -> JSONResponse:
+    # A versioned row changed between read and write (another request or replica won):
+    # nothing was committed, and the same request sent again sees the new state.
+    body = {
+        "code": "concurrent_update",
+        "message": "this record changed while the request ran; send it again",
+        "field": None,
+    }
+    return JSONResponse(body, status_code=409)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error a route can raise to one JSON shape."""
+    app.add_exception_handler(StaleDataError, _concurrent_update)
     app.add_exception_handler(PulihError, _pulih_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 
 from pulih.kit import idempotency
+from pulih.kit.clock import clock_from
+from pulih.kit.clock_api import router as clock_router
 from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
@@ -90,7 +92,13 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url_for(spec.name))
         await upgrade_to_head(database, spec.migrations)
         broker = make_broker(settings.nats_url, name=f"pulih-{settings.regency}-{spec.name}")
-        runtime = ServiceRuntime(spec.name, settings, database, Emitter(settings.regency))
+        runtime = ServiceRuntime(
+            spec.name,
+            settings,
+            database,
+            Emitter(settings.regency),
+            clock=clock_from(settings.clock, settings.timezone, settings.clock_start),
+        )
         relay = OutboxRelay(
             database,
             stream_publisher(broker, settings.regency),
@@ -135,6 +143,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(idempotency.Replay, _replay)
     app.include_router(health_router)
+    app.include_router(clock_router)
     for router in spec.routers:
         app.include_router(router)
     instrument_app(app)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import date
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "pulih-development-only-secret-change-me"
@@ -41,6 +43,23 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
     max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)
     outreach_url: str = Field("http://127.0.0.1:8101", alias="PULIH_OUTREACH_URL")
+    timezone: str = Field("Asia/Jakarta", alias="PULIH_TIMEZONE", description="the regency's time zone")
+    clock: Literal["system", "manual"] = Field(
+        "system",
+        alias="PULIH_CLOCK",
+        description="manual: the date stands still until an admin moves it (tests, simulator)",
+    )
+    clock_start: date | None = Field(None, alias="PULIH_CLOCK_START")
+    scheduler_seconds: float = Field(60.0, alias="PULIH_SCHEDULER_SECONDS", gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Jakarta, Asia/Makassar)") from exc
+        return value
 
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Settings:
@@ -49,6 +68,8 @@ class Settings(BaseSettings):
                 raise ValueError("PULIH_JWT_SECRET must be set when PULIH_ENV=production")
             if self.master_key is None:
                 raise ValueError("PULIH_MASTER_KEY must be set when PULIH_ENV=production")
+            if self.clock == "manual":
+                raise ValueError("PULIH_CLOCK=manual is for development and tests, not production")
         return self
 
     def database_url_for(self, service: str) -> str:
