@@ -1,0 +1,1 @@
+"""Pulih rehab: the 16-week IBM programme of each client."""

@@ -1,0 +1,201 @@
+"""Where one client stands in the programme, and how time and referrals move them on.
+
+A :class:`Timeline` is the state of one enrolment: its phase, when that stage started, the last
+day the client was seen (an attended session, enrolment or return from a clinic), and whether
+it is active, paused while the client is at a clinic, or discharged.
+
+Time moves a timeline by two rules, each taking effect once its day has fully passed:
+
+- a stage ends on its last day: ``PhaseClosed`` and the next stage starts the day after; the
+  last stage closing discharges the client as ``completed``;
+- a client not seen for ``dropout_after_weeks`` weeks is discharged as ``dropped_out`` on the
+  last day of that run.
+
+:func:`advance` applies every rule due by a date in the order their days fall, so a service that
+was down for a month catches up with the same dates it would have had. Everything here is pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from enum import StrEnum
+
+from pulih.contracts.codes import DischargeReason, Phase
+from pulih.rehab.programme import Programme
+
+
+class Status(StrEnum):
+    """Whether an enrolment is running, waiting on a clinic, or over."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    """The client was referred to a clinic; the programme's clock stands still."""
+    DISCHARGED = "discharged"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The state of one enrolment."""
+
+    phase: Phase
+    stage_started_on: date
+    last_seen_on: date
+    status: Status = Status.ACTIVE
+    paused_since: date | None = None
+    discharged_on: date | None = None
+    discharge_reason: DischargeReason | None = None
+
+
+@dataclass(frozen=True)
+class PhaseClosed:
+    """A stage ended; ``next_phase`` is None when it was the last one."""
+
+    phase: Phase
+    on: date
+    next_phase: Phase | None
+
+
+@dataclass(frozen=True)
+class Discharged:
+    """The client left the programme."""
+
+    on: date
+    reason: DischargeReason
+
+
+Change = PhaseClosed | Discharged
+
+
+class TimelineError(ValueError):
+    """A change that the enrolment's state does not allow (a conflict: 409)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def enrol(programme: Programme, enrolled_on: date) -> tuple[Timeline, list[Change]]:
+    """A new enrolment: screening is over and intake starts on ``enrolled_on``."""
+    intake = programme.intake_phase
+    timeline = Timeline(phase=intake, stage_started_on=enrolled_on, last_seen_on=enrolled_on)
+    return timeline, [PhaseClosed(programme.stages[0].phase, enrolled_on, intake)]
+
+
+def enrol_in_aftercare(programme: Programme, on: date) -> Timeline:
+    """An aftercare-only enrolment for a client a clinic sent back who was never enrolled."""
+    return Timeline(phase=programme.aftercare_phase, stage_started_on=on, last_seen_on=on)
+
+
+def stage_ends_on(programme: Programme, timeline: Timeline) -> date:
+    """The last day of the timeline's current stage."""
+    return programme.stage(timeline.phase).ends_on(timeline.stage_started_on)
+
+
+def dropout_on(programme: Programme, timeline: Timeline) -> date:
+    """The day the client counts as dropped out if not seen before it ends."""
+    return timeline.last_seen_on + timedelta(weeks=programme.dropout_after_weeks)
+
+
+def advance(programme: Programme, timeline: Timeline, today: date) -> tuple[Timeline, list[Change]]:
+    """Apply every rule whose day has passed before ``today``, in order of their days."""
+    changes: list[Change] = []
+    while timeline.status is Status.ACTIVE:
+        ends = stage_ends_on(programme, timeline)
+        gone = dropout_on(programme, timeline)
+        if gone < ends and gone < today:
+            timeline = _discharge(timeline, gone, DischargeReason.DROPPED_OUT)
+            changes.append(Discharged(gone, DischargeReason.DROPPED_OUT))
+        elif ends <= gone and ends < today:
+            follows = programme.next_phase(timeline.phase)
+            changes.append(PhaseClosed(timeline.phase, ends, follows))
+            if follows is None:
+                timeline = _discharge(timeline, ends, DischargeReason.COMPLETED)
+                changes.append(Discharged(ends, DischargeReason.COMPLETED))
+            else:
+                timeline = replace(timeline, phase=follows, stage_started_on=ends + timedelta(days=1))
+        else:
+            break
+    return timeline, changes
+
+
+def seen(timeline: Timeline, on: date) -> Timeline:
+    """The client attended a session on ``on``: the dropout count starts again from then."""
+    return replace(timeline, last_seen_on=max(timeline.last_seen_on, on))
+
+
+def pause(timeline: Timeline, on: date) -> Timeline:
+    """The client was referred to a clinic on ``on``: stop the programme's clock."""
+    if timeline.status is not Status.ACTIVE:
+        raise TimelineError("enrolment_not_active", f"an enrolment that is {timeline.status} cannot pause")
+    return replace(timeline, status=Status.PAUSED, paused_since=on)
+
+
+def resume_where_paused(timeline: Timeline, on: date) -> Timeline:
+    """The clinic did not take the client (declined, cancelled): carry on with the same stage,
+    which keeps the weeks it had left when the client was referred."""
+    if timeline.status is not Status.PAUSED or timeline.paused_since is None:
+        raise TimelineError("enrolment_not_paused", "only a paused enrolment can resume")
+    away = max(on - timeline.paused_since, timedelta(0))
+    return replace(
+        timeline,
+        status=Status.ACTIVE,
+        paused_since=None,
+        stage_started_on=timeline.stage_started_on + away,
+        last_seen_on=on,
+    )
+
+
+def resume_in_aftercare(programme: Programme, timeline: Timeline, on: date) -> tuple[Timeline, list[Change]]:
+    """A clinic sent the client back (``back_referral``): aftercare starts on ``on``; the stage
+    the client was in when referred closes then, the clinic having done its work."""
+    if timeline.status is Status.DISCHARGED:
+        raise TimelineError("enrolment_discharged", "a discharged enrolment cannot resume")
+    aftercare = programme.aftercare_phase
+    changes: list[Change] = []
+    if timeline.phase is not aftercare:
+        changes.append(PhaseClosed(timeline.phase, on, aftercare))
+    resumed = replace(
+        timeline,
+        phase=aftercare,
+        stage_started_on=on,
+        last_seen_on=on,
+        status=Status.ACTIVE,
+        paused_since=None,
+    )
+    return resumed, changes
+
+
+def discharge(timeline: Timeline, on: date, reason: DischargeReason) -> tuple[Timeline, Discharged]:
+    """Discharge the client on ``on`` (moved, died, referred out, or by the rules)."""
+    if timeline.status is Status.DISCHARGED:
+        raise TimelineError("enrolment_discharged", "this enrolment was already discharged")
+    return _discharge(timeline, on, reason), Discharged(on, reason)
+
+
+def _discharge(timeline: Timeline, on: date, reason: DischargeReason) -> Timeline:
+    return replace(
+        timeline,
+        status=Status.DISCHARGED,
+        paused_since=None,
+        discharged_on=on,
+        discharge_reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class PhasePeriod:
+    """A phase the enrolment was in, from ``started_on`` to ``ended_on`` (None: still in it)."""
+
+    phase: Phase
+    started_on: date
+    ended_on: date | None
+
+
+def phase_on(periods: list[PhasePeriod], day: date) -> Phase | None:
+    """The phase the enrolment was in on ``day``, or None if it was not in any."""
+    for period in sorted(periods, key=lambda p: p.started_on, reverse=True):
+        if period.started_on <= day and (period.ended_on is None or day <= period.ended_on):
+            return period.phase
+    return None
