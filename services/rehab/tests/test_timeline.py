@@ -37,7 +37,7 @@ def test_the_default_programme_is_read_from_the_programme_file() -> None:
         Phase.BINA_LANJUT,
     ]
     assert IBM.stage(Phase.INTERVENSI).weeks == 10
-    assert IBM.planned_end(MONDAY, Phase.PENERIMAAN_AWAL) == date(2026, 6, 14)  # weeks 2–16
+    assert IBM.planned_end(MONDAY, Phase.PENERIMAAN_AWAL) == date(2026, 6, 14)  # weeks 2-16
 
 
 def test_a_client_seen_every_week_walks_through_all_sixteen_weeks_and_completes() -> None:
@@ -72,7 +72,12 @@ def test_a_service_down_for_months_catches_up_with_the_same_dates() -> None:
     for week in range(15):
         timeline = seen(timeline, MONDAY + timedelta(weeks=week, days=2))
     timeline, changes = advance(IBM, timeline, date(2026, 9, 1))
-    assert [c.on for c in changes] == [date(2026, 3, 8), date(2026, 5, 17), date(2026, 6, 14), date(2026, 6, 14)]
+    assert [c.on for c in changes] == [
+        date(2026, 3, 8),
+        date(2026, 5, 17),
+        date(2026, 6, 14),
+        date(2026, 6, 14),
+    ]
 
 
 def test_three_weeks_without_an_attended_session_is_a_dropout() -> None:
@@ -140,6 +145,11 @@ def test_the_phase_on_a_day_comes_from_the_enrolment_history() -> None:
     assert phase_on(periods, date(2026, 3, 8)) is Phase.PENERIMAAN_AWAL
     assert phase_on(periods, date(2026, 4, 1)) is Phase.INTERVENSI
     assert phase_on(periods, date(2026, 3, 1)) is None
+    enrolment_day = [
+        PhasePeriod(Phase.SKRINING, MONDAY, MONDAY),
+        PhasePeriod(Phase.PENERIMAAN_AWAL, MONDAY, None),
+    ]
+    assert phase_on(enrolment_day, MONDAY) is Phase.PENERIMAAN_AWAL
 
 
 def test_a_programme_file_with_a_gap_between_stages_is_refused() -> None:

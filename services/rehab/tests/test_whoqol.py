@@ -15,7 +15,7 @@ FORM = {
 
 def test_the_worked_form_scores_each_domain_from_its_items() -> None:
     scores = score_whoqol(FORM)
-    # physical: 4 5 3 4 3 3 4 → mean 26/7 → ×4 = 14.86 → (14.86 − 4) × 100/16
+    # physical: 4 5 3 4 3 3 4 → mean 26/7 → x4 = 14.86 → (14.86 - 4) x 100/16
     assert scores.physical == 67.86
     assert scores.psychological == 62.5  # 3 4 3 4 3 4 → mean 3.5 → 14
     assert scores.social == 58.33  # 4 2 4 → 13.33

@@ -3,8 +3,8 @@ follow-up rules. Read from the ``[rehab]`` section of the versioned programme fi
 (``ibm-16w-2021`` by default); nothing about weeks is written in code.
 
 Weeks count from the screening week: *skrining* is week 1 (outreach does it), enrolment opens
-*penerimaan awal* (intake) in week 2, *intervensi* runs weeks 3–12 and *bina lanjut*
-(aftercare) weeks 13–16 in the default programme.
+*penerimaan awal* (intake) in week 2, *intervensi* runs weeks 3-12 and *bina lanjut*
+(aftercare) weeks 13-16 in the default programme.
 """
 
 from __future__ import annotations

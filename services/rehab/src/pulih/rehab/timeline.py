@@ -194,8 +194,12 @@ class PhasePeriod:
 
 
 def phase_on(periods: list[PhasePeriod], day: date) -> Phase | None:
-    """The phase the enrolment was in on ``day``, or None if it was not in any."""
-    for period in sorted(periods, key=lambda p: p.started_on, reverse=True):
+    """The phase the enrolment was in on ``day``, or None if it was not in any.
+
+    ``periods`` are oldest first; on a day one phase ends and the next begins (enrolment day,
+    a return from a clinic) the later phase is the one in force.
+    """
+    for period in reversed(periods):
         if period.started_on <= day and (period.ended_on is None or day <= period.ended_on):
             return period.phase
     return None

@@ -1,10 +1,10 @@
-"""WHOQOL-BREF: the WHO's 26-item quality-of-life form, scored into four domains (0–100).
+"""WHOQOL-BREF: the WHO's 26-item quality-of-life form, scored into four domains (0-100).
 
 The rules (DOMAIN.md):
 
-- 26 items answered 1–5; items 3, 4 and 26 are worded negatively and reversed (6 − x);
+- 26 items answered 1-5; items 3, 4 and 26 are worded negatively and reversed (6 - x);
   items 1 and 2 (overall quality of life and health) belong to no domain.
-- A domain's score is the mean of its items × 4 (a 4–20 score), then (score − 4) × 100 / 16.
+- A domain's score is the mean of its items x 4 (a 4-20 score), then (score - 4) x 100 / 16.
 - A form with more than 20% of its items missing is rejected. Up to two missing items in a
   domain take the mean of the domain's other items; the social domain (three items) needs at
   least two.
@@ -39,7 +39,7 @@ class WhoqolFormError(ValueError):
 
 @dataclass(frozen=True)
 class WhoqolScores:
-    """The four domain scores, 0–100."""
+    """The four domain scores, 0-100."""
 
     physical: float
     psychological: float
@@ -69,13 +69,17 @@ def _domain_score(name: str, answers: Mapping[int, int | None]) -> float:
 
 
 def score_whoqol(answers: Mapping[int, int | None]) -> WhoqolScores:
-    """Score a form given as item number → answer (1–5) or None for a missing item."""
+    """Score a form given as item number → answer (1-5) or None for a missing item."""
     for item, value in answers.items():
         if item not in ITEMS:
-            raise WhoqolFormError("whoqol_unknown_item", f"WHOQOL-BREF has no item {item}", f"answers.q{item}")
+            raise WhoqolFormError(
+                "whoqol_unknown_item", f"WHOQOL-BREF has no item {item}", f"answers.q{item}"
+            )
         if value is not None and not 1 <= value <= 5:
             raise WhoqolFormError(
-                "whoqol_answer_out_of_range", f"item {item} is answered 1 to 5, not {value}", f"answers.q{item}"
+                "whoqol_answer_out_of_range",
+                f"item {item} is answered 1 to 5, not {value}",
+                f"answers.q{item}",
             )
     missing = sum(1 for i in ITEMS if answers.get(i) is None)
     if missing > MOST_MISSING_IN_FORM:
