@@ -4,8 +4,8 @@ Pure: it takes the enrolments as they stand on that day (already advanced by the
 their sessions and assessments, and the follow-ups due, and lists the tasks:
 
 - ``session_due``: the stage asks for ``min_sessions`` attended sessions every ``every_weeks``
-  weeks and the current period has fewer so far; ``session_overdue`` when the previous period
-  of the stage already fell short;
+  weeks and the current period has fewer so far; ``session_overdue`` when, besides, the
+  previous period of the stage already fell short;
 - ``assessment_due``: the baseline WHOQOL-BREF is missing, or the exit one from its week on;
 - ``follow_up_due``: a follow-up is due within the next week or overdue;
 - ``dropout_risk``: the client has not been seen for all but the last week before the dropout
@@ -84,6 +84,8 @@ def _session_task(programme: Programme, e: EnrolmentToday, today: date) -> Task 
     def attended(first: date, last: date) -> int:
         return sum(1 for d in e.attended_on if first <= d <= last)
 
+    if attended(start, today) >= stage.min_sessions:
+        return None
     if index > 0 and attended(start - period, start - timedelta(days=1)) < stage.min_sessions:
         return Task(
             e.agent_id,
@@ -94,17 +96,15 @@ def _session_task(programme: Programme, e: EnrolmentToday, today: date) -> Task 
             f"{tl.phase}: fewer than {stage.min_sessions} attended session(s) in the last "
             f"{stage.every_weeks} week(s); kinds: {', '.join(sorted(stage.kinds))}",
         )
-    if attended(start, today) < stage.min_sessions:
-        return Task(
-            e.agent_id,
-            e.client_id,
-            e.enrollment_id,
-            TaskKind.SESSION_DUE,
-            end,
-            f"{tl.phase}: {stage.min_sessions} attended session(s) every {stage.every_weeks} "
-            f"week(s); kinds: {', '.join(sorted(stage.kinds))}",
-        )
-    return None
+    return Task(
+        e.agent_id,
+        e.client_id,
+        e.enrollment_id,
+        TaskKind.SESSION_DUE,
+        end,
+        f"{tl.phase}: {stage.min_sessions} attended session(s) every {stage.every_weeks} "
+        f"week(s); kinds: {', '.join(sorted(stage.kinds))}",
+    )
 
 
 def _assessment_tasks(programme: Programme, e: EnrolmentToday, today: date) -> list[Task]:

@@ -1,0 +1,197 @@
+"""The programme over time, through the API on the injected clock: sixteen weeks in seconds,
+dropout, the pause while a client is at a clinic, aftercare, follow-ups and the worklist."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from rehab_factories import MONDAY, Rehab, middling_whoqol
+
+
+def phases_completed(events: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
+    return [
+        (d["phase"], d["completed_on"], d["next_phase"]) for name, d in events if name == "PhaseCompleted"
+    ]
+
+
+async def test_a_client_walks_through_all_sixteen_weeks_and_is_discharged_completed(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    for week in range(15):  # weeks 2 to 16, one attended session each
+        day = MONDAY + timedelta(weeks=week, days=2)
+        await rehab.to(day)
+        kind = "konseling" if week < 11 else "pemantauan"
+        r = await rehab.session(c, enrollment_id, day, kind=kind)
+        assert r.status_code == 201, (week, r.text)
+    exit_form = {"timepoint": "exit", "assessed_on": "2026-06-10", "answers": middling_whoqol(q15=5, q16=5)}
+    r = await rehab.http.post(f"/v1/enrolments/{enrollment_id}/assessments", headers=c.agent, json=exit_form)
+    assert r.status_code == 201, r.text
+    await rehab.to(date(2026, 6, 15))
+
+    events = await rehab.outbox()
+    assert phases_completed(events) == [
+        ("skrining", "2026-03-02", "penerimaan_awal"),
+        ("penerimaan_awal", "2026-03-08", "intervensi"),
+        ("intervensi", "2026-05-17", "bina_lanjut"),
+        ("bina_lanjut", "2026-06-14", None),
+    ]
+    names = [name for name, _ in events]
+    assert names[0] == "ClientEnrolled" and names[-1] == "ClientDischarged"
+    assert names.count("SessionHeld") == 15
+    assert events[-1][1]["reason"] == "completed" and events[-1][1]["on"] == "2026-06-14"
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["sessions_attended"]) == ("discharged", 15)
+    assert [p["phase"] for p in enrolment["phases"]] == [
+        "skrining",
+        "penerimaan_awal",
+        "intervensi",
+        "bina_lanjut",
+    ]
+    assert enrolment["phases"][-1]["ended_on"] == "2026-06-14"
+
+    # follow-ups fall due at +3 and +6 months and show on the worklist until recorded
+    worklist = await rehab.http.get(f"/v1/units/{c.unit_id}/worklist?date=2026-09-14", headers=c.agent)
+    tasks = worklist.json()["agents"][0]["tasks"]
+    assert [(t["kind"], t["due_on"]) for t in tasks] == [("follow_up_due", "2026-09-14")]
+    await rehab.to(date(2026, 9, 15))
+    r = await rehab.http.post(
+        f"/v1/clients/{c.client_id}/follow-ups",
+        headers=c.agent,
+        json={"on": "2026-09-15", "status": "abstinent"},
+    )
+    assert r.status_code == 201 and r.json()["due_on"] == "2026-09-14"
+    worklist = await rehab.http.get(f"/v1/units/{c.unit_id}/worklist?date=2026-12-10", headers=c.agent)
+    tasks = worklist.json()["agents"][0]["tasks"]
+    assert [(t["kind"], t["due_on"]) for t in tasks] == [("follow_up_due", "2026-12-14")]
+    assert (await rehab.outbox_names())[-1] == "FollowUpRecorded"
+
+
+async def test_three_weeks_without_an_attended_session_discharges_as_dropped_out(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 3, 11))
+    await rehab.session(c, enrollment_id, date(2026, 3, 11), kind="edukasi")
+    await rehab.to(date(2026, 3, 25))
+    missed = await rehab.session(c, enrollment_id, date(2026, 3, 25), kind="edukasi", attended=False)
+    assert missed.status_code == 201  # a session held but not attended does not keep the client in
+    await rehab.to(date(2026, 4, 1))
+    assert (await rehab.enrolment(enrollment_id))["status"] == "active"  # Apr 1 is the last day
+    await rehab.to(date(2026, 4, 2))
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["discharge_reason"], enrolment["discharged_on"]) == (
+        "discharged",
+        "dropped_out",
+        "2026-04-01",
+    )
+    discharged = [d for name, d in await rehab.outbox() if name == "ClientDischarged"]
+    assert discharged == [
+        {
+            "enrollment_id": enrollment_id,
+            "client_id": c.client_id,
+            "on": "2026-04-01",
+            "reason": "dropped_out",
+        }
+    ]
+
+
+async def test_the_scheduler_catches_up_after_being_away_and_fires_each_change_once(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 12, 1))  # nobody saw the client, and the service was off for months
+    await rehab.to(date(2026, 12, 2))
+    events = await rehab.outbox()
+    assert phases_completed(events)[1:] == [("penerimaan_awal", "2026-03-08", "intervensi")]
+    assert [d["on"] for name, d in events if name == "ClientDischarged"] == ["2026-03-23"]
+    assert (await rehab.enrolment(enrollment_id))["status"] == "discharged"
+
+
+async def test_a_referral_pauses_the_enrolment_and_a_back_referral_resumes_it_in_bina_lanjut(
+    rehab: Rehab,
+) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 3, 18))
+    await rehab.session(c, enrollment_id, date(2026, 3, 18), kind="kelompok")
+    await rehab.to(date(2026, 3, 20))
+    referral_id = await rehab.refer(c, date(2026, 3, 20))
+    assert (await rehab.enrolment(enrollment_id))["status"] == "paused"
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 20), kind="kelompok")
+    assert (r.status_code, r.json()["code"]) == (409, "enrolment_paused")
+
+    await rehab.to(date(2026, 5, 1))  # weeks at the clinic: no dropout, no progression
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["phase"]) == ("paused", "intervensi")
+
+    await rehab.to(date(2026, 5, 4))
+    await rehab.close_referral(referral_id, date(2026, 5, 4), "completed", back_referral=True)
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["phase"]) == ("active", "bina_lanjut")
+    assert enrolment["phases"][-1] == {"phase": "bina_lanjut", "started_on": "2026-05-04", "ended_on": None}
+    assert phases_completed(await rehab.outbox())[-1] == ("intervensi", "2026-05-04", "bina_lanjut")
+    r = await rehab.session(c, enrollment_id, date(2026, 5, 4), kind="pemantauan")
+    assert r.status_code == 201, r.text
+
+
+async def test_a_declined_referral_resumes_the_same_stage(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    referral_id = await rehab.refer(c, date(2026, 3, 4))
+    await rehab.to(date(2026, 3, 10))
+    await rehab.close_referral(referral_id, date(2026, 3, 10), "declined", back_referral=False)
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["phase"]) == ("active", "penerimaan_awal")
+    await rehab.to(date(2026, 3, 15))  # intake had 5 of its 7 days left: it ends on Mar 14
+    assert phases_completed(await rehab.outbox())[-1] == ("penerimaan_awal", "2026-03-14", "intervensi")
+
+
+async def test_a_referral_completed_without_back_referral_discharges_as_referred_out(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    referral_id = await rehab.refer(c, date(2026, 3, 4))
+    await rehab.close_referral(referral_id, date(2026, 4, 20), "completed", back_referral=False)
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["discharge_reason"]) == ("discharged", "referred_out")
+
+
+async def test_a_back_referred_client_never_enrolled_gets_an_aftercare_only_enrolment(rehab: Rehab) -> None:
+    c = await rehab.screened_client(recommendation="referral")
+    referral_id = await rehab.refer(c, date(2026, 2, 25))
+    await rehab.close_referral(referral_id, date(2026, 3, 2), "completed", back_referral=True)
+    listed = await rehab.http.get(f"/v1/enrolments?unit_id={c.unit_id}", headers=c.agent)
+    [enrolment] = listed.json()
+    assert (enrolment["aftercare_only"], enrolment["phase"], enrolment["agent_id"]) == (
+        True,
+        "bina_lanjut",
+        c.agent_id,
+    )
+    assert (enrolment["enrolled_on"], enrolment["planned_end_on"]) == ("2026-03-02", "2026-03-29")
+    enrolled = [d for name, d in await rehab.outbox() if name == "ClientEnrolled"]
+    assert len(enrolled) == 1 and enrolled[0]["planned_end_on"] == "2026-03-29"
+
+
+async def test_the_worklist_shows_what_each_agent_must_do_that_day(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    seen_weekly = await rehab.screened_client(unit_id=uuid.UUID(c.unit_id))
+    first = await rehab.enrol(c)  # no baseline taken
+    assert first.status_code == 201
+    enrollment_id = first.json()["enrollment_id"]
+    second = await rehab.enrolled(seen_weekly)
+    for day in (date(2026, 3, 11), date(2026, 3, 18)):
+        await rehab.to(day)
+        await rehab.session(seen_weekly, second, day, kind="edukasi")
+    worklist = await rehab.http.get(
+        f"/v1/units/{c.unit_id}/worklist?date=2026-03-18", headers=rehab.facilitator
+    )
+    assert worklist.status_code == 200
+    by_agent = {a["agent_id"]: a["tasks"] for a in worklist.json()["agents"]}
+    tasks = {(t["kind"], t["due_on"]) for t in by_agent[c.agent_id]}
+    assert tasks == {
+        ("session_overdue", "2026-03-15"),  # nothing attended in week 3 of the programme
+        ("assessment_due", "2026-03-18"),  # the baseline WHOQOL-BREF was never taken
+        ("dropout_risk", "2026-03-23"),  # not seen since enrolment on Mar 2
+    }
+    assert all(t["enrollment_id"] == enrollment_id for t in by_agent[c.agent_id])
+    assert seen_weekly.agent_id not in by_agent  # seen every week, baseline taken: nothing to do
+    other = await rehab.http.get(f"/v1/units/{c.unit_id}/worklist", headers=seen_weekly.agent)
+    assert other.status_code == 200 and other.json()["date"] == "2026-03-18"
