@@ -1,6 +1,7 @@
-"""System tests import the outreach test factories too."""
+"""System tests import the services' test factories too."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "outreach" / "tests"))
+for service in ("outreach", "rehab"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / service / "tests"))

@@ -7,10 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
-from sqlalchemy import Column, MetaData, String, Table, Uuid, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from system_support import stream_messages
 
@@ -31,7 +32,11 @@ registered = Table(
     "registered", effects, Column("client_id", Uuid, primary_key=True), Column("unit", String(40))
 )
 consented = Table(
-    "consented", effects, Column("consent_id", Uuid, primary_key=True), Column("client_id", Uuid)
+    "consented",
+    effects,
+    Column("consent_id", Uuid, primary_key=True),
+    Column("client_id", Uuid),
+    Column("attempt", Integer),
 )
 
 
@@ -41,7 +46,7 @@ async def on_registered(session: AsyncSession, event: CloudEvent[ClientRegistere
     )
 
 
-async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded], _: Delivery) -> None:
+async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded], delivery: Delivery) -> None:
     # consent means nothing for a client this consumer has not seen registered yet
     known = await session.scalar(
         select(registered.c.client_id).where(registered.c.client_id == event.data.client_id)
@@ -49,7 +54,9 @@ async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded], 
     if known is None:
         raise NotReadyYet(f"client {event.data.client_id} not registered yet")
     await session.execute(
-        consented.insert().values(consent_id=event.data.consent_id, client_id=event.data.client_id)
+        consented.insert().values(
+            consent_id=event.data.consent_id, client_id=event.data.client_id, attempt=delivery.attempt
+        )
     )
 
 
@@ -79,15 +86,25 @@ class Harness:
             return int(await s.scalar(select(func.count()).select_from(table)) or 0)
 
 
-@pytest.fixture
-async def harness(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, nats_url=nats_server.url, PULIH_MAX_DELIVER=3)
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/consumer.db")
+async def start_harness(
+    tmp_path: Path, nats_url: str, database_url: str, backlog: list[CloudEvent[Any]] | None = None
+) -> tuple[Harness, NatsBroker]:
+    """A consumer on its own store; ``backlog`` is published before it starts, so its first
+    fetches find many messages waiting, as after a restart or a burst from a relay."""
+    settings = make_settings(tmp_path, nats_url=nats_url, PULIH_MAX_DELIVER=3)
+    database = Database(database_url)
     async with database.engine.begin() as conn:
         await conn.run_sync(kit_metadata.create_all)
         await conn.run_sync(effects.create_all)
+    if backlog:
+        publisher = make_broker(nats_url, name="backlog")
+        await publisher.connect()
+        await ensure_regency_stream(publisher, "3301")
+        for event in backlog:
+            await Harness(nats_url, database, publisher).publish(event)
+        await publisher.stop()
     runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
-    broker = make_broker(nats_server.url, name="consumer-test")
+    broker = make_broker(nats_url, name="consumer-test")
     subscribe_durable(
         runtime,
         broker,
@@ -99,11 +116,17 @@ async def harness(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Harn
     await broker.connect()
     await ensure_regency_stream(broker, "3301")
     await broker.start()
+    return Harness(nats_url, database, broker), broker
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, nats_server: NatsServer, database_url: str) -> AsyncIterator[Harness]:
+    running, broker = await start_harness(tmp_path, nats_server.url, database_url)
     try:
-        yield Harness(nats_server.url, database, broker)
+        yield running
     finally:
         await broker.stop()
-        await database.dispose()
+        await running.database.dispose()
 
 
 def registration(client_id: uuid.UUID | None = None) -> CloudEvent[ClientRegistered]:
@@ -217,3 +240,24 @@ async def test_a_rejected_event_is_dead_lettered_on_its_first_attempt_and_change
     assert "ibm.3301.outreach.client_erased" in body["reason"]
     assert body["consumer"] == "rehab.clients"
     await eventually(lambda: harness.count(registered), until=lambda n: n == 1)
+
+
+async def test_events_about_one_client_are_applied_in_the_order_they_were_published(
+    tmp_path: Path, nats_server: NatsServer, database_url: str
+) -> None:
+    # Registration and consent back to back, thirty times, waiting in the stream when the
+    # consumer starts. Applied out of order, a consent finds no client and is applied only on a
+    # later delivery.
+    backlog: list[CloudEvent[Any]] = []
+    for _ in range(30):
+        client_id = uuid.uuid4()
+        backlog += [registration(client_id), consent(client_id)]
+    harness, broker = await start_harness(tmp_path, nats_server.url, database_url, backlog)
+    try:
+        await eventually(lambda: harness.count(consented), until=lambda n: n == 30, timeout=20)
+    finally:
+        await broker.stop()
+        await harness.database.dispose()
+    async with harness.database.sessions() as session:
+        attempts = (await session.scalars(select(consented.c.attempt))).all()
+    assert set(attempts) == {1}, "a consent was applied only on a later delivery: out of order"

@@ -155,7 +155,10 @@ def subscribe_durable(
         subject,
         stream=JStream(stream_name(settings.regency), declare=False),
         durable=f"{runtime.name}-{durable}",
-        pull_sub=PullSub(batch_size=64, timeout=1.0),
+        # One message per fetch: FastStream runs the messages of a fetched batch concurrently,
+        # which would apply events about one client out of order (invariant 3). SQLite's single
+        # writer hides that; PostgreSQL does not.
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
         config=ConsumerConfig(max_deliver=max_deliver, ack_wait=30, ack_policy=JetStreamAckPolicy.EXPLICIT),
         ack_policy=HandlerAckPolicy.NACK_ON_ERROR,
         title=durable,
