@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pulih.kit.local_regency import installed_services
 from pulih.kit.nats_server import free_port
 
 pytestmark = pytest.mark.system
@@ -33,12 +34,13 @@ class Regency:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.nats_port = free_port()
-        self.outreach_port = free_port()
+        # every installed service on a free port, so a regency already running here is no obstacle
+        self.ports = {service.name: free_port() for service in installed_services()}
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
             "PULIH_DATA_DIR": str(data_dir),
             "PULIH_NATS_PORT": str(self.nats_port),
-            "PULIH_OUTREACH_PORT": str(self.outreach_port),
+            **{f"PULIH_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.runs = 0
@@ -48,9 +50,8 @@ class Regency:
     def log(self) -> Path:
         return self.data_dir / f"up-{self.runs}.log"
 
-    @property
-    def outreach(self) -> str:
-        return f"http://127.0.0.1:{self.outreach_port}"
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
 
     def up(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,12 +81,14 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
     regency.up()
     try:
         output = regency.log.read_text()
-        assert f"outreach   {regency.outreach}" in output
+        for service in regency.ports:
+            assert f"{service:<10} {regency.url(service)}" in output
         assert "FACILITATOR_TOKEN=" in output
         script = walkthrough_block().replace("source .venv/bin/activate\n", "")
         env = {
             **regency.env,
-            "OUTREACH": regency.outreach,
+            "OUTREACH": regency.url("outreach"),
+            "REHAB": regency.url("rehab"),
             "NATS_URL": f"nats://127.0.0.1:{regency.nats_port}",
         }
         run = subprocess.run(
@@ -107,7 +110,17 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
             "pulih.outreach.ConsentRecorded.v1",
             "pulih.outreach.ClientScreened.v1",
         ]
-        assert "Budi" not in "\n".join(event_lines) and "3301011505900001" not in "\n".join(event_lines)
+        assert '"phase":"penerimaan_awal","status":"active"' in run.stdout
+        assert '"kind":"session_due"' in run.stdout and "intervensi" in run.stdout
+        rehab_lines = [line for line in run.stdout.splitlines() if "pulih.rehab." in line]
+        assert [line.split()[1] for line in rehab_lines] == [
+            "pulih.rehab.ClientEnrolled.v1",
+            "pulih.rehab.PhaseCompleted.v1",
+            "pulih.rehab.QualityOfLifeAssessed.v1",
+            "pulih.rehab.SessionHeld.v1",
+        ]
+        for line in event_lines + rehab_lines:
+            assert "Budi" not in line and "3301011505900001" not in line
     finally:
         code = regency.interrupt()
     assert code == 0
@@ -118,7 +131,7 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
         token = re.search(r"FACILITATOR_TOKEN=(\S+)", (regency.data_dir / "tokens.env").read_text())
         assert token is not None
         units = httpx.get(
-            f"{regency.outreach}/v1/units", headers={"Authorization": f"Bearer {token.group(1)}"}
+            f"{regency.url('outreach')}/v1/units", headers={"Authorization": f"Bearer {token.group(1)}"}
         ).json()
         assert [u["name"] for u in units] == ["Unit IBM Tritih Kulon"]
     finally:
