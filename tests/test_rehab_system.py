@@ -275,3 +275,23 @@ async def test_two_scheduler_replicas_on_one_database_discharge_each_client_once
             until=lambda m: len(m) >= 6,
         )
         assert len(published) == 6
+
+
+async def test_the_scheduler_survives_a_restart_and_catches_up_with_the_dates_it_missed(
+    tmp_path: Path, nats_server: NatsServer, database_url: str
+) -> None:
+    app = build_rehab(rehab_settings(tmp_path, nats_server.url, database_url))
+    async with running(app) as http:
+        rehab = Rehab(http, app)
+        c = await rehab.screened_client()
+        enrollment_id = await rehab.enrolled(c)
+    # stopped for three months; started again on the same store
+    later = rehab_settings(tmp_path, nats_server.url, database_url)
+    later.clock_start = date(2026, 6, 1)
+    app = build_rehab(later)
+    async with running(app) as http:
+        rehab = Rehab(http, app)
+        await eventually(lambda: rehab.enrolment(enrollment_id), until=lambda e: e["status"] == "discharged")
+        enrolment = await rehab.enrolment(enrollment_id)
+        assert (enrolment["discharged_on"], enrolment["discharge_reason"]) == ("2026-03-23", "dropped_out")
+        assert (await rehab.outbox_names()).count("ClientDischarged") == 1

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from pulih.contracts import CloudEvent, Event, new_event
 from pulih.contracts.events.outreach import (
     AgentRegistered,
+    ClientErased,
     ClientRegistered,
     ClientScreened,
     ConsentRecorded,
@@ -68,6 +69,7 @@ class Rehab:
                 ClientRegistered: consumers.on_client_registered,
                 AgentRegistered: consumers.on_agent_registered,
                 ConsentRecorded: consumers.on_consent_recorded,
+                ClientErased: consumers.on_client_erased,
                 ClientScreened: consumers.on_client_screened,
                 **consumers.referral_handlers(self.runtime),
             }

@@ -201,3 +201,14 @@ async def test_assessments_exit_only_in_aftercare_and_once(rehab: Rehab) -> None
     )
     assert (twice.status_code, twice.json()["code"]) == (409, "assessment_exists")
     assert (await rehab.outbox_names()).count("QualityOfLifeAssessed") == 1
+
+
+async def test_an_erased_client_cannot_be_enrolled(rehab: Rehab) -> None:
+    from pulih.contracts.events.outreach import ClientErased
+
+    c = await rehab.screened_client()
+    await rehab.apply(ClientErased(client_id=uuid.UUID(c.client_id), on=date(2026, 2, 28)))
+    r = await rehab.enrol(c)
+    assert (r.status_code, r.json()["code"]) == (409, "client_erased")
+    seen = await rehab.http.get(f"/v1/clients/{c.client_id}", headers=c.agent)
+    assert seen.json()["erased"] is True

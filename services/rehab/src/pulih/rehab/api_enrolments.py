@@ -123,7 +123,10 @@ async def enrol_client(body: EnrolClient, cmd: CommandDep) -> JSONResponse:
     baseline = scored(body.baseline, "baseline") if body.baseline is not None else None
     async with cmd.transaction() as tx:
         client = await client_for(tx.session, body.client_id, cmd.principal)
-        if body.enrollment_id is not None and await tx.session.get(Enrolment, body.enrollment_id):
+        if (
+            body.enrollment_id is not None
+            and (await tx.session.get(Enrolment, body.enrollment_id)) is not None
+        ):
             raise Conflict(
                 "enrolment_exists", f"enrolment {body.enrollment_id} already exists", "enrollment_id"
             )

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.events.rehab import FollowUpRecorded, SessionHeld
 from pulih.kit.commands import CommandDep
@@ -21,6 +22,10 @@ from pulih.rehab.views import FollowUpView, RecordFollowUp, RecordSession, Sessi
 router = APIRouter(prefix="/v1", tags=["sessions"])
 
 
+async def _exists(session: AsyncSession, model: type[SessionRecord], key: UUID) -> bool:
+    return await session.get(model, key) is not None
+
+
 @router.post("/enrolments/{enrollment_id}/sessions", status_code=201, response_model=SessionView)
 async def record_session(enrollment_id: UUID, body: RecordSession, cmd: CommandDep) -> JSONResponse:
     """Record a session held with the client, attended or not; its kind must suit the stage."""
@@ -31,7 +36,7 @@ async def record_session(enrollment_id: UUID, body: RecordSession, cmd: CommandD
         raise Invalid("date_in_future", f"held_on is after today ({today})", "held_on")
     async with cmd.transaction() as tx:
         enrolment = await enrolment_for(tx.session, enrollment_id, cmd.principal)
-        if body.session_id is not None and await tx.session.get(SessionRecord, body.session_id):
+        if body.session_id is not None and await _exists(tx.session, SessionRecord, body.session_id):
             raise Conflict("session_exists", f"session {body.session_id} is already recorded", "session_id")
         await catch_up(
             tx.session, runtime.emitter, programme, enrolment, today, correlationid=tx.correlationid
