@@ -34,11 +34,13 @@ class Regency:
         self.data_dir = data_dir
         self.nats_port = free_port()
         self.outreach_port = free_port()
+        self.referral_port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
             "PULIH_DATA_DIR": str(data_dir),
             "PULIH_NATS_PORT": str(self.nats_port),
             "PULIH_OUTREACH_PORT": str(self.outreach_port),
+            "PULIH_REFERRAL_PORT": str(self.referral_port),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.runs = 0
@@ -51,6 +53,10 @@ class Regency:
     @property
     def outreach(self) -> str:
         return f"http://127.0.0.1:{self.outreach_port}"
+
+    @property
+    def referral(self) -> str:
+        return f"http://127.0.0.1:{self.referral_port}"
 
     def up(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

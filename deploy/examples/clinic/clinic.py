@@ -124,10 +124,10 @@ class Clinic:
 
     async def run(self) -> int:
         args = self.args
+        credentials = {"user": args.user, "password": args.password} if args.password else {}
         nc = await nats.connect(
             args.url,
-            user=args.user,
-            password=args.password,
+            **credentials,
             inbox_prefix=f"_INBOX_{args.clinic}",
             name=f"clinic-{args.clinic}",
             connect_timeout=5,
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A reference clinic answering Pulih referrals over NATS")
     parser.add_argument("--url", default="nats://127.0.0.1:14222", help="the regency's NATS server")
     parser.add_argument("--user", help="the clinic's NATS user (default clinic-<clinic id>)")
-    parser.add_argument("--password", help="the clinic's NATS password")
+    parser.add_argument("--password", help="the clinic's NATS password (none: a development server)")
     parser.add_argument("--clinic", required=True, help="the clinic's id (slug)")
     parser.add_argument("--regency", default="3301", help="Kemendagri regency code without dots")
     parser.add_argument("--schemas", default=str(DEFAULT_SCHEMAS), help="directory of the JSON Schemas")
