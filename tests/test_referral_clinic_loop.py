@@ -252,3 +252,26 @@ def test_the_reference_clinic_needs_nothing_from_pulih() -> None:
         "jsonschema",
         "nats",
     }, imports
+
+
+async def test_an_answer_over_http_is_published_once_and_not_applied_twice(regency: Regency) -> None:
+    referral_id = await regency.refer(await regency.screened_client())
+    r = await regency.referrals.answer(referral_id, answer="accepted", on="2026-03-02")
+    assert r.status_code == 200, r.text
+    [accepted] = await eventually(
+        lambda: regency.events(f"ibm.{REGENCY}.clinic.{CLINIC}.referral_accepted"),
+        until=lambda e: len(e) == 1,
+    )
+    assert str(accepted.data.referral_id) == referral_id
+
+    async def consumer_done() -> bool:
+        nc = await nats.connect(regency.nats_url)
+        try:
+            info = await nc.jetstream().consumer_info(f"IBM_{REGENCY}", "referral-clinic-answers")
+            return info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.stream_seq > 0
+        finally:
+            await nc.close()
+
+    await eventually(consumer_done, timeout=20)  # our own consumer has seen the answer come back
+    assert await regency.events(f"ibm.{REGENCY}.dlq.>") == []
+    assert (await regency.referrals.get(referral_id))["status"] == "accepted"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,10 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig
-from referral_regency import CLINIC_PASSWORDS, SERVICE_PASSWORD, clinic_users, secured_nats
+from referral_regency import CLINIC_PASSWORDS, ROOT, SERVICE_PASSWORD, clinic_users, secured_nats
 from system_support import stream_messages
 
-from pulih.kit.nats_server import NatsServer
+from pulih.kit.nats_server import NatsServer, nats_server_binary
 
 pytestmark = pytest.mark.system
 
@@ -180,3 +181,13 @@ def test_the_generator_refuses_a_clinic_id_that_is_not_a_slug() -> None:
         clinic_users.clinic_permissions("3301", "klinik.*")
     with pytest.raises(ValueError):
         clinic_users.clinic_permissions("33.01", "klinik-a")
+
+
+def test_the_regency_config_of_deploy_loads_the_generated_users(tmp_path: Path) -> None:
+    conf = tmp_path / "regency.conf"
+    conf.write_text((ROOT / "deploy" / "nats" / "regency.conf").read_text())
+    missing = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert missing.returncode != 0, "the regency config must not start without its users"
+    (tmp_path / "users.conf").write_text(clinic_users.authorization_block("3301", "s3cret", {A: "a", B: "b"}))
+    valid = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
