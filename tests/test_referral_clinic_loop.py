@@ -216,15 +216,22 @@ async def test_illegal_answers_land_in_the_dead_letter_subject_and_change_nothin
     )
     await regency.as_clinic(OTHER_CLINIC, ReferralAccepted(referral_id=rid, accepted_on=day))
 
+    # unknown referral and another clinic's answer: dead-lettered at once; completed before
+    # accepted might only be early (an acceptance being redelivered), so it is retried until
+    # the consumer's last attempt (PULIH_MAX_DELIVER=4 here), then dead-lettered too
     dead = await eventually(
-        lambda: stream_messages(regency.nats_url, f"ibm.{REGENCY}.dlq.referral"), until=lambda m: len(m) >= 3
+        lambda: stream_messages(regency.nats_url, f"ibm.{REGENCY}.dlq.referral"),
+        until=lambda m: len(m) >= 3,
+        timeout=40,
     )
     letters = sorted((json.loads(m.data)["error"], json.loads(m.data)["subject"]) for m in dead)
     assert letters == [
-        ("illegal_transition", f"ibm.{REGENCY}.clinic.{CLINIC}.treatment_completed"),
+        ("not_ready", f"ibm.{REGENCY}.clinic.{CLINIC}.treatment_completed"),
         ("other_clinic", f"ibm.{REGENCY}.clinic.{OTHER_CLINIC}.referral_accepted"),
         ("unknown_referral", f"ibm.{REGENCY}.clinic.{CLINIC}.referral_accepted"),
     ]
+    early = next(json.loads(m.data) for m in dead if json.loads(m.data)["error"] == "not_ready")
+    assert "referred cannot be completed" in early["reason"] and early["attempts"] == 4
     assert all(m.headers and m.headers.get("Pulih-Dlq-Reason") for m in dead)
     assert await regency.referrals.get(referral_id) == before
     assert await regency.events(f"ibm.{REGENCY}.referral.referral_closed.>") == []

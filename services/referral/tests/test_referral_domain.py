@@ -127,3 +127,28 @@ def test_consent_covers_its_scopes_from_given_until_expiry_or_withdrawal() -> No
 def test_a_clinic_takes_only_the_services_it_offers() -> None:
     assert domain.offers(["rawat_jalan", "medis"], ClinicService.MEDIS)
     assert not domain.offers(["rawat_jalan"], ClinicService.RAWAT_INAP)
+
+
+def test_an_answer_that_is_only_early_is_premature_and_may_be_retried() -> None:
+    for attempt in (
+        lambda: domain.attend(S.REFERRED),
+        lambda: domain.complete(S.REFERRED, TreatmentOutcome.COMPLETED, back_referral=True),
+        lambda: domain.complete(S.ACCEPTED, TreatmentOutcome.COMPLETED, back_referral=True),
+    ):
+        with pytest.raises(IllegalTransition) as caught:
+            attempt()
+        assert caught.value.premature
+
+
+def test_a_duplicate_a_step_back_or_anything_after_closing_is_never_premature() -> None:
+    for attempt in (
+        lambda: domain.accept(S.ACCEPTED),
+        lambda: domain.attend(S.ATTENDED),
+        lambda: domain.decline(S.ATTENDED),
+        lambda: domain.accept(S.DECLINED),
+        lambda: domain.complete(S.COMPLETED, TreatmentOutcome.COMPLETED, back_referral=True),
+        lambda: domain.attend(S.CANCELLED),
+    ):
+        with pytest.raises(IllegalTransition) as caught:
+            attempt()
+        assert not caught.value.premature

@@ -35,13 +35,15 @@ class AnswerRefused(Exception):
     """A clinic's answer that must not be applied.
 
     ``code`` is ``unknown_referral``, ``other_clinic``, ``illegal_transition`` or
-    ``answer_before_referral``.
+    ``answer_before_referral``; ``premature`` marks an illegal transition that an earlier answer,
+    not applied yet, would make legal.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, premature: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.premature = premature
 
 
 def _answered_on(answer: ClinicEvent) -> Any:
@@ -89,6 +91,8 @@ async def apply_answer(session: AsyncSession, clinic_id: str, answer: ClinicEven
     try:
         step = _transition(referral, answer)
     except domain.IllegalTransition as exc:
+        if exc.premature:
+            raise AnswerRefused("illegal_transition", str(exc), premature=True) from None
         raise refuse(clinic_id, answer, "illegal_transition", str(exc)) from None
 
     referral.status = step.status.value

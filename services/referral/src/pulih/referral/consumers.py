@@ -3,8 +3,10 @@
 - ``outreach``: a pseudonymous read model (client → unit, consents, screening results) so a
   referral can check consent and screening without asking outreach, and suggest referrals.
 - ``clinic-answers``: ``ibm.<r>.clinic.<clinic_id>.<event>``; the clinic is read from the
-  subject, which its NATS credentials restrict. Illegal answers are dead-lettered with the
-  reason and change nothing.
+  subject, which its NATS credentials restrict. Illegal answers are dead-lettered at once with
+  the reason and change nothing; an answer that is only early (attended before accepted,
+  completed before attended) is retried, and dead-lettered as ``not_ready`` after the last
+  attempt, because messages can overtake each other when one is redelivered.
 """
 
 from __future__ import annotations
@@ -125,6 +127,10 @@ def answer_handler(runtime: ServiceRuntime) -> Any:
         try:
             await apply_answer(session, clinic_id, event.data, emit)
         except AnswerRefused as exc:
+            if exc.premature:
+                # an earlier answer may still be on its way (redelivered later): retry this
+                # one; after the last attempt the kit dead-letters it as not_ready
+                raise NotReadyYet(f"{exc.code}: {exc.message}") from None
             raise Rejected(exc.code, f"{delivery.subject}: {exc.message}") from None
 
     return on_answer

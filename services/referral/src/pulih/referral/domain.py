@@ -63,12 +63,18 @@ class ClinicKind(StrEnum):
 
 
 class IllegalTransition(Exception):
-    """An answer or command that does not fit the referral's status: it changes nothing."""
+    """An answer or command that does not fit the referral's status: it changes nothing.
 
-    def __init__(self, status: ReferralStatus, attempted: str) -> None:
+    ``premature`` says it would fit once an earlier answer arrives (attended before accepted,
+    completed before attended): a message consumer should retry it later, since messages can
+    overtake each other on redelivery, and give up only after its last attempt.
+    """
+
+    def __init__(self, status: ReferralStatus, attempted: str, *, premature: bool = False) -> None:
         super().__init__(f"a referral that is {status.value} cannot be {attempted}")
         self.status = status
         self.attempted = attempted
+        self.premature = premature
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,19 @@ class Transition:
     escalates: EscalationReason | None = None
 
 
+_STEP = {
+    ReferralStatus.REFERRED: 0,
+    ReferralStatus.ACCEPTED: 1,
+    ReferralStatus.ATTENDED: 2,
+    ReferralStatus.COMPLETED: 3,
+}
+
+
 def _from(status: ReferralStatus, allowed: Iterable[ReferralStatus], attempted: str) -> None:
     if status not in allowed:
-        raise IllegalTransition(status, attempted)
+        # an open referral that has not yet reached the step before this one
+        ahead = status in OPEN and all(_STEP[status] < _STEP.get(a, -1) for a in allowed)
+        raise IllegalTransition(status, attempted, premature=ahead)
 
 
 def accept(status: ReferralStatus) -> Transition:
