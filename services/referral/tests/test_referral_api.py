@@ -3,6 +3,7 @@ the stored referral and what reached the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 from typing import Any
@@ -15,6 +16,7 @@ from pulih.kit import inbox
 from pulih.kit.auth import Role
 from pulih.kit.testing import auth, eventually
 from pulih.referral.consumers import clinic_answers_consumer
+from pulih.referral.escalation import escalate_overdue
 
 
 async def test_a_facilitator_adds_a_clinic_to_the_directory_and_everyone_can_list_it(
@@ -329,3 +331,15 @@ async def test_clinics_and_agents_see_only_their_own_referrals(referrals: Referr
     assert (
         await referrals.http.get(f"/v1/referrals/{to_other}", headers=referrals.clinic())
     ).status_code == 403
+
+
+async def test_two_replicas_escalating_at_once_escalate_a_referral_once(referrals: Referrals) -> None:
+    await referrals.add_clinic()
+    for _ in range(3):
+        await referrals.referral(await referrals.client())
+    runtime = referrals.runtime
+    runtime.clock._today = date(2026, 3, 10)  # move the date without waking the job
+    # the job function itself, twice at once on one store: what two replicas would do
+    changed = await asyncio.gather(escalate_overdue(runtime), escalate_overdue(runtime))
+    assert sum(changed) == 3
+    assert len(await escalations(referrals)) == 3
