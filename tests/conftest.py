@@ -3,5 +3,5 @@
 import sys
 from pathlib import Path
 
-for service in ("outreach", "rehab"):
+for service in ("outreach", "rehab", "referral"):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / service / "tests"))

@@ -1,5 +1,6 @@
 """The README's first command and walkthrough, run as a new user would: `pulih up`, then the
-walkthrough's bash block verbatim, then Ctrl-C and a restart that still has the data."""
+walkthrough's bash block verbatim (outreach, rehab, and the referral loop closed by the reference
+clinic), then Ctrl-C and a restart that still has the data."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
             **regency.env,
             "OUTREACH": regency.url("outreach"),
             "REHAB": regency.url("rehab"),
+            "REFERRAL": regency.url("referral"),
             "NATS_URL": f"nats://127.0.0.1:{regency.nats_port}",
         }
         run = subprocess.run(
@@ -97,7 +99,7 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=180,
         )
         assert run.returncode == 0, run.stdout + run.stderr
         assert '"overall_risk":"moderate"' in run.stdout
@@ -119,7 +121,20 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
             "pulih.rehab.QualityOfLifeAssessed.v1",
             "pulih.rehab.SessionHeld.v1",
         ]
-        for line in event_lines + rehab_lines:
+        assert "answered 1 referral(s)" in run.stdout
+        assert '"status":"completed"' in run.stdout and '"back_referral":true' in run.stdout
+        loop_lines = [
+            line for line in run.stdout.splitlines() if re.search(r"pulih\.(referral|clinic)\.", line)
+        ]
+        assert [line.split()[1] for line in loop_lines] == [
+            "pulih.referral.ReferredToClinic.v1",
+            "pulih.referral.ReferralClosed.v1",
+            "pulih.clinic.ReferralAccepted.v1",
+            "pulih.clinic.ClientAttended.v1",
+            "pulih.clinic.TreatmentCompleted.v1",
+        ]
+        assert re.search(r"enrolment \S+ is in bina_lanjut", run.stdout), run.stdout[-2000:]
+        for line in event_lines + rehab_lines + loop_lines:
             assert "Budi" not in line and "3301011505900001" not in line
     finally:
         code = regency.interrupt()

@@ -1,0 +1,1 @@
+"""Pulih referral: referrals to clinics, their answers, escalation and identity hand-over."""

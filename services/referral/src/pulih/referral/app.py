@@ -1,0 +1,36 @@
+"""Wiring of the referral service: ``uvicorn pulih.referral.app:app`` (port 8103)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from pulih.kit.scheduler import periodic
+from pulih.kit.service import ServiceSpec, create_app
+from pulih.kit.settings import Settings
+from pulih.referral import api_clinics, api_identity, api_referrals, consumers
+from pulih.referral.escalation import escalate_overdue
+
+spec = ServiceSpec(
+    name="referral",
+    port=8103,
+    title="Pulih referral",
+    description=(
+        "The clinic directory, referrals of consenting clients to clinics, the clinics' answers "
+        "(NATS or HTTP), escalation when a clinic does not answer in time or declines, and the "
+        "audited identity hand-over to the addressed clinic."
+    ),
+    migrations=Path(__file__).parent / "migrations",
+    routers=(api_clinics.router, api_referrals.router, api_identity.router),
+    subscribe=consumers.subscribe,
+    background=(periodic("escalate-overdue", escalate_overdue, lambda rt: rt.settings.scheduler_seconds),),
+)
+
+
+def build(settings: Settings | None = None) -> FastAPI:
+    """The referral app for ``settings`` (environment variables by default)."""
+    return create_app(spec, settings)
+
+
+app = build()

@@ -1,0 +1,146 @@
+"""What referral's API takes and gives back (request and response bodies)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulih.contracts.codes import (
+    CancelReason,
+    ClinicId,
+    ClinicService,
+    DeclineReason,
+    ReferralReason,
+    RegencyCode,
+    Sex,
+    TreatmentOutcome,
+    Urgency,
+)
+from pulih.referral.domain import ClinicKind, ReferralStatus
+
+
+class Body(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterClinic(Body):
+    clinic_id: ClinicId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: ClinicKind
+    services: Annotated[list[ClinicService], Field(min_length=1)]
+    regencies: Annotated[list[RegencyCode], Field(min_length=1)]
+
+
+class ClinicView(BaseModel):
+    clinic_id: str
+    name: str
+    kind: ClinicKind
+    services: list[ClinicService]
+    regencies: list[str]
+
+
+class ReferClient(Body):
+    client_id: UUID
+    clinic_id: ClinicId
+    service: ClinicService
+    reason: ReferralReason
+    urgency: Urgency = Urgency.ROUTINE
+    referred_on: date | None = Field(None, description="defaults to today in the regency")
+    referral_id: UUID | None = Field(None, description="a device-made id; one is assigned if absent")
+
+
+class CancelReferral(Body):
+    reason: CancelReason
+    on: date | None = Field(None, description="defaults to today in the regency")
+
+
+class ReferralView(BaseModel):
+    """A referral as agents, facilitators and its clinic see it: pseudonymous."""
+
+    referral_id: UUID
+    client_id: UUID
+    unit_id: UUID
+    clinic_id: str
+    service: ClinicService
+    reason: ReferralReason
+    urgency: Urgency
+    referred_on: date
+    respond_by: date
+    consent_id: UUID
+    status: ReferralStatus
+    accepted_on: date | None = None
+    appointment_on: date | None = None
+    attended_on: date | None = None
+    closed_on: date | None = None
+    outcome: str | None = None
+    back_referral: bool | None = None
+    escalated: bool = False
+    escalated_on: date | None = None
+    escalation_reason: str | None = None
+
+
+class SuggestedReferral(BaseModel):
+    """A screening that recommends referral and has no referral since: a human decides."""
+
+    client_id: UUID
+    unit_id: UUID
+    screening_id: UUID
+    screened_on: date
+    overall_risk: str
+    injected_last_3_months: bool
+
+
+class Accepted(Body):
+    answer: Literal["accepted"]
+    on: date
+    appointment_on: date | None = None
+
+
+class Declined(Body):
+    answer: Literal["declined"]
+    on: date
+    reason: DeclineReason
+
+
+class Attended(Body):
+    answer: Literal["attended"]
+    on: date
+
+
+class Completed(Body):
+    answer: Literal["completed"]
+    on: date
+    outcome: TreatmentOutcome
+    back_referral: bool
+
+
+ClinicAnswer = Annotated[Accepted | Declined | Attended | Completed, Field(discriminator="answer")]
+"""A clinic's answer over HTTP: the same facts as its events on NATS."""
+
+
+class ClientIdentityView(BaseModel):
+    """Who a referred client is, for the clinic the referral is addressed to."""
+
+    referral_id: UUID
+    client_id: UUID
+    full_name: str
+    nik: str
+    birth_date: date
+    sex: Sex
+    phone: str | None
+    address: str | None
+
+
+class HandOverEntry(BaseModel):
+    actor: str
+    actor_role: str
+    clinic_id: str | None
+    purpose: str
+    outcome: str
+    reason: str | None
+    read_at: str

@@ -1,0 +1,216 @@
+"""The identity hand-over: outreach and referral in one process, referral calling outreach's
+API with its service credentials, outreach's events fed to referral's consumer handlers.
+
+Only the clinic a referral is addressed to gets the identity, only while the client's
+``identity_to_clinic`` consent holds; every attempt is audited by referral, every read by
+outreach too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from outreach_factories import Outreach, screening_body
+from referral_factories import CLINIC, OTHER_CLINIC, OUTREACH_HANDLERS, Client, Referrals
+from sqlalchemy import select
+from system_support import running
+
+from pulih.contracts import parse_event
+from pulih.kit.auth import Role
+from pulih.kit.consumers import Delivery
+from pulih.kit.nats_server import free_port
+from pulih.kit.outbox import outbox_table
+from pulih.kit.testing import auth, make_settings
+from pulih.outreach.app import build as build_outreach
+from pulih.outreach.store import IdentityRead
+from pulih.referral.app import build as build_referral
+
+
+@dataclass
+class TwoServices:
+    outreach: Outreach
+    referrals: Referrals
+    fed: int = 0
+
+    async def bridge(self) -> None:
+        """Deliver outreach's new events to referral, as its consumer would over NATS."""
+        async with self.outreach.app.state.runtime.database.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(outbox_table.c.seq, outbox_table.c.subject, outbox_table.c.payload)
+                    .where(outbox_table.c.seq > self.fed)
+                    .order_by(outbox_table.c.seq)
+                )
+            ).all()
+        for row in rows:
+            event = parse_event(row.payload)
+            handler = OUTREACH_HANDLERS.get(type(event.data))
+            if handler is not None:
+                async with self.referrals.runtime.database.transaction() as session:
+                    await handler(session, event, Delivery(row.subject, row.seq, 1))
+            self.fed = row.seq
+
+    async def referred_client(self, scopes: list[str], expires_on: str | None = None) -> tuple[Client, str]:
+        """The test's client (Budi), registered, consenting and screened in outreach, then referred."""
+        o = self.outreach
+        unit_id = await o.unit()
+        agent_id = await o.agent(unit_id)
+        agent = o.agent_auth(unit_id, agent_id)
+        registered = await o.client(unit_id, agent)
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        consent = await o.http.post(
+            f"/v1/clients/{client_id}/consents",
+            headers=agent,
+            json={"scopes": scopes, "given_on": "2026-02-01", "expires_on": expires_on},
+        )
+        assert consent.status_code == 201, consent.text
+        screened = await o.http.post(
+            f"/v1/clients/{client_id}/screenings", headers=agent, json=screening_body(agent_id)
+        )
+        assert screened.status_code == 201, screened.text
+        await self.bridge()
+        client = Client(uuid.UUID(client_id), uuid.UUID(unit_id), uuid.UUID(consent.json()["consent_id"]))
+        return client, await self.referrals.referral(client, reason="client_request")
+
+    async def identity(self, referral_id: str, headers: dict[str, str]) -> httpx.Response:
+        return await self.referrals.http.get(f"/v1/referrals/{referral_id}/identity", headers=headers)
+
+    async def referral_audit(self, referral_id: str) -> list[tuple[str, str | None, str | None]]:
+        r = await self.referrals.http.get(
+            f"/v1/referrals/{referral_id}/identity/audit", headers=self.referrals.facilitator
+        )
+        return [(e["outcome"], e["reason"], e["clinic_id"]) for e in r.json()]
+
+    async def outreach_audit(self, client_id: uuid.UUID) -> list[tuple[str, str, str | None, str]]:
+        async with self.outreach.app.state.runtime.database.sessions() as s:
+            rows = (await s.scalars(select(IdentityRead).where(IdentityRead.client_id == client_id))).all()
+        return [(r.actor, r.outcome, r.on_behalf_of, r.purpose) for r in rows]
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[TwoServices]:
+    down = f"nats://127.0.0.1:{free_port()}"  # events are bridged by hand; NATS stays down
+    outreach_app = build_outreach(
+        make_settings(tmp_path / "o", nats_url=down, database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db")
+    )
+    referral_app = build_referral(
+        make_settings(
+            tmp_path / "r",
+            nats_url=down,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/r.db",
+            PULIH_CLOCK="manual",
+            PULIH_CLOCK_START="2026-03-01",
+        )
+    )
+    async with running(outreach_app) as o_http, running(referral_app) as r_http:
+        referral_app.state.runtime.extras["outreach_http"] = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=outreach_app), base_url="http://outreach"
+        )
+        two = TwoServices(Outreach(o_http, outreach_app), Referrals(r_http, referral_app))
+        await two.referrals.add_clinic()
+        await two.referrals.add_clinic(OTHER_CLINIC)
+        yield two
+        await referral_app.state.runtime.extras["outreach_http"].aclose()
+
+
+async def test_the_addressed_clinic_gets_the_identity_and_both_services_audit_it(
+    services: TwoServices,
+) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    r = await services.identity(referral_id, services.referrals.clinic(CLINIC))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert (body["full_name"], body["client_id"], body["referral_id"]) == (
+        "Budi Santoso",
+        str(client.client_id),
+        referral_id,
+    )
+    assert await services.referral_audit(referral_id) == [("granted", None, CLINIC)]
+    assert await services.outreach_audit(client.client_id) == [
+        ("referral-service", "granted", CLINIC, f"referral:{referral_id}")
+    ]
+
+
+async def test_every_other_caller_gets_403_and_each_attempt_is_audited(services: TwoServices) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    for headers in (
+        services.referrals.clinic(OTHER_CLINIC),
+        services.referrals.facilitator,
+        services.referrals.agent(client.unit_id),
+        auth(Role.SERVICE),
+        auth(Role.ADMIN),
+    ):
+        r = await services.identity(referral_id, headers)
+        assert r.status_code == 403, r.text
+        assert "full_name" not in r.text
+    unknown = await services.identity(str(uuid.uuid4()), services.referrals.clinic(CLINIC))
+    assert unknown.status_code == 403
+    audit = await services.referral_audit(referral_id)
+    assert len(audit) == 5 and {(o, why) for o, why, _ in audit} == {("denied", "not_addressed_clinic")}
+    assert await services.outreach_audit(client.client_id) == [], "outreach was never asked"
+
+
+async def test_no_identity_without_identity_to_clinic_consent(services: TwoServices) -> None:
+    _, referral_id = await services.referred_client(["programme", "referral"])
+    r = await services.identity(referral_id, services.referrals.clinic(CLINIC))
+    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    assert await services.referral_audit(referral_id) == [("denied", "consent_required", CLINIC)]
+
+
+async def test_identity_refused_after_the_consent_is_withdrawn(services: TwoServices) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    clinic = services.referrals.clinic(CLINIC)
+    assert (await services.identity(referral_id, clinic)).status_code == 200
+    o = services.outreach
+    withdrawn = await o.http.post(
+        f"/v1/clients/{client.client_id}/consents/{client.consent_id}/withdraw",
+        headers=auth(Role.FACILITATOR),
+        json={"on": "2026-03-01"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    await services.bridge()
+    r = await services.identity(referral_id, clinic)
+    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["granted", "denied"]
+
+
+async def test_identity_refused_once_the_consent_has_expired(services: TwoServices) -> None:
+    _, referral_id = await services.referred_client(
+        ["programme", "referral", "identity_to_clinic"], expires_on="2026-03-10"
+    )
+    clinic = services.referrals.clinic(CLINIC)
+    services.referrals.runtime.clock.set(date(2026, 3, 10))
+    assert (await services.identity(referral_id, clinic)).status_code == 200
+    services.referrals.runtime.clock.set(date(2026, 3, 11))
+    r = await services.identity(referral_id, clinic)
+    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+
+
+async def test_an_erased_client_is_gone_and_an_unreachable_outreach_is_503(services: TwoServices) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    clinic = services.referrals.clinic(CLINIC)
+    runtime = services.referrals.runtime
+    injected = runtime.extras["outreach_http"]
+    runtime.extras["outreach_http"] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=1)
+    try:
+        down = await services.identity(referral_id, clinic)
+    finally:
+        await runtime.extras["outreach_http"].aclose()
+        runtime.extras["outreach_http"] = injected
+    assert down.status_code == 503 and down.json()["code"] == "outreach_unavailable"
+
+    erased = await services.outreach.http.post(
+        f"/v1/clients/{client.client_id}/erase", headers=auth(Role.FACILITATOR), json={"on": "2026-03-01"}
+    )
+    assert erased.status_code == 200, erased.text
+    gone = await services.identity(referral_id, clinic)  # outreach answers 410 before the event arrives
+    assert gone.status_code == 410
+    assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["unavailable", "erased"]
