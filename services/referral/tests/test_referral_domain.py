@@ -8,7 +8,6 @@ import pytest
 
 from pulih.contracts.codes import (
     ClinicService,
-    ConsentScope,
     EscalationReason,
     ReferralOutcome,
     TreatmentOutcome,
@@ -16,7 +15,7 @@ from pulih.contracts.codes import (
 )
 from pulih.kit.programme import load_programme
 from pulih.referral import domain
-from pulih.referral.domain import ConsentTerms, IllegalTransition, ReferralStatus, ResponseTimes
+from pulih.referral.domain import IllegalTransition, ReferralStatus, ResponseTimes
 
 S = ReferralStatus
 
@@ -110,18 +109,6 @@ def test_a_referral_is_overdue_the_day_after_respond_by_if_still_unanswered() ->
     assert not domain.overdue(S.REFERRED, respond_by, date(2026, 3, 5), escalated=True)
     assert not domain.overdue(S.ACCEPTED, respond_by, date(2026, 3, 9), escalated=False)
     assert domain.escalated_on(respond_by) == date(2026, 3, 5)
-
-
-def test_consent_covers_its_scopes_from_given_until_expiry_or_withdrawal() -> None:
-    consent = ConsentTerms(frozenset({"referral"}), date(2026, 2, 1), expires_on=date(2026, 6, 30))
-    assert consent.allows(ConsentScope.REFERRAL, date(2026, 2, 1))
-    assert consent.allows(ConsentScope.REFERRAL, date(2026, 6, 30))
-    assert not consent.allows(ConsentScope.REFERRAL, date(2026, 7, 1))
-    assert not consent.allows(ConsentScope.REFERRAL, date(2026, 1, 31))
-    assert not consent.allows(ConsentScope.IDENTITY_TO_CLINIC, date(2026, 3, 1))
-    withdrawn = ConsentTerms(frozenset({"referral"}), date(2026, 2, 1), withdrawn_on=date(2026, 3, 1))
-    assert withdrawn.allows(ConsentScope.REFERRAL, date(2026, 2, 28))
-    assert not withdrawn.allows(ConsentScope.REFERRAL, date(2026, 3, 1))
 
 
 def test_a_clinic_takes_only_the_services_it_offers() -> None:

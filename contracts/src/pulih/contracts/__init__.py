@@ -12,6 +12,7 @@ Consume::
 """
 
 from pulih.contracts import codes, events
+from pulih.contracts.consent import ConsentTerms
 from pulih.contracts.envelope import CloudEvent, envelope_type, new_event, new_event_id
 from pulih.contracts.event import SERVICES, Event
 from pulih.contracts.events import ALL_EVENTS, clinic, outreach, referral, rehab, reporting
@@ -41,6 +42,7 @@ __all__ = [
     "EVENT_TYPES",
     "SERVICES",
     "CloudEvent",
+    "ConsentTerms",
     "Event",
     "EventRegistry",
     "InvalidEvent",

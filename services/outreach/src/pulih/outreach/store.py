@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pulih.contracts.consent import ConsentTerms
 from pulih.kit.database import NAMING_CONVENTION, BigIntId
 
 
@@ -110,11 +111,9 @@ class Consent(Base):
 
     def valid_on(self, day: date, scope: str | None = None) -> bool:
         """Whether the consent holds on ``day`` (for ``scope``, if given)."""
-        if self.given_on > day or (self.withdrawn_on is not None and self.withdrawn_on <= day):
-            return False
-        if self.expires_on is not None and self.expires_on < day:
-            return False
-        return scope is None or scope in self.scopes
+        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on).allows(
+            scope, day
+        )
 
 
 class Screening(Base):

@@ -22,7 +22,6 @@ from typing import Any
 
 from pulih.contracts.codes import (
     ClinicService,
-    ConsentScope,
     EscalationReason,
     ReferralOutcome,
     TreatmentOutcome,
@@ -177,24 +176,6 @@ def overdue(status: ReferralStatus, respond_by: date, today: date, escalated: bo
 def escalated_on(respond_by: date) -> date:
     """The day a referral without an answer becomes overdue: the day after ``respond_by``."""
     return respond_by + timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class ConsentTerms:
-    """One consent as the referral service knows it from outreach's events."""
-
-    scopes: frozenset[str]
-    given_on: date
-    expires_on: date | None = None
-    withdrawn_on: date | None = None
-
-    def allows(self, scope: ConsentScope, day: date) -> bool:
-        """Whether this consent covers ``scope`` on ``day``: given, not expired, not withdrawn."""
-        if scope.value not in self.scopes or self.given_on > day:
-            return False
-        if self.withdrawn_on is not None and self.withdrawn_on <= day:
-            return False
-        return self.expires_on is None or self.expires_on >= day
 
 
 def offers(services: Iterable[str], service: ClinicService) -> bool:

@@ -10,8 +10,9 @@ from uuid import UUID
 from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pulih.contracts.consent import ConsentTerms
 from pulih.kit.database import NAMING_CONVENTION, BigIntId
-from pulih.referral.domain import ConsentTerms, ReferralStatus
+from pulih.referral.domain import ReferralStatus
 
 
 class Base(DeclarativeBase):

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pulih.contracts.consent import ConsentTerms
 from pulih.kit.database import NAMING_CONVENTION, BigIntId
 
 
@@ -55,11 +56,9 @@ class KnownConsent(Base):
 
     def valid_on(self, day: date, scope: str) -> bool:
         """Whether the consent covers ``scope`` on ``day``."""
-        if self.given_on > day or (self.withdrawn_on is not None and self.withdrawn_on <= day):
-            return False
-        if self.expires_on is not None and self.expires_on < day:
-            return False
-        return scope in self.scopes
+        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on).allows(
+            scope, day
+        )
 
 
 class KnownScreening(Base):
