@@ -49,3 +49,60 @@ def run_migrations(context: EnvironmentContext, service_metadata: MetaData) -> N
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def create_kit_tables_v1() -> None:
+    """Create version 1 of the kit's tables (outbox, inbox, idempotency keys).
+
+    Called from each service's first revision. Frozen: a later change to the kit's tables is a
+    new function (``…_v2``) that services call from a new revision, so applied migrations never
+    change under a deployment.
+    """
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("principal", sa.String(length=120), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("principal", "key", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=120), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("stream_seq", sa.BigInteger(), nullable=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_published_at"), ["published_at"], unique=False)
+
+
+def drop_kit_tables_v1() -> None:
+    """Drop what :func:`create_kit_tables_v1` created."""
+    from alembic import op
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_published_at"))
+    op.drop_table("outbox")
+    op.drop_table("inbox")
+    op.drop_table("idempotency_keys")
