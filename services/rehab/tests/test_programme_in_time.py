@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from importlib.resources import files
+from pathlib import Path
 
+import httpx
+from asgi_lifespan import LifespanManager
 from rehab_factories import MONDAY, Rehab, middling_whoqol
+
+from pulih.kit.nats_server import free_port
+from pulih.kit.testing import make_settings
+from pulih.rehab.app import build
 
 
 def phases_completed(events: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
@@ -195,3 +203,37 @@ async def test_the_worklist_shows_what_each_agent_must_do_that_day(rehab: Rehab)
     assert seen_weekly.agent_id not in by_agent  # seen every week, baseline taken: nothing to do
     other = await rehab.http.get(f"/v1/units/{c.unit_id}/worklist", headers=seen_weekly.agent)
     assert other.status_code == 200 and other.json()["date"] == "2026-03-18"
+
+
+async def test_a_regency_runs_its_own_programme_file(tmp_path: Path, database_url: str) -> None:
+    """A shorter 12-week programme with a 2-week dropout rule: no week is hard-coded."""
+    default = (files("pulih.kit") / "programmes" / "ibm-16w-2021.toml").read_text()
+    own = (
+        default.replace('programme = "ibm-16w-2021"', 'programme = "ibm-12w-cilacap"')
+        .replace("dropout_after_weeks = 3", "dropout_after_weeks = 2")
+        .replace("weeks = [3, 12]", "weeks = [3, 8]")
+        .replace("weeks = [13, 16]", "weeks = [9, 12]")
+        .replace("exit_assessment_week = 16", "exit_assessment_week = 12")
+    )
+    (tmp_path / "cilacap.toml").write_text(own)
+    settings = make_settings(
+        tmp_path,
+        nats_url=f"nats://127.0.0.1:{free_port()}",
+        database_url=database_url,
+        PULIH_CLOCK="manual",
+        PULIH_CLOCK_START="2026-03-02",
+        PULIH_PROGRAMME_FILE=tmp_path / "cilacap.toml",
+    )
+    app = build(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rehab") as http,
+    ):
+        rehab = Rehab(http, app)
+        c = await rehab.screened_client()
+        r = await rehab.enrol(c)
+        assert (r.json()["programme"], r.json()["planned_end_on"]) == ("ibm-12w-cilacap", "2026-05-17")
+        enrollment_id = r.json()["enrollment_id"]
+        await rehab.to(date(2026, 3, 17))  # two weeks unseen: out under this regency's rule
+        enrolment = await rehab.enrolment(enrollment_id)
+        assert (enrolment["status"], enrolment["discharged_on"]) == ("discharged", "2026-03-16")
