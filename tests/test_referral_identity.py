@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from outreach_factories import Outreach, screening_body
-from referral_factories import CLINIC, OTHER_CLINIC, OUTREACH_HANDLERS, Client, Referrals
+from referral_factories import CLINIC, OTHER_CLINIC, Client, Referrals
 from sqlalchemy import select
 from system_support import running
 
@@ -31,6 +31,7 @@ from pulih.kit.testing import auth, make_settings
 from pulih.outreach.app import build as build_outreach
 from pulih.outreach.store import IdentityRead
 from pulih.referral.app import build as build_referral
+from pulih.referral.consumers import outreach_handlers
 
 
 @dataclass
@@ -51,7 +52,7 @@ class TwoServices:
             ).all()
         for row in rows:
             event = parse_event(row.payload)
-            handler = OUTREACH_HANDLERS.get(type(event.data))
+            handler = outreach_handlers(self.referrals.runtime).get(type(event.data))
             if handler is not None:
                 async with self.referrals.runtime.database.transaction() as session:
                     await handler(session, event, Delivery(row.subject, row.seq, 1))
@@ -165,12 +166,39 @@ async def test_no_identity_without_identity_to_clinic_consent(services: TwoServi
     assert await services.referral_audit(referral_id) == [("denied", "consent_required", CLINIC)]
 
 
-async def test_identity_refused_after_the_consent_is_withdrawn(services: TwoServices) -> None:
+async def test_identity_refused_after_the_identity_consent_is_withdrawn(services: TwoServices) -> None:
+    # referral and identity consented separately: withdrawing the identity one keeps the referral
+    client, referral_id = await services.referred_client(["programme", "referral"])
+    o = services.outreach
+    agent = auth(Role.FACILITATOR)
+    identity_consent = await o.http.post(
+        f"/v1/clients/{client.client_id}/consents",
+        headers=agent,
+        json={"scopes": ["identity_to_clinic"], "given_on": "2026-02-01"},
+    )
+    assert identity_consent.status_code == 201, identity_consent.text
+    await services.bridge()
+    clinic = services.referrals.clinic(CLINIC)
+    assert (await services.identity(referral_id, clinic)).status_code == 200
+    withdrawn = await o.http.post(
+        f"/v1/clients/{client.client_id}/consents/{identity_consent.json()['consent_id']}/withdraw",
+        headers=agent,
+        json={"on": "2026-03-01"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    await services.bridge()
+    r = await services.identity(referral_id, clinic)
+    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["granted", "denied"]
+
+
+async def test_withdrawing_the_only_consent_cancels_the_referral_and_refuses_identity(
+    services: TwoServices,
+) -> None:
     client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
     clinic = services.referrals.clinic(CLINIC)
     assert (await services.identity(referral_id, clinic)).status_code == 200
-    o = services.outreach
-    withdrawn = await o.http.post(
+    withdrawn = await services.outreach.http.post(
         f"/v1/clients/{client.client_id}/consents/{client.consent_id}/withdraw",
         headers=auth(Role.FACILITATOR),
         json={"on": "2026-03-01"},
@@ -178,7 +206,12 @@ async def test_identity_refused_after_the_consent_is_withdrawn(services: TwoServ
     assert withdrawn.status_code == 200, withdrawn.text
     await services.bridge()
     r = await services.identity(referral_id, clinic)
-    assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    assert r.status_code == 403 and r.json()["code"] == "referral_closed"
+    assert await services.referrals.outbox_names() == [
+        "ReferredToClinic",
+        "ReferralCancelled",
+        "ReferralClosed",
+    ]
     assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["granted", "denied"]
 
 

@@ -12,25 +12,15 @@ from sqlalchemy import select
 
 from pulih.contracts import Event, new_event, parse_event, subject_for
 from pulih.contracts.events.outreach import (
-    ClientErased,
     ClientRegistered,
     ClientScreened,
     ConsentRecorded,
-    ConsentWithdrawn,
 )
 from pulih.kit.auth import Role
 from pulih.kit.consumers import Delivery
 from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import REGENCY, auth
 from pulih.referral import consumers
-
-OUTREACH_HANDLERS: dict[type[Event], Any] = {
-    ClientRegistered: consumers.on_client_registered,
-    ConsentRecorded: consumers.on_consent_recorded,
-    ConsentWithdrawn: consumers.on_consent_withdrawn,
-    ClientScreened: consumers.on_client_screened,
-    ClientErased: consumers.on_client_erased,
-}
 
 CLINIC = "klinik-pratama-sehat"
 OTHER_CLINIC = "rsud-cilacap"
@@ -70,7 +60,7 @@ class Referrals:
             envelope = new_event(data, regency=REGENCY)
             delivery = Delivery(subject_for(envelope, REGENCY), 0, 1)
             async with self.runtime.database.transaction() as session:
-                await OUTREACH_HANDLERS[type(data)](session, envelope, delivery)
+                await consumers.outreach_handlers(self.runtime)[type(data)](session, envelope, delivery)
 
     async def add_clinic(
         self, clinic_id: str = CLINIC, services: tuple[str, ...] = ("rawat_jalan", "medis")

@@ -11,7 +11,7 @@ from typing import Any
 from referral_factories import CLINIC, OTHER_CLINIC, Referrals
 from sqlalchemy import select
 
-from pulih.contracts.events.outreach import ConsentWithdrawn
+from pulih.contracts.events.outreach import ConsentRecorded, ConsentWithdrawn
 from pulih.kit import inbox
 from pulih.kit.auth import Role
 from pulih.kit.testing import auth, eventually
@@ -105,6 +105,46 @@ async def test_no_referral_after_the_consent_is_withdrawn(referrals: Referrals) 
     r = await referrals.refer(client)
     assert r.status_code == 409 and r.json()["code"] == "consent_required"
     assert await referrals.outbox() == []
+
+
+async def test_withdrawing_the_referral_consent_cancels_open_referrals(referrals: Referrals) -> None:
+    await referrals.add_clinic()
+    client = await referrals.client()
+    assert client.consent_id is not None
+    r = await referrals.refer(client)
+    assert r.status_code == 201, r.text
+    referral_id = r.json()["referral_id"]
+    await referrals.feed(
+        ConsentWithdrawn(consent_id=client.consent_id, client_id=client.client_id, on=date(2026, 3, 2))
+    )
+    seen = await referrals.http.get(f"/v1/referrals/{referral_id}", headers=referrals.facilitator)
+    assert (seen.json()["status"], seen.json()["outcome"]) == ("cancelled", "cancelled")
+    assert await referrals.outbox_names() == ["ReferredToClinic", "ReferralCancelled", "ReferralClosed"]
+    (_, _), (told, cancelled), (_, closed) = await referrals.outbox()
+    assert told == f"ibm.3301.referral.referral_cancelled.{CLINIC}"  # the clinic hears of it
+    assert (cancelled.reason, cancelled.on) == ("consent_withdrawn", date(2026, 3, 2))
+    assert (closed.outcome, closed.back_referral) == ("cancelled", False)
+
+
+async def test_withdrawing_one_of_two_referral_consents_cancels_nothing(referrals: Referrals) -> None:
+    await referrals.add_clinic()
+    client = await referrals.client()
+    assert client.consent_id is not None
+    await referrals.feed(
+        ConsentRecorded.model_validate(
+            {
+                "consent_id": uuid.uuid4(),
+                "client_id": client.client_id,
+                "scopes": ["referral"],
+                "given_on": "2026-02-15",
+            }
+        )
+    )
+    assert (await referrals.refer(client)).status_code == 201
+    await referrals.feed(
+        ConsentWithdrawn(consent_id=client.consent_id, client_id=client.client_id, on=date(2026, 3, 2))
+    )
+    assert await referrals.outbox_names() == ["ReferredToClinic"]
 
 
 async def test_no_referral_for_a_client_never_screened(referrals: Referrals) -> None:

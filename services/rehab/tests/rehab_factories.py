@@ -15,7 +15,6 @@ from sqlalchemy import select
 from pulih.contracts import CloudEvent, Event, new_event
 from pulih.contracts.events.outreach import (
     AgentRegistered,
-    ClientErased,
     ClientRegistered,
     ClientScreened,
     ConsentRecorded,
@@ -65,14 +64,7 @@ class Rehab:
     async def apply(self, data: Event) -> CloudEvent[Event]:
         """Apply an event through the handler rehab's consumer would run, in one transaction."""
         if not self._handlers:
-            self._handlers = {
-                ClientRegistered: consumers.on_client_registered,
-                AgentRegistered: consumers.on_agent_registered,
-                ConsentRecorded: consumers.on_consent_recorded,
-                ClientErased: consumers.on_client_erased,
-                ClientScreened: consumers.on_client_screened,
-                **consumers.referral_handlers(self.runtime),
-            }
+            self._handlers = {**consumers.OUTREACH_HANDLERS, **consumers.referral_handlers(self.runtime)}
         event = new_event(data, regency="3301")
         async with self.runtime.database.transaction() as session:
             await self._handlers[type(data)](session, event, Delivery("test", 1, 1))

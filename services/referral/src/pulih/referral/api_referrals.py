@@ -18,7 +18,7 @@ from pulih.contracts.events.clinic import (
     ReferralDeclined,
     TreatmentCompleted,
 )
-from pulih.contracts.events.referral import ReferralCancelled, ReferralClosed, ReferredToClinic
+from pulih.contracts.events.referral import ReferredToClinic
 from pulih.kit import inbox
 from pulih.kit.auth import CurrentUser, Principal, Role, require
 from pulih.kit.commands import CommandDep
@@ -27,6 +27,7 @@ from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from pulih.kit.programme import load_programme
 from pulih.kit.runtime import ServiceRuntime
 from pulih.referral import domain
+from pulih.referral.cancellation import cancel
 from pulih.referral.clinic_answers import AnswerRefused, ClinicEvent, apply_answer
 from pulih.referral.consumers import clinic_answers_consumer
 from pulih.referral.domain import OPEN, ReferralStatus, ResponseTimes
@@ -275,31 +276,10 @@ async def cancel_referral(referral_id: UUID, body: CancelReferral, cmd: CommandD
         if on < referral.referred_on:
             raise Invalid("cancelled_before_referral", "a cancellation cannot predate the referral", "on")
         try:
-            step = domain.cancel(referral.state)
+            await cancel(referral, on, body.reason, tx.emit)
         except domain.IllegalTransition as exc:
             raise Conflict("illegal_transition", str(exc)) from None
-        referral.status = step.status.value
-        referral.cancel_reason = body.reason.value
-        referral.closed_on = on
-        referral.outcome = "cancelled"
-        referral.back_referral = False
         await tx.session.flush()
-        await tx.emit(
-            ReferralCancelled(
-                referral_id=referral_id, clinic_id=referral.clinic_id, on=on, reason=body.reason
-            )
-        )
-        await tx.emit(
-            ReferralClosed.model_validate(
-                {
-                    "referral_id": referral_id,
-                    "clinic_id": referral.clinic_id,
-                    "on": on,
-                    "outcome": "cancelled",
-                    "back_referral": False,
-                }
-            )
-        )
         return tx.reply(referral_view(referral))
 
 

@@ -1,7 +1,8 @@
 """What referral reacts to: outreach's clients, consents and screenings, and clinics' answers.
 
 - ``outreach``: a pseudonymous read model (client → unit, consents, screening results) so a
-  referral can check consent and screening without asking outreach, and suggest referrals.
+  referral can check consent and screening without asking outreach, and suggest referrals. A
+  client who withdraws their last ``referral`` consent has their open referrals cancelled.
 - ``clinic-answers``: ``ibm.<r>.clinic.<clinic_id>.<event>``; the clinic is read from the
   subject, which its NATS credentials restrict. Illegal answers are dead-lettered at once with
   the reason and change nothing; an answer that is only early (attended before accepted,
@@ -14,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from faststream.nats import NatsBroker
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent, Event
+from pulih.contracts.codes import CancelReason, ConsentScope
 from pulih.contracts.events.clinic import (
     ClientAttended,
     ReferralAccepted,
@@ -32,8 +35,10 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected, subscribe_durable
 from pulih.kit.runtime import ServiceRuntime
+from pulih.referral.cancellation import cancel
 from pulih.referral.clinic_answers import AnswerRefused, apply_answer
-from pulih.referral.store import KnownClient, KnownConsent, KnownScreening
+from pulih.referral.domain import OPEN
+from pulih.referral.store import KnownClient, KnownConsent, KnownScreening, Referral
 
 CLINIC_ANSWERS = "clinic-answers"
 """The durable name of the consumer of clinics' answers (the HTTP path records into its inbox)."""
@@ -76,13 +81,41 @@ async def on_consent_recorded(session: AsyncSession, event: CloudEvent[ConsentRe
         )
 
 
-async def on_consent_withdrawn(
-    session: AsyncSession, event: CloudEvent[ConsentWithdrawn], _: Delivery
-) -> None:
-    consent = await session.get(KnownConsent, event.data.consent_id)
-    if consent is None:
-        raise NotReadyYet(f"consent {event.data.consent_id} not recorded yet")
-    consent.withdrawn_on = event.data.on
+def consent_withdrawal_handler(runtime: ServiceRuntime) -> Any:
+    """The handler of ``ConsentWithdrawn``: without a ``referral`` consent left, the client's open
+    referrals are cancelled (``consent_withdrawn``), and their clinics told so."""
+
+    async def on_consent_withdrawn(
+        session: AsyncSession, event: CloudEvent[ConsentWithdrawn], _: Delivery
+    ) -> None:
+        data = event.data
+        consent = await session.get(KnownConsent, data.consent_id)
+        if consent is None:
+            raise NotReadyYet(f"consent {data.consent_id} not recorded yet")
+        consent.withdrawn_on = data.on
+        await session.flush()
+        consents = (
+            await session.scalars(select(KnownConsent).where(KnownConsent.client_id == data.client_id))
+        ).all()
+        if any(c.terms().allows(ConsentScope.REFERRAL, data.on) for c in consents):
+            return
+        still_open = (
+            await session.scalars(
+                select(Referral).where(
+                    Referral.client_id == data.client_id, Referral.status.in_([s.value for s in OPEN])
+                )
+            )
+        ).all()
+
+        async def emit(e: Event) -> None:
+            await runtime.emitter.emit(
+                session, e, correlationid=event.correlationid, causationid=str(event.id)
+            )
+
+        for referral in still_open:
+            await cancel(referral, max(data.on, referral.referred_on), CancelReason.CONSENT_WITHDRAWN, emit)
+
+    return on_consent_withdrawn
 
 
 async def on_client_screened(session: AsyncSession, event: CloudEvent[ClientScreened], _: Delivery) -> None:
@@ -136,6 +169,17 @@ def answer_handler(runtime: ServiceRuntime) -> Any:
     return on_answer
 
 
+def outreach_handlers(runtime: ServiceRuntime) -> dict[type[Event], Any]:
+    """What referral does with each of outreach's events."""
+    return {
+        ClientRegistered: on_client_registered,
+        ConsentRecorded: on_consent_recorded,
+        ConsentWithdrawn: consent_withdrawal_handler(runtime),
+        ClientScreened: on_client_screened,
+        ClientErased: on_client_erased,
+    }
+
+
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
     """Register referral's two durable consumers."""
     regency = runtime.settings.regency
@@ -144,13 +188,7 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         broker,
         durable="outreach",
         subject=f"ibm.{regency}.outreach.>",
-        handlers={
-            ClientRegistered: on_client_registered,
-            ConsentRecorded: on_consent_recorded,
-            ConsentWithdrawn: on_consent_withdrawn,
-            ClientScreened: on_client_screened,
-            ClientErased: on_client_erased,
-        },
+        handlers=outreach_handlers(runtime),
     )
     on_answer = answer_handler(runtime)
     answers: dict[type[Event], Any] = {

@@ -18,7 +18,7 @@ from faststream.nats import NatsBroker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulih.contracts import CloudEvent
+from pulih.contracts import CloudEvent, Event
 from pulih.contracts.codes import DischargeReason, ReferralOutcome
 from pulih.contracts.events.outreach import (
     AgentDeactivated,
@@ -136,7 +136,19 @@ async def on_client_erased(session: AsyncSession, event: CloudEvent[ClientErased
     client.erased_on = event.data.on
 
 
-def referral_handlers(runtime: ServiceRuntime) -> dict[type[Any], Any]:
+OUTREACH_HANDLERS: dict[type[Event], Any] = {
+    ClientRegistered: on_client_registered,
+    AgentRegistered: on_agent_registered,
+    AgentDeactivated: on_agent_deactivated,
+    ConsentRecorded: on_consent_recorded,
+    ConsentWithdrawn: on_consent_withdrawn,
+    ClientScreened: on_client_screened,
+    ClientErased: on_client_erased,
+}
+"""What rehab does with each of outreach's events."""
+
+
+def referral_handlers(runtime: ServiceRuntime) -> dict[type[Event], Any]:
     """Handlers of referral events; they change enrolments, so they need the emitter."""
     programme = programme_of(runtime)
 
@@ -251,15 +263,7 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         broker,
         durable="outreach-events",
         subject=f"ibm.{regency}.outreach.>",
-        handlers={
-            ClientRegistered: on_client_registered,
-            AgentRegistered: on_agent_registered,
-            AgentDeactivated: on_agent_deactivated,
-            ConsentRecorded: on_consent_recorded,
-            ConsentWithdrawn: on_consent_withdrawn,
-            ClientScreened: on_client_screened,
-            ClientErased: on_client_erased,
-        },
+        handlers=OUTREACH_HANDLERS,
     )
     subscribe_durable(
         runtime,
