@@ -4,6 +4,7 @@ WHOQOL-BREF assessments taken along the way."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -50,7 +51,7 @@ async def record_assessment(
     tx: CommandTx,
     enrolment: Enrolment,
     timepoint: QolTimepoint,
-    assessed_on: object,
+    assessed_on: date,
     answers: WhoqolAnswers,
     scores: WhoqolScores,
     assessment_id: UUID | None = None,

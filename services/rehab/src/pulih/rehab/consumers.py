@@ -12,6 +12,7 @@ state.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from faststream.nats import NatsBroker
@@ -211,7 +212,7 @@ async def _enrol_in_aftercare(
     session: AsyncSession,
     runtime: ServiceRuntime,
     referral: KnownReferral,
-    on: Any,
+    on: date,
     ids: dict[str, str | None],
 ) -> None:
     """A client a clinic sent back who was never enrolled: aftercare only, with the agent who
