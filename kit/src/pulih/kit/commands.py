@@ -3,9 +3,11 @@
 A route takes :data:`CommandDep` and writes::
 
     async with cmd.transaction() as tx:
-        ...                                  # change state through tx.session
-        await tx.emit(UnitEstablished(...))  # events go to the outbox
+        unit = await handlers.establish_unit(tx, body)   # the use case, in this unit of work
         return tx.reply(view, status_code=201)
+
+``tx`` is a :class:`~pulih.kit.unit_of_work.UnitOfWork` (the same kind a consumer hands its
+handlers), so every event it emits carries the request's ``correlationid``.
 
 With an ``Idempotency-Key`` header the answer is stored in the same transaction; a retry gets
 it back (header ``Idempotent-Replayed: true``) and changes nothing.
@@ -25,27 +27,19 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulih.contracts import CloudEvent, Event
 from pulih.kit import idempotency
 from pulih.kit.auth import CurrentUser, Principal
 from pulih.kit.emitter import Emitter
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.unit_of_work import UnitOfWork
 
 
-class CommandTx:
-    """One open command transaction."""
+class CommandTx(UnitOfWork):
+    """One open command transaction: a unit of work that also remembers the command's answer."""
 
     def __init__(self, session: AsyncSession, emitter: Emitter, correlationid: str) -> None:
-        self.session = session
-        self._emitter = emitter
-        self.correlationid = correlationid
+        super().__init__(session, emitter, correlationid=correlationid)
         self.answer: idempotency.StoredAnswer | None = None
-
-    async def emit(self, data: Event, *, clinic_id: str | None = None) -> CloudEvent[Event]:
-        """Add an event to the outbox; it is published only if the transaction commits."""
-        return await self._emitter.emit(
-            self.session, data, correlationid=self.correlationid, clinic_id=clinic_id
-        )
 
     def reply(self, body: BaseModel | dict[str, Any] | list[Any], status_code: int = 200) -> JSONResponse:
         """The command's answer; remembered for retries with the same Idempotency-Key."""

@@ -1,15 +1,17 @@
 """Durable JetStream consumers with an inbox, ordered retries and a dead-letter step.
 
 :func:`subscribe_durable` registers a pull consumer on the regency's stream. Every message is
-parsed against the contract; the event's handler runs in one transaction together with the
+parsed against the contract; the event's handler runs in one unit of work together with the
 inbox record, and the message is acknowledged after the commit (FastStream's NACK_ON_ERROR).
+Whatever the handler emits names the consumed event as its cause.
 
 - An invalid message goes to ``ibm.<regency>.dlq.<service>`` with the reason, then is
   terminated: it is never retried and never stops the consumer.
 - A handler that raises :class:`NotReadyYet` (the event depends on one not applied yet) is
   redelivered after a delay; so is one that fails unexpectedly.
 - A handler that raises :class:`Rejected` (a valid event that must never be applied, such as
-  an illegal state transition) is dead-lettered at once with its reason, and nothing changes.
+  an illegal state transition), or a domain error (:class:`~pulih.kit.errors.PulihError`, whose
+  code becomes the error), is dead-lettered at once with its reason, and nothing changes.
 - After ``max_deliver`` attempts the message goes to the dead-letter subject too.
 
 Each service has its own JetStream consumer: the durable name is ``<service>-<durable>``, so two
@@ -29,11 +31,12 @@ from faststream.exceptions import NackMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.js.api import AckPolicy as JetStreamAckPolicy
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent, Event, InvalidEvent, dlq_subject, parse_event, stream_name
 from pulih.kit import inbox
+from pulih.kit.errors import PulihError
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.unit_of_work import UnitOfWork
 
 log = logging.getLogger("pulih.consumers")
 
@@ -47,8 +50,8 @@ class Delivery:
     attempt: int
 
 
-EventHandler = Callable[[AsyncSession, CloudEvent[Any], Delivery], Awaitable[None]]
-"""Applies one event inside the consumer's transaction."""
+EventHandler = Callable[[UnitOfWork, CloudEvent[Any], Delivery], Awaitable[None]]
+"""Applies one event inside the consumer's unit of work."""
 
 
 class NotReadyYet(Exception):
@@ -176,13 +179,16 @@ def subscribe_durable(
             return
         delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
         try:
-            async with runtime.database.transaction() as session:
-                if await inbox.already_applied(session, consumer_name, event_.id):
+            async with runtime.unit_of_work(caused_by=event_) as uow:
+                if await inbox.already_applied(uow.session, consumer_name, event_.id):
                     return
-                await handler(session, event_, delivery)
-                await inbox.record_applied(session, consumer_name, event_.id, meta.sequence.stream)
+                await handler(uow, event_, delivery)
+                await inbox.record_applied(uow.session, consumer_name, event_.id, meta.sequence.stream)
         except Rejected as exc:
             await fail(msg, attempts, exc.error, exc.reason)
+            return
+        except PulihError as exc:
+            await fail(msg, attempts, exc.code, f"{delivery.subject}: {exc.message}")
             return
         except NotReadyYet as exc:
             if attempts >= max_deliver:

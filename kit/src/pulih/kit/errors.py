@@ -2,18 +2,20 @@
 
 Domain and service code raise :class:`PulihError` subclasses with a code, a message and
 optionally the field at fault; :func:`install_error_handlers` turns them (and FastAPI's own
-validation errors) into ``{"code", "message", "field"}`` JSON bodies.
+validation errors) into ``{"code", "message", "field"}`` JSON bodies. A consumer that meets one
+dead-letters the event with the code as its reason (see :mod:`pulih.kit.consumers`).
+
+Importing this module imports no web framework: domain modules raise these errors and stay
+pure; only :func:`install_error_handlers` touches FastAPI.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.orm.exc import StaleDataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 
 class PulihError(Exception):
@@ -30,6 +32,12 @@ class PulihError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON body sent to the caller."""
         return {"code": self.code, "message": self.message, "field": self.field}
+
+    def at(self, prefix: str) -> Self:
+        """The same error with its field placed under ``prefix`` of the request body
+        (``nik`` of the identity becomes ``identity.nik``)."""
+        self.field = f"{prefix}.{self.field}" if self.field else prefix
+        return self
 
 
 class Invalid(PulihError):
@@ -68,18 +76,29 @@ class Gone(PulihError):
     status = 410
 
 
+class Unavailable(PulihError):
+    """A service this request depends on did not answer (503); the same request may work later."""
+
+    status = 503
+
+
 def _field_of(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) if parts else ".".join(str(p) for p in loc)
 
 
 async def _pulih_error(_: Request, exc: Exception) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     assert isinstance(exc, PulihError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
@@ -95,6 +114,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
     body = {
@@ -108,6 +130,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _concurrent_update(_: Request, exc: Exception) -> JSONResponse:
     # A versioned row changed between read and write (another request or replica won):
     # nothing was committed, and the same request sent again sees the new state.
+    from fastapi.responses import JSONResponse
+
     body = {
         "code": "concurrent_update",
         "message": "this record changed while the request ran; send it again",
@@ -118,6 +142,10 @@ async def _concurrent_update(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error a route can raise to one JSON shape."""
+    from fastapi.exceptions import RequestValidationError
+    from sqlalchemy.orm.exc import StaleDataError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     app.add_exception_handler(StaleDataError, _concurrent_update)
     app.add_exception_handler(PulihError, _pulih_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,6 +1,8 @@
 """Building a Pulih service: one FastAPI app with its store, broker, relay and consumers.
 
-A service describes itself with a :class:`ServiceSpec`; :func:`create_app` wires the rest. The
+A service describes itself with a :class:`ServiceSpec`; :func:`create_app` wires the rest. Its
+own dependencies (programme, vault, HTTP clients) are built first, so a bad programme file stops
+the service at start with a message that names it, not at the first request. The
 API starts even when NATS is down: commands keep landing in the outbox, and the broker, the
 stream, the consumers and the relay come up as soon as NATS answers.
 """
@@ -28,7 +30,7 @@ from pulih.kit.health import router as health_router
 from pulih.kit.messaging import ensure_regency_stream, make_broker, stream_publisher
 from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.outbox import OutboxRelay
-from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.runtime import NoDeps, ServiceDeps, ServiceRuntime
 from pulih.kit.settings import Settings
 from pulih.kit.telemetry import instrument_app, setup_logging, setup_tracing
 
@@ -36,11 +38,20 @@ log = logging.getLogger("pulih.service")
 
 Subscribe = Callable[[ServiceRuntime, NatsBroker], None]
 Background = Callable[[ServiceRuntime], "asyncio.Task[None]"]
+Dependencies = Callable[[Settings], ServiceDeps]
+
+
+class StartupError(RuntimeError):
+    """The service cannot start with its configuration (the message says what to fix)."""
+
+
+def _no_deps(_: Settings) -> ServiceDeps:
+    return NoDeps()
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """What makes one service: its name, port, routes, migrations and consumers."""
+    """What makes one service: its name, port, routes, migrations, dependencies and consumers."""
 
     name: str
     port: int
@@ -48,6 +59,7 @@ class ServiceSpec:
     description: str
     migrations: Path
     routers: Sequence[APIRouter]
+    dependencies: Dependencies = _no_deps
     subscribe: Subscribe | None = None
     background: Sequence[Background] = field(default_factory=tuple)
     version: str = "1.0.0"
@@ -88,6 +100,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            deps = spec.dependencies(settings)
+        except (ValueError, OSError) as exc:
+            log.error("%s cannot start: %s", spec.name, exc)
+            raise StartupError(f"{spec.name} cannot start: {exc}") from exc
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.database_url_for(spec.name))
         await upgrade_to_head(database, spec.migrations)
@@ -97,6 +114,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             settings,
             database,
             Emitter(settings.regency),
+            deps=deps,
             clock=clock_from(settings.clock, settings.timezone, settings.clock_start),
         )
         relay = OutboxRelay(
@@ -122,6 +140,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             await relay.stop()
             with suppress(Exception):
                 await broker.stop()
+            await deps.aclose()
             await database.dispose()
 
     app = FastAPI(

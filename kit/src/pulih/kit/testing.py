@@ -13,14 +13,20 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from pulih.contracts import CloudEvent, Event, new_event, subject_for
 from pulih.kit.auth import Role, issue_token
-from pulih.kit.nats_server import NatsServer
+from pulih.kit.consumers import Delivery, EventHandler
+from pulih.kit.nats_server import NatsServer, free_port
+from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.settings import Settings
 
 T = TypeVar("T")
@@ -152,3 +158,48 @@ def auth(role: Role | str, **claims: Any) -> dict[str, str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@asynccontextmanager
+async def serve(app: FastAPI, base_url: str = "http://service") -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (store, broker, relay, consumers, jobs) and talk to its API."""
+    from asgi_lifespan import LifespanManager
+
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as http,
+    ):
+        yield http
+
+
+@asynccontextmanager
+async def service_app(
+    build: Callable[[Settings], FastAPI], tmp_path: Path, database_url: str, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """A service's real app on a real store for its API tests. NATS is not running (a free port
+    nobody listens on), so the events it emits wait in the outbox, where tests read them."""
+    app = build(
+        make_settings(
+            tmp_path, nats_url=f"nats://127.0.0.1:{free_port()}", database_url=database_url, **settings
+        )
+    )
+    async with serve(app) as http:
+        yield http, app
+
+
+async def apply_events(
+    runtime: ServiceRuntime, handlers: Mapping[type[Event], EventHandler], *events: Event | CloudEvent[Any]
+) -> list[CloudEvent[Any]]:
+    """Apply events as the service's consumer would (one unit of work each, caused by the event),
+    without a broker; returns the envelopes applied."""
+    applied: list[CloudEvent[Any]] = []
+    for item in events:
+        envelope = item if isinstance(item, CloudEvent) else new_event(item, regency=runtime.settings.regency)
+        handler = handlers.get(type(envelope.data))
+        if handler is None:
+            continue
+        delivery = Delivery(subject_for(envelope, runtime.settings.regency), 0, 1)
+        async with runtime.unit_of_work(caused_by=envelope) as uow:
+            await handler(uow, envelope, delivery)
+        applied.append(envelope)
+    return applied

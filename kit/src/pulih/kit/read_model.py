@@ -1,0 +1,245 @@
+"""The read model of outreach's events that other services keep: clients, consents, screenings
+and agents, pseudonymous (ids, dates and codes only).
+
+Rehab checks enrolment against it, referral checks referrals, reporting counts from it. Each
+service keeps its own copy in its own store (a service never reads another's database), but the
+columns and the rules of applying the events are written once, here:
+
+- the classes below are mixins: a service maps them onto its own tables, adding what it needs
+  (a foreign key, an index, an extra column such as ``injected_last_3_months``)::
+
+      class KnownClient(read_model.KnownClient, Base):
+          __tablename__ = "clients"
+
+- :class:`OutreachReadModel` applies outreach's events to the service's classes. A row takes
+  every field of its event that the service's table has a column for;
+- an event about a client (or consent, agent) not heard of yet raises
+  :class:`~pulih.kit.consumers.NotReadyYet`: it is retried, never dropped;
+- events already applied are left alone, so a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from sqlalchemy import JSON, Boolean, Date, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pulih.contracts import CloudEvent, Event
+from pulih.contracts.consent import ConsentTerms
+from pulih.contracts.events.outreach import (
+    AgentDeactivated,
+    AgentRegistered,
+    ClientErased,
+    ClientRegistered,
+    ClientScreened,
+    ConsentRecorded,
+    ConsentWithdrawn,
+)
+from pulih.kit.consumers import Delivery, EventHandler, NotReadyYet
+from pulih.kit.errors import Invalid
+from pulih.kit.unit_of_work import UnitOfWork
+
+
+class KnownClient:
+    """A client registered in outreach (``ClientRegistered``, ``ClientErased``)."""
+
+    client_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_id: Mapped[UUID] = mapped_column(index=True)
+    registered_on: Mapped[date] = mapped_column(Date)
+    erased_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class KnownConsent:
+    """A consent a client gave (``ConsentRecorded``) and maybe withdrew (``ConsentWithdrawn``)."""
+
+    consent_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    given_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    withdrawn_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    def terms(self) -> ConsentTerms:
+        """The consent as the domain rules read it."""
+        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on)
+
+    def allows(self, scope: str | None, day: date) -> bool:
+        """Whether the consent covers ``scope`` (any scope if None) on ``day``."""
+        return self.terms().allows(scope, day)
+
+
+class KnownScreening:
+    """A WHO ASSIST screening's outcome (``ClientScreened``); no answers, no scores."""
+
+    screening_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(index=True)
+    unit_id: Mapped[UUID]
+    screened_on: Mapped[date] = mapped_column(Date)
+    overall_risk: Mapped[str] = mapped_column(String(10))
+    recommendation: Mapped[str] = mapped_column(String(20))
+
+
+class KnownAgent:
+    """A recovery agent of a unit (``AgentRegistered``, ``AgentDeactivated``)."""
+
+    agent_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_id: Mapped[UUID] = mapped_column(index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AgentLike(Protocol):
+    """What the agent rule reads: outreach's own ``Agent`` and every ``KnownAgent`` have it."""
+
+    @property
+    def unit_id(self) -> UUID: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+A = TypeVar("A", bound=AgentLike)
+
+
+async def active_agent_of(session: AsyncSession, model: type[A], agent_id: UUID, unit_id: UUID) -> A:
+    """An active agent of ``unit_id`` (422 otherwise: the request names the wrong agent)."""
+    agent = await session.get(model, agent_id)
+    if agent is None or agent.unit_id != unit_id:
+        raise Invalid("unknown_agent", f"no agent {agent_id} in this unit", "agent_id")
+    if not agent.active:
+        raise Invalid("agent_inactive", f"agent {agent_id} was deactivated", "agent_id")
+    return agent
+
+
+def _row(model: type[Any], data: Event, **overrides: Any) -> Any:
+    """A row of ``model`` from the event fields it has columns for."""
+    columns = set(model.__table__.columns.keys())
+    values = {name: getattr(data, name) for name in type(data).model_fields if name in columns}
+    return model(**(values | overrides))
+
+
+@dataclass(frozen=True)
+class OutreachReadModel:
+    """Outreach's events applied to one service's read-model classes.
+
+    ``agents`` is optional: a service that never checks agents keeps no agent table.
+    """
+
+    clients: type[KnownClient]
+    consents: type[KnownConsent]
+    screenings: type[KnownScreening]
+    agents: type[KnownAgent] | None = None
+    _extra: Mapping[type[Event], EventHandler] = field(default_factory=dict)
+
+    async def client(self, session: AsyncSession, client_id: UUID) -> KnownClient:
+        """The client, or :class:`NotReadyYet` if their registration has not arrived yet."""
+        client = await session.get(self.clients, client_id)
+        if client is None:
+            raise NotReadyYet(f"client {client_id} is not registered here yet")
+        return client
+
+    async def consents_of(self, session: AsyncSession, client_id: UUID) -> Sequence[KnownConsent]:
+        """Every consent the client gave, withdrawn ones included."""
+        query = select(self.consents).where(self.consents.client_id == client_id)
+        return (await session.scalars(query)).all()
+
+    async def consent_for(
+        self, session: AsyncSession, client_id: UUID, scope: str, day: date
+    ) -> KnownConsent | None:
+        """A consent of the client that covers ``scope`` on ``day``, if any."""
+        return next((c for c in await self.consents_of(session, client_id) if c.allows(scope, day)), None)
+
+    async def latest_screening(
+        self, session: AsyncSession, client_id: UUID, on_or_before: date | None = None
+    ) -> KnownScreening | None:
+        """The client's most recent screening (up to ``on_or_before``)."""
+        query = select(self.screenings).where(self.screenings.client_id == client_id)
+        if on_or_before is not None:
+            query = query.where(self.screenings.screened_on <= on_or_before)
+        return await session.scalar(query.order_by(self.screenings.screened_on.desc()).limit(1))
+
+    def then(self, extra: Mapping[type[Event], EventHandler]) -> OutreachReadModel:
+        """The same read model, running a service's own ``extra`` handler after the read model
+        has applied an event (referral cancels referrals once the last consent is withdrawn)."""
+        return OutreachReadModel(self.clients, self.consents, self.screenings, self.agents, extra)
+
+    def handlers(self) -> dict[type[Event], EventHandler]:
+        """The consumer's handler table for outreach's events."""
+        table: dict[type[Event], EventHandler] = {
+            ClientRegistered: self._registered,
+            ClientErased: self._erased,
+            ConsentRecorded: self._consent_recorded,
+            ConsentWithdrawn: self._consent_withdrawn,
+            ClientScreened: self._screened,
+        }
+        if self.agents is not None:
+            table[AgentRegistered] = self._agent_registered
+            table[AgentDeactivated] = self._agent_deactivated
+        for kind, extra in self._extra.items():
+            table[kind] = _chain(table.get(kind), extra)
+        return table
+
+    async def _registered(self, uow: UnitOfWork, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
+        if await uow.session.get(self.clients, event.data.client_id) is None:
+            uow.session.add(_row(self.clients, event.data))
+
+    async def _erased(self, uow: UnitOfWork, event: CloudEvent[ClientErased], _: Delivery) -> None:
+        client = await self.client(uow.session, event.data.client_id)
+        client.erased_on = event.data.on
+
+    async def _consent_recorded(
+        self, uow: UnitOfWork, event: CloudEvent[ConsentRecorded], _: Delivery
+    ) -> None:
+        data = event.data
+        await self.client(uow.session, data.client_id)
+        if await uow.session.get(self.consents, data.consent_id) is None:
+            scopes = sorted(s.value for s in data.scopes)
+            uow.session.add(_row(self.consents, data, scopes=scopes))
+
+    async def _consent_withdrawn(
+        self, uow: UnitOfWork, event: CloudEvent[ConsentWithdrawn], _: Delivery
+    ) -> None:
+        consent = await uow.session.get(self.consents, event.data.consent_id)
+        if consent is None:
+            raise NotReadyYet(f"consent {event.data.consent_id} is not recorded here yet")
+        consent.withdrawn_on = event.data.on
+        await uow.session.flush()
+
+    async def _screened(self, uow: UnitOfWork, event: CloudEvent[ClientScreened], _: Delivery) -> None:
+        data = event.data
+        await self.client(uow.session, data.client_id)
+        if await uow.session.get(self.screenings, data.screening_id) is None:
+            risk, recommendation = data.overall_risk.value, data.recommendation.value
+            uow.session.add(_row(self.screenings, data, overall_risk=risk, recommendation=recommendation))
+
+    async def _agent_registered(
+        self, uow: UnitOfWork, event: CloudEvent[AgentRegistered], _: Delivery
+    ) -> None:
+        assert self.agents is not None
+        if await uow.session.get(self.agents, event.data.agent_id) is None:
+            uow.session.add(_row(self.agents, event.data, active=True))
+
+    async def _agent_deactivated(
+        self, uow: UnitOfWork, event: CloudEvent[AgentDeactivated], _: Delivery
+    ) -> None:
+        assert self.agents is not None
+        agent = await uow.session.get(self.agents, event.data.agent_id)
+        if agent is None:
+            raise NotReadyYet(f"agent {event.data.agent_id} is not registered here yet")
+        agent.active = False
+
+
+def _chain(first: EventHandler | None, then: EventHandler) -> EventHandler:
+    if first is None:
+        return then
+
+    async def both(uow: UnitOfWork, event: CloudEvent[Any], delivery: Delivery) -> None:
+        await first(uow, event, delivery)
+        await then(uow, event, delivery)
+
+    return both
