@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
-from asgi_lifespan import LifespanManager
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import stream_name
-from pulih.kit.testing import REGENCY
+from pulih.kit.testing import REGENCY, serve
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "contracts" / "schemas"
 
 
-@asynccontextmanager
-async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Run an app's lifespan (store, broker, relay, consumers) and talk to its API."""
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http,
-    ):
-        yield http
+running = serve
+"""Run an app's lifespan (store, broker, relay, consumers) and talk to its API."""
 
 
 async def stream_messages(nats_url: str, subject: str, regency: str = REGENCY) -> list[Msg]:

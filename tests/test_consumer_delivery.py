@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from faststream.nats import NatsBroker
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from system_support import stream_messages
 
 from pulih.contracts import CloudEvent, new_event, stream_name, subject_for
@@ -24,6 +23,7 @@ from pulih.kit.messaging import ensure_regency_stream, make_broker
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.testing import eventually, make_settings
+from pulih.kit.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.system
 
@@ -40,27 +40,27 @@ consented = Table(
 )
 
 
-async def on_registered(session: AsyncSession, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
-    await session.execute(
+async def on_registered(uow: UnitOfWork, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
+    await uow.session.execute(
         registered.insert().values(client_id=event.data.client_id, unit=str(event.data.unit_id))
     )
 
 
-async def on_consent(session: AsyncSession, event: CloudEvent[ConsentRecorded], delivery: Delivery) -> None:
+async def on_consent(uow: UnitOfWork, event: CloudEvent[ConsentRecorded], delivery: Delivery) -> None:
     # consent means nothing for a client this consumer has not seen registered yet
-    known = await session.scalar(
+    known = await uow.session.scalar(
         select(registered.c.client_id).where(registered.c.client_id == event.data.client_id)
     )
     if known is None:
         raise NotReadyYet(f"client {event.data.client_id} not registered yet")
-    await session.execute(
+    await uow.session.execute(
         consented.insert().values(
             consent_id=event.data.consent_id, client_id=event.data.client_id, attempt=delivery.attempt
         )
     )
 
 
-async def on_erased(session: AsyncSession, event: CloudEvent[ClientErased], delivery: Delivery) -> None:
+async def on_erased(uow: UnitOfWork, event: CloudEvent[ClientErased], delivery: Delivery) -> None:
     # stands for an illegal transition: a valid event this consumer must never apply
     raise Rejected("illegal_transition", f"{delivery.subject}: erasing is not allowed here")
 

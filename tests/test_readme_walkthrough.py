@@ -4,6 +4,8 @@ clinic), then Ctrl-C and a restart that still has the data."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -11,9 +13,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from system_support import stream_messages
 
 from pulih.kit.local_regency import installed_services
 from pulih.kit.nats_server import free_port
@@ -77,6 +81,35 @@ class Regency:
         return self.process.wait(30)
 
 
+def check_every_event_names_its_chain(nats_url: str) -> None:
+    """Every event of the walkthrough has a correlationid; every event another caused names that
+    one as its causationid; one request's events share its correlationid, and the referral loop
+    (referral, the clinic's answers, referral's and rehab's reactions) is one chain."""
+    messages = asyncio.run(stream_messages(nats_url, "ibm.3301.>"))
+    events = [json.loads(m.data) for m in messages]
+    by_id = {e["id"]: e for e in events}
+    for e in events:
+        assert e.get("correlationid"), f"{e['type']} has no correlationid"
+        if e.get("causationid"):
+            assert e["causationid"] in by_id, f"{e['type']} names an unknown cause"
+
+    def one(name: str) -> dict[str, Any]:
+        found = [e for e in events if e["type"] == f"pulih.{name}.v1"]
+        assert len(found) == 1, f"{name}: {len(found)} events"
+        return found[0]
+
+    enrolled = one("rehab.ClientEnrolled")
+    skrining = next(e for e in events if e["data"].get("phase") == "skrining")
+    assert skrining["correlationid"] == enrolled["correlationid"]
+    referred, closed = one("referral.ReferredToClinic"), one("referral.ReferralClosed")
+    completed = one("clinic.TreatmentCompleted")
+    assert closed["causationid"] == completed["id"]
+    resumed = [e for e in events if e.get("causationid") == closed["id"]]
+    assert resumed and all(e["source"].endswith("/rehab") for e in resumed)
+    loop = [one("clinic.ReferralAccepted"), one("clinic.ClientAttended"), completed, closed, *resumed]
+    assert {e["correlationid"] for e in loop} == {referred["correlationid"]}
+
+
 def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
     regency = Regency(tmp_path / "regency")
     regency.up()
@@ -136,6 +169,7 @@ def test_pulih_up_and_the_readme_walkthrough(tmp_path: Path) -> None:
         assert re.search(r"enrolment \S+ is in bina_lanjut", run.stdout), run.stdout[-2000:]
         for line in event_lines + rehab_lines + loop_lines:
             assert "Budi" not in line and "3301011505900001" not in line
+        check_every_event_names_its_chain(f"nats://127.0.0.1:{regency.nats_port}")
     finally:
         code = regency.interrupt()
     assert code == 0

@@ -64,8 +64,11 @@ class Clinic:
             )
         return self.validators[event_name]
 
-    def event(self, event_name: str, referral_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A CloudEvent of this clinic, checked against its schema before it leaves."""
+    def event(self, event_name: str, referral: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """A CloudEvent of this clinic answering ``referral`` (the ReferredToClinic it received),
+        checked against its schema before it leaves. It carries the referral's correlationid on
+        and names the referral as its cause, so Pulih can follow the whole chain."""
+        referral_id = referral["data"]["referral_id"]
         envelope = {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
@@ -75,13 +78,16 @@ class Clinic:
             "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "datacontenttype": "application/json",
             "regency": self.args.regency,
+            "correlationid": referral.get("correlationid") or referral["id"],
+            "causationid": referral["id"],
             "data": data,
         }
         self.validator(event_name).validate(envelope)
         return envelope
 
-    async def publish(self, js: Any, event_name: str, referral_id: str, data: dict[str, Any]) -> None:
-        envelope = self.event(event_name, referral_id, data)
+    async def publish(self, js: Any, event_name: str, referral: dict[str, Any], data: dict[str, Any]) -> None:
+        envelope = self.event(event_name, referral, data)
+        referral_id = data["referral_id"]
         subject = f"ibm.{self.args.regency}.clinic.{self.args.clinic}.{snake(event_name)}"
         await js.publish(subject, json.dumps(envelope).encode(), headers={"Nats-Msg-Id": envelope["id"]})
         print(f"answered {event_name} for referral {referral_id} on {subject}", flush=True)
@@ -99,21 +105,21 @@ class Clinic:
             await self.publish(
                 js,
                 "ReferralDeclined",
-                referral_id,
+                referral,
                 {"referral_id": referral_id, "on": on, "reason": "no_capacity"},
             )
             return
         await self.publish(
             js,
             "ReferralAccepted",
-            referral_id,
+            referral,
             {"referral_id": referral_id, "accepted_on": on, "appointment_on": on},
         )
-        await self.publish(js, "ClientAttended", referral_id, {"referral_id": referral_id, "on": on})
+        await self.publish(js, "ClientAttended", referral, {"referral_id": referral_id, "on": on})
         await self.publish(
             js,
             "TreatmentCompleted",
-            referral_id,
+            referral,
             {
                 "referral_id": referral_id,
                 "on": on,

@@ -1,14 +1,20 @@
 """Outreach's API: each route's success and its bad inputs, against a real store.
 
 Every test also checks what reached the outbox, because an answer without its event (or an
-event without its state) is the failure the outbox exists to prevent.
+event without its state) is the failure the outbox exists to prevent: a success names the
+exact events it left there, and every refusal goes through ``refused``, which checks the
+status, the error's code (and field) and that the outbox holds exactly what it held before.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Awaitable
+from types import EllipsisType
 from typing import Any
 
+import httpx
 from outreach_factories import Outreach, screening_body
 from sqlalchemy import func, select
 
@@ -29,6 +35,28 @@ async def count(o: Outreach, model: Any) -> int:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
+async def refused(
+    o: Outreach,
+    request: Awaitable[httpx.Response],
+    status: int,
+    code: str,
+    field: str | None | EllipsisType = ...,
+) -> dict[str, Any]:
+    """Await ``request`` (not yet sent) and check it is refused with ``status`` and ``code``
+    (and ``field``, unless left out) in the error shape, and that nothing reached the outbox
+    because of it. Returns the error body."""
+    before = await outbox_types(o)
+    r = await request
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert {"code", "message", "field"} <= set(body) <= {"code", "message", "field", "errors"}, body
+    assert body["code"] == code, body
+    if field is not ...:
+        assert body["field"] == field, body
+    assert await outbox_types(o) == before
+    return body
+
+
 async def test_a_unit_is_established_and_listed(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     r = await outreach.http.get("/v1/units", headers=outreach.facilitator)
@@ -37,7 +65,7 @@ async def test_a_unit_is_established_and_listed(outreach: Outreach) -> None:
 
 
 async def test_a_unit_outside_the_regency_is_refused(outreach: Outreach) -> None:
-    r = await outreach.http.post(
+    request = outreach.http.post(
         "/v1/units",
         headers=outreach.facilitator,
         json={
@@ -46,39 +74,43 @@ async def test_a_unit_outside_the_regency_is_refused(outreach: Outreach) -> None
             "established_on": "2026-01-10",
         },
     )
-    assert r.status_code == 422
-    assert r.json()["field"] == "village_code"
+    await refused(outreach, request, 422, "village_outside_regency", "village_code")
     assert await outbox_types(outreach) == []
 
 
 async def test_wrong_types_get_422_with_the_field(outreach: Outreach) -> None:
-    r = await outreach.http.post(
+    request = outreach.http.post(
         "/v1/units",
         headers=outreach.facilitator,
         json={"name": "Unit", "village_code": "33010120", "established_on": "not-a-date"},
     )
-    assert r.status_code == 422
-    body = r.json()
-    assert body["code"] == "invalid"
+    body = await refused(outreach, request, 422, "invalid")
     assert {e["field"] for e in body["errors"]} == {"village_code", "established_on"}
+    assert await outbox_types(outreach) == []
 
 
 async def test_a_missing_token_gets_401_and_a_bad_one_too(outreach: Outreach) -> None:
-    assert (await outreach.http.get("/v1/units")).status_code == 401
-    r = await outreach.http.get("/v1/units", headers={"Authorization": "Bearer not.a.token"})
-    assert r.status_code == 401
-    assert r.json()["code"] == "invalid_token"
+    await refused(outreach, outreach.http.get("/v1/units"), 401, "missing_token", None)
+    bad = outreach.http.get("/v1/units", headers={"Authorization": "Bearer not.a.token"})
+    await refused(outreach, bad, 401, "invalid_token", None)
+    no_token_write = outreach.http.post(
+        "/v1/units",
+        json={"name": "x", "village_code": "3301012001", "established_on": "2026-01-10"},
+    )
+    await refused(outreach, no_token_write, 401, "missing_token", None)
+    assert await outbox_types(outreach) == []
 
 
 async def test_an_agent_cannot_establish_units(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     agent_id = await outreach.agent(unit_id)
-    r = await outreach.http.post(
+    request = outreach.http.post(
         "/v1/units",
         headers=outreach.agent_auth(unit_id, agent_id),
         json={"name": "x", "village_code": "3301012001", "established_on": "2026-01-10"},
     )
-    assert r.status_code == 403
+    await refused(outreach, request, 403, "forbidden_role", None)
+    assert await outbox_types(outreach) == ["UnitEstablished", "AgentRegistered"]
 
 
 async def test_agents_register_and_deactivate(outreach: Outreach) -> None:
@@ -87,14 +119,12 @@ async def test_agents_register_and_deactivate(outreach: Outreach) -> None:
     body = {"on": "2026-06-01", "reason_code": "moved"}
     r = await outreach.http.post(f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body)
     assert r.status_code == 200 and r.json()["active"] is False
-    again = await outreach.http.post(
-        f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body
-    )
-    assert again.status_code == 409
-    unknown = await outreach.http.post(
+    again = outreach.http.post(f"/v1/agents/{agent_id}/deactivate", headers=outreach.facilitator, json=body)
+    await refused(outreach, again, 409, "agent_inactive", None)
+    unknown = outreach.http.post(
         f"/v1/agents/{uuid.uuid4()}/deactivate", headers=outreach.facilitator, json=body
     )
-    assert unknown.status_code == 404
+    await refused(outreach, unknown, 404, "agent_not_found", "agent_id")
     assert await outbox_types(outreach) == [
         "UnitEstablished",
         "AgentRegistered",
@@ -103,13 +133,13 @@ async def test_agents_register_and_deactivate(outreach: Outreach) -> None:
 
 
 async def test_an_agent_to_an_unknown_unit_is_404(outreach: Outreach) -> None:
-    r = await outreach.http.post(
+    request = outreach.http.post(
         f"/v1/units/{uuid.uuid4()}/agents",
         headers=outreach.facilitator,
         json={"trained_on": "2026-01-05"},
     )
-    assert r.status_code == 404
-    assert r.json()["code"] == "unit_not_found"
+    await refused(outreach, request, 404, "unit_not_found", "unit_id")
+    assert await outbox_types(outreach) == []
 
 
 async def test_outreach_is_recorded_as_a_count(outreach: Outreach) -> None:
@@ -126,12 +156,22 @@ async def test_outreach_is_recorded_as_a_count(outreach: Outreach) -> None:
     )
     assert r.status_code == 201
     assert r.json()["people_reached"] == 12
-    bad = await outreach.http.post(
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "AgentRegistered",
+        "OutreachActivityRecorded",
+    ]
+    bad = outreach.http.post(
         f"/v1/units/{unit_id}/activities",
         headers=outreach.facilitator,
         json={**body, "people_reached": -1},
     )
-    assert bad.status_code == 422 and bad.json()["field"] == "people_reached"
+    await refused(outreach, bad, 422, "invalid", "people_reached")
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "AgentRegistered",
+        "OutreachActivityRecorded",
+    ]
 
 
 async def test_registration_seals_the_identity_and_the_event_carries_none(
@@ -142,6 +182,7 @@ async def test_registration_seals_the_identity_and_the_event_carries_none(
     r = await outreach.client(unit_id, outreach.agent_auth(unit_id, agent_id))
     assert r.status_code == 201, r.text
     assert r.json()["age_band"] == "35_44" and "nik" not in r.json()
+    assert await outbox_types(outreach) == ["UnitEstablished", "AgentRegistered", "ClientRegistered"]
     async with outreach.app.state.runtime.database.sessions() as s:
         payloads = (await s.execute(select(outbox_table.c.payload))).scalars().all()
     for payload in payloads:
@@ -158,31 +199,36 @@ async def test_registration_seals_the_identity_and_the_event_carries_none(
 
 async def test_an_invalid_nik_is_422_and_changes_nothing(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
-    r = await outreach.client(unit_id, outreach.facilitator, nik="3301011505900")
-    assert r.status_code == 422
-    assert r.json()["field"] == "identity.nik"
-    assert "3301011505900" not in r.text
+    request = outreach.client(unit_id, outreach.facilitator, nik="3301011505900")
+    body = await refused(outreach, request, 422, "invalid_nik", "identity.nik")
+    assert "3301011505900" not in json.dumps(body)
     assert await count(outreach, Client) == 0
     assert await outbox_types(outreach) == ["UnitEstablished"]
 
 
 async def test_a_nik_that_does_not_match_the_birth_date_is_refused(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
-    r = await outreach.client(unit_id, outreach.facilitator, birth_date="1991-05-15")
-    assert r.status_code == 422 and r.json()["field"] == "identity.nik"
+    request = outreach.client(unit_id, outreach.facilitator, birth_date="1991-05-15")
+    await refused(outreach, request, 422, "invalid_nik", "identity.nik")
+    assert await count(outreach, Client) == 0
+    assert await outbox_types(outreach) == ["UnitEstablished"]
 
 
 async def test_registering_the_same_nik_twice_is_409(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     assert (await outreach.client(unit_id, outreach.facilitator)).status_code == 201
-    r = await outreach.client(unit_id, outreach.facilitator, full_name="Budi S.")
-    assert r.status_code == 409
+    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
+    request = outreach.client(unit_id, outreach.facilitator, full_name="Budi S.")
+    await refused(outreach, request, 409, "client_already_registered", "identity.nik")
     assert await count(outreach, Client) == 1
+    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
 
 
 async def test_a_client_in_an_unknown_unit_is_404(outreach: Outreach) -> None:
-    r = await outreach.client(str(uuid.uuid4()), outreach.facilitator)
-    assert r.status_code == 404
+    request = outreach.client(str(uuid.uuid4()), outreach.facilitator)
+    await refused(outreach, request, 404, "unit_not_found", "unit_id")
+    assert await count(outreach, Client) == 0
+    assert await outbox_types(outreach) == []
 
 
 async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_nothing(
@@ -197,7 +243,7 @@ async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_n
     assert second.headers["Idempotent-Replayed"] == "true"
     assert await count(outreach, Client) == 1
     assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
-    other = await outreach.client(
+    other = outreach.client(
         unit_id,
         headers,
         full_name="Someone Else",
@@ -205,22 +251,36 @@ async def test_a_repeated_idempotency_key_returns_the_first_answer_and_changes_n
         birth_date="1992-06-15",
         sex="f",
     )
-    assert other.status_code == 409
-    assert other.json()["code"] == "idempotency_key_reused"
+    await refused(outreach, other, 409, "idempotency_key_reused", "Idempotency-Key")
+    assert await count(outreach, Client) == 1
+    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
 
 
 async def test_an_agent_of_another_unit_gets_403(outreach: Outreach) -> None:
     unit_a, unit_b = await outreach.unit(), await outreach.unit()
     agent_b = await outreach.agent(unit_b)
-    r = await outreach.client(unit_a, outreach.agent_auth(unit_b, agent_b))
-    assert r.status_code == 403
+    request = outreach.client(unit_a, outreach.agent_auth(unit_b, agent_b))
+    await refused(outreach, request, 403, "other_unit", "unit_id")
+    assert await count(outreach, Client) == 0
     client_id = (await outreach.client(unit_a, outreach.facilitator)).json()["client_id"]
-    read = await outreach.http.get(
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "UnitEstablished",
+        "AgentRegistered",
+        "ClientRegistered",
+    ]
+    read = outreach.http.get(
         f"/v1/clients/{client_id}",
         params={"purpose": "home visit"},
         headers=outreach.agent_auth(unit_b, agent_b),
     )
-    assert read.status_code == 403
+    await refused(outreach, read, 403, "other_unit", "client_id")
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "UnitEstablished",
+        "AgentRegistered",
+        "ClientRegistered",
+    ]
 
 
 async def test_consent_is_recorded_and_withdrawn_once(outreach: Outreach) -> None:
@@ -230,15 +290,14 @@ async def test_consent_is_recorded_and_withdrawn_once(outreach: Outreach) -> Non
     url = f"/v1/clients/{client_id}/consents/{consent_id}/withdraw"
     r = await outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-01"})
     assert r.status_code == 200 and r.json()["withdrawn_on"] == "2026-03-01"
-    assert (
-        await outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-02"})
-    ).status_code == 409
-    bad_scope = await outreach.http.post(
+    twice = outreach.http.post(url, headers=outreach.facilitator, json={"on": "2026-03-02"})
+    await refused(outreach, twice, 409, "consent_withdrawn", None)
+    bad_scope = outreach.http.post(
         f"/v1/clients/{client_id}/consents",
         headers=outreach.facilitator,
         json={"scopes": ["everything"], "given_on": "2026-02-01"},
     )
-    assert bad_scope.status_code == 422
+    await refused(outreach, bad_scope, 422, "invalid", "scopes.0")
     assert await outbox_types(outreach) == [
         "UnitEstablished",
         "ClientRegistered",
@@ -264,19 +323,29 @@ async def test_screening_scores_and_recommends(outreach: Outreach) -> None:
     assert body["overall_risk"] == "moderate" and body["recommendation"] == "ibm_programme"
     injecting = screening_body(agent_id, injecting="past_3_months")
     r2 = await outreach.http.post(f"/v1/clients/{client_id}/screenings", headers=agent, json=injecting)
+    assert r2.status_code == 201, r2.text
     assert r2.json()["recommendation"] == "referral" and r2.json()["injected_last_3_months"] is True
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "AgentRegistered",
+        "ClientRegistered",
+        "ConsentRecorded",
+        "ClientScreened",
+        "ClientScreened",
+    ]
 
 
 async def test_screening_needs_consent(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     agent_id = await outreach.agent(unit_id)
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
-    r = await outreach.http.post(
+    request = outreach.http.post(
         f"/v1/clients/{client_id}/screenings",
         headers=outreach.facilitator,
         json=screening_body(agent_id),
     )
-    assert r.status_code == 409 and r.json()["code"] == "consent_required"
+    await refused(outreach, request, 409, "consent_required", None)
+    assert await outbox_types(outreach) == ["UnitEstablished", "AgentRegistered", "ClientRegistered"]
 
 
 async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> None:
@@ -284,6 +353,7 @@ async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> N
     agent_id = await outreach.agent(unit_id)
     client_id = (await outreach.client(unit_id, outreach.facilitator)).json()["client_id"]
     await outreach.consent(client_id, outreach.facilitator)
+    url = f"/v1/clients/{client_id}/screenings"
     tobacco_q5 = screening_body(
         agent_id,
         substances=[
@@ -299,10 +369,8 @@ async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> N
             }
         ],
     )
-    r = await outreach.http.post(
-        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=tobacco_q5
-    )
-    assert r.status_code == 422 and r.json()["field"] == "substances[0].q5"
+    request = outreach.http.post(url, headers=outreach.facilitator, json=tobacco_q5)
+    await refused(outreach, request, 422, "impossible_answer", "substances[0].q5")
     bad_value = screening_body(
         agent_id,
         substances=[
@@ -318,16 +386,17 @@ async def test_impossible_answers_are_422_with_the_item(outreach: Outreach) -> N
             }
         ],
     )
-    r = await outreach.http.post(
-        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=bad_value
-    )
-    assert r.status_code == 422 and r.json()["field"] == "substances[0].q2"
+    request = outreach.http.post(url, headers=outreach.facilitator, json=bad_value)
+    await refused(outreach, request, 422, "impossible_answer", "substances[0].q2")
     wrong_agent = screening_body(str(uuid.uuid4()))
-    r = await outreach.http.post(
-        f"/v1/clients/{client_id}/screenings", headers=outreach.facilitator, json=wrong_agent
-    )
-    assert r.status_code == 422 and r.json()["field"] == "agent_id"
-    assert "ClientScreened" not in await outbox_types(outreach)
+    request = outreach.http.post(url, headers=outreach.facilitator, json=wrong_agent)
+    await refused(outreach, request, 422, "unknown_agent", "agent_id")
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "AgentRegistered",
+        "ClientRegistered",
+        "ConsentRecorded",
+    ]
 
 
 async def test_identity_reads_are_audited_and_limited_to_field_roles(outreach: Outreach) -> None:
@@ -338,17 +407,18 @@ async def test_identity_reads_are_audited_and_limited_to_field_roles(outreach: O
     )
     assert r.status_code == 200
     assert r.json()["nik"] == "3301011505900001" and r.json()["phone"] == "+6281234567890"
-    national = await outreach.http.get(
+    national = outreach.http.get(
         f"/v1/clients/{client_id}", params={"purpose": "curious"}, headers=auth(Role.NATIONAL)
     )
-    assert national.status_code == 403
-    no_purpose = await outreach.http.get(f"/v1/clients/{client_id}", headers=outreach.facilitator)
-    assert no_purpose.status_code == 422
+    await refused(outreach, national, 403, "forbidden_role", None)
+    no_purpose = outreach.http.get(f"/v1/clients/{client_id}", headers=outreach.facilitator)
+    await refused(outreach, no_purpose, 422, "invalid", "query.purpose")
     audit = (await outreach.http.get(f"/v1/clients/{client_id}/audit", headers=outreach.facilitator)).json()
     assert [(a["actor_role"], a["purpose"], a["outcome"]) for a in audit] == [
         ("facilitator", "home visit", "granted"),
         ("national", "curious", "denied"),
     ]
+    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
 
 
 async def test_erasure_destroys_the_key_and_the_identity_answers_410(outreach: Outreach) -> None:
@@ -358,14 +428,15 @@ async def test_erasure_destroys_the_key_and_the_identity_answers_410(outreach: O
         f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-01"}
     )
     assert r.status_code == 200 and r.json()["erased"] is True
-    read = await outreach.http.get(
+    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered", "ClientErased"]
+    read = outreach.http.get(
         f"/v1/clients/{client_id}", params={"purpose": "follow-up"}, headers=outreach.facilitator
     )
-    assert read.status_code == 410
-    again = await outreach.http.post(
+    await refused(outreach, read, 410, "client_erased", None)
+    again = outreach.http.post(
         f"/v1/clients/{client_id}/erase", headers=outreach.facilitator, json={"on": "2026-04-02"}
     )
-    assert again.status_code == 410
+    await refused(outreach, again, 410, "client_erased", None)
     # the sealed fields are still there, but nothing can open them: the key row is gone
     async with outreach.app.state.runtime.database.sessions() as s:
         from pulih.outreach.store import ClientIdentity, ClientKey
@@ -377,3 +448,9 @@ async def test_erasure_destroys_the_key_and_the_identity_answers_410(outreach: O
     assert await count(outreach, IdentityRead) == 1
     # the NIK can be registered again: the erased person is no longer known
     assert (await outreach.client(unit_id, outreach.facilitator)).status_code == 201
+    assert await outbox_types(outreach) == [
+        "UnitEstablished",
+        "ClientRegistered",
+        "ClientErased",
+        "ClientRegistered",
+    ]

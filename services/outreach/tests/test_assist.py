@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pulih.outreach.assist import (
+from pulih.outreach.domain.assist import (
     ITEM_VALUES,
     AssistAnswerError,
     AssistAnswers,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulih.outreach.identity_rules import IdentityError, age_band, validate_nik, validate_phone
+from pulih.outreach.domain.identity import IdentityError, age_band, validate_nik, validate_phone
 
 # 32 Jawa Barat, 73 Kota Bandung, 01 a district; born 15 May 1990.
 MAN = "3273011505900001"

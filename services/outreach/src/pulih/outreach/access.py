@@ -1,4 +1,4 @@
-"""Who may touch which unit and client: the lookups every route starts with."""
+"""Who may touch which unit and client: the lookups every use case starts with."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.kit.auth import Principal, Role, require
-from pulih.kit.errors import Forbidden, Invalid, NotFound
-from pulih.outreach.store import Agent, Client, Unit
+from pulih.kit.errors import Forbidden, NotFound
+from pulih.outreach.store import Client, Unit
 
 FIELD_ROLES = (Role.AGENT, Role.FACILITATOR)
 """Who records field work: agents in their own unit, facilitators anywhere in the regency."""
@@ -36,13 +36,3 @@ async def client_for(session: AsyncSession, client_id: UUID, principal: Principa
     if not principal.may_see_unit(client.unit_id):
         raise Forbidden("other_unit", "agents see their own unit's clients only", "client_id")
     return client
-
-
-async def active_agent_of(session: AsyncSession, agent_id: UUID, unit_id: UUID) -> Agent:
-    """An active agent of ``unit_id`` (422 otherwise: the body names the wrong agent)."""
-    agent = await session.get(Agent, agent_id)
-    if agent is None or agent.unit_id != unit_id:
-        raise Invalid("unknown_agent", f"no agent {agent_id} in this unit", "agent_id")
-    if not agent.active:
-        raise Invalid("agent_inactive", f"agent {agent_id} was deactivated", "agent_id")
-    return agent

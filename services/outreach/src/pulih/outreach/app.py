@@ -8,7 +8,8 @@ from fastapi import FastAPI
 
 from pulih.kit.service import ServiceSpec, create_app
 from pulih.kit.settings import Settings
-from pulih.outreach import api_clients, api_units
+from pulih.outreach.api import clients, consents, identity, screenings, units
+from pulih.outreach.deps import OutreachDeps
 
 spec = ServiceSpec(
     name="outreach",
@@ -19,7 +20,8 @@ spec = ServiceSpec(
         "consent, and WHO ASSIST v3 screening. The only service that holds identities."
     ),
     migrations=Path(__file__).parent / "migrations",
-    routers=(api_units.router, api_clients.router),
+    routers=(units.router, clients.router, identity.router, consents.router, screenings.router),
+    dependencies=OutreachDeps.build,
 )
 
 

@@ -3,7 +3,7 @@ screenings, and the append-only audit of identity reads."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -21,7 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pulih.contracts.consent import ConsentTerms
-from pulih.kit.database import NAMING_CONVENTION, BigIntId
+from pulih.kit.audit import AuditEntry
+from pulih.kit.database import NAMING_CONVENTION
 
 
 class Base(DeclarativeBase):
@@ -76,6 +76,11 @@ class Client(Base):
     came_through: Mapped[str] = mapped_column(String(20))
     erased_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
+    @property
+    def erased(self) -> bool:
+        """Whether the client's identity was erased."""
+        return self.erased_on is not None
+
 
 class ClientKey(Base):
     """A client's data key, wrapped by the master key. Deleting the row erases the person."""
@@ -109,11 +114,9 @@ class Consent(Base):
     expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     withdrawn_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
-    def valid_on(self, day: date, scope: str | None = None) -> bool:
-        """Whether the consent holds on ``day`` (for ``scope``, if given)."""
-        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on).allows(
-            scope, day
-        )
+    def terms(self) -> ConsentTerms:
+        """The consent as the rules read it."""
+        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on)
 
 
 class Screening(Base):
@@ -132,15 +135,9 @@ class Screening(Base):
     recommendation: Mapped[str] = mapped_column(String(20))
 
 
-class IdentityRead(Base):
+class IdentityRead(AuditEntry, Base):
     """Append-only audit: every attempt to read an identity, who, when, why, and the outcome."""
 
     __tablename__ = "identity_audit"
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     client_id: Mapped[UUID] = mapped_column(index=True)
-    actor: Mapped[str] = mapped_column(String(120))
-    actor_role: Mapped[str] = mapped_column(String(20))
     on_behalf_of: Mapped[str | None] = mapped_column(String(120), nullable=True)
-    purpose: Mapped[str] = mapped_column(String(200))
-    outcome: Mapped[str] = mapped_column(String(20))
-    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

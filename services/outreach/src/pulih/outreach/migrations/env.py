@@ -5,4 +5,4 @@ from alembic import context
 from pulih.kit.migrations import run_migrations
 from pulih.outreach.store import Base
 
-run_migrations(context, Base.metadata)
+run_migrations(context, Base.metadata)  # type: ignore[arg-type]  # alembic.context proxies EnvironmentContext

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from pulih.contracts.codes import (
     Sex,
     VillageCode,
 )
-from pulih.outreach.assist import Injecting, Substance
+from pulih.outreach.domain.assist import Injecting, Substance
 
 
 class Body(BaseModel):
@@ -172,10 +172,12 @@ class EraseClient(Body):
     on: date
 
 
-class AuditEntry(BaseModel):
+class IdentityReadView(BaseModel):
+    """One attempt to read a client's identity, as the audit shows it."""
+
     actor: str
     actor_role: str
     on_behalf_of: str | None
     purpose: str
     outcome: str
-    read_at: str
+    read_at: datetime

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Final, Literal
 
+from pulih.kit.errors import Invalid
+
 __all__ = [
     "AgeBand",
     "IdentityError",
@@ -29,16 +31,17 @@ _PHONE_MAX_DIGITS: Final = 13
 _COUNTRY_CODE: Final = "62"
 
 
-class IdentityError(ValueError):
-    """An identity field that breaks the rules; ``code`` defaults to ``invalid_<field>``."""
+class IdentityError(Invalid):
+    """An identity field that breaks the rules; ``code`` defaults to ``invalid_<field>``.
 
-    code: str
+    ``field`` is the identity's own field (``nik``); a route places it in its body with
+    ``exc.at("identity")``.
+    """
+
+    field: str
 
     def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.code = code if code is not None else f"invalid_{field}"
+        super().__init__(code if code is not None else f"invalid_{field}", message, field)
 
 
 def _is_ascii_digits(text: str) -> bool:

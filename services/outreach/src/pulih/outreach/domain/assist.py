@@ -11,11 +11,13 @@ The answer dataclasses do not validate themselves: a bad answer is reported by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pulih.contracts.codes import Recommendation, RiskLevel, Substance
+from pulih.kit.errors import Invalid
 
 __all__ = [
     "ITEM_VALUES",
@@ -76,15 +78,14 @@ _OTHER_LOW_MAX: Final = 3
 _MODERATE_MAX: Final = 26
 
 
-class AssistAnswerError(ValueError):
-    """An answer the ASSIST cannot produce (a value outside the item, Q5 for tobacco, ...)."""
+class AssistAnswerError(Invalid):
+    """An answer the ASSIST cannot produce (a value outside the item, Q5 for tobacco, ...);
+    ``field`` is its path in the form (``substances[0].q5``)."""
 
-    code: str = "impossible_answer"
+    field: str
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__("impossible_answer", message, field)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,24 @@ class ScreeningPath:
     moderate: Recommendation = Recommendation.IBM_PROGRAMME
     high: Recommendation = Recommendation.REFERRAL
     recent_injecting: Recommendation = Recommendation.REFERRAL
+
+    @classmethod
+    def from_programme(cls, programme: Mapping[str, Any]) -> ScreeningPath:
+        """The ``[screening.path]`` section of a programme file (defaults where absent)."""
+        screening = programme.get("screening", {})
+        section = screening.get("path", {}) if isinstance(screening, Mapping) else {}
+        if not isinstance(section, Mapping):
+            raise ValueError("[screening.path] must be a table")
+        default = cls()
+        try:
+            return cls(
+                low=Recommendation(section.get("low", default.low)),
+                moderate=Recommendation(section.get("moderate", default.moderate)),
+                high=Recommendation(section.get("high", default.high)),
+                recent_injecting=Recommendation(section.get("recent_injecting", default.recent_injecting)),
+            )
+        except ValueError as exc:
+            raise ValueError(f"[screening.path]: {exc}") from exc
 
     def for_risk(self, risk: RiskLevel) -> Recommendation:
         """The recommendation this path gives for an overall risk level."""

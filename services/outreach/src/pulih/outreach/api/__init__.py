@@ -1,0 +1,1 @@
+"""Outreach's HTTP routes, one module per resource."""
