@@ -40,7 +40,7 @@ async def refused(
     request: Awaitable[httpx.Response],
     status: int,
     code: str,
-    field: str | None | EllipsisType = ...,
+    field: str | EllipsisType | None = ...,
 ) -> dict[str, Any]:
     """Await ``request`` (not yet sent) and check it is refused with ``status`` and ``code``
     (and ``field``, unless left out) in the error shape, and that nothing reached the outbox
