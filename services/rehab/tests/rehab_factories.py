@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from pulih.contracts import CloudEvent, Event, new_event
+from pulih.contracts import CloudEvent, Event
 from pulih.contracts.events.outreach import (
     AgentRegistered,
     ClientRegistered,
@@ -21,10 +21,11 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.auth import Role
-from pulih.kit.consumers import Delivery
+from pulih.kit.consumers import EventHandler
 from pulih.kit.outbox import outbox_table
-from pulih.kit.testing import auth
+from pulih.kit.testing import apply_events, auth
 from pulih.rehab import consumers
+from pulih.rehab.deps import RehabDeps
 
 MONDAY = date(2026, 3, 2)
 
@@ -51,7 +52,7 @@ class Rehab:
 
     http: httpx.AsyncClient
     app: Any
-    _handlers: dict[type[Event], Any] = field(default_factory=dict)
+    _handlers: dict[type[Event], EventHandler] = field(default_factory=dict)
 
     @property
     def runtime(self) -> Any:
@@ -62,12 +63,11 @@ class Rehab:
         return auth(Role.FACILITATOR)
 
     async def apply(self, data: Event) -> CloudEvent[Event]:
-        """Apply an event through the handler rehab's consumer would run, in one transaction."""
+        """Apply an event through the handler rehab's consumer would run, in its unit of work."""
         if not self._handlers:
-            self._handlers = {**consumers.OUTREACH_HANDLERS, **consumers.referral_handlers(self.runtime)}
-        event = new_event(data, regency="3301")
-        async with self.runtime.database.transaction() as session:
-            await self._handlers[type(data)](session, event, Delivery("test", 1, 1))
+            programme = self.runtime.deps_as(RehabDeps).programme
+            self._handlers = {**consumers.OUTREACH_HANDLERS, **consumers.referral_handlers(programme)}
+        [event] = await apply_events(self.runtime, self._handlers, data)
         return event
 
     async def screened_client(
@@ -157,12 +157,15 @@ class Rehab:
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    async def outbox(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every event in the outbox, in order, as (event name, data)."""
+    async def envelopes(self) -> list[dict[str, Any]]:
+        """Every event in the outbox, in order, envelope and all."""
         async with self.runtime.database.sessions() as s:
             rows = (await s.execute(select(outbox_table.c.payload).order_by(outbox_table.c.seq))).all()
-        events = [json.loads(r.payload) for r in rows]
-        return [(e["type"].split(".")[2], e["data"]) for e in events]
+        return [json.loads(r.payload) for r in rows]
+
+    async def outbox(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every event in the outbox, in order, as (event name, data)."""
+        return [(e["type"].split(".")[2], e["data"]) for e in await self.envelopes()]
 
     async def outbox_names(self) -> list[str]:
         return [name for name, _ in await self.outbox()]
@@ -187,8 +190,10 @@ class Rehab:
         )
         return str(referral_id)
 
-    async def close_referral(self, referral_id: str, on: date, outcome: str, back_referral: bool) -> None:
-        await self.apply(
+    async def close_referral(
+        self, referral_id: str, on: date, outcome: str, back_referral: bool
+    ) -> CloudEvent[Event]:
+        return await self.apply(
             ReferralClosed.model_validate(
                 {
                     "referral_id": referral_id,

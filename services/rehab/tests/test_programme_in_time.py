@@ -8,12 +8,11 @@ from datetime import date, timedelta
 from importlib.resources import files
 from pathlib import Path
 
-import httpx
-from asgi_lifespan import LifespanManager
+import pytest
 from rehab_factories import MONDAY, Rehab, middling_whoqol
 
-from pulih.kit.nats_server import free_port
-from pulih.kit.testing import make_settings
+from pulih.kit.service import StartupError
+from pulih.kit.testing import service_app
 from pulih.rehab.app import build
 
 
@@ -124,19 +123,23 @@ async def test_a_referral_pauses_the_enrolment_and_a_back_referral_resumes_it_in
     await rehab.to(date(2026, 3, 20))
     referral_id = await rehab.refer(c, date(2026, 3, 20))
     assert (await rehab.enrolment(enrollment_id))["status"] == "paused"
+    before = await rehab.outbox()
     r = await rehab.session(c, enrollment_id, date(2026, 3, 20), kind="kelompok")
     assert (r.status_code, r.json()["code"]) == (409, "enrolment_paused")
+    assert await rehab.outbox() == before
 
     await rehab.to(date(2026, 5, 1))  # weeks at the clinic: no dropout, no progression
     enrolment = await rehab.enrolment(enrollment_id)
     assert (enrolment["status"], enrolment["phase"]) == ("paused", "intervensi")
 
     await rehab.to(date(2026, 5, 4))
-    await rehab.close_referral(referral_id, date(2026, 5, 4), "completed", back_referral=True)
+    closed = await rehab.close_referral(referral_id, date(2026, 5, 4), "completed", back_referral=True)
     enrolment = await rehab.enrolment(enrollment_id)
     assert (enrolment["status"], enrolment["phase"]) == ("active", "bina_lanjut")
     assert enrolment["phases"][-1] == {"phase": "bina_lanjut", "started_on": "2026-05-04", "ended_on": None}
     assert phases_completed(await rehab.outbox())[-1] == ("intervensi", "2026-05-04", "bina_lanjut")
+    resumed = (await rehab.envelopes())[-1]  # caused by the referral's closing, in its chain
+    assert (resumed["causationid"], resumed["correlationid"]) == (str(closed.id), str(closed.id))
     r = await rehab.session(c, enrollment_id, date(2026, 5, 4), kind="pemantauan")
     assert r.status_code == 201, r.text
 
@@ -216,19 +219,14 @@ async def test_a_regency_runs_its_own_programme_file(tmp_path: Path, database_ur
         .replace("exit_assessment_week = 16", "exit_assessment_week = 12")
     )
     (tmp_path / "cilacap.toml").write_text(own)
-    settings = make_settings(
+    async with service_app(
+        build,
         tmp_path,
-        nats_url=f"nats://127.0.0.1:{free_port()}",
-        database_url=database_url,
+        database_url,
         PULIH_CLOCK="manual",
         PULIH_CLOCK_START="2026-03-02",
         PULIH_PROGRAMME_FILE=tmp_path / "cilacap.toml",
-    )
-    app = build(settings)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rehab") as http,
-    ):
+    ) as (http, app):
         rehab = Rehab(http, app)
         c = await rehab.screened_client()
         r = await rehab.enrol(c)
@@ -237,3 +235,27 @@ async def test_a_regency_runs_its_own_programme_file(tmp_path: Path, database_ur
         await rehab.to(date(2026, 3, 17))  # two weeks unseen: out under this regency's rule
         enrolment = await rehab.enrolment(enrollment_id)
         assert (enrolment["status"], enrolment["discharged_on"]) == ("discharged", "2026-03-16")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('programme = "ibm-broken"\nversion = 1\n[rehab\n', "Expected ']'"),
+        ('programme = "ibm-broken"\nversion = 1\n[rehab]\nenrol_after = ["ibm_programme"]\n', "stages"),
+    ],
+    ids=["not_toml", "no_stages"],
+)
+async def test_a_bad_programme_file_stops_rehab_at_start_naming_the_file(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    bad = tmp_path / "broken.toml"
+    bad.write_text(text)
+    store = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    with pytest.raises(StartupError, match=f"rehab cannot start: programme file {bad}") as failed:
+        async with service_app(build, tmp_path, store, PULIH_PROGRAMME_FILE=bad):
+            pass
+    assert says in str(failed.value)
+    assert not (tmp_path / "store.db").exists()  # it stopped before touching the store
+    with pytest.raises(StartupError, match=str(tmp_path / "missing.toml")):
+        async with service_app(build, tmp_path, store, PULIH_PROGRAMME_FILE=tmp_path / "missing.toml"):
+            pass

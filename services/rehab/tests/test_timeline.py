@@ -8,8 +8,8 @@ import pytest
 
 from pulih.contracts.codes import DischargeReason, Phase
 from pulih.kit.programme import load_programme
-from pulih.rehab.programme import programme_from
-from pulih.rehab.timeline import (
+from pulih.rehab.domain.programme import programme_from
+from pulih.rehab.domain.timeline import (
     Discharged,
     PhaseClosed,
     PhasePeriod,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pulih.rehab.whoqol import WhoqolFormError, score_whoqol
+from pulih.rehab.domain.whoqol import WhoqolFormError, score_whoqol
 
 # A worked form. Items 3, 4 and 26 are reversed: 2 → 4, 1 → 5, 2 → 4.
 FORM = {

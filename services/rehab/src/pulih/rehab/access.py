@@ -7,8 +7,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.kit.auth import Principal, Role, require
-from pulih.kit.errors import Forbidden, Invalid, NotFound
-from pulih.rehab.store import Enrolment, KnownAgent, KnownClient
+from pulih.kit.errors import Forbidden, NotFound
+from pulih.rehab.store import Enrolment, KnownClient
 
 FIELD_ROLES = (Role.AGENT, Role.FACILITATOR)
 """Who runs the programme: agents in their own unit, facilitators anywhere in the regency."""
@@ -44,13 +44,3 @@ async def enrolment_for(session: AsyncSession, enrollment_id: UUID, principal: P
         raise NotFound("enrolment_not_found", f"no enrolment {enrollment_id}", "enrollment_id")
     may_see(principal, enrolment.unit_id)
     return enrolment
-
-
-async def active_agent_of(session: AsyncSession, agent_id: UUID, unit_id: UUID) -> KnownAgent:
-    """An active agent of ``unit_id`` (422 otherwise: the body names the wrong agent)."""
-    agent = await session.get(KnownAgent, agent_id)
-    if agent is None or agent.unit_id != unit_id:
-        raise Invalid("unknown_agent", f"no agent {agent_id} in this unit", "agent_id")
-    if not agent.active:
-        raise Invalid("agent_inactive", f"agent {agent_id} was deactivated", "agent_id")
-    return agent

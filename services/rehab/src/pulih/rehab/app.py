@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from pulih.kit.scheduler import periodic
 from pulih.kit.service import ServiceSpec, create_app
 from pulih.kit.settings import Settings
-from pulih.rehab import api_enrolments, api_sessions, api_worklist
+from pulih.rehab.api import enrolments, sessions, worklist
 from pulih.rehab.consumers import subscribe
-from pulih.rehab.progression import advance_enrolments
+from pulih.rehab.deps import RehabDeps
+from pulih.rehab.handlers import advance_enrolments
 
 spec = ServiceSpec(
     name="rehab",
@@ -23,7 +24,8 @@ spec = ServiceSpec(
         "and each agent's worklist. Clients are pseudonymous here."
     ),
     migrations=Path(__file__).parent / "migrations",
-    routers=(api_enrolments.router, api_sessions.router, api_worklist.router),
+    routers=(enrolments.router, sessions.router, worklist.router),
+    dependencies=RehabDeps.build,
     subscribe=subscribe,
     background=(
         periodic("advance-enrolments", advance_enrolments, lambda rt: rt.settings.scheduler_seconds),

@@ -1,32 +1,27 @@
 """Moving enrolments along: the timeline's changes written to the store and to the outbox.
 
-The routes, the consumers and the scheduler all change enrolments through here, inside their
-own transaction, so a phase closing is always its ``PhaseCompleted`` event and its history row
-together. Every write bumps the enrolment's version: if another replica or request got there
-first, the transaction fails (``StaleDataError``) and nothing is applied twice.
+Every use case (a command, a consumed referral event, the scheduler's job) changes enrolments
+through here, inside its own unit of work, so a phase closing is always its ``PhaseCompleted``
+event and its history row together, and every event carries the unit of work's correlation.
+Every write bumps the enrolment's version: if another replica or request got there first, the
+transaction fails (``StaleDataError``) and nothing is applied twice.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from pulih.contracts.codes import DischargeReason, Phase
 from pulih.contracts.events.rehab import ClientDischarged, PhaseCompleted
-from pulih.kit.emitter import Emitter
-from pulih.kit.programme import load_programme
-from pulih.kit.runtime import ServiceRuntime
-from pulih.rehab.programme import Programme, programme_from
-from pulih.rehab.store import Enrolment, FollowUp, PhaseRecord
-from pulih.rehab.timeline import (
+from pulih.kit.unit_of_work import UnitOfWork
+from pulih.rehab.domain.programme import Programme
+from pulih.rehab.domain.timeline import (
     Change,
     Discharged,
     PhaseClosed,
@@ -37,17 +32,7 @@ from pulih.rehab.timeline import (
     dropout_on,
     stage_ends_on,
 )
-
-log = logging.getLogger("pulih.rehab.progression")
-
-
-def programme_of(runtime: ServiceRuntime) -> Programme:
-    """The programme this regency runs (its programme file, read once)."""
-    programme = runtime.extras.get("programme")
-    if not isinstance(programme, Programme):
-        programme = programme_from(load_programme(runtime.settings.programme_file))
-        runtime.extras["programme"] = programme
-    return programme
+from pulih.rehab.store import Enrolment, FollowUp, PhaseRecord, phase_history
 
 
 def timeline_of(enrolment: Enrolment) -> Timeline:
@@ -80,27 +65,22 @@ def store_timeline(programme: Programme, enrolment: Enrolment, timeline: Timelin
 
 
 async def phase_periods(session: AsyncSession, enrollment_id: uuid.UUID) -> list[PhasePeriod]:
-    """The enrolment's phases, oldest first."""
-    rows = (
-        await session.scalars(
-            select(PhaseRecord).where(PhaseRecord.enrollment_id == enrollment_id).order_by(PhaseRecord.id)
-        )
-    ).all()
-    return [PhasePeriod(Phase(r.phase), r.started_on, r.ended_on) for r in rows]
+    """The enrolment's phases, oldest first, as the domain reads them."""
+    return [
+        PhasePeriod(Phase(r.phase), r.started_on, r.ended_on)
+        for r in await phase_history(session, enrollment_id)
+    ]
 
 
 async def apply_changes(
-    session: AsyncSession,
-    emitter: Emitter,
+    uow: UnitOfWork,
     programme: Programme,
     enrolment: Enrolment,
     timeline: Timeline,
     changes: Sequence[Change],
-    *,
-    correlationid: str | None = None,
-    causationid: str | None = None,
 ) -> None:
     """Store ``timeline`` (the state after ``changes``) and emit one event per change."""
+    session = uow.session
     open_period = await session.scalar(
         select(PhaseRecord).where(
             PhaseRecord.enrollment_id == enrolment.enrollment_id, PhaseRecord.ended_on.is_(None)
@@ -109,17 +89,14 @@ async def apply_changes(
     closings = [c for c in changes if isinstance(c, PhaseClosed)]
     for change in changes:
         if isinstance(change, PhaseClosed):
-            await emitter.emit(
-                session,
+            await uow.emit(
                 PhaseCompleted(
                     enrollment_id=enrolment.enrollment_id,
                     client_id=enrolment.client_id,
                     phase=change.phase,
                     completed_on=change.on,
                     next_phase=change.next_phase,
-                ),
-                correlationid=correlationid,
-                causationid=causationid,
+                )
             )
             if open_period is not None and open_period.phase == change.phase.value:
                 open_period.ended_on = change.on
@@ -133,16 +110,13 @@ async def apply_changes(
                 )
                 session.add(open_period)
         elif isinstance(change, Discharged):
-            await emitter.emit(
-                session,
+            await uow.emit(
                 ClientDischarged(
                     enrollment_id=enrolment.enrollment_id,
                     client_id=enrolment.client_id,
                     on=change.on,
                     reason=change.reason,
-                ),
-                correlationid=correlationid,
-                causationid=causationid,
+                )
             )
             if open_period is not None and open_period.ended_on is None:
                 open_period.ended_on = change.on
@@ -160,58 +134,9 @@ async def apply_changes(
     store_timeline(programme, enrolment, timeline)
 
 
-async def catch_up(
-    session: AsyncSession,
-    emitter: Emitter,
-    programme: Programme,
-    enrolment: Enrolment,
-    today: date,
-    *,
-    correlationid: str | None = None,
-    causationid: str | None = None,
-) -> list[Change]:
+async def catch_up(uow: UnitOfWork, programme: Programme, enrolment: Enrolment, today: date) -> list[Change]:
     """Apply the time rules due before ``today`` to one enrolment; return what changed."""
     timeline, changes = advance(programme, timeline_of(enrolment), today)
     if changes:
-        await apply_changes(
-            session,
-            emitter,
-            programme,
-            enrolment,
-            timeline,
-            changes,
-            correlationid=correlationid,
-            causationid=causationid,
-        )
+        await apply_changes(uow, programme, enrolment, timeline, changes)
     return changes
-
-
-async def advance_enrolments(runtime: ServiceRuntime) -> int:
-    """The scheduler's job: every active enrolment with a rule due by today, one transaction each.
-
-    Safe with several replicas: an enrolment another replica moved first fails on its version
-    and is skipped here.
-    """
-    programme = programme_of(runtime)
-    today = runtime.clock.today()
-    async with runtime.database.sessions() as session:
-        due = (
-            await session.scalars(
-                select(Enrolment.enrollment_id)
-                .where(Enrolment.status == Status.ACTIVE.value, Enrolment.next_rule_on <= today)
-                .order_by(Enrolment.next_rule_on)
-            )
-        ).all()
-    changed = 0
-    for enrollment_id in due:
-        try:
-            async with runtime.database.transaction() as tx:
-                enrolment = await tx.get(Enrolment, enrollment_id)
-                if enrolment is None or enrolment.status != Status.ACTIVE.value:
-                    continue
-                changed += len(await catch_up(tx, runtime.emitter, programme, enrolment, today))
-        except (StaleDataError, OperationalError) as exc:
-            # another replica moved it first (PostgreSQL: the version check; SQLite: the file's
-            # single writer); the next run sees the new state
-            log.info("enrolment %s left for now: %s", enrollment_id, type(exc).__name__)
-    return changed

@@ -1,18 +1,23 @@
 """Rehab's own tables: what it knows from other services' events (clients, agents, consent,
 screenings, referrals) and what it owns (enrolments, their phases, sessions, WHOQOL-BREF
-assessments and follow-ups). No identities: a client is only ever a ``client_id``."""
+assessments and follow-ups), and the queries the use cases run on them. No identities: a client
+is only ever a ``client_id``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, MetaData, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pulih.contracts.consent import ConsentTerms
+from pulih.contracts.codes import QolTimepoint
+from pulih.kit import read_model
 from pulih.kit.database import NAMING_CONVENTION, BigIntId
+from pulih.rehab.domain.timeline import Status
 
 
 class Base(DeclarativeBase):
@@ -22,56 +27,41 @@ class Base(DeclarativeBase):
 
 
 # --- read model, from outreach's and referral's events -------------------------------------
+# Outreach's events land in the kit's read-model columns on rehab's own tables; rehab adds the
+# foreign keys to its clients and the agent who screened (aftercare-only enrolments need them).
 
 
-class KnownClient(Base):
-    """A client registered in outreach (``ClientRegistered``), pseudonymous."""
+class KnownClient(read_model.KnownClient, Base):
+    """A client registered in outreach (``ClientRegistered``, ``ClientErased``), pseudonymous."""
 
     __tablename__ = "clients"
-    client_id: Mapped[UUID] = mapped_column(primary_key=True)
-    unit_id: Mapped[UUID] = mapped_column(index=True)
-    registered_on: Mapped[date] = mapped_column(Date)
-    erased_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
-class KnownAgent(Base):
+class KnownAgent(read_model.KnownAgent, Base):
     """A recovery agent of a unit (``AgentRegistered``, ``AgentDeactivated``)."""
 
     __tablename__ = "agents"
-    agent_id: Mapped[UUID] = mapped_column(primary_key=True)
-    unit_id: Mapped[UUID] = mapped_column(index=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class KnownConsent(Base):
+class KnownConsent(read_model.KnownConsent, Base):
     """A consent a client gave (``ConsentRecorded``) and maybe withdrew (``ConsentWithdrawn``)."""
 
     __tablename__ = "consents"
-    consent_id: Mapped[UUID] = mapped_column(primary_key=True)
     client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
-    scopes: Mapped[list[str]] = mapped_column(JSON)
-    given_on: Mapped[date] = mapped_column(Date)
-    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    withdrawn_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-
-    def valid_on(self, day: date, scope: str) -> bool:
-        """Whether the consent covers ``scope`` on ``day``."""
-        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on).allows(
-            scope, day
-        )
 
 
-class KnownScreening(Base):
-    """A WHO ASSIST screening's outcome (``ClientScreened``)."""
+class KnownScreening(read_model.KnownScreening, Base):
+    """A WHO ASSIST screening's outcome (``ClientScreened``), with the agent who screened."""
 
     __tablename__ = "screenings"
-    screening_id: Mapped[UUID] = mapped_column(primary_key=True)
     client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
-    unit_id: Mapped[UUID]
     agent_id: Mapped[UUID]
-    screened_on: Mapped[date] = mapped_column(Date)
-    overall_risk: Mapped[str] = mapped_column(String(10))
-    recommendation: Mapped[str] = mapped_column(String(20))
+
+
+OUTREACH = read_model.OutreachReadModel(
+    clients=KnownClient, consents=KnownConsent, screenings=KnownScreening, agents=KnownAgent
+)
+"""Outreach's events applied to rehab's tables, and the queries over them."""
 
 
 class KnownReferral(Base):
@@ -172,3 +162,77 @@ class FollowUp(Base):
     due_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     recorded_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+OPEN = (Status.ACTIVE.value, Status.PAUSED.value)
+"""The statuses of an enrolment that is not over."""
+
+
+async def open_enrolment(session: AsyncSession, client_id: UUID) -> Enrolment | None:
+    """The client's enrolment that is running or paused, if any (there is at most one)."""
+    return await session.scalar(
+        select(Enrolment).where(Enrolment.client_id == client_id, Enrolment.status.in_(OPEN))
+    )
+
+
+async def last_discharge(session: AsyncSession, client_id: UUID) -> Enrolment | None:
+    """The client's most recently discharged enrolment, if any."""
+    return await session.scalar(
+        select(Enrolment)
+        .where(Enrolment.client_id == client_id, Enrolment.status == Status.DISCHARGED.value)
+        .order_by(Enrolment.discharged_on.desc())
+    )
+
+
+async def follow_up_due(session: AsyncSession, enrollment_id: UUID) -> FollowUp | None:
+    """The earliest follow-up the programme expects of an enrolment and nobody recorded yet."""
+    return await session.scalar(
+        select(FollowUp)
+        .where(FollowUp.enrollment_id == enrollment_id, FollowUp.recorded_on.is_(None))
+        .order_by(FollowUp.due_on)
+    )
+
+
+async def assessment_taken(session: AsyncSession, enrollment_id: UUID, timepoint: QolTimepoint) -> bool:
+    """Whether the enrolment has an assessment at ``timepoint`` already."""
+    found = await session.scalar(
+        select(Assessment.assessment_id).where(
+            Assessment.enrollment_id == enrollment_id, Assessment.timepoint == timepoint.value
+        )
+    )
+    return found is not None
+
+
+async def phase_history(session: AsyncSession, enrollment_id: UUID) -> Sequence[PhaseRecord]:
+    """The enrolment's phases, oldest first."""
+    return (
+        await session.scalars(
+            select(PhaseRecord).where(PhaseRecord.enrollment_id == enrollment_id).order_by(PhaseRecord.id)
+        )
+    ).all()
+
+
+async def sessions_held(session: AsyncSession, enrollment_id: UUID) -> tuple[int, int]:
+    """How many sessions the enrolment has, and how many of them the client attended."""
+    held, attended = (
+        await session.execute(
+            select(
+                func.count(SessionRecord.session_id),
+                func.count(SessionRecord.session_id).filter(SessionRecord.attended.is_(True)),
+            ).where(SessionRecord.enrollment_id == enrollment_id)
+        )
+    ).one()
+    return int(held), int(attended)
+
+
+async def enrolments_due(session: AsyncSession, today: date) -> Sequence[UUID]:
+    """Active enrolments a time rule may change by ``today``, the most overdue first."""
+    return (
+        await session.scalars(
+            select(Enrolment.enrollment_id)
+            .where(Enrolment.status == Status.ACTIVE.value, Enrolment.next_rule_on <= today)
+            .order_by(Enrolment.next_rule_on)
+        )
+    ).all()

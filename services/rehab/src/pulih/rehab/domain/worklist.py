@@ -21,8 +21,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from pulih.contracts.codes import QolTimepoint
-from pulih.rehab.programme import Programme
-from pulih.rehab.timeline import Status, Timeline, dropout_on, stage_ends_on
+from pulih.rehab.domain.programme import Programme
+from pulih.rehab.domain.timeline import Status, Timeline, dropout_on, stage_ends_on
 
 FOLLOW_UP_NOTICE = timedelta(weeks=1)
 

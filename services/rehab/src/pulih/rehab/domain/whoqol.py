@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pulih.kit.errors import Invalid
+
 ITEMS = range(1, 27)
 REVERSED = frozenset({3, 4, 26})
 DOMAIN_ITEMS: Mapping[str, tuple[int, ...]] = {
@@ -27,14 +29,9 @@ MOST_MISSING_IN_FORM = int(len(ITEMS) * 0.2)  # 5 of 26; six or more is more tha
 MOST_MISSING_IN_DOMAIN = {"physical": 2, "psychological": 2, "social": 1, "environment": 2}
 
 
-class WhoqolFormError(ValueError):
-    """A form that cannot be scored: ``code``, a message, and the field at fault."""
-
-    def __init__(self, code: str, message: str, field: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
+class WhoqolFormError(Invalid):
+    """A form that cannot be scored (422): ``code``, a message, and the field at fault within the
+    form (``answers.q7``); a route places it under its own field with :meth:`at`."""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,24 @@
-"""What rehab's API takes and gives back (request and response bodies)."""
+"""What rehab's API takes and gives back (request and response bodies).
+
+Request bodies are the commands the use cases take. Response bodies (:class:`View`) are read
+from rows and domain values by attribute (``AssessmentView.model_validate(row)``); where an
+answer shows more than its row holds (an enrolment's phases, the phase a session counted for),
+:func:`row_with` adds those values.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import FollowUpStatus, Phase, QolTimepoint, SessionKind
+
+if TYPE_CHECKING:
+    from pulih.rehab.store import Enrolment, PhaseRecord, SessionRecord
 
 Answer = Annotated[int | None, Field(ge=1, le=5)]
 
@@ -89,13 +99,38 @@ class RecordFollowUp(Body):
     follow_up_id: UUID | None = None
 
 
-class PhaseView(BaseModel):
+class _RowWith:
+    """A row seen together with values it has no column for."""
+
+    def __init__(self, row: object, extra: dict[str, Any]) -> None:
+        self._row = row
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._row, name)
+
+
+def row_with(row: object, **extra: Any) -> Any:
+    """``row`` with ``extra`` values, for ``model_validate(..., from_attributes=True)``: the
+    ``update={...}`` that pydantic's ``model_validate`` lacks, validated like the rest."""
+    return _RowWith(row, extra)
+
+
+class View(BaseModel):
+    """A response body, read from a row or a domain value by attribute (``from_attributes``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PhaseView(View):
     phase: Phase
     started_on: date
     ended_on: date | None
 
 
-class EnrolmentView(BaseModel):
+class EnrolmentView(View):
     enrollment_id: UUID
     client_id: UUID
     unit_id: UUID
@@ -113,8 +148,18 @@ class EnrolmentView(BaseModel):
     sessions_held: int = 0
     sessions_attended: int = 0
 
+    @classmethod
+    def of(
+        cls, enrolment: Enrolment, phases: Sequence[PhaseRecord], sessions: tuple[int, int]
+    ) -> EnrolmentView:
+        """An enrolment with its phases so far and its sessions (held, attended)."""
+        held, attended = sessions
+        return cls.model_validate(
+            row_with(enrolment, phases=phases, sessions_held=held, sessions_attended=attended)
+        )
 
-class SessionView(BaseModel):
+
+class SessionView(View):
     session_id: UUID
     enrollment_id: UUID
     client_id: UUID
@@ -125,8 +170,13 @@ class SessionView(BaseModel):
     minutes: int
     phase: Phase
 
+    @classmethod
+    def of(cls, record: SessionRecord, phase: Phase) -> SessionView:
+        """A recorded session and the phase it counted for."""
+        return cls.model_validate(row_with(record, phase=phase))
 
-class AssessmentView(BaseModel):
+
+class AssessmentView(View):
     assessment_id: UUID
     enrollment_id: UUID
     client_id: UUID
@@ -138,7 +188,7 @@ class AssessmentView(BaseModel):
     environment: float
 
 
-class FollowUpView(BaseModel):
+class FollowUpView(View):
     follow_up_id: UUID
     enrollment_id: UUID
     client_id: UUID
@@ -147,7 +197,7 @@ class FollowUpView(BaseModel):
     status: FollowUpStatus | None
 
 
-class ClientProgrammeView(BaseModel):
+class ClientProgrammeView(View):
     """What rehab knows of a client: enough to decide on enrolment, nothing identifying."""
 
     client_id: UUID
@@ -160,7 +210,7 @@ class ClientProgrammeView(BaseModel):
     enrolments: list[EnrolmentView]
 
 
-class TaskView(BaseModel):
+class TaskView(View):
     client_id: UUID
     enrollment_id: UUID
     kind: str
@@ -168,12 +218,12 @@ class TaskView(BaseModel):
     detail: str
 
 
-class AgentTasks(BaseModel):
+class AgentTasks(View):
     agent_id: UUID
     tasks: list[TaskView]
 
 
-class WorklistView(BaseModel):
+class WorklistView(View):
     unit_id: UUID
     date: date
     agents: list[AgentTasks]

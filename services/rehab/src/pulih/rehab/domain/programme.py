@@ -123,11 +123,12 @@ class _RehabFile(BaseModel):
 
 
 def programme_from(data: dict[str, Any]) -> Programme:
-    """The programme described by a parsed programme file; ValueError naming what is wrong."""
+    """The programme described by a parsed programme file; ValueError naming what is wrong
+    (the caller, who knows which file it read, names the file)."""
     try:
         rehab = _RehabFile.model_validate(data.get("rehab"))
     except ValidationError as exc:
-        raise ValueError(f"programme file {data.get('programme')}: [rehab] {exc}") from exc
+        raise ValueError(f"programme {data.get('programme')}: [rehab] {exc}") from exc
     return Programme(
         code=str(data["programme"]),
         version=int(data["version"]),

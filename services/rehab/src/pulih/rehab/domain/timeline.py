@@ -22,7 +22,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from pulih.contracts.codes import DischargeReason, Phase
-from pulih.rehab.programme import Programme
+from pulih.kit.errors import Conflict, Invalid
+from pulih.rehab.domain.programme import Programme
 
 
 class Status(StrEnum):
@@ -67,13 +68,8 @@ class Discharged:
 Change = PhaseClosed | Discharged
 
 
-class TimelineError(ValueError):
+class TimelineError(Conflict):
     """A change that the enrolment's state does not allow (a conflict: 409)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def enrol(programme: Programme, enrolled_on: date) -> tuple[Timeline, list[Change]]:
@@ -172,6 +168,16 @@ def discharge(timeline: Timeline, on: date, reason: DischargeReason) -> tuple[Ti
     if timeline.status is Status.DISCHARGED:
         raise TimelineError("enrolment_discharged", "this enrolment was already discharged")
     return _discharge(timeline, on, reason), Discharged(on, reason)
+
+
+def discharge_on_request(
+    timeline: Timeline, on: date, reason: DischargeReason
+) -> tuple[Timeline, Discharged]:
+    """A discharge an agent asks for (moved, died, referred out, dropped out): it may not be dated
+    before the current stage began (422), nor come after another discharge (409)."""
+    if on < timeline.stage_started_on:
+        raise Invalid("date_before_stage", "the discharge date is before the current stage began", "on")
+    return discharge(timeline, on, reason)
 
 
 def _discharge(timeline: Timeline, on: date, reason: DischargeReason) -> Timeline:

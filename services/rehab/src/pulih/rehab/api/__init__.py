@@ -1,0 +1,1 @@
+"""Rehab's HTTP routes, one module per resource: parse the request, run the use case, answer."""

@@ -1,0 +1,43 @@
+"""Read routes for the field: a unit's worklist for a day, and what rehab knows of a client."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from pulih.kit.auth import CurrentUser
+from pulih.kit.deps import RuntimeDep
+from pulih.rehab import queries
+from pulih.rehab.access import client_for, may_see
+from pulih.rehab.bodies import ClientProgrammeView, WorklistView
+from pulih.rehab.deps import Deps
+
+router = APIRouter(prefix="/v1", tags=["worklist"])
+
+
+@router.get("/units/{unit_id}/worklist", response_model=WorklistView)
+async def unit_worklist(
+    unit_id: UUID,
+    runtime: RuntimeDep,
+    deps: Deps,
+    principal: CurrentUser,
+    day: Annotated[date | None, Query(alias="date", description="the day (default: today)")] = None,
+) -> WorklistView:
+    """What each agent of the unit must do on a day: sessions due or overdue, assessments due,
+    follow-ups due, clients at risk of dropping out."""
+    may_see(principal, unit_id)
+    async with runtime.database.sessions() as session:
+        return await queries.unit_worklist(session, deps.programme, unit_id, day or runtime.clock.today())
+
+
+@router.get("/clients/{client_id}", response_model=ClientProgrammeView)
+async def client_in_programme(
+    client_id: UUID, runtime: RuntimeDep, principal: CurrentUser
+) -> ClientProgrammeView:
+    """What rehab knows of a client: screening outcome, consents valid today, enrolments."""
+    async with runtime.database.sessions() as session:
+        client = await client_for(session, client_id, principal)
+        return await queries.client_in_programme(session, client, runtime.clock.today())

@@ -1,0 +1,61 @@
+"""Who may start the programme (penerimaan awal, intake): the rules enrolment checks.
+
+A client is enrolled only if outreach has not erased them, they are not in the programme
+already, their most recent WHO ASSIST screening up to the enrolment day recommends the
+programme, and a consent for the programme holds on that day. Each refusal is a conflict (409)
+with its own code, checked in that order. Pure: it takes the facts, the caller loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from pulih.contracts.codes import ConsentScope, Recommendation
+from pulih.contracts.consent import ConsentTerms
+from pulih.kit.errors import Conflict
+from pulih.rehab.domain.programme import Programme
+
+
+class NotEligible(Conflict):
+    """The client may not be enrolled (yet): the code says why."""
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    """What a screening concluded, as far as enrolment cares."""
+
+    screened_on: date
+    recommendation: Recommendation
+
+
+def check_may_enrol(
+    programme: Programme,
+    *,
+    enrolled_on: date,
+    erased: bool,
+    already_enrolled: bool,
+    screening: ScreeningOutcome | None,
+    consents: Iterable[ConsentTerms],
+) -> None:
+    """Raise :class:`NotEligible` unless the client may be enrolled on ``enrolled_on``.
+
+    ``screening`` is the client's latest up to that day; ``consents`` every consent they gave.
+    """
+    if erased:
+        raise NotEligible("client_erased", "this client was erased")
+    if already_enrolled:
+        raise NotEligible("already_enrolled", "this client is already in the programme")
+    if screening is None:
+        raise NotEligible("not_screened", "screen the client with WHO ASSIST before enrolling them")
+    if screening.recommendation not in programme.enrol_after:
+        raise NotEligible(
+            "recommendation_not_programme",
+            f"the screening of {screening.screened_on} recommends {screening.recommendation}: "
+            "refer the client to a clinic first",
+        )
+    if not any(c.allows(ConsentScope.PROGRAMME, enrolled_on) for c in consents):
+        raise NotEligible(
+            "consent_required", "the client has no valid consent for the programme on that date"
+        )
