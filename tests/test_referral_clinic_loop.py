@@ -219,6 +219,7 @@ async def test_the_full_loop_with_the_reference_clinic_resumes_the_client_in_bin
         True,
     )
     assert closed[0].causationid == str(answers[-1].id)
+    assert closed[0].correlationid == (answers[-1].correlationid or str(answers[-1].id))
 
     # rehab, which paused the enrolment while the client was at the clinic, resumes it in aftercare
     enrolment = await eventually(
@@ -286,6 +287,7 @@ async def test_illegal_answers_land_in_the_dead_letter_subject_and_change_nothin
     assert all(m.headers and m.headers.get("Pulih-Dlq-Reason") for m in dead)
     assert await regency.referrals.get(referral_id) == before
     assert await regency.events(f"ibm.{REGENCY}.referral.referral_closed.>") == []
+    assert await regency.referrals.outbox_names() == ["ReferredToClinic"], "a refused answer causes nothing"
 
     # the consumer carries on: a legal answer still applies
     await regency.as_clinic(CLINIC, ReferralAccepted(referral_id=rid, accepted_on=day))

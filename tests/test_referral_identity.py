@@ -1,5 +1,6 @@
 """The identity hand-over: outreach and referral in one process, referral calling outreach's
-API with its service credentials, outreach's events fed to referral's consumer handlers.
+API with its service credentials (its deps' client, pointed at the outreach app), outreach's
+events applied with referral's own handler table.
 
 Only the clinic a referral is addressed to gets the identity, only while the client's
 ``identity_to_clinic`` consent holds; every attempt is audited by referral, every read by
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,18 @@ import pytest
 from outreach_factories import Outreach, screening_body
 from referral_factories import CLINIC, OTHER_CLINIC, Client, Referrals
 from sqlalchemy import select
-from system_support import running
 
 from pulih.contracts import parse_event
 from pulih.kit.auth import Role
-from pulih.kit.consumers import Delivery
 from pulih.kit.nats_server import free_port
 from pulih.kit.outbox import outbox_table
-from pulih.kit.testing import auth, make_settings
+from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.testing import apply_events, auth, eventually, make_settings, serve
 from pulih.outreach.app import build as build_outreach
 from pulih.outreach.store import IdentityRead
 from pulih.referral.app import build as build_referral
-from pulih.referral.consumers import outreach_handlers
+from pulih.referral.consumers import FROM_OUTREACH
+from pulih.referral.deps import ReferralDeps
 
 
 @dataclass
@@ -50,13 +51,9 @@ class TwoServices:
                     .order_by(outbox_table.c.seq)
                 )
             ).all()
-        for row in rows:
-            event = parse_event(row.payload)
-            handler = outreach_handlers(self.referrals.runtime).get(type(event.data))
-            if handler is not None:
-                async with self.referrals.runtime.database.transaction() as session:
-                    await handler(session, event, Delivery(row.subject, row.seq, 1))
-            self.fed = row.seq
+        await apply_events(self.referrals.runtime, FROM_OUTREACH, *(parse_event(row.payload) for row in rows))
+        if rows:
+            self.fed = rows[-1].seq
 
     async def referred_client(self, scopes: list[str], expires_on: str | None = None) -> tuple[Client, str]:
         """The test's client (Budi), registered, consenting and screened in outreach, then referred."""
@@ -96,6 +93,14 @@ class TwoServices:
         return [(r.actor, r.outcome, r.on_behalf_of, r.purpose) for r in rows]
 
 
+def ask_outreach_through(runtime: ServiceRuntime, client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Point referral's client to outreach at ``client``; returns the one it replaces (the
+    lifespan closes the client it built, the test closes those it made)."""
+    deps = runtime.deps_as(ReferralDeps)
+    runtime.deps = replace(deps, outreach=client)
+    return deps.outreach
+
+
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[TwoServices]:
     down = f"nats://127.0.0.1:{free_port()}"  # events are bridged by hand; NATS stays down
@@ -111,15 +116,19 @@ async def services(tmp_path: Path) -> AsyncIterator[TwoServices]:
             PULIH_CLOCK_START="2026-03-01",
         )
     )
-    async with running(outreach_app) as o_http, running(referral_app) as r_http:
-        referral_app.state.runtime.extras["outreach_http"] = httpx.AsyncClient(
+    async with (
+        serve(outreach_app) as o_http,
+        serve(referral_app) as r_http,
+        httpx.AsyncClient(
             transport=httpx.ASGITransport(app=outreach_app), base_url="http://outreach"
-        )
+        ) as to_outreach,
+    ):
+        built = ask_outreach_through(referral_app.state.runtime, to_outreach)
         two = TwoServices(Outreach(o_http, outreach_app), Referrals(r_http, referral_app))
         await two.referrals.add_clinic()
         await two.referrals.add_clinic(OTHER_CLINIC)
         yield two
-        await referral_app.state.runtime.extras["outreach_http"].aclose()
+        ask_outreach_through(referral_app.state.runtime, built)
 
 
 async def test_the_addressed_clinic_gets_the_identity_and_both_services_audit_it(
@@ -150,10 +159,11 @@ async def test_every_other_caller_gets_403_and_each_attempt_is_audited(services:
         auth(Role.ADMIN),
     ):
         r = await services.identity(referral_id, headers)
-        assert r.status_code == 403, r.text
+        assert r.status_code == 403 and r.json()["code"] == "not_addressed_clinic", r.text
         assert "full_name" not in r.text
     unknown = await services.identity(str(uuid.uuid4()), services.referrals.clinic(CLINIC))
-    assert unknown.status_code == 403
+    assert unknown.status_code == 403 and unknown.json()["code"] == "not_addressed_clinic"
+    assert await services.referrals.outbox_names() == ["ReferredToClinic"]
     audit = await services.referral_audit(referral_id)
     assert len(audit) == 5 and {(o, why) for o, why, _ in audit} == {("denied", "not_addressed_clinic")}
     assert await services.outreach_audit(client.client_id) == [], "outreach was never asked"
@@ -164,6 +174,7 @@ async def test_no_identity_without_identity_to_clinic_consent(services: TwoServi
     r = await services.identity(referral_id, services.referrals.clinic(CLINIC))
     assert r.status_code == 403 and r.json()["code"] == "consent_required"
     assert await services.referral_audit(referral_id) == [("denied", "consent_required", CLINIC)]
+    assert await services.referrals.outbox_names() == ["ReferredToClinic"]
 
 
 async def test_identity_refused_after_the_identity_consent_is_withdrawn(services: TwoServices) -> None:
@@ -190,6 +201,7 @@ async def test_identity_refused_after_the_identity_consent_is_withdrawn(services
     r = await services.identity(referral_id, clinic)
     assert r.status_code == 403 and r.json()["code"] == "consent_required"
     assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["granted", "denied"]
+    assert await services.referrals.outbox_names() == ["ReferredToClinic"], "the referral consent holds"
 
 
 async def test_withdrawing_the_only_consent_cancels_the_referral_and_refuses_identity(
@@ -223,21 +235,24 @@ async def test_identity_refused_once_the_consent_has_expired(services: TwoServic
     services.referrals.runtime.clock.set(date(2026, 3, 10))
     assert (await services.identity(referral_id, clinic)).status_code == 200
     services.referrals.runtime.clock.set(date(2026, 3, 11))
+    before = await eventually(  # moving the clock escalated the unanswered referral
+        services.referrals.outbox_names, until=lambda names: "ReferralEscalated" in names
+    )
     r = await services.identity(referral_id, clinic)
     assert r.status_code == 403 and r.json()["code"] == "consent_required"
+    assert await services.referrals.outbox_names() == before
 
 
 async def test_an_erased_client_is_gone_and_an_unreachable_outreach_is_503(services: TwoServices) -> None:
     client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
     clinic = services.referrals.clinic(CLINIC)
     runtime = services.referrals.runtime
-    injected = runtime.extras["outreach_http"]
-    runtime.extras["outreach_http"] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=1)
-    try:
-        down = await services.identity(referral_id, clinic)
-    finally:
-        await runtime.extras["outreach_http"].aclose()
-        runtime.extras["outreach_http"] = injected
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=1) as nobody:
+        injected = ask_outreach_through(runtime, nobody)
+        try:
+            down = await services.identity(referral_id, clinic)
+        finally:
+            ask_outreach_through(runtime, injected)
     assert down.status_code == 503 and down.json()["code"] == "outreach_unavailable"
 
     erased = await services.outreach.http.post(
@@ -245,5 +260,14 @@ async def test_an_erased_client_is_gone_and_an_unreachable_outreach_is_503(servi
     )
     assert erased.status_code == 200, erased.text
     gone = await services.identity(referral_id, clinic)  # outreach answers 410 before the event arrives
-    assert gone.status_code == 410
+    assert gone.status_code == 410 and gone.json()["code"] == "client_erased"
     assert [o for o, _, _ in await services.referral_audit(referral_id)] == ["unavailable", "erased"]
+    await services.bridge()  # now referral knows too, and does not even ask
+    again = await services.identity(referral_id, clinic)
+    assert again.status_code == 410 and again.json()["code"] == "client_erased"
+    assert [o for o, _, _ in await services.referral_audit(referral_id)] == [
+        "unavailable",
+        "erased",
+        "erased",
+    ]
+    assert await services.referrals.outbox_names() == ["ReferredToClinic"]

@@ -8,19 +8,18 @@ from datetime import date
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from pulih.contracts import Event, new_event, parse_event, subject_for
+from pulih.contracts import CloudEvent, Event, parse_event
 from pulih.contracts.events.outreach import (
     ClientRegistered,
     ClientScreened,
     ConsentRecorded,
 )
 from pulih.kit.auth import Role
-from pulih.kit.consumers import Delivery
 from pulih.kit.outbox import outbox_table
-from pulih.kit.testing import REGENCY, auth
-from pulih.referral import consumers
+from pulih.kit.testing import REGENCY, apply_events, auth
+from pulih.referral.consumers import FROM_OUTREACH
 
 CLINIC = "klinik-pratama-sehat"
 OTHER_CLINIC = "rsud-cilacap"
@@ -54,13 +53,9 @@ class Referrals:
     def clinic(self, clinic_id: str = CLINIC) -> dict[str, str]:
         return auth(Role.CLINIC, clinic_id=clinic_id, sub=f"staff-{clinic_id}")
 
-    async def feed(self, *events: Event) -> None:
-        """Apply outreach events as referral's consumer would."""
-        for data in events:
-            envelope = new_event(data, regency=REGENCY)
-            delivery = Delivery(subject_for(envelope, REGENCY), 0, 1)
-            async with self.runtime.database.transaction() as session:
-                await consumers.outreach_handlers(self.runtime)[type(data)](session, envelope, delivery)
+    async def feed(self, *events: Event | CloudEvent[Any]) -> None:
+        """Apply outreach events as referral's consumer would, with its own handler table."""
+        await apply_events(self.runtime, FROM_OUTREACH, *events)
 
     async def add_clinic(
         self, clinic_id: str = CLINIC, services: tuple[str, ...] = ("rawat_jalan", "medis")
@@ -175,5 +170,16 @@ class Referrals:
             ).all()
         return [(row.subject, parse_event(row.payload).data) for row in rows]
 
+    async def outbox_envelopes(self) -> list[CloudEvent[Any]]:
+        """Every event in the outbox with its envelope (correlation, causation), in order."""
+        async with self.runtime.database.sessions() as s:
+            payloads = (await s.scalars(select(outbox_table.c.payload).order_by(outbox_table.c.seq))).all()
+        return [parse_event(payload) for payload in payloads]
+
     async def outbox_names(self) -> list[str]:
         return [type(data).__name__ for _, data in await self.outbox()]
+
+    async def outbox_size(self) -> int:
+        """How many events wait in the outbox (a refused command adds none)."""
+        async with self.runtime.database.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(outbox_table)) or 0)

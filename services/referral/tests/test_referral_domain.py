@@ -1,4 +1,4 @@
-"""The referral's rules, without a store or a broker."""
+"""The referral's life cycle and response times, without a store or a broker."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from pulih.contracts.codes import (
     TreatmentOutcome,
     Urgency,
 )
+from pulih.kit.errors import Invalid
 from pulih.kit.programme import load_programme
-from pulih.referral import domain
-from pulih.referral.domain import IllegalTransition, ReferralStatus, ResponseTimes
+from pulih.referral.domain import clinics
+from pulih.referral.domain import lifecycle as domain
+from pulih.referral.domain.lifecycle import IllegalTransition, ReferralStatus
+from pulih.referral.domain.response_times import ResponseTimes
 
 S = ReferralStatus
 
@@ -57,8 +60,13 @@ def test_completion_with_back_referral_closes_with_the_treatment_outcome() -> No
 
 
 def test_completed_before_accepted_is_illegal() -> None:
-    with pytest.raises(IllegalTransition, match="referred cannot be completed"):
+    with pytest.raises(IllegalTransition, match="referred cannot be completed") as caught:
         domain.complete(S.REFERRED, TreatmentOutcome.COMPLETED, back_referral=False)
+    assert (caught.value.code, caught.value.status, caught.value.referral_status) == (
+        "illegal_transition",
+        409,
+        S.REFERRED,
+    )
 
 
 def test_an_accepted_client_who_never_came_can_only_have_dropped_out() -> None:
@@ -112,8 +120,8 @@ def test_a_referral_is_overdue_the_day_after_respond_by_if_still_unanswered() ->
 
 
 def test_a_clinic_takes_only_the_services_it_offers() -> None:
-    assert domain.offers(["rawat_jalan", "medis"], ClinicService.MEDIS)
-    assert not domain.offers(["rawat_jalan"], ClinicService.RAWAT_INAP)
+    assert clinics.offers(["rawat_jalan", "medis"], ClinicService.MEDIS)
+    assert not clinics.offers(["rawat_jalan"], ClinicService.RAWAT_INAP)
 
 
 def test_an_answer_that_is_only_early_is_premature_and_may_be_retried() -> None:
@@ -139,3 +147,15 @@ def test_a_duplicate_a_step_back_or_anything_after_closing_is_never_premature() 
         with pytest.raises(IllegalTransition) as caught:
             attempt()
         assert not caught.value.premature
+
+
+def test_a_cancellation_cannot_predate_the_referral() -> None:
+    assert domain.cancellation_day(date(2026, 3, 1), referred_on=date(2026, 3, 1)) == date(2026, 3, 1)
+    with pytest.raises(Invalid) as caught:
+        domain.cancellation_day(date(2026, 2, 28), referred_on=date(2026, 3, 1))
+    assert (caught.value.code, caught.value.field) == ("cancelled_before_referral", "on")
+
+
+def test_a_clinic_serves_only_its_own_regencies() -> None:
+    assert clinics.serves(["3301", "3302"], "3301")
+    assert not clinics.serves(["3302"], "3301")

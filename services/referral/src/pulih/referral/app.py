@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from pulih.kit.scheduler import periodic
 from pulih.kit.service import ServiceSpec, create_app
 from pulih.kit.settings import Settings
-from pulih.referral import api_clinics, api_identity, api_referrals, consumers
-from pulih.referral.escalation import escalate_overdue
+from pulih.referral import consumers
+from pulih.referral.api import answers, clinics, identity, referrals
+from pulih.referral.deps import ReferralDeps
+from pulih.referral.handlers import escalate_overdue
 
 spec = ServiceSpec(
     name="referral",
@@ -22,7 +24,8 @@ spec = ServiceSpec(
         "audited identity hand-over to the addressed clinic."
     ),
     migrations=Path(__file__).parent / "migrations",
-    routers=(api_clinics.router, api_referrals.router, api_identity.router),
+    routers=(clinics.router, referrals.router, answers.router, identity.router),
+    dependencies=ReferralDeps.build,
     subscribe=consumers.subscribe,
     background=(periodic("escalate-overdue", escalate_overdue, lambda rt: rt.settings.scheduler_seconds),),
 )

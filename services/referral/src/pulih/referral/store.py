@@ -1,18 +1,20 @@
-"""Referral's own tables: the clinic directory, its read model of outreach's clients, consents
-and screenings (pseudonymous: ids, dates and codes only), referrals, and the audit of identity
-hand-overs to clinics."""
+"""Referral's own tables and queries: the clinic directory, its read model of outreach's clients,
+consents and screenings (pseudonymous: ids, dates and codes only), referrals, and the audit of
+identity hand-overs to clinics."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, Date, Integer, MetaData, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pulih.contracts.consent import ConsentTerms
-from pulih.kit.database import NAMING_CONVENTION, BigIntId
-from pulih.referral.domain import ReferralStatus
+from pulih.kit import audit, read_model
+from pulih.kit.database import NAMING_CONVENTION
+from pulih.referral.domain.lifecycle import OPEN, ReferralStatus
 
 
 class Base(DeclarativeBase):
@@ -32,43 +34,29 @@ class Clinic(Base):
     regencies: Mapped[list[str]] = mapped_column(JSON)
 
 
-class KnownClient(Base):
+class KnownClient(read_model.KnownClient, Base):
     """A client as outreach's events describe them: no identity, only the unit."""
 
     __tablename__ = "known_clients"
-    client_id: Mapped[UUID] = mapped_column(primary_key=True)
-    unit_id: Mapped[UUID] = mapped_column(index=True)
-    registered_on: Mapped[date] = mapped_column(Date)
-    erased_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
-class KnownConsent(Base):
+class KnownConsent(read_model.KnownConsent, Base):
     """A consent from ``ConsentRecorded``, withdrawn by ``ConsentWithdrawn``."""
 
     __tablename__ = "known_consents"
-    consent_id: Mapped[UUID] = mapped_column(primary_key=True)
-    client_id: Mapped[UUID] = mapped_column(index=True)
-    scopes: Mapped[list[str]] = mapped_column(JSON)
-    given_on: Mapped[date] = mapped_column(Date)
-    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    withdrawn_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-
-    def terms(self) -> ConsentTerms:
-        """The consent as the domain rules read it."""
-        return ConsentTerms(frozenset(self.scopes), self.given_on, self.expires_on, self.withdrawn_on)
 
 
-class KnownScreening(Base):
-    """A screening's result from ``ClientScreened``; ``referral`` ones are suggested referrals."""
+class KnownScreening(read_model.KnownScreening, Base):
+    """A screening's result from ``ClientScreened``; ``referral`` ones are suggested referrals,
+    listed by unit, with whether the client injected (suggestions show it)."""
 
     __tablename__ = "known_screenings"
-    screening_id: Mapped[UUID] = mapped_column(primary_key=True)
-    client_id: Mapped[UUID] = mapped_column(index=True)
     unit_id: Mapped[UUID] = mapped_column(index=True)
-    screened_on: Mapped[date] = mapped_column(Date)
-    overall_risk: Mapped[str] = mapped_column(String(10))
     injected_last_3_months: Mapped[bool] = mapped_column(Boolean)
-    recommendation: Mapped[str] = mapped_column(String(20))
+
+
+OUTREACH = read_model.OutreachReadModel(clients=KnownClient, consents=KnownConsent, screenings=KnownScreening)
+"""Outreach's events applied to referral's read model, and its queries."""
 
 
 class Referral(Base):
@@ -112,18 +100,124 @@ class Referral(Base):
         return ReferralStatus(self.status)
 
 
-class IdentityHandOver(Base):
-    """Append-only audit: every attempt by anyone to get a referred client's identity."""
+class IdentityHandOver(audit.AuditEntry, Base):
+    """Append-only audit: every attempt by anyone to get a referred client's identity.
+
+    ``outcome`` is granted, denied (with ``reason``), erased, or unavailable (outreach
+    unreachable, with what went wrong as ``reason``).
+    """
 
     __tablename__ = "identity_audit"
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     referral_id: Mapped[UUID] = mapped_column(index=True)
     client_id: Mapped[UUID | None] = mapped_column(nullable=True)
-    actor: Mapped[str] = mapped_column(String(120))
-    actor_role: Mapped[str] = mapped_column(String(20))
     clinic_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    purpose: Mapped[str] = mapped_column(String(200))
-    outcome: Mapped[str] = mapped_column(String(20))
-    """granted, denied (with ``reason``), erased, or unavailable (outreach unreachable)."""
     reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
-    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_OPEN = [status.value for status in OPEN]
+
+
+async def open_referral_to(session: AsyncSession, client_id: UUID, clinic_id: str) -> UUID | None:
+    """The id of the client's open referral to ``clinic_id``, if any."""
+    return await session.scalar(
+        select(Referral.referral_id).where(
+            Referral.client_id == client_id, Referral.clinic_id == clinic_id, Referral.status.in_(_OPEN)
+        )
+    )
+
+
+async def open_referrals_of(session: AsyncSession, client_id: UUID) -> Sequence[Referral]:
+    """Every open referral of the client, to any clinic."""
+    query = select(Referral).where(Referral.client_id == client_id, Referral.status.in_(_OPEN))
+    return (await session.scalars(query)).all()
+
+
+async def referrals(
+    session: AsyncSession,
+    *,
+    unit_id: UUID | None = None,
+    clinic_id: str | None = None,
+    addressed_to: str | None = None,
+    client_id: UUID | None = None,
+    status: ReferralStatus | None = None,
+    escalated: bool | None = None,
+) -> Sequence[Referral]:
+    """Referrals matching every filter given, oldest first (``addressed_to``: the clinic the
+    caller is, on top of the ``clinic_id`` asked for)."""
+    query = select(Referral).order_by(Referral.referred_on, Referral.referral_id)
+    if unit_id is not None:
+        query = query.where(Referral.unit_id == unit_id)
+    if addressed_to is not None:
+        query = query.where(Referral.clinic_id == addressed_to)
+    if status is not None:
+        query = query.where(Referral.status == status.value)
+    if escalated is not None:
+        query = query.where(Referral.escalated.is_(escalated))
+    if clinic_id is not None:
+        query = query.where(Referral.clinic_id == clinic_id)
+    if client_id is not None:
+        query = query.where(Referral.client_id == client_id)
+    return (await session.scalars(query)).all()
+
+
+async def screenings_recommending_referral(
+    session: AsyncSession, unit_id: UUID | None = None
+) -> Sequence[KnownScreening]:
+    """Screenings of clients not erased that recommend referral, oldest first (of one unit)."""
+    query = (
+        select(KnownScreening)
+        .join(KnownClient, KnownClient.client_id == KnownScreening.client_id)
+        .where(KnownScreening.recommendation == "referral", KnownClient.erased_on.is_(None))
+        .order_by(KnownScreening.screened_on)
+    )
+    if unit_id is not None:
+        query = query.where(KnownScreening.unit_id == unit_id)
+    return (await session.scalars(query)).all()
+
+
+async def referral_days(session: AsyncSession) -> list[tuple[UUID, date]]:
+    """(client, day) of every referral ever made."""
+    rows = (await session.execute(select(Referral.client_id, Referral.referred_on))).all()
+    return [(row.client_id, row.referred_on) for row in rows]
+
+
+async def overdue_referrals(session: AsyncSession, today: date) -> Sequence[tuple[UUID, str, date, int]]:
+    """(id, clinic, respond_by, version) of unanswered, unescalated referrals past respond_by."""
+    rows = await session.execute(
+        select(Referral.referral_id, Referral.clinic_id, Referral.respond_by, Referral.version).where(
+            Referral.status == ReferralStatus.REFERRED.value,
+            Referral.escalated.is_(False),
+            Referral.respond_by < today,
+        )
+    )
+    return [(r.referral_id, r.clinic_id, r.respond_by, r.version) for r in rows.all()]
+
+
+async def escalate_if_unchanged(
+    session: AsyncSession, referral_id: UUID, version: int, on: date, reason: str
+) -> bool:
+    """Escalate the referral only if it is still unanswered, unescalated and at ``version``: the
+    conditional UPDATE that lets two replicas run the escalation job on one store. Whether it
+    did (False: answered, cancelled or escalated by someone else meanwhile)."""
+    result = await session.execute(
+        update(Referral)
+        .where(
+            Referral.referral_id == referral_id,
+            Referral.version == version,
+            Referral.status == ReferralStatus.REFERRED.value,
+            Referral.escalated.is_(False),
+        )
+        .values(escalated=True, escalated_on=on, escalation_reason=reason, version=Referral.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def hand_overs_of(session: AsyncSession, referral_id: UUID) -> Sequence[IdentityHandOver]:
+    """Every attempt to get the identity of a referral's client, in order."""
+    query = (
+        select(IdentityHandOver)
+        .where(IdentityHandOver.referral_id == referral_id)
+        .order_by(IdentityHandOver.id)
+    )
+    return (await session.scalars(query)).all()

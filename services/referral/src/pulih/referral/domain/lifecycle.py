@@ -1,6 +1,4 @@
-"""The referral's rules as pure functions: its life cycle, when a clinic must answer, consent.
-
-The life cycle follows FHIR Task::
+"""A referral's life cycle, after FHIR Task::
 
     referred ──► accepted ──► attended ──► completed
         │            │            │
@@ -9,24 +7,18 @@ The life cycle follows FHIR Task::
         └──► cancelled  (also from accepted and attended; closed)
 
 Every answer that does not fit (a second accept, completion before acceptance, anything after
-the referral closed) is an :class:`IllegalTransition`: it changes nothing.
+the referral closed) is an :class:`IllegalTransition`: it changes nothing. Everything here is pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
 
-from pulih.contracts.codes import (
-    ClinicService,
-    EscalationReason,
-    ReferralOutcome,
-    TreatmentOutcome,
-    Urgency,
-)
+from pulih.contracts.codes import EscalationReason, ReferralOutcome, TreatmentOutcome
+from pulih.kit.errors import Conflict, Invalid
 
 
 class ReferralStatus(StrEnum):
@@ -44,25 +36,9 @@ OPEN = frozenset({ReferralStatus.REFERRED, ReferralStatus.ACCEPTED, ReferralStat
 """Statuses in which the clinic still has something to do."""
 
 
-class ClinicKind(StrEnum):
-    """Kinds of clinic a unit refers to.
-
-    ``klinik_pratama``: primary clinic. ``balai`` and ``loka``: BNN's own rehabilitation centres
-    (large and small). ``rumah_sakit``: hospital. ``puskesmas_ipwl``: community health centre
-    registered as an IPWL (*Institusi Penerima Wajib Lapor*, where drug users report for
-    treatment). ``sosial``: a social-rehabilitation institution.
-    """
-
-    KLINIK_PRATAMA = "klinik_pratama"
-    BALAI = "balai"
-    LOKA = "loka"
-    RUMAH_SAKIT = "rumah_sakit"
-    PUSKESMAS_IPWL = "puskesmas_ipwl"
-    SOSIAL = "sosial"
-
-
-class IllegalTransition(Exception):
-    """An answer or command that does not fit the referral's status: it changes nothing.
+class IllegalTransition(Conflict):
+    """An answer or command that does not fit the referral's status (409 ``illegal_transition``):
+    it changes nothing.
 
     ``premature`` says it would fit once an earlier answer arrives (attended before accepted,
     completed before attended): a message consumer should retry it later, since messages can
@@ -70,8 +46,8 @@ class IllegalTransition(Exception):
     """
 
     def __init__(self, status: ReferralStatus, attempted: str, *, premature: bool = False) -> None:
-        super().__init__(f"a referral that is {status.value} cannot be {attempted}")
-        self.status = status
+        super().__init__("illegal_transition", f"a referral that is {status.value} cannot be {attempted}")
+        self.referral_status = status  # ``status`` is the HTTP status of every kit error
         self.attempted = attempted
         self.premature = premature
 
@@ -143,29 +119,11 @@ def cancel(status: ReferralStatus) -> Transition:
     return Transition(ReferralStatus.CANCELLED, closes_with=ReferralOutcome.CANCELLED)
 
 
-@dataclass(frozen=True)
-class ResponseTimes:
-    """Days a clinic has to answer a referral, by urgency (DOMAIN.md: *configurable*)."""
-
-    days: Mapping[Urgency, int]
-
-    @classmethod
-    def from_programme(cls, programme: Mapping[str, Any]) -> ResponseTimes:
-        """Read ``[referral] respond_within_days`` of the programme file."""
-        try:
-            table = programme["referral"]["respond_within_days"]
-            days = {urgency: int(table[urgency.value]) for urgency in Urgency}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
-                "the programme file needs [referral] respond_within_days = { routine = N, urgent = N }"
-            ) from exc
-        if any(d < 0 for d in days.values()):
-            raise ValueError("respond_within_days cannot be negative")
-        return cls(days)
-
-    def respond_by(self, referred_on: date, urgency: Urgency) -> date:
-        """The last day the clinic may answer a referral made on ``referred_on``."""
-        return referred_on + timedelta(days=self.days[urgency])
+def cancellation_day(on: date, referred_on: date) -> date:
+    """The day a unit cancels a referral: never before the referral was made (422)."""
+    if on < referred_on:
+        raise Invalid("cancelled_before_referral", "a cancellation cannot predate the referral", "on")
+    return on
 
 
 def overdue(status: ReferralStatus, respond_by: date, today: date, escalated: bool) -> bool:
@@ -176,8 +134,3 @@ def overdue(status: ReferralStatus, respond_by: date, today: date, escalated: bo
 def escalated_on(respond_by: date) -> date:
     """The day a referral without an answer becomes overdue: the day after ``respond_by``."""
     return respond_by + timedelta(days=1)
-
-
-def offers(services: Iterable[str], service: ClinicService) -> bool:
-    """Whether a clinic offering ``services`` can take a client referred for ``service``."""
-    return service.value in set(services)

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from pulih.kit.auth import CurrentUser, Role, require
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
-from pulih.kit.errors import Conflict, NotFound
+from pulih.kit.errors import NotFound
+from pulih.referral import handlers
+from pulih.referral.bodies import ClinicView, RegisterClinic
 from pulih.referral.store import Clinic
-from pulih.referral.views import ClinicView, RegisterClinic
 
 router = APIRouter(prefix="/v1", tags=["clinics"])
 
@@ -19,37 +20,13 @@ DIRECTORY_KEEPERS = (Role.FACILITATOR, Role.ADMIN)
 """Who adds clinics to the regency's directory."""
 
 
-def clinic_view(clinic: Clinic) -> ClinicView:
-    """A directory entry as the API shows it."""
-    return ClinicView.model_validate(
-        {
-            "clinic_id": clinic.clinic_id,
-            "name": clinic.name,
-            "kind": clinic.kind,
-            "services": clinic.services,
-            "regencies": clinic.regencies,
-        }
-    )
-
-
 @router.post("/clinics", status_code=201, response_model=ClinicView)
 async def register_clinic(body: RegisterClinic, cmd: CommandDep) -> JSONResponse:
     """Add a clinic to the directory (facilitator, admin). Its id is the slug in its subjects."""
     require(cmd.principal, *DIRECTORY_KEEPERS)
     async with cmd.transaction() as tx:
-        if await tx.session.get(Clinic, body.clinic_id) is not None:
-            raise Conflict(
-                "clinic_exists", f"clinic {body.clinic_id} is already in the directory", "clinic_id"
-            )
-        clinic = Clinic(
-            clinic_id=body.clinic_id,
-            name=body.name,
-            kind=body.kind.value,
-            services=sorted({s.value for s in body.services}),
-            regencies=sorted(set(body.regencies)),
-        )
-        tx.session.add(clinic)
-        return tx.reply(clinic_view(clinic), status_code=201)
+        clinic = await handlers.register_clinic(tx, body)
+        return tx.reply(ClinicView.model_validate(clinic), status_code=201)
 
 
 @router.get("/clinics", response_model=list[ClinicView])
@@ -57,7 +34,7 @@ async def list_clinics(runtime: RuntimeDep, principal: CurrentUser) -> list[Clin
     """Every clinic in the directory (any caller of the regency)."""
     async with runtime.database.sessions() as session:
         clinics = (await session.scalars(select(Clinic).order_by(Clinic.clinic_id))).all()
-    return [clinic_view(c) for c in clinics]
+    return [ClinicView.model_validate(c) for c in clinics]
 
 
 @router.get("/clinics/{clinic_id}", response_model=ClinicView)
@@ -67,4 +44,4 @@ async def get_clinic(clinic_id: str, runtime: RuntimeDep, principal: CurrentUser
         clinic = await session.get(Clinic, clinic_id)
     if clinic is None:
         raise NotFound("clinic_not_found", f"no clinic {clinic_id}", "clinic_id")
-    return clinic_view(clinic)
+    return ClinicView.model_validate(clinic)

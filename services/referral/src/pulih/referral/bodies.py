@@ -1,12 +1,16 @@
-"""What referral's API takes and gives back (request and response bodies)."""
+"""What referral's API takes and gives back (request and response bodies).
+
+Responses are built from rows with ``model_validate(row, from_attributes=True)``; a clinic's
+answer over HTTP becomes the same event it would publish on NATS (:meth:`Accepted.event` …).
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from pulih.contracts.codes import (
     CancelReason,
@@ -19,13 +23,26 @@ from pulih.contracts.codes import (
     TreatmentOutcome,
     Urgency,
 )
-from pulih.referral.domain import ClinicKind, ReferralStatus
+from pulih.contracts.events.clinic import (
+    ClientAttended,
+    ReferralAccepted,
+    ReferralDeclined,
+    TreatmentCompleted,
+)
+from pulih.referral.domain.clinics import ClinicKind
+from pulih.referral.domain.lifecycle import ReferralStatus
 
 
 class Body(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    """Response bodies, read from rows."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class RegisterClinic(Body):
@@ -36,7 +53,7 @@ class RegisterClinic(Body):
     regencies: Annotated[list[RegencyCode], Field(min_length=1)]
 
 
-class ClinicView(BaseModel):
+class ClinicView(View):
     clinic_id: str
     name: str
     kind: ClinicKind
@@ -59,7 +76,7 @@ class CancelReferral(Body):
     on: date | None = Field(None, description="defaults to today in the regency")
 
 
-class ReferralView(BaseModel):
+class ReferralView(View):
     """A referral as agents, facilitators and its clinic see it: pseudonymous."""
 
     referral_id: UUID
@@ -84,7 +101,7 @@ class ReferralView(BaseModel):
     escalation_reason: str | None = None
 
 
-class SuggestedReferral(BaseModel):
+class SuggestedReferral(View):
     """A screening that recommends referral and has no referral since: a human decides."""
 
     client_id: UUID
@@ -100,16 +117,30 @@ class Accepted(Body):
     on: date
     appointment_on: date | None = None
 
+    def event(self, referral_id: UUID) -> ReferralAccepted:
+        """The clinic's event saying this."""
+        return ReferralAccepted(
+            referral_id=referral_id, accepted_on=self.on, appointment_on=self.appointment_on
+        )
+
 
 class Declined(Body):
     answer: Literal["declined"]
     on: date
     reason: DeclineReason
 
+    def event(self, referral_id: UUID) -> ReferralDeclined:
+        """The clinic's event saying this."""
+        return ReferralDeclined(referral_id=referral_id, on=self.on, reason=self.reason)
+
 
 class Attended(Body):
     answer: Literal["attended"]
     on: date
+
+    def event(self, referral_id: UUID) -> ClientAttended:
+        """The clinic's event saying this."""
+        return ClientAttended(referral_id=referral_id, on=self.on)
 
 
 class Completed(Body):
@@ -117,6 +148,12 @@ class Completed(Body):
     on: date
     outcome: TreatmentOutcome
     back_referral: bool
+
+    def event(self, referral_id: UUID) -> TreatmentCompleted:
+        """The clinic's event saying this."""
+        return TreatmentCompleted(
+            referral_id=referral_id, on=self.on, outcome=self.outcome, back_referral=self.back_referral
+        )
 
 
 ClinicAnswer = Annotated[Accepted | Declined | Attended | Completed, Field(discriminator="answer")]
@@ -136,11 +173,13 @@ class ClientIdentityView(BaseModel):
     address: str | None
 
 
-class HandOverEntry(BaseModel):
+class HandOverEntry(View):
+    """One attempt to get a referred client's identity, as the audit shows it."""
+
     actor: str
     actor_role: str
     clinic_id: str | None
     purpose: str
     outcome: str
     reason: str | None
-    read_at: str
+    read_at: Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str)]

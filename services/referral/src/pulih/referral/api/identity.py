@@ -1,0 +1,47 @@
+"""Routes for the identity hand-over: a referred client's identity for the clinic the referral is
+addressed to, only while the client's ``identity_to_clinic`` consent holds, and its audit.
+
+Referral holds no identity: it asks outreach (see :func:`pulih.referral.handlers.hand_over_identity`).
+Both services audit the read; referral audits every attempt, refused ones included.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.deps import RuntimeDep
+from pulih.referral import handlers, store
+from pulih.referral.bodies import ClientIdentityView, HandOverEntry
+from pulih.referral.deps import Deps
+
+router = APIRouter(prefix="/v1", tags=["identity"])
+
+
+@router.get("/referrals/{referral_id}/identity", response_model=ClientIdentityView)
+async def identity_for_clinic(
+    referral_id: UUID,
+    runtime: RuntimeDep,
+    deps: Deps,
+    principal: CurrentUser,
+    purpose: Annotated[str, Query(min_length=3, max_length=150, description="why the clinic needs it")] = (
+        "admission"
+    ),
+) -> ClientIdentityView:
+    """The referred client's identity, for the addressed clinic only, with valid consent."""
+    who = await handlers.hand_over_identity(runtime, deps.outreach, principal, referral_id, purpose)
+    return ClientIdentityView.model_validate({**who, "referral_id": referral_id})
+
+
+@router.get("/referrals/{referral_id}/identity/audit", response_model=list[HandOverEntry])
+async def identity_audit(
+    referral_id: UUID, runtime: RuntimeDep, principal: CurrentUser
+) -> list[HandOverEntry]:
+    """Every attempt to get this referral's client identity (facilitator, admin)."""
+    require(principal, Role.FACILITATOR, Role.ADMIN)
+    async with runtime.database.sessions() as session:
+        entries = await store.hand_overs_of(session, referral_id)
+    return [HandOverEntry.model_validate(e) for e in entries]

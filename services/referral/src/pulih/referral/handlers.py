@@ -1,0 +1,388 @@
+"""Referral's use cases: load, let the domain decide, store and emit, in one unit of work.
+
+The same functions serve an HTTP command (given its :class:`~pulih.kit.commands.CommandTx`), a
+consumed event (given the consumer's unit of work) and the escalation job (a unit of work per
+referral). Everything they emit goes through ``uow.emit``, which stamps correlation and causation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from pulih.contracts import CloudEvent
+from pulih.contracts.codes import CancelReason, ConsentScope, EscalationReason, ReferralOutcome
+from pulih.contracts.events.clinic import ClientAttended, ReferralAccepted, ReferralDeclined
+from pulih.contracts.events.outreach import ConsentWithdrawn
+from pulih.contracts.events.referral import (
+    ReferralCancelled,
+    ReferralClosed,
+    ReferralEscalated,
+    ReferredToClinic,
+)
+from pulih.kit import inbox
+from pulih.kit.audit import audit
+from pulih.kit.auth import Principal, Role, issue_token
+from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
+from pulih.kit.errors import Conflict, Forbidden, Gone, NotFound, PulihError, Unavailable
+from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.unit_of_work import UnitOfWork
+from pulih.referral import store
+from pulih.referral.bodies import ReferClient, RegisterClinic
+from pulih.referral.domain import answers, hand_over, lifecycle, referring
+from pulih.referral.domain.answers import ClinicAnswer
+from pulih.referral.domain.lifecycle import IllegalTransition, ReferralStatus
+from pulih.referral.domain.response_times import ResponseTimes
+from pulih.referral.store import OUTREACH, Clinic, IdentityHandOver, KnownClient, Referral
+
+security_log = logging.getLogger("pulih.referral.security")
+
+SERVICE_SUBJECT = "referral-service"
+"""Who referral is when it asks outreach for an identity."""
+
+
+# The clinic directory
+
+
+async def register_clinic(uow: UnitOfWork, body: RegisterClinic) -> Clinic:
+    """Add a clinic to the directory; its id is the slug in its subjects (409 if taken)."""
+    if await uow.session.get(Clinic, body.clinic_id) is not None:
+        raise Conflict("clinic_exists", f"clinic {body.clinic_id} is already in the directory", "clinic_id")
+    clinic = Clinic(
+        clinic_id=body.clinic_id,
+        name=body.name,
+        kind=body.kind.value,
+        services=sorted({s.value for s in body.services}),
+        regencies=sorted(set(body.regencies)),
+    )
+    uow.session.add(clinic)
+    return clinic
+
+
+# Referring and cancelling
+
+
+async def refer_client(
+    uow: UnitOfWork,
+    body: ReferClient,
+    *,
+    by: Principal,
+    today: date,
+    regency: str,
+    response_times: ResponseTimes,
+) -> Referral:
+    """Refer a screened, consenting client to a clinic that offers the service; the clinic hears
+    of it on its own subject (``ReferredToClinic``)."""
+    referred_on = referring.referral_day(body.referred_on, today)
+    s = uow.session
+    client = referring.client_to_refer(
+        await s.get(KnownClient, body.client_id), body.client_id, by.may_see_unit
+    )
+    clinic = referring.clinic_to_refer_to(
+        await s.get(Clinic, body.clinic_id), body.clinic_id, regency, body.service
+    )
+    referring.screened_before(await OUTREACH.latest_screening(s, client.client_id, on_or_before=referred_on))
+    consent = referring.consent_to_refer(await OUTREACH.consents_of(s, client.client_id), referred_on)
+    referring.none_open(await store.open_referral_to(s, client.client_id, clinic.clinic_id))
+    referral_id = body.referral_id or uuid.uuid4()
+    referring.new_referral_id(referral_id, taken=await s.get(Referral, referral_id) is not None)
+    referral = Referral(
+        referral_id=referral_id,
+        client_id=client.client_id,
+        unit_id=client.unit_id,
+        clinic_id=clinic.clinic_id,
+        service=body.service.value,
+        reason=body.reason.value,
+        urgency=body.urgency.value,
+        referred_on=referred_on,
+        respond_by=response_times.respond_by(referred_on, body.urgency),
+        consent_id=consent.consent_id,
+        referred_by=by.sub,
+        status=ReferralStatus.REFERRED.value,
+        escalated=False,
+    )
+    s.add(referral)
+    await uow.emit(
+        ReferredToClinic(
+            referral_id=referral_id,
+            client_id=client.client_id,
+            unit_id=client.unit_id,
+            clinic_id=clinic.clinic_id,
+            service=body.service,
+            reason=body.reason,
+            urgency=body.urgency,
+            referred_on=referred_on,
+            respond_by=referral.respond_by,
+            consent_id=consent.consent_id,
+        )
+    )
+    return referral
+
+
+async def _close_as_cancelled(uow: UnitOfWork, referral: Referral, on: date, reason: CancelReason) -> None:
+    """The one cancel path (the unit's, and a withdrawn consent's): the referral closes as
+    ``cancelled``, so rehab resumes the client's enrolment where it paused."""
+    step = lifecycle.cancel(referral.state)
+    referral.status = step.status.value
+    referral.cancel_reason = reason.value
+    referral.closed_on = on
+    referral.outcome = ReferralOutcome.CANCELLED.value
+    referral.back_referral = False
+    await uow.emit(
+        ReferralCancelled(
+            referral_id=referral.referral_id, clinic_id=referral.clinic_id, on=on, reason=reason
+        )
+    )
+    await uow.emit(
+        ReferralClosed(
+            referral_id=referral.referral_id,
+            clinic_id=referral.clinic_id,
+            on=on,
+            outcome=ReferralOutcome.CANCELLED,
+            back_referral=False,
+        )
+    )
+
+
+async def cancel_referral(
+    uow: UnitOfWork, referral_id: UUID, reason: CancelReason, on: date, *, by: Principal
+) -> Referral:
+    """The unit cancels a referral the clinic has not finished with (409 once it has)."""
+    referral = await uow.session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound("referral_not_found", f"no referral {referral_id}", "referral_id")
+    if not by.may_see_unit(referral.unit_id):
+        raise Forbidden("other_unit", "agents cancel their own unit's referrals only")
+    await _close_as_cancelled(uow, referral, lifecycle.cancellation_day(on, referral.referred_on), reason)
+    await uow.session.flush()
+    return referral
+
+
+async def cancel_when_referral_consent_withdrawn(
+    uow: UnitOfWork, event: CloudEvent[ConsentWithdrawn], _: Delivery
+) -> None:
+    """Once the read model recorded a withdrawn consent: a client with no ``referral`` consent
+    left has their open referrals cancelled (``consent_withdrawn``), and their clinics told so."""
+    data = event.data
+    if await OUTREACH.consent_for(uow.session, data.client_id, ConsentScope.REFERRAL, data.on) is not None:
+        return
+    for referral in await store.open_referrals_of(uow.session, data.client_id):
+        on = max(data.on, referral.referred_on)
+        await _close_as_cancelled(uow, referral, on, CancelReason.CONSENT_WITHDRAWN)
+
+
+def visible_referral(referral: Referral | None, referral_id: UUID, principal: Principal) -> Referral:
+    """The referral, for its unit, staff, or the clinic it is addressed to (404, 403 otherwise)."""
+    if referral is None:
+        raise NotFound("referral_not_found", f"no referral {referral_id}", "referral_id")
+    if principal.role is Role.CLINIC:
+        mine = principal.clinic_id == referral.clinic_id
+    else:
+        mine = principal.may_see_unit(referral.unit_id)
+    if not mine:
+        raise Forbidden("other_referral", "this referral is not yours to see")
+    return referral
+
+
+# Clinics' answers: the one path for NATS and HTTP
+
+
+def _log_refusal(clinic_id: str, answer: ClinicAnswer, refusal: str) -> None:
+    # a security event: ids and codes only, never an identity
+    security_log.warning(
+        "refused clinic answer",
+        extra={
+            "clinic_id": clinic_id,
+            "referral_id": str(answer.referral_id),
+            "answer": type(answer).__name__,
+            "refusal": refusal,
+        },
+    )
+
+
+async def apply_answer(uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer) -> Referral:
+    """Apply ``answer`` from ``clinic_id``, emitting what follows: ``ReferralEscalated`` on a
+    decline, and ``ReferralClosed`` whenever the referral ends (rehab resumes, continues or
+    discharges the client on it). A refused answer is logged as a security event (unless it is
+    only premature) and raised as the domain error; it changes nothing."""
+    referral = await uow.session.get(Referral, answer.referral_id)
+    try:
+        step = answers.step_for(referral, answer.referral_id, clinic_id, answer)
+    except IllegalTransition as exc:
+        if not exc.premature:
+            _log_refusal(clinic_id, answer, exc.code)
+        raise
+    except PulihError as exc:
+        _log_refusal(clinic_id, answer, exc.code)
+        raise
+    assert referral is not None  # step_for refuses an unknown referral
+    on = answers.answered_on(answer)
+    referral.status = step.status.value
+    if isinstance(answer, ReferralAccepted):
+        referral.accepted_on = answer.accepted_on
+        referral.appointment_on = answer.appointment_on
+    elif isinstance(answer, ReferralDeclined):
+        referral.decline_reason = answer.reason.value
+    elif isinstance(answer, ClientAttended):
+        referral.attended_on = answer.on
+    if step.escalates is not None:
+        referral.escalated = True
+        referral.escalated_on = on
+        referral.escalation_reason = step.escalates.value
+        await uow.emit(
+            ReferralEscalated(
+                referral_id=referral.referral_id, clinic_id=clinic_id, on=on, reason=step.escalates
+            )
+        )
+    if step.closes_with is not None:
+        referral.closed_on = on
+        referral.outcome = step.closes_with.value
+        referral.back_referral = step.back_referral
+        await uow.emit(
+            ReferralClosed(
+                referral_id=referral.referral_id,
+                clinic_id=clinic_id,
+                on=on,
+                outcome=step.closes_with,
+                back_referral=step.back_referral,
+            )
+        )
+    await uow.session.flush()
+    return referral
+
+
+async def answer_over_http(
+    uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer, *, answers_inbox: str
+) -> Referral:
+    """A clinic without NATS answers over HTTP: its answer is published on its own clinic
+    subject as if it had, recorded as applied in the inbox ``answers_inbox`` of our own
+    clinic-answers consumer (it comes back over NATS), and applied on the same path."""
+    published = await uow.emit(answer, clinic_id=clinic_id)
+    await inbox.record_applied(uow.session, answers_inbox, published.id)
+    return await apply_answer(uow, clinic_id, answer)
+
+
+def clinic_of(subject: str) -> str:
+    """The answering clinic, from ``ibm.<regency>.clinic.<clinic_id>.<event_name>``."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != "ibm" or parts[2] != "clinic":
+        raise Rejected("unexpected_subject", f"{subject} is not a clinic's answer subject")
+    return parts[3]
+
+
+async def on_clinic_answer(uow: UnitOfWork, event: CloudEvent[ClinicAnswer], delivery: Delivery) -> None:
+    """A clinic's answer from NATS (the clinic is read from the subject, which its credentials
+    restrict). An answer that is only early is retried, since an earlier one may still be on its
+    way (the kit dead-letters it as ``not_ready`` after the last attempt); every other refusal is
+    dead-lettered at once with its code."""
+    try:
+        await apply_answer(uow, clinic_of(delivery.subject), event.data)
+    except IllegalTransition as exc:
+        if exc.premature:
+            raise NotReadyYet(f"{exc.code}: {exc.message}") from None
+        raise
+
+
+# The escalation job
+
+
+async def escalate_overdue(runtime: ServiceRuntime) -> int:
+    """Escalate every unanswered referral past its ``respond_by``; return how many.
+
+    Each in a unit of work of its own, by a conditional UPDATE (still unanswered, not escalated,
+    same version): with several replicas on one store only one of them emits the event.
+    """
+    today = runtime.clock.today()
+    async with runtime.database.sessions() as session:
+        candidates = await store.overdue_referrals(session, today)
+    escalated = 0
+    for referral_id, clinic_id, respond_by, version in candidates:
+        if not lifecycle.overdue(ReferralStatus.REFERRED, respond_by, today, escalated=False):
+            continue
+        on = lifecycle.escalated_on(respond_by)
+        reason = EscalationReason.NO_RESPONSE
+        async with runtime.unit_of_work() as uow:
+            if not await store.escalate_if_unchanged(uow.session, referral_id, version, on, reason.value):
+                continue
+            await uow.emit(
+                ReferralEscalated(referral_id=referral_id, clinic_id=clinic_id, on=on, reason=reason)
+            )
+            escalated += 1
+    return escalated
+
+
+# The identity hand-over
+
+
+async def hand_over_identity(
+    runtime: ServiceRuntime,
+    outreach: httpx.AsyncClient,
+    principal: Principal,
+    referral_id: UUID,
+    purpose: str,
+) -> dict[str, Any]:
+    """The referred client's identity as outreach gives it, for the addressed clinic only, with
+    valid consent. Referral holds no identity: it asks outreach with its own service credentials,
+    naming the clinic it acts for. Every attempt is audited, refused ones included."""
+    async with runtime.database.sessions() as session:
+        referral = await session.get(Referral, referral_id)
+        client = consents = None
+        if referral is not None:
+            client = await session.get(KnownClient, referral.client_id)
+            consents = await OUTREACH.consents_of(session, referral.client_id)
+
+    async def record(outcome: str, reason: str | None = None) -> None:
+        await audit(
+            runtime.database,
+            IdentityHandOver,
+            principal,
+            purpose=purpose,
+            outcome=outcome,
+            referral_id=referral_id,
+            client_id=referral.client_id if referral is not None else None,
+            clinic_id=principal.clinic_id,
+            reason=reason,
+        )
+
+    asking_clinic = principal.clinic_id if principal.role is Role.CLINIC else None
+    erased_on = client.erased_on if client is not None else None
+    try:
+        hand_over.may_hand_over(referral, asking_clinic, consents or (), erased_on, runtime.clock.today())
+    except Gone:
+        await record("erased")
+        raise
+    except Forbidden as exc:
+        await record("denied", exc.code)
+        raise
+    assert referral is not None  # may_hand_over refuses an unknown referral
+    token = issue_token(
+        runtime.settings.jwt_secret.get_secret_value(),
+        sub=SERVICE_SUBJECT,
+        role=Role.SERVICE,
+        regency=runtime.settings.regency,
+    )
+    try:
+        answer = await outreach.get(
+            f"/v1/clients/{referral.client_id}",
+            params={"purpose": f"referral:{referral_id}", "on_behalf_of": referral.clinic_id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except httpx.HTTPError as exc:
+        await record("unavailable", type(exc).__name__)
+        raise Unavailable(
+            "outreach_unavailable", "outreach, which keeps identities, did not answer"
+        ) from None
+    if answer.status_code == 410:
+        await record("erased")
+        raise Gone("client_erased", "this client's identity was erased")
+    if answer.status_code != 200:
+        await record("unavailable", f"http_{answer.status_code}")
+        raise Unavailable("outreach_unavailable", f"outreach answered {answer.status_code}")
+    identity: dict[str, Any] = answer.json()
+    await record("granted")
+    return identity
