@@ -12,14 +12,14 @@ import pytest
 from referral_factories import CLINIC, OTHER_CLINIC, Referrals
 from sqlalchemy import select
 
-from pulih.contracts import new_event, subject_for
+from pulih.contracts import new_event
 from pulih.contracts.codes import DeclineReason
 from pulih.contracts.events.clinic import ClientAttended, ReferralAccepted, ReferralDeclined
 from pulih.kit import inbox
 from pulih.kit.auth import Role
-from pulih.kit.consumers import Delivery, NotReadyYet
+from pulih.kit.consumers import NotReadyYet
 from pulih.kit.errors import PulihError
-from pulih.kit.testing import REGENCY, auth
+from pulih.kit.testing import REGENCY, apply_events, auth
 from pulih.referral.consumers import FROM_CLINICS, clinic_answers_consumer
 
 
@@ -118,9 +118,7 @@ async def answer_from_nats(referrals: Referrals, clinic_id: str, data: Any, corr
     """Apply a clinic's answer as the clinic-answers consumer does (one unit of work caused by
     it, the clinic read from the subject); returns the answer's envelope."""
     envelope = new_event(data, regency=REGENCY, correlationid=correlationid)
-    delivery = Delivery(subject_for(envelope, REGENCY, clinic_id=clinic_id), 0, 1)
-    async with referrals.runtime.unit_of_work(caused_by=envelope) as uow:
-        await FROM_CLINICS[type(data)](uow, envelope, delivery)
+    await apply_events(referrals.runtime, FROM_CLINICS, envelope, clinic_id=clinic_id)
     return envelope
 
 

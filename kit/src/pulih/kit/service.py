@@ -92,6 +92,16 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
         runtime.relay.start()
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended. nats-py can swallow a cancel that lands while
+    it opens its first connection, so the cancel is repeated until the task really stops."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with suppress(asyncio.CancelledError, Exception):
+        task.result()
+
+
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     """The service's ASGI app; its lifespan migrates the store and starts messaging."""
     settings = settings or Settings()
@@ -134,9 +144,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             for task in [connecting, *tasks]:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
             await relay.stop()
             with suppress(Exception):
                 await broker.stop()

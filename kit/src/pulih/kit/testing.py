@@ -188,17 +188,21 @@ async def service_app(
 
 
 async def apply_events(
-    runtime: ServiceRuntime, handlers: Mapping[type[Event], EventHandler], *events: Event | CloudEvent[Any]
+    runtime: ServiceRuntime,
+    handlers: Mapping[type[Event], EventHandler],
+    *events: Event | CloudEvent[Any],
+    clinic_id: str | None = None,
 ) -> list[CloudEvent[Any]]:
     """Apply events as the service's consumer would (one unit of work each, caused by the event),
-    without a broker; returns the envelopes applied."""
+    without a broker; returns the envelopes applied. ``clinic_id`` names the clinic that sent
+    clinic events (it is part of their subject)."""
     applied: list[CloudEvent[Any]] = []
     for item in events:
         envelope = item if isinstance(item, CloudEvent) else new_event(item, regency=runtime.settings.regency)
         handler = handlers.get(type(envelope.data))
         if handler is None:
             continue
-        delivery = Delivery(subject_for(envelope, runtime.settings.regency), 0, 1)
+        delivery = Delivery(subject_for(envelope, runtime.settings.regency, clinic_id=clinic_id), 0, 1)
         async with runtime.unit_of_work(caused_by=envelope) as uow:
             await handler(uow, envelope, delivery)
         applied.append(envelope)
