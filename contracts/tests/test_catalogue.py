@@ -143,6 +143,16 @@ CATALOGUE: dict[str, tuple[str, str, list[str]]] = {
         "referral_id",
         ["referral_id", "clinic_id", "on", "reason"],
     ),
+    "pulih.referral.AnswerRejected.v1": (
+        "answer_rejected",
+        "referral_id",
+        ["referral_id", "clinic_id", "answer_id", "answer_type", "error", "reason"],
+    ),
+    "pulih.rehab.DropoutReversed.v1": (
+        "dropout_reversed",
+        "client_id",
+        ["enrollment_id", "client_id", "dropped_out_on", "on"],
+    ),
     "pulih.referral.ReferralClosed.v1": (
         "referral_closed",
         "referral_id",
@@ -186,7 +196,7 @@ OPTIONAL_FIELDS = {
 
 def test_the_registry_holds_exactly_the_catalogue() -> None:
     assert sorted(EVENT_TYPES) == sorted(CATALOGUE)
-    assert len(ALL_EVENTS) == len(CATALOGUE) == 24
+    assert len(ALL_EVENTS) == len(CATALOGUE) == 26
 
 
 @pytest.mark.parametrize("type_name", sorted(CATALOGUE))

@@ -31,7 +31,10 @@ IDENTIFYING_WORDS = {
     "birth",
     "lahir",
 }
-ALLOWED = {("UnitEstablished", "name")}  # the unit's name, not a person's
+ALLOWED = {
+    ("UnitEstablished", "name"),  # the unit's name, not a person's
+    ("AnswerRejected", "reason"),  # Pulih's words for the rule an answer broke, never a person's data
+}
 MODELS = sorted(EVENT_TYPES.values(), key=lambda model: model.__name__)
 
 

@@ -41,7 +41,7 @@ def test_the_checked_in_schemas_are_current() -> None:
 def test_there_is_one_schema_file_per_event() -> None:
     files = sorted(path.name for path in SCHEMAS.glob("*.json"))
     assert files == sorted(f"{model.__name__}.v1.json" for model in EVENT_TYPES.values())
-    assert len(files) == 24
+    assert len(files) == 26
 
 
 def test_a_schema_names_itself_and_describes_its_event() -> None:

@@ -5,8 +5,10 @@ referrals addressed to it.
 """
 
 from datetime import date
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
+
+from pydantic import Field
 
 from pulih.contracts.codes import (
     CancelReason,
@@ -69,3 +71,20 @@ class ReferralClosed(_ReferralEvent):
     outcome: ReferralOutcome
     back_referral: bool
     """The client was referred back to the IBM unit for aftercare."""
+
+
+class AnswerRejected(_ReferralEvent):
+    """A clinic's answer was not applied (dated before the referral, an illegal transition,
+    another clinic's referral…): sent to that clinic so it learns why."""
+
+    referral_id: UUID
+    clinic_id: ClinicId
+    """The clinic whose answer was refused (the subject ends with it)."""
+    answer_id: UUID
+    """The refused event's ``id``."""
+    answer_type: Annotated[str, Field(pattern=r"^pulih\.[a-z]+\.[A-Za-z]+\.v[0-9]+$", max_length=200)]
+    """The refused event's ``type``, e.g. ``pulih.clinic.ReferralAccepted.v1``."""
+    error: Annotated[str, Field(pattern=r"^[a-z][a-z_]*$", max_length=60)]
+    """The refusal's code, e.g. ``illegal_transition``."""
+    reason: Annotated[str, Field(max_length=500)]
+    """What was wrong, in words."""

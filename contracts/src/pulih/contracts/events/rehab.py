@@ -88,6 +88,19 @@ class ClientDischarged(_RehabEvent):
     reason: DischargeReason
 
 
+class DropoutReversed(_RehabEvent):
+    """A dropout was disproved: an attended session dated before it was recorded late (field
+    devices sync days later), so the client is back in the programme. The ``ClientDischarged``
+    (``dropped_out``) of ``dropped_out_on`` no longer counts."""
+
+    enrollment_id: UUID
+    client_id: UUID
+    dropped_out_on: date
+    """The day of the dropout this reverses."""
+    on: date
+    """The day of the late attended session that disproved it."""
+
+
 class FollowUpRecorded(_RehabEvent):
     """A recovery agent followed up a client after the programme."""
 
