@@ -31,7 +31,7 @@ clinic_users = deploy_module("deploy/nats/clinic_users.py", "clinic_users")
 
 def secured_nats(store: Path) -> NatsServer:
     """A nats-server with JetStream and the authorization block deploy/ generates."""
-    block = clinic_users.authorization_block(REGENCY, SERVICE_PASSWORD, CLINIC_PASSWORDS)
+    block = clinic_users.accounts_block(REGENCY, SERVICE_PASSWORD, CLINIC_PASSWORDS)
     return NatsServer(store, server_name="pulih-test", domain=f"r{REGENCY}", extra_config=block)
 
 

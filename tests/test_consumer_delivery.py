@@ -1,20 +1,29 @@
-"""The kit's durable consumer against a real nats-server: inbox, retries and dead letters."""
+"""The kit's durable consumer against a real nats-server: inbox, retries and dead letters.
+
+Dead letters are CloudEvents (``pulih.rehab.EventDeadLettered.v1`` here, the consuming service's)
+and, like every message Pulih publishes, their NATS headers repeat their envelope.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import nats
 import pytest
 from faststream.nats import NatsBroker
+from header_checks import contradictions
+from nats.js.api import StreamConfig
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select
 from system_support import stream_messages
 
-from pulih.contracts import CloudEvent, new_event, stream_name, subject_for
+from pulih.contracts import CloudEvent, new_event, parse_event, stream_name, subject_for
+from pulih.contracts.events.dead_letters import PAYLOAD_LIMIT, EventDeadLettered
 from pulih.contracts.events.outreach import ClientErased, ClientRegistered, ConsentRecorded
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected, subscribe_durable
 from pulih.kit.database import Database, kit_metadata
@@ -22,6 +31,7 @@ from pulih.kit.emitter import Emitter
 from pulih.kit.messaging import ensure_regency_stream, make_broker
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.telemetry import setup_tracing
 from pulih.kit.testing import eventually, make_settings
 from pulih.kit.unit_of_work import UnitOfWork
 
@@ -81,9 +91,26 @@ class Harness:
             stream=stream_name("3301"),
         )
 
+    async def publish_raw(self, body: dict[str, Any] | bytes) -> None:
+        """Publish a message as a careless or hostile sender would: any body, no Nats-Msg-Id."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await self.broker.publish(raw, "ibm.3301.outreach.client_registered", stream=stream_name("3301"))
+
     async def count(self, table: Table) -> int:
         async with self.database.sessions() as s:
             return int(await s.scalar(select(func.count()).select_from(table)) or 0)
+
+    async def dead_letters(self, count: int, timeout: float = 10) -> list[CloudEvent[EventDeadLettered]]:
+        """The first ``count`` dead letters of rehab, read as events; their headers must repeat them."""
+        messages = await eventually(
+            lambda: stream_messages(self.nats_url, "ibm.3301.dlq.rehab"),
+            until=lambda m: len(m) >= count,
+            timeout=timeout,
+        )
+        assert [contradictions(m) for m in messages] == [[] for _ in messages]
+        letters = [cast("CloudEvent[EventDeadLettered]", parse_event(m.data)) for m in messages]
+        assert all(letter.traceparent for letter in letters), "a dead letter continues the consumer's trace"
+        return letters
 
 
 async def start_harness(
@@ -91,6 +118,7 @@ async def start_harness(
 ) -> tuple[Harness, NatsBroker]:
     """A consumer on its own store; ``backlog`` is published before it starts, so its first
     fetches find many messages waiting, as after a restart or a burst from a relay."""
+    setup_tracing("rehab", "3301")  # a real tracer, as in a service: dead letters carry a trace
     settings = make_settings(tmp_path, nats_url=nats_url, PULIH_MAX_DELIVER=3)
     database = Database(database_url)
     async with database.engine.begin() as conn:
@@ -117,6 +145,14 @@ async def start_harness(
     await ensure_regency_stream(broker, "3301")
     await broker.start()
     return Harness(nats_url, database, broker), broker
+
+
+async def stream_config(nats_url: str) -> StreamConfig:
+    nc = await nats.connect(nats_url)
+    try:
+        return (await nc.jetstream().stream_info(stream_name("3301"))).config
+    finally:
+        await nc.close()
 
 
 @pytest.fixture
@@ -162,28 +198,100 @@ def consent(client_id: uuid.UUID) -> CloudEvent[ConsentRecorded]:
 async def test_a_malformed_message_is_dead_lettered_with_the_reason_and_the_consumer_carries_on(
     harness: Harness,
 ) -> None:
-    await harness.broker.publish(
-        b'{"not": "an event"', "ibm.3301.outreach.client_registered", stream=stream_name("3301")
-    )
+    await harness.publish_raw(b'{"not": "an event"')
     smuggled = json.loads(registration().to_json())
     smuggled["data"]["name"] = "Siti Aminah"  # an identity field the contract does not allow
-    await harness.broker.publish(
-        json.dumps(smuggled).encode(),
-        "ibm.3301.outreach.client_registered",
-        stream=stream_name("3301"),
-    )
+    await harness.publish_raw(smuggled)
     good = registration()
     await harness.publish(good)
 
     await eventually(lambda: harness.count(registered), until=lambda n: n == 1)
-    dead = await eventually(
-        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 2
-    )
-    reasons = [json.loads(m.data) for m in dead]
-    assert all(r["error"] == "invalid_event" for r in reasons)
-    assert "JSON" in reasons[0]["reason"] or "json" in reasons[0]["reason"].lower()
-    assert "name" in reasons[1]["reason"]
-    assert dead[0].headers is not None and dead[0].headers["Pulih-Dlq-Error"] == "invalid_event"
+    dead = await harness.dead_letters(2)
+    assert [d.type for d in dead] == ["pulih.rehab.EventDeadLettered.v1"] * 2
+    assert all(d.data.error == "invalid_event" for d in dead)
+    assert "JSON" in dead[0].data.reason or "json" in dead[0].data.reason.lower()
+    assert dead[0].data.payload == '{"not": "an event"' and dead[0].data.payload_encoding == "utf-8"
+    assert dead[1].data.reason.startswith("data.name: identity keys are refused")
+    assert dead[1].causationid == smuggled["id"], "a readable refused event is named as the cause"
+    assert "Siti Aminah" not in json.dumps([d.data.payload for d in dead]), "the copy keeps no identity"
+    messages = await stream_messages(harness.nats_url, "ibm.3301.dlq.rehab")
+    assert messages[0].headers is not None and messages[0].headers["Pulih-Dlq-Error"] == "invalid_event"
+
+
+async def test_an_answer_with_a_field_and_an_attribute_this_version_does_not_know_is_applied(
+    harness: Harness,
+) -> None:
+    # a newer sender added an optional data field, the standard `dataschema` and an extension
+    event = registration()
+    body = json.loads(event.to_json())
+    body["data"]["note"] = "came with family"
+    body["dataschema"] = "https://pulih.id/schemas/ClientRegistered.v1.json"
+    body["kliniksysversion"] = "3.2"
+    await harness.publish_raw(body)
+
+    await eventually(lambda: harness.count(registered), until=lambda n: n == 1)
+    async with harness.database.sessions() as s:
+        assert await s.scalar(select(registered.c.client_id)) == event.data.client_id
+    assert await stream_messages(harness.nats_url, "ibm.3301.dlq.rehab") == []
+
+
+@pytest.mark.parametrize(
+    ("place", "path"),
+    [
+        (
+            lambda m: m["data"].update(contact={"family": [{"relation": "ibu", "nik": "3301010101010001"}]}),
+            "data.contact.family.0.nik",
+        ),
+        (lambda m: m.update(clinicext={"nik": "3301010101010001"}), "clinicext.nik"),
+    ],
+    ids=["in-data", "in-an-extension"],
+)
+async def test_a_message_with_a_nik_anywhere_is_dead_lettered_with_the_reason(
+    harness: Harness, place: Any, path: str
+) -> None:
+    body = json.loads(registration().to_json())
+    place(body)
+    await harness.publish_raw(body)
+    [dead] = await harness.dead_letters(1)
+    assert dead.data.error == "invalid_event" and dead.data.attempts == 1
+    assert dead.data.reason == f"{path}: identity keys are refused, no event carries a person's identity"
+    assert "3301010101010001" not in dead.data.payload and dead.data.payload_redacted
+    assert await harness.count(registered) == 0
+
+
+async def test_a_large_message_leaves_a_dead_letter_with_its_first_64_kib(harness: Harness) -> None:
+    # as large as the stream takes (PULIH_STREAM_MAX_MSG_SIZE), or 200 KiB where it has no limit
+    largest = (await stream_config(harness.nats_url)).max_msg_size or -1
+    size = largest - 1024 if largest > 0 else 200 * 1024
+    assert size > PAYLOAD_LIMIT
+    body = json.loads(registration().to_json())
+    body["data"]["nik"] = "3301010101010001"
+    body["data"]["padding"] = ""
+    body["data"]["padding"] = "x" * (size - len(json.dumps(body)))
+    raw = json.dumps(body).encode()
+    assert len(raw) == size
+    await harness.publish_raw(raw)
+    [dead] = await harness.dead_letters(1)
+    assert dead.data.reason.startswith("data.nik: identity keys are refused")
+    assert dead.data.payload_truncated and dead.data.payload_size == size
+    assert PAYLOAD_LIMIT - 200 <= len(dead.data.payload.encode()) <= PAYLOAD_LIMIT
+    assert '"nik":"[redacted]"' in dead.data.payload and "3301010101010001" not in dead.data.payload
+    [stored] = await stream_messages(harness.nats_url, "ibm.3301.dlq.rehab")
+    assert len(stored.data) < PAYLOAD_LIMIT + 4096, "the copy is bounded, not the whole message again"
+
+
+async def test_where_the_stream_takes_no_copy_the_dead_letter_goes_without_it(harness: Harness) -> None:
+    nc = await nats.connect(harness.nats_url)
+    try:
+        config = await stream_config(harness.nats_url)
+        await nc.jetstream().update_stream(dataclasses.replace(config, max_msg_size=8 * 1024))
+    finally:
+        await nc.close()
+    raw = b"x" * (7 * 1024 + 600)  # fits the stream; its dead letter with the copy does not
+    await harness.publish_raw(raw)
+    [dead] = await harness.dead_letters(1)
+    assert dead.data.error == "invalid_event" and dead.data.reason.startswith("invalid JSON")
+    assert dead.data.payload == "" and dead.data.payload_truncated and dead.data.payload_size == len(raw)
 
 
 async def test_an_event_delivered_twice_has_one_effect(harness: Harness) -> None:
@@ -210,14 +318,12 @@ async def test_an_event_that_arrives_before_what_it_builds_on_is_retried_not_dro
 async def test_an_event_that_never_becomes_applicable_is_dead_lettered_after_max_deliver(
     harness: Harness,
 ) -> None:
-    await harness.publish(consent(uuid.uuid4()))  # its client never registers
-    dead = await eventually(
-        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"),
-        until=lambda m: len(m) == 1,
-        timeout=20,
-    )
-    body = json.loads(dead[0].data)
-    assert body["error"] == "not_ready" and body["attempts"] == 3
+    never = consent(uuid.uuid4())
+    await harness.publish(never)  # its client never registers
+    [dead] = await harness.dead_letters(1, timeout=20)
+    assert dead.data.error == "not_ready" and dead.data.attempts == 3
+    assert dead.causationid == str(never.id) and dead.correlationid == str(never.id)
+    assert parse_event(dead.data.payload) == never, "the dead letter keeps the whole message"
     assert await harness.count(consented) == 0
 
 
@@ -232,13 +338,11 @@ async def test_a_rejected_event_is_dead_lettered_on_its_first_attempt_and_change
         stream=stream_name("3301"),
     )
     await harness.publish(registration())
-    dead = await eventually(
-        lambda: stream_messages(harness.nats_url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 1
-    )
-    body = json.loads(dead[0].data)
-    assert body["error"] == "illegal_transition" and body["attempts"] == 1
-    assert "ibm.3301.outreach.client_erased" in body["reason"]
-    assert body["consumer"] == "rehab.clients"
+    [dead] = await harness.dead_letters(1)
+    assert dead.data.error == "illegal_transition" and dead.data.attempts == 1
+    assert "ibm.3301.outreach.client_erased" in dead.data.reason
+    assert dead.data.consumer == "rehab.clients"
+    assert dead.subject == dead.data.subject == "ibm.3301.outreach.client_erased"
     await eventually(lambda: harness.count(registered), until=lambda n: n == 1)
 
 

@@ -35,6 +35,4 @@ def test_the_domain_imports_no_infrastructure(service: str) -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_has_the_parts_the_architecture_names(service: str) -> None:
     for part in ("domain", "handlers", "api", "bodies", "consumers", "store", "deps", "app"):
-        if part == "consumers" and service == "outreach":
-            continue  # nothing in the catalogue is addressed to outreach
         import_module(f"pulih.{service}.{part}")

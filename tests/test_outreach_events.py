@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jsonschema
 import pytest
+from header_checks import contradictions
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from outreach_factories import Outreach, screening_body
 from system_support import running, schema_for, stream_messages
 
@@ -146,3 +150,23 @@ async def test_with_nats_down_commands_succeed_and_their_events_arrive_once_it_i
             server.stop()
     assert len(messages) == len(again) == 5
     assert len({m.headers["Nats-Msg-Id"] for m in again if m.headers}) == 5
+
+
+async def test_every_message_s_headers_repeat_its_envelope(tmp_path: Path, nats_server: NatsServer) -> None:
+    # EVENTS.md: Nats-Msg-Id = id, traceparent = the envelope's, and the correlation_id header
+    # FastStream would otherwise make up = correlationid. The service traces for real (as in
+    # production), which is when FastStream's telemetry middleware writes a traceparent of its own.
+    app = build(
+        make_settings(tmp_path, nats_url=nats_server.url, database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db")
+    )
+    async with running(app) as http:
+        await screen_one_client(Outreach(http, app))
+        messages = await eventually(
+            lambda: stream_messages(nats_server.url, "ibm.3301.>"), until=lambda m: len(m) >= 5
+        )
+    assert isinstance(trace.get_tracer_provider(), TracerProvider)
+    bodies = [json.loads(m.data) for m in messages]
+    assert all(b.get("traceparent") and b.get("correlationid") for b in bodies)
+    assert [contradictions(m) for m in messages] == [[] for _ in messages]
+    # the header is there, so FastStream made none up
+    assert [(m.headers or {}).get("correlation_id") for m in messages] == [b["correlationid"] for b in bodies]

@@ -1,5 +1,6 @@
 """Referral with real NATS, deploy/'s permissions and the reference clinic of deploy/examples:
-the whole loop, escalation on a decline, and illegal answers dead-lettered without effect."""
+the whole loop, escalation on a decline, and illegal answers dead-lettered without effect, the
+clinic told of each on its own subject (``AnswerRejected``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from pulih.rehab.app import build as build_rehab
 pytestmark = pytest.mark.system
 
 REFERENCE_CLINIC = ROOT / "deploy" / "examples" / "clinic" / "clinic.py"
+TODAY = "2026-03-01"
+"""The regency's (manual) today in these tests: the clinic answers on it, not on its own clock's."""
 
 
 @dataclass
@@ -121,7 +124,7 @@ async def regency(tmp_path: Path) -> AsyncIterator[Regency]:
                 nats_url=url,
                 database_url=f"sqlite+aiosqlite:///{tmp_path}/r.db",
                 PULIH_CLOCK="manual",
-                PULIH_CLOCK_START="2026-03-01",
+                PULIH_CLOCK_START=TODAY,
             )
         )
         rehab_app = build_rehab(
@@ -151,7 +154,10 @@ async def regency(tmp_path: Path) -> AsyncIterator[Regency]:
         server.stop()
 
 
-async def run_reference_clinic(regency: Regency, *flags: str) -> str:
+async def run_reference_clinic(regency: Regency, *flags: str, count: int | None = 1) -> str:
+    """Run deploy/examples/clinic/clinic.py as clinic CLINIC: answer ``count`` referrals, or
+    (None) read what is pending and stop; its output."""
+    counted = ("--count", str(count)) if count is not None else ()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(REFERENCE_CLINIC),
@@ -163,8 +169,7 @@ async def run_reference_clinic(regency: Regency, *flags: str) -> str:
         CLINIC,
         "--regency",
         REGENCY,
-        "--count",
-        "1",
+        *counted,
         "--timeout",
         "40",
         *flags,
@@ -194,7 +199,7 @@ async def test_the_full_loop_with_the_reference_clinic_resumes_the_client_in_bin
     await eventually(
         lambda: rehab.enrolment(enrollment_id), until=lambda e: e["status"] == "paused", timeout=20
     )
-    output = await run_reference_clinic(regency)
+    output = await run_reference_clinic(regency, "--on", TODAY)
     assert "answered 1 referral(s)" in output
 
     referral = await eventually(
@@ -238,7 +243,7 @@ async def test_the_full_loop_with_the_reference_clinic_resumes_the_client_in_bin
 
 async def test_a_decline_from_the_reference_clinic_escalates_and_closes(regency: Regency) -> None:
     referral_id = await regency.refer(await regency.screened_client())
-    await run_reference_clinic(regency, "--decline")
+    await run_reference_clinic(regency, "--decline", "--on", TODAY)
     referral = await eventually(
         lambda: regency.referrals.get(referral_id), until=lambda r: r["status"] == "declined", timeout=20
     )
@@ -255,7 +260,15 @@ async def test_a_decline_from_the_reference_clinic_escalates_and_closes(regency:
     assert closed[0].data.outcome == "declined" and closed[0].data.back_referral is False
 
 
-async def test_illegal_answers_land_in_the_dead_letter_subject_and_change_nothing(regency: Regency) -> None:
+def dead_letter(message: Any) -> dict[str, Any]:
+    """The fields of a dead letter, as a plain JSON body or as the data of a CloudEvent."""
+    body: dict[str, Any] = json.loads(message.data)
+    return dict(body["data"]) if "specversion" in body else body
+
+
+async def test_illegal_answers_are_dead_lettered_change_nothing_and_each_clinic_is_told_once(
+    regency: Regency,
+) -> None:
     referral_id = await regency.refer(await regency.screened_client())
     before = await regency.referrals.get(referral_id)
     rid = uuid.UUID(referral_id)
@@ -276,22 +289,76 @@ async def test_illegal_answers_land_in_the_dead_letter_subject_and_change_nothin
         until=lambda m: len(m) >= 3,
         timeout=40,
     )
-    letters = sorted((json.loads(m.data)["error"], json.loads(m.data)["subject"]) for m in dead)
+    letters = sorted((dead_letter(m)["error"], dead_letter(m)["subject"]) for m in dead)
     assert letters == [
         ("not_ready", f"ibm.{REGENCY}.clinic.{CLINIC}.treatment_completed"),
         ("other_clinic", f"ibm.{REGENCY}.clinic.{OTHER_CLINIC}.referral_accepted"),
         ("unknown_referral", f"ibm.{REGENCY}.clinic.{CLINIC}.referral_accepted"),
     ]
-    early = next(json.loads(m.data) for m in dead if json.loads(m.data)["error"] == "not_ready")
+    early = next(dead_letter(m) for m in dead if dead_letter(m)["error"] == "not_ready")
     assert "referred cannot be completed" in early["reason"] and early["attempts"] == 4
-    assert all(m.headers and m.headers.get("Pulih-Dlq-Reason") for m in dead)
+
+    # each clinic is told on its own subject, once per answer, the early one included though it
+    # was delivered four times; the other clinic learns only that the referral is not its own
+    told = await eventually(
+        lambda: regency.events(f"ibm.{REGENCY}.referral.answer_rejected.>"),
+        until=lambda e: len(e) >= 3,
+    )
+    answers = {str(e.id): e for e in await regency.events(f"ibm.{REGENCY}.clinic.>")}
+    assert sorted(
+        (e.data.clinic_id, e.data.error, answers[str(e.data.answer_id)].type, str(e.data.referral_id))
+        for e in told
+    ) == sorted(
+        [
+            (CLINIC, "not_ready", "pulih.clinic.TreatmentCompleted.v1", referral_id),
+            (CLINIC, "unknown_referral", "pulih.clinic.ReferralAccepted.v1", str(unknown)),
+            (OTHER_CLINIC, "other_clinic", "pulih.clinic.ReferralAccepted.v1", referral_id),
+        ]
+    )
+    other = next(e for e in told if e.data.clinic_id == OTHER_CLINIC)
+    assert other.data.reason == "this referral is not addressed to you"
+    assert other.causationid == str(other.data.answer_id)
+
     assert await regency.referrals.get(referral_id) == before
     assert await regency.events(f"ibm.{REGENCY}.referral.referral_closed.>") == []
-    assert await regency.referrals.outbox_names() == ["ReferredToClinic"], "a refused answer causes nothing"
+    assert await regency.referrals.outbox_names() == ["ReferredToClinic"] + ["AnswerRejected"] * 3
 
     # the consumer carries on: a legal answer still applies
     await regency.as_clinic(CLINIC, ReferralAccepted(referral_id=rid, accepted_on=day))
     await eventually(lambda: regency.referrals.get(referral_id), until=lambda r: r["status"] == "accepted")
+
+
+async def test_a_clinic_answering_with_a_wrong_date_reads_why_on_its_own_consumer(regency: Regency) -> None:
+    """The reference clinic, its clock set to 2999, answers at once: accepted, attended and
+    completed, each dated 2999-01-01. Pulih refuses all three and changes nothing; the clinic,
+    started again, reads the three ``AnswerRejected`` through its own durable consumer."""
+    referral_id = await regency.refer(await regency.screened_client())
+    before = await regency.referrals.get(referral_id)
+    output = await run_reference_clinic(regency, "--on", "2999-01-01")
+    assert "answered 1 referral(s)" in output
+
+    told = await eventually(
+        lambda: regency.events(f"ibm.{REGENCY}.referral.answer_rejected.{CLINIC}"),
+        until=lambda e: len(e) >= 3,
+        timeout=20,
+    )
+    answers = await regency.events(f"ibm.{REGENCY}.clinic.{CLINIC}.>")
+    assert [(str(e.data.answer_id), e.data.error) for e in told] == [
+        (str(a.id), "date_in_future") for a in answers
+    ]
+    output = await run_reference_clinic(regency, count=None)
+    printed = [line for line in output.splitlines() if line.startswith("rejected ")]
+    assert printed == [
+        f"rejected {a.type} {a.id} for referral {referral_id}: date_in_future: "
+        f"{'accepted_on' if a.type.endswith('ReferralAccepted.v1') else 'on'} 2999-01-01 is after "
+        "today (2026-03-01) in the regency"
+        for a in answers
+    ]
+    assert await regency.referrals.get(referral_id) == before
+    assert await regency.referrals.outbox_names() == ["ReferredToClinic"] + ["AnswerRejected"] * 3
+    assert await regency.events(f"ibm.{REGENCY}.referral.*.{OTHER_CLINIC}") == []
+    dead = await stream_messages(regency.nats_url, f"ibm.{REGENCY}.dlq.referral")
+    assert sorted(dead_letter(m)["error"] for m in dead) == ["date_in_future"] * 3
 
 
 def test_the_reference_clinic_needs_nothing_from_pulih() -> None:

@@ -1,10 +1,13 @@
 """The identity hand-over: outreach and referral in one process, referral calling outreach's
-API with its service credentials (its deps' client, pointed at the outreach app), outreach's
-events applied with referral's own handler table.
+API with its service credentials (its deps' client, pointed at the outreach app), each service's
+events applied with the other's own handler table (outreach's to referral, referral's to
+outreach), as their consumers would over NATS.
 
 Only the clinic a referral is addressed to gets the identity, only while the client's
 ``identity_to_clinic`` consent holds; every attempt is audited by referral, every read by
-outreach too.
+outreach too. Outreach checks it again for itself, from its own records: a ``service`` token is
+not a master key (only referral's reads identities, only for an open referral of that client
+addressed to the clinic it names, with the consent), and it audits every attempt.
 """
 
 from __future__ import annotations
@@ -22,17 +25,31 @@ from outreach_factories import Outreach, screening_body
 from referral_factories import CLINIC, OTHER_CLINIC, Client, Referrals
 from sqlalchemy import select
 
-from pulih.contracts import parse_event
-from pulih.kit.auth import Role
+from pulih.contracts import CloudEvent, parse_event
+from pulih.kit.auth import Role, service_token
 from pulih.kit.nats_server import free_port
 from pulih.kit.outbox import outbox_table
 from pulih.kit.runtime import ServiceRuntime
-from pulih.kit.testing import apply_events, auth, eventually, make_settings, serve
+from pulih.kit.testing import JWT_SECRET, REGENCY, apply_events, auth, eventually, make_settings, serve
 from pulih.outreach.app import build as build_outreach
+from pulih.outreach.consumers import FROM_REFERRAL
 from pulih.outreach.store import IdentityRead
 from pulih.referral.app import build as build_referral
 from pulih.referral.consumers import FROM_OUTREACH
 from pulih.referral.deps import ReferralDeps
+
+
+async def new_events(runtime: ServiceRuntime, after: int) -> tuple[list[CloudEvent[Any]], int]:
+    """The events a service put in its outbox after row ``after``, and the last row's number."""
+    async with runtime.database.sessions() as s:
+        rows = (
+            await s.execute(
+                select(outbox_table.c.seq, outbox_table.c.payload)
+                .where(outbox_table.c.seq > after)
+                .order_by(outbox_table.c.seq)
+            )
+        ).all()
+    return [parse_event(row.payload) for row in rows], (rows[-1].seq if rows else after)
 
 
 @dataclass
@@ -40,20 +57,15 @@ class TwoServices:
     outreach: Outreach
     referrals: Referrals
     fed: int = 0
+    fed_back: int = 0
 
     async def bridge(self) -> None:
-        """Deliver outreach's new events to referral, as its consumer would over NATS."""
-        async with self.outreach.app.state.runtime.database.sessions() as s:
-            rows = (
-                await s.execute(
-                    select(outbox_table.c.seq, outbox_table.c.subject, outbox_table.c.payload)
-                    .where(outbox_table.c.seq > self.fed)
-                    .order_by(outbox_table.c.seq)
-                )
-            ).all()
-        await apply_events(self.referrals.runtime, FROM_OUTREACH, *(parse_event(row.payload) for row in rows))
-        if rows:
-            self.fed = rows[-1].seq
+        """Deliver outreach's new events to referral, then referral's new events (those included)
+        to outreach, as their consumers would over NATS."""
+        events, self.fed = await new_events(self.outreach.app.state.runtime, self.fed)
+        await apply_events(self.referrals.runtime, FROM_OUTREACH, *events)
+        events, self.fed_back = await new_events(self.referrals.runtime, self.fed_back)
+        await apply_events(self.outreach.app.state.runtime, FROM_REFERRAL, *events)
 
     async def referred_client(self, scopes: list[str], expires_on: str | None = None) -> tuple[Client, str]:
         """The test's client (Budi), registered, consenting and screened in outreach, then referred."""
@@ -76,7 +88,9 @@ class TwoServices:
         assert screened.status_code == 201, screened.text
         await self.bridge()
         client = Client(uuid.UUID(client_id), uuid.UUID(unit_id), uuid.UUID(consent.json()["consent_id"]))
-        return client, await self.referrals.referral(client, reason="client_request")
+        referral_id = await self.referrals.referral(client, reason="client_request")
+        await self.bridge()
+        return client, referral_id
 
     async def identity(self, referral_id: str, headers: dict[str, str]) -> httpx.Response:
         return await self.referrals.http.get(f"/v1/referrals/{referral_id}/identity", headers=headers)
@@ -88,9 +102,30 @@ class TwoServices:
         return [(e["outcome"], e["reason"], e["clinic_id"]) for e in r.json()]
 
     async def outreach_audit(self, client_id: uuid.UUID) -> list[tuple[str, str, str | None, str]]:
+        return [
+            (actor, outcome, clinic, purpose)
+            for actor, outcome, clinic, purpose, _ in await self.audit(client_id)
+        ]
+
+    async def audit(self, client_id: uuid.UUID) -> list[tuple[str, str, str | None, str, str | None]]:
+        """Outreach's audit of ``client_id``: actor, outcome, on behalf of, purpose, reason."""
         async with self.outreach.app.state.runtime.database.sessions() as s:
-            rows = (await s.scalars(select(IdentityRead).where(IdentityRead.client_id == client_id))).all()
-        return [(r.actor, r.outcome, r.on_behalf_of, r.purpose) for r in rows]
+            rows = (
+                await s.scalars(
+                    select(IdentityRead).where(IdentityRead.client_id == client_id).order_by(IdentityRead.id)
+                )
+            ).all()
+        return [(r.actor, r.outcome, r.on_behalf_of, r.purpose, r.reason) for r in rows]
+
+    async def ask_outreach(
+        self, client_id: uuid.UUID, purpose: str, on_behalf_of: str | None = CLINIC, service: str = "referral"
+    ) -> httpx.Response:
+        """Ask outreach directly with a ``service`` token of ``service``, as a leaked one would."""
+        params = {"purpose": purpose} | ({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {})
+        token = service_token(JWT_SECRET, REGENCY, service)
+        return await self.outreach.http.get(
+            f"/v1/clients/{client_id}", params=params, headers={"Authorization": f"Bearer {token}"}
+        )
 
 
 def ask_outreach_through(runtime: ServiceRuntime, client: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -105,7 +140,13 @@ def ask_outreach_through(runtime: ServiceRuntime, client: httpx.AsyncClient) -> 
 async def services(tmp_path: Path) -> AsyncIterator[TwoServices]:
     down = f"nats://127.0.0.1:{free_port()}"  # events are bridged by hand; NATS stays down
     outreach_app = build_outreach(
-        make_settings(tmp_path / "o", nats_url=down, database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db")
+        make_settings(
+            tmp_path / "o",
+            nats_url=down,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
+            PULIH_CLOCK="manual",
+            PULIH_CLOCK_START="2026-03-01",
+        )
     )
     referral_app = build_referral(
         make_settings(
@@ -145,7 +186,7 @@ async def test_the_addressed_clinic_gets_the_identity_and_both_services_audit_it
     )
     assert await services.referral_audit(referral_id) == [("granted", None, CLINIC)]
     assert await services.outreach_audit(client.client_id) == [
-        ("referral-service", "granted", CLINIC, f"referral:{referral_id}")
+        ("referral", "granted", CLINIC, f"referral:{referral_id}")
     ]
 
 
@@ -232,9 +273,11 @@ async def test_identity_refused_once_the_consent_has_expired(services: TwoServic
         ["programme", "referral", "identity_to_clinic"], expires_on="2026-03-10"
     )
     clinic = services.referrals.clinic(CLINIC)
-    services.referrals.runtime.clock.set(date(2026, 3, 10))
+    for runtime in (services.referrals.runtime, services.outreach.app.state.runtime):
+        runtime.clock.set(date(2026, 3, 10))
     assert (await services.identity(referral_id, clinic)).status_code == 200
-    services.referrals.runtime.clock.set(date(2026, 3, 11))
+    for runtime in (services.referrals.runtime, services.outreach.app.state.runtime):
+        runtime.clock.set(date(2026, 3, 11))
     before = await eventually(  # moving the clock escalated the unanswered referral
         services.referrals.outbox_names, until=lambda names: "ReferralEscalated" in names
     )
@@ -271,3 +314,87 @@ async def test_an_erased_client_is_gone_and_an_unreachable_outreach_is_503(servi
         "erased",
     ]
     assert await services.referrals.outbox_names() == ["ReferredToClinic"]
+
+
+# --- outreach checks for itself: a service token is not a master key ----------------------------
+
+
+async def test_a_service_token_without_referral_or_consent_reads_nothing_and_each_try_is_audited(
+    services: TwoServices,
+) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral"])
+    made_up = f"referral:{uuid.uuid4()}"
+    tries = [
+        (f"referral:{referral_id}", CLINIC, "consent_required"),
+        (made_up, CLINIC, "unknown_referral"),
+        ("home visit", CLINIC, "purpose_not_referral"),
+        (f"referral:{referral_id}", None, "clinic_required"),
+    ]
+    for purpose, clinic, code in tries:
+        r = await services.ask_outreach(client.client_id, purpose, clinic)
+        assert r.status_code == 403 and r.json()["code"] == code, r.text
+        assert "Budi" not in r.text
+    assert await services.audit(client.client_id) == [
+        ("referral", "denied", clinic, purpose, code) for purpose, clinic, code in tries
+    ]
+    other = await services.outreach.client(
+        await services.outreach.unit(), services.outreach.facilitator, nik="3301011505900003"
+    )
+    unreferred = uuid.UUID(other.json()["client_id"])  # consents to nothing, referred nowhere
+    r = await services.ask_outreach(unreferred, f"referral:{referral_id}")
+    assert r.status_code == 403 and r.json()["code"] == "unknown_referral"
+    assert await services.audit(unreferred) == [
+        ("referral", "denied", CLINIC, f"referral:{referral_id}", "unknown_referral")
+    ]
+
+
+async def test_a_rehab_service_token_reads_no_identity(services: TwoServices) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    r = await services.ask_outreach(client.client_id, f"referral:{referral_id}", service="rehab")
+    assert r.status_code == 403 and r.json()["code"] == "service_not_allowed"
+    assert "Budi" not in r.text
+    assert await services.audit(client.client_id) == [
+        ("rehab", "denied", CLINIC, f"referral:{referral_id}", "service_not_allowed")
+    ]
+    # the very same request with referral's token is the hand-over
+    assert (await services.ask_outreach(client.client_id, f"referral:{referral_id}")).status_code == 200
+
+
+async def test_on_behalf_of_another_clinic_reads_nothing(services: TwoServices) -> None:
+    client, referral_id = await services.referred_client(["programme", "referral", "identity_to_clinic"])
+    r = await services.ask_outreach(client.client_id, f"referral:{referral_id}", OTHER_CLINIC)
+    assert r.status_code == 403 and r.json()["code"] == "not_addressed_clinic"
+    assert "Budi" not in r.text
+    assert await services.audit(client.client_id) == [
+        ("referral", "denied", OTHER_CLINIC, f"referral:{referral_id}", "not_addressed_clinic")
+    ]
+
+
+async def test_a_closed_referral_reads_nothing_though_the_identity_consent_holds(
+    services: TwoServices,
+) -> None:
+    # the referral consent and the identity consent are separate: withdrawing the referral one
+    # cancels (and closes) the referral, and the identity consent still holds
+    client, referral_id = await services.referred_client(["programme", "referral"])
+    identity_consent = await services.outreach.http.post(
+        f"/v1/clients/{client.client_id}/consents",
+        headers=auth(Role.FACILITATOR),
+        json={"scopes": ["identity_to_clinic"], "given_on": "2026-02-01"},
+    )
+    assert identity_consent.status_code == 201, identity_consent.text
+    await services.bridge()
+    assert (await services.ask_outreach(client.client_id, f"referral:{referral_id}")).status_code == 200
+    withdrawn = await services.outreach.http.post(
+        f"/v1/clients/{client.client_id}/consents/{client.consent_id}/withdraw",
+        headers=auth(Role.FACILITATOR),
+        json={"on": "2026-03-01"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    await services.bridge()  # referral cancels and closes the referral; outreach hears of it
+    assert (await services.referrals.outbox_names())[-1] == "ReferralClosed"
+    r = await services.ask_outreach(client.client_id, f"referral:{referral_id}")
+    assert r.status_code == 403 and r.json()["code"] == "referral_closed"
+    assert [(o, why) for _, o, _, _, why in await services.audit(client.client_id)] == [
+        ("granted", None),
+        ("denied", "referral_closed"),
+    ]

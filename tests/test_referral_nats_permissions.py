@@ -1,11 +1,14 @@
 """The clinic NATS users of deploy/nats/ against a real nats-server: a clinic reads only the
-referrals addressed to it, through its own durable consumer, and publishes only as itself."""
+events addressed to it (its referrals, and the rejections of its own answers), through its own
+durable consumer, publishes only as itself, and no message bigger than the clinics' limit."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from referral_regency import CLINIC_PASSWORDS, ROOT, SERVICE_PASSWORD, clinic_us
 from system_support import stream_messages
 
 from pulih.kit.nats_server import NatsServer, nats_server_binary
+from pulih.kit.testing import eventually
 
 pytestmark = pytest.mark.system
 
@@ -33,6 +37,8 @@ async def server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         await js.add_stream(name="IBM_3301", subjects=["ibm.3301.>"])
         await js.publish(f"ibm.3301.referral.referred_to_clinic.{A}", b"referral for A")
         await js.publish(f"ibm.3301.referral.referred_to_clinic.{B}", b"referral for B")
+        await js.publish(f"ibm.3301.referral.answer_rejected.{A}", b"A's answer rejected")
+        await js.publish(f"ibm.3301.referral.answer_rejected.{B}", b"B's answer rejected")
         await js.publish("ibm.3301.outreach.client_screened", b"a screening")
         await service.close()
         yield srv
@@ -79,7 +85,7 @@ async def test_a_clinic_reads_its_own_referrals_through_its_own_durable_consumer
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
         )
         messages = await sub.fetch(10, timeout=2)
-        assert [m.data for m in messages] == [b"referral for A"]
+        assert [m.data for m in messages] == [b"referral for A", b"A's answer rejected"]
         for m in messages:
             await m.ack()
         violations = await a.violations(
@@ -100,6 +106,7 @@ async def test_clinic_a_cannot_make_a_consumer_on_clinic_bs_referrals(server: Na
     try:
         for durable, filter_subject in (
             (f"clinic-{A}", f"ibm.3301.referral.*.{B}"),
+            (f"clinic-{A}", f"ibm.3301.referral.answer_rejected.{B}"),
             (f"clinic-{B}", f"ibm.3301.referral.*.{B}"),
             (f"clinic-{A}", "ibm.3301.>"),
             (f"clinic-{A}", "ibm.3301.outreach.>"),
@@ -134,6 +141,8 @@ async def test_clinic_a_cannot_subscribe_to_b_or_to_anything_else_of_the_regency
         for subject in (
             f"ibm.3301.referral.*.{B}",
             f"ibm.3301.referral.referred_to_clinic.{B}",
+            f"ibm.3301.referral.answer_rejected.{B}",
+            f"ibm.3301.referral.answer_rejected.{A}",  # its own, too: only through its consumer
             "ibm.3301.>",
             "ibm.3301.outreach.>",
             "ibm.3301.dlq.>",
@@ -183,11 +192,88 @@ def test_the_generator_refuses_a_clinic_id_that_is_not_a_slug() -> None:
         clinic_users.clinic_permissions("33.01", "klinik-a")
 
 
+def refusal_of_a_publish(server: NatsServer, user: str, password: str, subject: str, size: int) -> str:
+    """What the server answers a client that announces a message of ``size`` bytes (the NATS
+    protocol, spoken by hand: the server judges the size from the ``PUB`` line alone)."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+        assert replies.readline().startswith(b"INFO ")
+        connect = {"user": user, "pass": password, "verbose": False, "pedantic": False}
+        sock.sendall(f"CONNECT {json.dumps(connect)}\r\nPING\r\n".encode())
+        assert replies.readline().strip() == b"PONG"
+        sock.sendall(f"PUB {subject} {size}\r\n".encode())
+        return replies.readline().decode().strip()
+
+
+async def test_the_server_refuses_a_clinic_message_over_the_clinics_limit(server: NatsServer) -> None:
+    limit = clinic_users.CLINIC_MAX_PAYLOAD
+    user, password = clinic_users.consumer_name(A), CLINIC_PASSWORDS[A]
+    for size in (limit + 1, 900 * 1024):
+        refusal = refusal_of_a_publish(server, user, password, f"ibm.3301.clinic.{A}.referral_accepted", size)
+        assert refusal == "-ERR 'Maximum Payload Violation'", size
+
+    # with a client library: the connection is closed and nothing is stored
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(
+        server.url,
+        user=user,
+        password=password,
+        inbox_prefix=clinic_users.inbox_prefix(A),
+        allow_reconnect=False,
+        error_cb=on_error,
+    )
+
+    async def closed() -> bool:
+        return nc.is_closed
+
+    try:
+        await nc.publish(f"ibm.3301.clinic.{A}.junk", b"x" * 900 * 1024)
+        await eventually(closed)
+    finally:
+        await nc.close()
+    # a message of exactly the limit goes through; Pulih's services are not bound by it
+    a = await connect(server, A)
+    try:
+        ack = await a.nc.jetstream().publish(f"ibm.3301.clinic.{A}.referral_accepted", b"y" * (limit - 200))
+        assert ack.stream == "IBM_3301"
+        await a.nc.publish(f"ibm.3301.clinic.{A}.referral_accepted", b"z" * limit)
+        await a.nc.flush(timeout=2)
+    finally:
+        await a.nc.close()
+    service = await nats.connect(server.url, user="pulih", password=SERVICE_PASSWORD)
+    try:
+        await service.jetstream().publish("ibm.3301.dlq.referral", b"d" * (limit * 4))
+    finally:
+        await service.close()
+    url = f"nats://pulih:{SERVICE_PASSWORD}@127.0.0.1:{server.port}"
+    stored = await eventually(lambda: stream_messages(url, "ibm.3301.clinic.>"), until=lambda m: len(m) == 2)
+    assert sorted(len(m.data) for m in stored) == [limit - 200, limit]
+
+
+def test_the_generator_refuses_a_clinic_limit_too_small_for_an_answer() -> None:
+    with pytest.raises(ValueError):
+        clinic_users.accounts_block("3301", "s", {A: "a"}, clinic_max_payload=512)
+
+
 def test_the_regency_config_of_deploy_loads_the_generated_users(tmp_path: Path) -> None:
+    text = (ROOT / "deploy" / "nats" / "regency.conf").read_text()
+    if "/etc/pulih/tls/" in text:  # the server's certificate, issued for the test by deploy/'s script
+        issue = ROOT / "deploy" / "tls" / "issue_certificates.py"
+        tls = tmp_path / "tls"
+        for command in (
+            ["ca", "--dir", str(tls), "--name", "test CA"],
+            ["server", "--ca", str(tls), "--dir", str(tls), "--host", "localhost"],
+        ):
+            subprocess.run([sys.executable, str(issue), *command], check=True, capture_output=True)
+        text = text.replace("/etc/pulih/tls/", f"{tls}/")
     conf = tmp_path / "regency.conf"
-    conf.write_text((ROOT / "deploy" / "nats" / "regency.conf").read_text())
+    conf.write_text(text)
     missing = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
     assert missing.returncode != 0, "the regency config must not start without its users"
-    (tmp_path / "users.conf").write_text(clinic_users.authorization_block("3301", "s3cret", {A: "a", B: "b"}))
+    (tmp_path / "users.conf").write_text(clinic_users.accounts_block("3301", "s3cret", {A: "a", B: "b"}))
     valid = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
     assert valid.returncode == 0, valid.stdout + valid.stderr

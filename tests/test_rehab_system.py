@@ -142,6 +142,35 @@ async def test_screening_to_completion_publishes_each_rehab_event_on_its_subject
     assert parse_event(messages[-1].data).data.reason == "completed"  # type: ignore[attr-defined]
 
 
+async def test_a_reversed_dropout_is_published_for_projections_to_follow(regency: Regency) -> None:
+    rehab = regency.rehab
+    c = await regency.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 3, 11))
+    assert (await rehab.session(c, enrollment_id, date(2026, 3, 11), kind="edukasi")).status_code == 201
+    await rehab.to(date(2026, 4, 6))  # out by the rule on 1 April
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 25), kind="kelompok")  # synced late
+    assert r.status_code == 201, r.text
+
+    messages = await eventually(
+        lambda: stream_messages(regency.nats_url, "ibm.3301.rehab.>"),
+        until=lambda m: any(x.subject.endswith("dropout_reversed") for x in m),
+    )
+    names = [parse_event(m.data).type.split(".")[2] for m in messages]
+    assert names[-3:] == ["ClientDischarged", "DropoutReversed", "SessionHeld"]
+    reversed_ = next(m for m in messages if m.subject == "ibm.3301.rehab.dropout_reversed")
+    body = json.loads(reversed_.data)
+    jsonschema.Draft202012Validator(
+        schema_for("DropoutReversed"), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(body)
+    assert body["data"] == {
+        "enrollment_id": enrollment_id,
+        "client_id": c.client_id,
+        "dropped_out_on": "2026-04-01",
+        "on": "2026-03-25",
+    }
+
+
 async def test_every_consumed_event_delivered_twice_has_one_effect(regency: Regency) -> None:
     rehab = regency.rehab
     first, second = await regency.screened_client(), await regency.screened_client()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,13 @@ async def test_the_published_event_continues_the_trace_of_the_request(
     request_trace = format(request_spans[0].context.trace_id, "032x")
     headers = messages[0].headers or {}
     assert headers["traceparent"].split("-")[1] == request_trace
+    assert headers["traceparent"] == json.loads(messages[0].data)["traceparent"], (
+        "the header repeats the body"
+    )
     publish_spans = [s for s in spans.get_finished_spans() if "unit_established" in s.name]
     assert publish_spans and all(format(s.context.trace_id, "032x") == request_trace for s in publish_spans)
+    relay_spans = [
+        s for s in publish_spans if s.instrumentation_scope and s.instrumentation_scope.name == "pulih.outbox"
+    ]
+    assert [s.name for s in relay_spans] == ["ibm.3301.outreach.unit_established publish"]
     spans.shutdown()

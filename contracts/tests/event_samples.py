@@ -45,6 +45,7 @@ from pulih.contracts.events import (
     TreatmentCompleted,
     UnitEstablished,
 )
+from pulih.contracts.events.dead_letters import DEAD_LETTER_EVENTS, EventDeadLettered
 
 REGENCY = "3301"
 CLINIC = "rsud-cilacap"
@@ -83,6 +84,26 @@ def _aggregate() -> dict[str, Any]:
         "suppressed_below": 5,
     }
 
+
+def _dead_letter() -> dict[str, Any]:
+    return {
+        "consumer": "referral.clinic-answers",
+        "subject": f"ibm.{REGENCY}.clinic.{CLINIC}.referral_accepted",
+        "stream_seq": 42,
+        "attempts": 1,
+        "error": "other_clinic",
+        "reason": "the referral is addressed to another clinic",
+        "payload": '{"specversion":"1.0","type":"pulih.clinic.ReferralAccepted.v1"}',
+        "payload_encoding": "utf-8",
+        "payload_size": 62,
+        "payload_truncated": False,
+        "payload_redacted": False,
+    }
+
+
+_DEAD_LETTERS: dict[type[EventDeadLettered], Callable[[], dict[str, Any]]] = {
+    model: _dead_letter for model in DEAD_LETTER_EVENTS
+}
 
 _FIELDS: dict[type[Event], Callable[[], dict[str, Any]]] = {
     UnitEstablished: lambda: {
@@ -232,6 +253,7 @@ _FIELDS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         "back_referral": True,
     },
     AggregateReported: _aggregate,
+    **_DEAD_LETTERS,
 }
 
 SAMPLED_EVENTS: tuple[type[Event], ...] = tuple(_FIELDS)

@@ -4,7 +4,7 @@ import pytest
 
 from pulih.contracts import EVENT_TYPES, Event, InvalidEvent, model_for
 from pulih.contracts.codes import Indicator
-from pulih.contracts.events import ALL_EVENTS
+from pulih.contracts.events import ALL_EVENTS, DEAD_LETTER_EVENTS
 
 # type -> (subject token, field the CloudEvent subject is, data fields in catalogue order)
 CATALOGUE: dict[str, tuple[str, str, list[str]]] = {
@@ -188,6 +188,26 @@ CATALOGUE: dict[str, tuple[str, str, list[str]]] = {
     ),
 }
 
+DEAD_LETTER_FIELDS = [
+    "consumer",
+    "subject",
+    "stream_seq",
+    "attempts",
+    "error",
+    "reason",
+    "payload",
+    "payload_encoding",
+    "payload_size",
+    "payload_truncated",
+    "payload_redacted",
+]
+DEAD_LETTERS = {
+    f"pulih.{service}.EventDeadLettered.v1": ("event_dead_lettered", "subject", DEAD_LETTER_FIELDS)
+    for service in ("outreach", "rehab", "referral", "reporting")
+}
+"""Every consuming service's dead letter (EVENTS.md, "Dead letters")."""
+CATALOGUE.update(DEAD_LETTERS)
+
 OPTIONAL_FIELDS = {
     ("ConsentRecorded", "expires_on"),
     ("ReferralAccepted", "appointment_on"),
@@ -196,7 +216,8 @@ OPTIONAL_FIELDS = {
 
 def test_the_registry_holds_exactly_the_catalogue() -> None:
     assert sorted(EVENT_TYPES) == sorted(CATALOGUE)
-    assert len(ALL_EVENTS) == len(CATALOGUE) == 26
+    assert len(ALL_EVENTS) == len(CATALOGUE) == 30
+    assert sorted(model.type_name() for model in DEAD_LETTER_EVENTS) == sorted(DEAD_LETTERS)
 
 
 @pytest.mark.parametrize("type_name", sorted(CATALOGUE))

@@ -11,7 +11,15 @@ from event_samples import SAMPLED_EVENTS, VARIANTS, sample_message
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from pulih.contracts import EVENT_TYPES, Event
-from pulih.contracts.events import ClientErased, ClientRegistered
+from pulih.contracts.events import (
+    DEAD_LETTER_EVENTS,
+    ClientErased,
+    ClientRegistered,
+    ClientScreened,
+    ReferralAccepted,
+    UnitEstablished,
+)
+from pulih.contracts.identity_keys import IDENTITY_KEYS
 from pulih.contracts.schemas import (
     WRITE_COMMAND,
     check_schemas,
@@ -40,8 +48,16 @@ def test_the_checked_in_schemas_are_current() -> None:
 
 def test_there_is_one_schema_file_per_event() -> None:
     files = sorted(path.name for path in SCHEMAS.glob("*.json"))
-    assert files == sorted(f"{model.__name__}.v1.json" for model in EVENT_TYPES.values())
-    assert len(files) == 26
+    dead_letters = {f"{model.service_name}.EventDeadLettered.v1.json" for model in DEAD_LETTER_EVENTS}
+    others = {f"{m.__name__}.v1.json" for m in EVENT_TYPES.values() if m not in DEAD_LETTER_EVENTS}
+    assert files == sorted(dead_letters | others)
+    assert len(files) == 30
+    assert dead_letters == {
+        "outreach.EventDeadLettered.v1.json",
+        "rehab.EventDeadLettered.v1.json",
+        "referral.EventDeadLettered.v1.json",
+        "reporting.EventDeadLettered.v1.json",
+    }
 
 
 def test_a_schema_names_itself_and_describes_its_event() -> None:
@@ -79,7 +95,7 @@ def test_a_schema_refuses_another_event_s_message() -> None:
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        (lambda m: m["data"].update(name="Budi"), "Additional properties"),
+        (lambda m: m["data"].update(name="Budi"), "'name' should not be valid"),
         (lambda m: m["data"].update(sex="x"), "is not one of"),
         (lambda m: m["data"].pop("unit_id"), "'unit_id' is a required property"),
         (lambda m: m["data"].update(client_id="budi"), "is not a 'uuid'"),
@@ -127,3 +143,35 @@ def test_the_module_runs_as_a_command(tmp_path: Path) -> None:
     )
     assert written.returncode == 0, written.stderr
     assert len(list(tmp_path.glob("*.json"))) == len(EVENT_TYPES)
+
+
+def test_a_schema_accepts_an_optional_field_and_a_dataschema_it_does_not_name() -> None:
+    # a clinic validating with the schemas keeps working when Pulih adds an optional field
+    message = json.loads(sample_message(ReferralAccepted).to_json())
+    message["dataschema"] = "https://pulih.id/schemas/ReferralAccepted.v1.json"
+    message["data"]["note"] = "appointment confirmed"
+    message["data"]["clinic_system"] = {"name_of_product": "simrs", "versions": [1, 2]}
+    assert _errors(ReferralAccepted, message) == []
+
+
+@pytest.mark.parametrize("key", IDENTITY_KEYS)
+def test_a_schema_refuses_an_identity_key_at_every_level(key: str) -> None:
+    places = {
+        "envelope": lambda m: m.update({key: "x"}),
+        "data": lambda m: m["data"].update({key: "x"}),
+        "nested model": lambda m: m["data"]["substances"][0].update({key: "x"}),
+        "inside an unknown field": lambda m: m["data"].update(extra={"people": [{key: "x"}]}),
+        "inside an unknown extension": lambda m: m.update(clinicext={"who": {key: "x"}}),
+    }
+    for place, put in places.items():
+        message = json.loads(sample_message(ClientScreened).to_json())
+        put(message)
+        errors = _errors(ClientScreened, message)
+        assert any(f"'{key}' should not be valid" in error for error in errors), (place, errors)
+
+
+def test_a_field_an_event_declares_is_allowed_even_if_it_is_called_name() -> None:
+    message = json.loads(sample_message(UnitEstablished).to_json())
+    assert _errors(UnitEstablished, message) == []
+    message["data"]["extra"] = {"name": "Budi"}
+    assert _errors(UnitEstablished, message)

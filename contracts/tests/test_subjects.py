@@ -16,6 +16,7 @@ from pulih.contracts.events import (
     TreatmentCompleted,
     UnitEstablished,
 )
+from pulih.contracts.events.dead_letters import DEAD_LETTER_EVENTS, EventDeadLettered
 from pulih.contracts.subjects import (
     clinic_answers,
     event_subject_pattern,
@@ -78,6 +79,15 @@ def test_what_a_clinic_answers_is_under_its_own_prefix() -> None:
 
 def test_dead_letters_go_to_the_consumer_s_subject() -> None:
     assert dlq_subject("3301", "referral") == "ibm.3301.dlq.referral"
+
+
+@pytest.mark.parametrize("model", DEAD_LETTER_EVENTS, ids=lambda model: model.__name__)
+def test_a_dead_letter_goes_to_its_service_s_dead_letter_subject(model: type[EventDeadLettered]) -> None:
+    expected = f"ibm.3301.dlq.{model.service_name}"
+    assert subject_for(sample_message(model), REGENCY) == expected
+    assert event_subject_pattern(REGENCY, model) == expected
+    with pytest.raises(ValueError, match="no clinic"):
+        subject_for(sample(model), REGENCY, clinic_id=CLINIC)
 
 
 def test_a_clinic_event_needs_the_clinic() -> None:

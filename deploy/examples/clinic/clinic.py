@@ -12,7 +12,11 @@ packages, ``nats-py`` and ``jsonschema``. It
 4. answers with CloudEvents it builds itself, published to
    ``ibm.<regency>.clinic.<clinic_id>.<event_name>`` with a ``Nats-Msg-Id`` header (so a
    retried publish is stored once): accepted → attended → completed with back referral, or
-   declined with ``--decline``; then acknowledges the referral.
+   declined with ``--decline``; then acknowledges the referral;
+5. prints each ``AnswerRejected`` it receives on the same consumer: Pulih refused one of its
+   answers (dated in the future or before the answer it follows, out of order, not its
+   referral…) and applied nothing of it; the line names the answer, the code and the reason, so
+   the clinic can correct its record and publish the answer again.
 
     python clinic.py --url nats://127.0.0.1:14222 --user clinic-klinik-pratama-demo \
         --password "$CLINIC_NATS_PASSWORD" --clinic klinik-pratama-demo --regency 3301 --count 1
@@ -40,6 +44,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 
 REFERRED = "pulih.referral.ReferredToClinic.v1"
+REJECTED = "pulih.referral.AnswerRejected.v1"
 DEFAULT_SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "schemas"
 
 
@@ -128,6 +133,19 @@ class Clinic:
             },
         )
 
+    def rejected(self, event: dict[str, Any]) -> None:
+        """Pulih refused one of this clinic's answers: say which, and why."""
+        try:
+            self.validator("AnswerRejected").validate(event)
+        except jsonschema.ValidationError as exc:
+            print(f"an invalid AnswerRejected: {exc.message}", file=sys.stderr)
+        data = event.get("data") or {}
+        print(
+            f"rejected {data.get('answer_type')} {data.get('answer_id')} for referral "
+            f"{data.get('referral_id')}: {data.get('error')}: {data.get('reason')}",
+            flush=True,
+        )
+
     async def run(self) -> int:
         args = self.args
         credentials = {"user": args.user, "password": args.password} if args.password else {}
@@ -158,6 +176,10 @@ class Clinic:
                     continue
                 for msg in messages:
                     event = json.loads(msg.data)
+                    if event.get("type") == REJECTED:
+                        self.rejected(event)
+                        await msg.ack()
+                        continue
                     if event.get("type") != REFERRED:
                         print(f"noted {event.get('type')} for referral {event.get('subject')}", flush=True)
                         await msg.ack()

@@ -1,14 +1,19 @@
-"""Factories for outreach's API tests: units, agents, clients, consent, screenings."""
+"""Factories for outreach's API tests: units, agents, clients, consent, screenings; and the checks
+every API test makes of a refusal and of the outbox."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from pulih.kit.auth import Role
+from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import auth
 
 
@@ -95,4 +100,37 @@ def screening_body(agent_id: str, **overrides: Any) -> dict[str, Any]:
         ],
     }
     body.update(overrides)
+    return body
+
+
+async def outbox_types(o: Outreach) -> list[str]:
+    async with o.app.state.runtime.database.sessions() as s:
+        rows = (await s.execute(select(outbox_table.c.headers).order_by(outbox_table.c.seq))).all()
+    return [r.headers["Pulih-Type"].split(".")[2] for r in rows]
+
+
+async def count(o: Outreach, model: Any) -> int:
+    async with o.app.state.runtime.database.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def refused(
+    o: Outreach,
+    request: Awaitable[httpx.Response],
+    status: int,
+    code: str,
+    field: str | EllipsisType | None = ...,
+) -> dict[str, Any]:
+    """Await ``request`` (not yet sent) and check it is refused with ``status`` and ``code``
+    (and ``field``, unless left out) in the error shape, and that nothing reached the outbox
+    because of it. Returns the error body."""
+    before = await outbox_types(o)
+    r = await request
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert {"code", "message", "field"} <= set(body) <= {"code", "message", "field", "errors"}, body
+    assert body["code"] == code, body
+    if field is not ...:
+        assert body["field"] == field, body
+    assert await outbox_types(o) == before
     return body

@@ -10,51 +10,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable
-from types import EllipsisType
-from typing import Any
 
-import httpx
-from outreach_factories import Outreach, screening_body
-from sqlalchemy import func, select
+from outreach_factories import Outreach, count, outbox_types, refused, screening_body
+from sqlalchemy import select
 
 from pulih.kit.auth import Role
 from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import auth
 from pulih.outreach.store import Client, IdentityRead
-
-
-async def outbox_types(o: Outreach) -> list[str]:
-    async with o.app.state.runtime.database.sessions() as s:
-        rows = (await s.execute(select(outbox_table.c.headers).order_by(outbox_table.c.seq))).all()
-    return [r.headers["Pulih-Type"].split(".")[2] for r in rows]
-
-
-async def count(o: Outreach, model: Any) -> int:
-    async with o.app.state.runtime.database.sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
-
-
-async def refused(
-    o: Outreach,
-    request: Awaitable[httpx.Response],
-    status: int,
-    code: str,
-    field: str | EllipsisType | None = ...,
-) -> dict[str, Any]:
-    """Await ``request`` (not yet sent) and check it is refused with ``status`` and ``code``
-    (and ``field``, unless left out) in the error shape, and that nothing reached the outbox
-    because of it. Returns the error body."""
-    before = await outbox_types(o)
-    r = await request
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert {"code", "message", "field"} <= set(body) <= {"code", "message", "field", "errors"}, body
-    assert body["code"] == code, body
-    if field is not ...:
-        assert body["field"] == field, body
-    assert await outbox_types(o) == before
-    return body
 
 
 async def test_a_unit_is_established_and_listed(outreach: Outreach) -> None:
@@ -212,16 +175,6 @@ async def test_a_nik_that_does_not_match_the_birth_date_is_refused(outreach: Out
     await refused(outreach, request, 422, "invalid_nik", "identity.nik")
     assert await count(outreach, Client) == 0
     assert await outbox_types(outreach) == ["UnitEstablished"]
-
-
-async def test_registering_the_same_nik_twice_is_409(outreach: Outreach) -> None:
-    unit_id = await outreach.unit()
-    assert (await outreach.client(unit_id, outreach.facilitator)).status_code == 201
-    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
-    request = outreach.client(unit_id, outreach.facilitator, full_name="Budi S.")
-    await refused(outreach, request, 409, "client_already_registered", "identity.nik")
-    assert await count(outreach, Client) == 1
-    assert await outbox_types(outreach) == ["UnitEstablished", "ClientRegistered"]
 
 
 async def test_a_client_in_an_unknown_unit_is_404(outreach: Outreach) -> None:

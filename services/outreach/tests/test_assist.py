@@ -66,10 +66,10 @@ def interview(*substances: SubstanceAnswers, injecting: Injecting = Injecting.NE
     return AssistAnswers(substances=substances, injecting=injecting)
 
 
-def refused(answers: AssistAnswers) -> AssistAnswerError:
+def refused(answers: AssistAnswers, code: str = "impossible_answer") -> AssistAnswerError:
     with pytest.raises(AssistAnswerError) as caught:
         score_assist(answers)
-    assert caught.value.code == "impossible_answer"
+    assert caught.value.code == code
     return caught.value
 
 
@@ -192,7 +192,11 @@ def test_nothing_ever_used_is_low_risk_and_brief_advice() -> None:
         injected_last_3_months=False,
         recommendation=Recommendation.ADVICE,
     )
-    assert score_assist(interview()).overall_risk is RiskLevel.LOW
+
+
+def test_a_screening_names_at_least_one_substance() -> None:
+    # asked about every substance and never used any is a screening (above); asked about none is not
+    assert refused(interview(), "no_substances").field == "substances"
 
 
 def test_tobacco_refuses_q5() -> None:
@@ -402,7 +406,7 @@ def substance_answers(
 
 assist_answers = st.builds(
     AssistAnswers,
-    substances=st.lists(substance_answers(), unique_by=lambda a: a.substance).map(tuple),
+    substances=st.lists(substance_answers(), min_size=1, unique_by=lambda a: a.substance).map(tuple),
     injecting=st.sampled_from(Injecting),
 )
 

@@ -53,6 +53,10 @@ class Referrals:
     def clinic(self, clinic_id: str = CLINIC) -> dict[str, str]:
         return auth(Role.CLINIC, clinic_id=clinic_id, sub=f"staff-{clinic_id}")
 
+    def today_is(self, day: date) -> None:
+        """Set the regency's (manual) clock: answers and cancellations may not lie after it."""
+        self.runtime.clock.set(day)
+
     async def feed(self, *events: Event | CloudEvent[Any]) -> None:
         """Apply outreach events as referral's consumer would, with its own handler table."""
         await apply_events(self.runtime, FROM_OUTREACH, *events)

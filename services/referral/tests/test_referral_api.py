@@ -225,7 +225,8 @@ async def test_refused_referrals_say_why_and_send_nothing(referrals: Referrals) 
         (await referrals.refer(unknown, headers=referrals.facilitator), 404, "client_not_found", "client_id"),
         (await referrals.refer(erased), 410, "client_erased", None),
         (await referrals.refer(client, clinic_id="balai-lido"), 422, "clinic_out_of_area", "clinic_id"),
-        (await referrals.refer(client, referred_on="2026-03-02"), 422, "referred_in_future", "referred_on"),
+        (await referrals.refer(client, referred_on="2026-03-03"), 422, "date_in_future", "referred_on"),
+        (await referrals.refer(client, referred_on="2999-01-01"), 422, "date_in_future", "referred_on"),
         (
             await referrals.refer(client, clinic_id=OTHER_CLINIC, referral_id=existing),
             409,
@@ -236,3 +237,27 @@ async def test_refused_referrals_say_why_and_send_nothing(referrals: Referrals) 
     for r, status, code, field in cases:
         assert (r.status_code, r.json()["code"], r.json()["field"]) == (status, code, field), r.text
     assert await referrals.outbox() == before
+
+
+async def test_a_referral_is_dated_after_the_clients_registration_and_screening(referrals: Referrals) -> None:
+    """The client was registered on 2026-02-01 and screened on 2026-02-02 (the factory's)."""
+    await referrals.add_clinic()
+    client = await referrals.client()
+    cases = [
+        ("2026-01-31", "date_before_registration"),
+        ("2026-02-01", "date_before_screening"),
+    ]
+    for referred_on, code in cases:
+        r = await referrals.refer(client, referred_on=referred_on)
+        assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, code, "referred_on"), r.text
+    assert await referrals.outbox() == []
+    r = await referrals.refer(client, referred_on="2026-02-02")
+    assert r.status_code == 201 and r.json()["respond_by"] == "2026-02-05"
+
+
+async def test_another_units_agent_learns_nothing_of_a_clients_dates(referrals: Referrals) -> None:
+    await referrals.add_clinic()
+    client = await referrals.client()
+    r = await referrals.refer(client, headers=referrals.agent(uuid.uuid4()), referred_on="2026-01-01")
+    assert (r.status_code, r.json()["code"]) == (403, "other_unit")
+    assert await referrals.outbox() == []

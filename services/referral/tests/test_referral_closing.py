@@ -85,12 +85,48 @@ async def test_a_cancellation_needs_a_referral_of_the_unit_and_a_day_after_it(re
         (f"/v1/referrals/{uuid.uuid4()}/cancel", mine, {}, 404, "referral_not_found"),
         (f"/v1/referrals/{referral_id}/cancel", referrals.agent(uuid.uuid4()), {}, 403, "other_unit"),
         (f"/v1/referrals/{referral_id}/cancel", mine, {"on": "2026-02-28"}, 422, "cancelled_before_referral"),
+        (f"/v1/referrals/{referral_id}/cancel", mine, {"on": "2999-01-01"}, 422, "date_in_future"),
     ]
     for url, headers, extra, status, code in cases:
         r = await referrals.http.post(url, headers=headers, json={"reason": "client_moved", **extra})
         assert (r.status_code, r.json()["code"]) == (status, code), r.text
     assert await referrals.outbox_names() == ["ReferredToClinic"]
     assert (await referrals.get(referral_id))["status"] == "referred"
+
+
+async def test_a_cancellation_is_never_dated_before_the_clinics_last_answer(referrals: Referrals) -> None:
+    await referrals.add_clinic()
+    client = await referrals.client()
+    referral_id = await referrals.referral(client)
+    assert (await referrals.answer(referral_id, answer="accepted", on="2026-03-02")).status_code == 200
+    before, outbox = await referrals.get(referral_id), await referrals.outbox_size()
+    url = f"/v1/referrals/{referral_id}/cancel"
+    r = await referrals.http.post(
+        url, headers=referrals.agent(client.unit_id), json={"reason": "client_moved", "on": "2026-03-01"}
+    )
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "cancelled_before_answer", "on")
+    assert await referrals.get(referral_id) == before and await referrals.outbox_size() == outbox
+    r = await referrals.http.post(
+        url, headers=referrals.agent(client.unit_id), json={"reason": "client_moved", "on": "2026-03-02"}
+    )
+    assert r.status_code == 200 and r.json()["closed_on"] == "2026-03-02"
+
+
+async def test_a_consent_withdrawn_before_the_clinics_answer_cancels_on_the_answers_day(
+    referrals: Referrals,
+) -> None:
+    """A withdrawal recorded late (dated before the clinic accepted) cannot close the referral
+    before that acceptance: it is cancelled on the day of the clinic's last answer."""
+    await referrals.add_clinic()
+    client = await referrals.client()
+    assert client.consent_id is not None
+    referral_id = await referrals.referral(client)
+    assert (await referrals.answer(referral_id, answer="accepted", on="2026-03-02")).status_code == 200
+    await referrals.feed(
+        ConsentWithdrawn(consent_id=client.consent_id, client_id=client.client_id, on=date(2026, 3, 1))
+    )
+    referral = await referrals.get(referral_id)
+    assert (referral["status"], referral["closed_on"]) == ("cancelled", "2026-03-02")
 
 
 async def test_cancelling_on_a_withdrawn_consent_carries_the_withdrawals_correlation(

@@ -149,11 +149,25 @@ def test_a_duplicate_a_step_back_or_anything_after_closing_is_never_premature() 
         assert not caught.value.premature
 
 
-def test_a_cancellation_cannot_predate_the_referral() -> None:
-    assert domain.cancellation_day(date(2026, 3, 1), referred_on=date(2026, 3, 1)) == date(2026, 3, 1)
-    with pytest.raises(Invalid) as caught:
-        domain.cancellation_day(date(2026, 2, 28), referred_on=date(2026, 3, 1))
-    assert (caught.value.code, caught.value.field) == ("cancelled_before_referral", "on")
+def test_a_cancellation_lies_between_the_referral_or_the_clinics_last_answer_and_today() -> None:
+    referred, today = date(2026, 3, 1), date(2026, 3, 20)
+    assert domain.cancellation_day(date(2026, 3, 1), referred, today) == date(2026, 3, 1)
+    assert domain.cancellation_day(date(2026, 3, 10), referred, today, date(2026, 3, 10)) == date(2026, 3, 10)
+    for on, last_answer, code in (
+        (date(2026, 2, 28), None, "cancelled_before_referral"),
+        (date(2999, 1, 1), None, "date_in_future"),
+        (date(2026, 3, 9), date(2026, 3, 10), "cancelled_before_answer"),
+    ):
+        with pytest.raises(Invalid) as caught:
+            domain.cancellation_day(on, referred, today, last_answer)
+        assert (caught.value.code, caught.value.field) == (code, "on")
+
+
+def test_a_withdrawn_consent_cancels_on_its_day_unless_the_referral_or_an_answer_came_later() -> None:
+    referred = date(2026, 3, 1)
+    assert domain.cancelled_on_withdrawal(date(2026, 3, 5), referred) == date(2026, 3, 5)
+    assert domain.cancelled_on_withdrawal(date(2026, 2, 20), referred) == referred
+    assert domain.cancelled_on_withdrawal(date(2026, 3, 5), referred, date(2026, 3, 8)) == date(2026, 3, 8)
 
 
 def test_a_clinic_serves_only_its_own_regencies() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from rehab_factories import MONDAY, Rehab, middling_whoqol
+import pytest
+from rehab_factories import MONDAY, Client, Rehab, middling_whoqol
 from sqlalchemy import func, select
 
 from pulih.kit.auth import Role
@@ -182,7 +183,7 @@ async def test_a_session_is_recorded_when_its_kind_suits_the_stage(rehab: Rehab)
         "kind",
     )
     assert "penerimaan_awal" in wrong.json()["message"]
-    future = await rehab.session(c, enrollment_id, date(2026, 3, 3))
+    future = await rehab.session(c, enrollment_id, date(2026, 3, 4))  # a day of slack, then no more
     assert (future.status_code, future.json()["code"], future.json()["field"]) == (
         422,
         "date_in_future",
@@ -305,3 +306,187 @@ async def test_a_discharge_or_a_follow_up_out_of_turn_is_refused(rehab: Rehab) -
     r = await rehab.http.post(follow_up, headers=c.agent, json={"on": "2026-03-01", "status": "abstinent"})
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "date_before_discharge", "on")
     assert await rehab.outbox() == before
+
+
+async def discharged_client(rehab: Rehab) -> tuple[Client, str]:
+    """A client enrolled on Monday 2 March and discharged (moved away) the same day."""
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    r = await rehab.http.post(
+        f"/v1/enrolments/{enrollment_id}/discharge",
+        headers=c.agent,
+        json={"on": "2026-03-02", "reason": "moved"},
+    )
+    assert r.status_code == 200, r.text
+    return c, enrollment_id
+
+
+@pytest.mark.parametrize(
+    ("day", "code"), [("2999-03-02", "date_in_future"), ("1800-03-02", "date_too_early")]
+)
+async def test_every_date_rehab_is_told_lies_between_1900_and_the_regency_s_tomorrow(
+    rehab: Rehab, day: str, code: str
+) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    gone, gone_enrolment = await discharged_client(rehab)
+    session = {"agent_id": c.agent_id, "held_on": day, "kind": "konseling", "attended": True, "minutes": 60}
+    requests = [
+        (
+            "/v1/enrolments",
+            c.agent,
+            {"client_id": c.client_id, "agent_id": c.agent_id, "enrolled_on": day},
+            "enrolled_on",
+        ),
+        (f"/v1/enrolments/{enrollment_id}/sessions", c.agent, session, "held_on"),
+        (
+            f"/v1/enrolments/{gone_enrolment}/assessments",
+            gone.agent,
+            {"timepoint": "follow_up", "assessed_on": day, "answers": middling_whoqol()},
+            "assessed_on",
+        ),
+        (f"/v1/enrolments/{enrollment_id}/discharge", c.agent, {"on": day, "reason": "moved"}, "on"),
+        (f"/v1/clients/{gone.client_id}/follow-ups", gone.agent, {"on": day, "status": "abstinent"}, "on"),
+    ]
+    before = await rehab.outbox()
+    for url, headers, body, field in requests:
+        r = await rehab.http.post(url, headers=headers, json=body)
+        assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, code, field), url
+    assert await rehab.outbox() == before
+    assert (await rehab.enrolment(enrollment_id))["status"] == "active"
+
+
+async def test_a_date_a_day_past_the_regency_s_today_is_slack_for_a_device_ahead_of_it(rehab: Rehab) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 3))  # Jayapura is past midnight already
+    assert r.status_code == 201, r.text
+
+
+async def test_nothing_is_dated_before_what_it_rests_on(rehab: Rehab) -> None:
+    c = await rehab.screened_client()  # screened on 23 February
+    r = await rehab.enrol(c, date(2026, 2, 20))
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422,
+        "date_before_screening",
+        "enrolled_on",
+    )
+    assert await rehab.outbox() == [] and await count(rehab, Enrolment) == 0
+
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 3, 5))
+    assert (await rehab.session(c, enrollment_id, date(2026, 3, 4))).status_code == 201
+    before = await rehab.outbox()
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 1))
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "date_before_enrolment", "held_on")
+    r = await rehab.http.post(
+        f"/v1/enrolments/{enrollment_id}/discharge",
+        headers=c.agent,
+        json={"on": "2026-03-03", "reason": "moved"},
+    )
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "date_before_last_seen", "on")
+    assert await rehab.outbox() == before
+
+    gone, gone_enrolment = await discharged_client(rehab)
+    await rehab.to(date(2026, 3, 10))
+    follow_up = {"timepoint": "follow_up", "assessed_on": "2026-03-01", "answers": middling_whoqol()}
+    before = await rehab.outbox()
+    r = await rehab.http.post(
+        f"/v1/enrolments/{gone_enrolment}/assessments", headers=gone.agent, json=follow_up
+    )
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422,
+        "date_before_enrolment",
+        "assessed_on",
+    )
+    r = await rehab.http.post(
+        f"/v1/enrolments/{gone_enrolment}/assessments",
+        headers=gone.agent,
+        json={**follow_up, "assessed_on": "2026-03-02"},
+    )
+    assert r.status_code == 201, r.text  # on the day of the discharge
+    assert (await rehab.outbox_names())[len(before) :] == ["QualityOfLifeAssessed"]
+
+
+async def test_a_follow_up_assessment_before_the_discharge_or_an_exit_before_aftercare_is_refused(
+    rehab: Rehab,
+) -> None:
+    c = await rehab.screened_client()
+    sent_back = await rehab.enrolled(c)  # on 2 March; at a clinic from 4 March, back in aftercare on 9 March
+    referral_id = await rehab.refer(c, date(2026, 3, 4))
+    await rehab.to(date(2026, 3, 9))
+    await rehab.close_referral(referral_id, date(2026, 3, 9), "completed", back_referral=True)
+    other = await rehab.screened_client()
+    moved = await rehab.enrolled(other)  # on 2 March; moved away on 9 March
+    r = await rehab.http.post(
+        f"/v1/enrolments/{moved}/discharge", headers=other.agent, json={"on": "2026-03-09", "reason": "moved"}
+    )
+    assert r.status_code == 200, r.text
+    before = await rehab.outbox()
+
+    r = await rehab.http.post(
+        f"/v1/enrolments/{sent_back}/assessments",
+        headers=c.agent,
+        json={"timepoint": "exit", "assessed_on": "2026-03-05", "answers": middling_whoqol()},
+    )
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422,
+        "date_before_aftercare",
+        "assessed_on",
+    )
+    r = await rehab.http.post(
+        f"/v1/enrolments/{moved}/assessments",
+        headers=other.agent,
+        json={"timepoint": "follow_up", "assessed_on": "2026-03-06", "answers": middling_whoqol()},
+    )
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422,
+        "date_before_discharge",
+        "assessed_on",
+    )
+    assert await rehab.outbox() == before
+
+
+async def test_a_screening_older_than_the_programme_allows_asks_for_a_new_one(rehab: Rehab) -> None:
+    c = await rehab.screened_client()  # screened on 23 February
+    await rehab.to(date(2026, 5, 25))  # 91 days later
+    r = await rehab.enrol(c, date(2026, 5, 25))
+    assert (r.status_code, r.json()["code"]) == (409, "screening_too_old")
+    assert "screen the client again" in r.json()["message"]
+    assert await rehab.outbox() == [] and await count(rehab, Enrolment) == 0
+    r = await rehab.enrol(c, date(2026, 5, 24), baseline=middling_whoqol())  # 90 days: still good
+    assert r.status_code == 201, r.text
+
+
+SOME_ID = "0190f3a2-7c41-7000-8000-000000000001"
+MALFORMED = [
+    ("POST", "/v1/enrolments", {"enrolled_on": "someday", "extra": 1}),
+    ("GET", "/v1/enrolments?status=asleep&unit_id=nobody", None),
+    ("GET", "/v1/enrolments/not-an-id", None),
+    ("POST", f"/v1/enrolments/{SOME_ID}/discharge", {"on": "2026-02-30", "reason": "bored"}),
+    ("POST", f"/v1/enrolments/{SOME_ID}/assessments", {"timepoint": "whenever"}),
+    ("POST", f"/v1/enrolments/{SOME_ID}/sessions", {"kind": "karaoke", "minutes": -5}),
+    ("POST", "/v1/clients/not-an-id/follow-ups", {"status": "fine"}),
+    ("GET", "/v1/clients/not-an-id", None),
+    ("GET", "/v1/units/not-an-id/worklist?date=yesterday", None),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body"), MALFORMED, ids=[f"{m} {u}" for m, u, _ in MALFORMED])
+async def test_a_caller_without_a_field_role_is_refused_before_the_request_is_read(
+    rehab: Rehab, method: str, url: str, body: dict[str, object] | None
+) -> None:
+    """National, clinic, service and admin tokens learn nothing of a request's shape."""
+    c = await rehab.screened_client()
+    r = await rehab.http.request(method, url, headers=c.agent, json=body)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid")  # the request is malformed indeed
+    outsiders = [
+        auth(Role.NATIONAL),
+        auth(Role.CLINIC, clinic_id="klinik-pratama-cilacap"),
+        auth(Role.SERVICE, sub="referral"),
+        auth(Role.ADMIN),
+    ]
+    for headers in outsiders:
+        r = await rehab.http.request(method, url, headers=headers, json=body)
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden_role"), r.text
+    assert await rehab.outbox() == []

@@ -9,11 +9,13 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from rehab_factories import MONDAY, Rehab, middling_whoqol
+from rehab_factories import MONDAY, Client, Rehab, middling_whoqol
+from sqlalchemy import select
 
 from pulih.kit.service import StartupError
 from pulih.kit.testing import service_app
 from pulih.rehab.app import build
+from pulih.rehab.store import FollowUp
 
 
 def phases_completed(events: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
@@ -100,6 +102,144 @@ async def test_three_weeks_without_an_attended_session_discharges_as_dropped_out
             "reason": "dropped_out",
         }
     ]
+
+
+async def dropped_out_on_april_1(rehab: Rehab) -> tuple[Client, str]:
+    """A client enrolled on Monday 2 March, last seen on 11 March, out by the rule on 1 April."""
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    await rehab.to(date(2026, 3, 11))
+    assert (await rehab.session(c, enrollment_id, date(2026, 3, 11), kind="edukasi")).status_code == 201
+    await rehab.to(date(2026, 4, 6))
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["discharge_reason"]) == ("discharged", "dropped_out")
+    return c, enrollment_id
+
+
+async def follow_ups_due(rehab: Rehab, enrollment_id: str) -> list[date | None]:
+    async with rehab.runtime.database.sessions() as s:
+        rows = await s.scalars(
+            select(FollowUp.due_on)
+            .where(FollowUp.enrollment_id == uuid.UUID(enrollment_id))
+            .order_by(FollowUp.due_on)
+        )
+        return list(rows)
+
+
+async def test_a_session_synced_late_disproves_the_dropout_and_reopens_the_enrolment(rehab: Rehab) -> None:
+    c, enrollment_id = await dropped_out_on_april_1(rehab)
+    assert await follow_ups_due(rehab, enrollment_id) == [date(2026, 7, 1), date(2026, 10, 1)]
+    worklist = f"/v1/units/{c.unit_id}/worklist?date=2026-04-06"
+    assert (await rehab.http.get(worklist, headers=c.agent)).json()["agents"] == []
+    before = await rehab.envelopes()
+
+    # the tablet that recorded a group session on 25 March syncs on 6 April
+    r = await rehab.http.post(
+        f"/v1/enrolments/{enrollment_id}/sessions",
+        headers={**c.agent, "X-Request-Id": "tablet-3:session:9"},
+        json={
+            "agent_id": c.agent_id,
+            "held_on": "2026-03-25",
+            "kind": "kelompok",
+            "attended": True,
+            "minutes": 90,
+        },
+    )
+    assert (r.status_code, r.json()["phase"]) == (201, "intervensi"), r.text
+
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["discharged_on"], enrolment["discharge_reason"]) == (
+        "active",
+        None,
+        None,
+    )
+    assert enrolment["phases"][-1] == {"phase": "intervensi", "started_on": "2026-03-09", "ended_on": None}
+    new = (await rehab.envelopes())[len(before) :]
+    assert [e["type"] for e in new] == ["pulih.rehab.DropoutReversed.v1", "pulih.rehab.SessionHeld.v1"]
+    assert new[0]["data"] == {
+        "enrollment_id": enrollment_id,
+        "client_id": c.client_id,
+        "dropped_out_on": "2026-04-01",
+        "on": "2026-03-25",
+    }
+    assert new[1]["data"]["held_on"] == "2026-03-25" and new[1]["data"]["attended"] is True
+    assert {e["correlationid"] for e in new} == {"tablet-3:session:9"}
+    assert await follow_ups_due(rehab, enrollment_id) == []  # the dropout's follow-ups are gone
+
+    tasks = (await rehab.http.get(worklist, headers=c.agent)).json()["agents"][0]["tasks"]
+    assert [(t["kind"], t["due_on"]) for t in tasks] == [("session_overdue", "2026-04-05")]  # back at work
+    assert {t["enrollment_id"] for t in tasks} == {enrollment_id}
+
+
+async def test_a_reopened_enrolment_meets_the_time_rules_again_from_the_late_session(rehab: Rehab) -> None:
+    c, enrollment_id = await dropped_out_on_april_1(rehab)
+    await rehab.to(date(2026, 5, 4))
+    before = await rehab.outbox()
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 25), kind="kelompok")
+    assert r.status_code == 201, r.text
+    new = (await rehab.outbox())[len(before) :]
+    assert [(name, d.get("on")) for name, d in new] == [
+        ("DropoutReversed", "2026-03-25"),
+        ("SessionHeld", None),
+        ("ClientDischarged", "2026-04-15"),  # three weeks after the late session, still unseen
+    ]
+    assert new[-1][1]["reason"] == "dropped_out"
+    enrolment = await rehab.enrolment(enrollment_id)
+    assert (enrolment["status"], enrolment["discharged_on"]) == ("discharged", "2026-04-15")
+    assert enrolment["phases"][-1]["ended_on"] == "2026-04-15"
+    assert await follow_ups_due(rehab, enrollment_id) == [date(2026, 7, 15), date(2026, 10, 15)]
+
+
+async def test_a_late_session_that_does_not_disprove_the_dropout_is_refused(rehab: Rehab) -> None:
+    c, enrollment_id = await dropped_out_on_april_1(rehab)
+    before = await rehab.outbox()
+    missed = await rehab.session(c, enrollment_id, date(2026, 3, 25), kind="kelompok", attended=False)
+    after = await rehab.session(c, enrollment_id, date(2026, 4, 2), kind="kelompok")
+    known = await rehab.session(c, enrollment_id, date(2026, 3, 10), kind="kelompok")  # before Mar 11
+    for r in (missed, after, known):
+        assert (r.status_code, r.json()["code"]) == (409, "enrolment_discharged"), r.text
+    assert await rehab.outbox() == before
+    assert (await rehab.enrolment(enrollment_id))["status"] == "discharged"
+
+    again = await rehab.enrol(c, date(2026, 4, 6))  # back in the programme, in a new enrolment
+    assert again.status_code == 201, again.text
+    before = await rehab.outbox()
+    r = await rehab.session(c, enrollment_id, date(2026, 3, 25), kind="kelompok")
+    assert (r.status_code, r.json()["code"]) == (409, "enrolled_again")  # one enrolment at a time
+    assert await rehab.outbox() == before
+
+
+async def test_a_discharge_other_than_the_rules_dropout_is_never_reversed(rehab: Rehab) -> None:
+    # completed: an aftercare-only enrolment whose client came every week of its four
+    c = await rehab.screened_client(recommendation="referral")
+    referral_id = await rehab.refer(c, date(2026, 2, 25))
+    await rehab.close_referral(referral_id, MONDAY, "completed", back_referral=True)
+    [listed] = (await rehab.http.get(f"/v1/enrolments?unit_id={c.unit_id}", headers=c.agent)).json()
+    completed = listed["enrollment_id"]
+    # dropped out and moved away, in an agent's own words
+    by_agent = [(reason, await rehab.screened_client()) for reason in ("dropped_out", "moved")]
+    enrolments = [await rehab.enrolled(other) for _, other in by_agent]
+    for day in (date(2026, 3, 4), date(2026, 3, 11), date(2026, 3, 18), date(2026, 3, 25)):
+        await rehab.to(day)
+        assert (await rehab.session(c, completed, day, kind="pemantauan")).status_code == 201
+        if day == date(2026, 3, 11):
+            for (reason, other), enrollment_id in zip(by_agent, enrolments, strict=True):
+                r = await rehab.http.post(
+                    f"/v1/enrolments/{enrollment_id}/discharge",
+                    headers=other.agent,
+                    json={"on": "2026-03-11", "reason": reason},
+                )
+                assert r.status_code == 200, r.text
+    await rehab.to(date(2026, 4, 6))
+    assert (await rehab.enrolment(completed))["discharge_reason"] == "completed"
+
+    before = await rehab.outbox()
+    r = await rehab.session(c, completed, date(2026, 3, 27), kind="pemantauan")
+    assert (r.status_code, r.json()["code"]) == (409, "enrolment_discharged")
+    for (_, other), enrollment_id in zip(by_agent, enrolments, strict=True):
+        r = await rehab.session(other, enrollment_id, date(2026, 3, 9), kind="kelompok")
+        assert (r.status_code, r.json()["code"]) == (409, "enrolment_discharged")
+    assert await rehab.outbox() == before
 
 
 async def test_the_scheduler_catches_up_after_being_away_and_fires_each_change_once(rehab: Rehab) -> None:

@@ -11,17 +11,22 @@ from pulih.kit.programme import load_programme
 from pulih.rehab.domain.programme import programme_from
 from pulih.rehab.domain.timeline import (
     Discharged,
+    DropoutReversal,
     PhaseClosed,
     PhasePeriod,
     Status,
+    Timeline,
     TimelineError,
     advance,
+    discharge_on_request,
+    disproves_dropout,
     enrol,
     enrol_in_aftercare,
     pause,
     phase_on,
     resume_in_aftercare,
     resume_where_paused,
+    reverse_dropout,
     seen,
 )
 
@@ -88,6 +93,57 @@ def test_three_weeks_without_an_attended_session_is_a_dropout() -> None:
     timeline, changes = advance(IBM, timeline, date(2026, 4, 2))
     assert changes == [Discharged(date(2026, 4, 1), DischargeReason.DROPPED_OUT)]
     assert timeline.status is Status.DISCHARGED
+
+
+def dropped_out_on_april_1() -> Timeline:
+    """Enrolled on Monday 2 March, last seen on Wednesday 11 March, out by the rule on 1 April."""
+    timeline, _ = enrol(IBM, MONDAY)
+    timeline, _ = advance(IBM, seen(timeline, date(2026, 3, 11)), date(2026, 4, 2))
+    assert (timeline.discharged_on, timeline.discharge_reason) == (
+        date(2026, 4, 1),
+        DischargeReason.DROPPED_OUT,
+    )
+    return timeline
+
+
+def test_an_attended_session_in_the_weeks_counted_as_unseen_disproves_the_dropout() -> None:
+    timeline = dropped_out_on_april_1()
+    assert disproves_dropout(timeline, date(2026, 3, 12), attended=True)  # the day after the last sighting
+    assert disproves_dropout(timeline, date(2026, 4, 1), attended=True)  # seen that day, never out
+    assert not disproves_dropout(timeline, date(2026, 3, 25), attended=False)  # held, not attended
+    assert not disproves_dropout(timeline, date(2026, 3, 11), attended=True)  # the rule knew of it
+    assert not disproves_dropout(timeline, date(2026, 4, 2), attended=True)  # after the dropout
+
+
+def test_a_reversed_dropout_reopens_the_stage_and_the_rules_run_again_from_the_session() -> None:
+    timeline, reversal = reverse_dropout(dropped_out_on_april_1(), date(2026, 3, 25))
+    assert reversal == DropoutReversal(dropped_out_on=date(2026, 4, 1), on=date(2026, 3, 25))
+    assert (timeline.status, timeline.phase, timeline.last_seen_on) == (
+        Status.ACTIVE,
+        Phase.INTERVENSI,
+        date(2026, 3, 25),
+    )
+    assert (timeline.discharged_on, timeline.discharge_reason) == (None, None)
+    assert advance(IBM, timeline, date(2026, 4, 15))[1] == []  # three weeks from Mar 25 end on Apr 15
+    timeline, changes = advance(IBM, timeline, date(2026, 4, 16))
+    assert changes == [Discharged(date(2026, 4, 15), DischargeReason.DROPPED_OUT)]
+    assert disproves_dropout(timeline, date(2026, 4, 10), attended=True)  # and this one can go too
+
+
+def test_a_dropout_an_agent_recorded_and_every_other_discharge_stand() -> None:
+    timeline, _ = enrol(IBM, MONDAY)
+    timeline = seen(timeline, date(2026, 3, 11))
+    for reason in DischargeReason:
+        if reason is DischargeReason.COMPLETED:
+            continue
+        discharged, _ = discharge_on_request(timeline, date(2026, 4, 1), reason)
+        assert not disproves_dropout(discharged, date(2026, 3, 25), attended=True), reason
+        with pytest.raises(TimelineError):
+            reverse_dropout(discharged, date(2026, 3, 25))
+    completed = enrol_in_aftercare(IBM, MONDAY)
+    completed, _ = advance(IBM, seen(completed, date(2026, 3, 25)), date(2026, 4, 1))
+    assert completed.discharge_reason is DischargeReason.COMPLETED
+    assert not disproves_dropout(completed, date(2026, 3, 27), attended=True)
 
 
 def test_a_paused_enrolment_neither_progresses_nor_drops_out() -> None:

@@ -9,13 +9,25 @@ Publish::
 Consume::
 
     event = parse_event(body)                 # InvalidEvent(reason) if it is not one
+
+Reading is tolerant: attributes and data fields this version does not know are ignored, except
+identity keys (``identity_keys.IDENTITY_KEYS``), which are refused. Building is strict: a model
+refuses a field the catalogue does not have.
 """
 
 from pulih.contracts import codes, events
 from pulih.contracts.consent import ConsentTerms
 from pulih.contracts.envelope import CloudEvent, envelope_type, new_event, new_event_id
 from pulih.contracts.event import SERVICES, Event
-from pulih.contracts.events import ALL_EVENTS, clinic, outreach, referral, rehab, reporting
+from pulih.contracts.events import (
+    ALL_EVENTS,
+    clinic,
+    dead_letters,
+    outreach,
+    referral,
+    rehab,
+    reporting,
+)
 from pulih.contracts.registry import (
     DEFAULT_REGISTRY,
     EVENT_TYPES,
@@ -49,6 +61,7 @@ __all__ = [
     "clinic",
     "clinic_answers",
     "codes",
+    "dead_letters",
     "dlq_subject",
     "envelope_type",
     "event_subject_pattern",

@@ -1,8 +1,14 @@
 """Every event by its CloudEvent ``type``, upcasters for old versions, and message parsing.
 
 Reading a message is: decode JSON, upcast old versions step by step (``v1 -> v2 -> v3``) to
-the current shape, look up the model of the resulting ``type``, validate. Handlers only ever
-see current versions; no ``if version == 1`` anywhere else.
+the current shape, look up the model of the resulting ``type``, refuse identity keys, validate
+tolerantly. Handlers only ever see current versions; no ``if version == 1`` anywhere else.
+
+Tolerance lives here, in reading, and nowhere else. The models forbid unknown fields, so an
+event Pulih *builds* with a misspelt field fails at once; :meth:`EventRegistry.parse` validates
+with ``extra="ignore"``, so a message *read* with an attribute or data field this version does
+not know (``dataschema``, a newer optional field) is applied without it. An unknown key that
+names identity data is the exception (:mod:`pulih.contracts.identity_keys`): it is refused.
 """
 
 import copy
@@ -17,6 +23,7 @@ from pydantic import ValidationError
 from pulih.contracts.envelope import CloudEvent, envelope_type
 from pulih.contracts.event import Event
 from pulih.contracts.events import ALL_EVENTS
+from pulih.contracts.identity_keys import find_identity_key
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the ``data`` of one event version into the ``data`` of the next."""
@@ -131,8 +138,9 @@ class EventRegistry:
     def parse(self, raw: bytes | str | Mapping[str, Any]) -> CloudEvent[Event]:
         """Read one message: JSON text or an already decoded object.
 
-        Raises :class:`InvalidEvent` with a short reason for anything but a valid event of a
-        registered type (after upcasting).
+        Attributes and data fields the model does not know are ignored, except identity keys
+        (at any depth), which are refused. Raises :class:`InvalidEvent` with a short reason for
+        anything but a valid event of a registered type (after upcasting).
         """
         if isinstance(raw, bytes | bytearray | str):
             try:
@@ -150,8 +158,12 @@ class EventRegistry:
         if not isinstance(type_name, str):
             raise InvalidEvent("type: Input should be a valid string")
         model = self.model_for(type_name)
+        envelope_model = envelope_type(model)
+        identity = find_identity_key(envelope, envelope_model)
+        if identity is not None:
+            raise InvalidEvent(f"{identity}: identity keys are refused, no event carries a person's identity")
         try:
-            return envelope_type(model).model_validate(envelope)
+            return envelope_model.model_validate(envelope, extra="ignore")
         except ValidationError as exc:
             raise InvalidEvent(_describe(exc)) from exc
 

@@ -2,7 +2,15 @@
 
 One file per event, ``<EventName>.v<N>.json``: the CloudEvents envelope whose ``type`` is that
 event's and whose ``data`` is that event's model, so a raw NATS message validates against the
-one file alone. The files are generated; ``contracts/schemas`` holds the checked-in copy::
+one file alone. Every service's dead letter is called ``EventDeadLettered``, so their files are
+``<service>.EventDeadLettered.v1.json``.
+
+The schemas read like Pulih's own consumers (EVENTS.md, "Compatibility: tolerant readers"): an
+object may hold properties the schema does not name, so a clinic validating with them keeps
+working when Pulih adds an optional field; but no object, at any depth, may hold an identity key
+(:data:`~pulih.contracts.identity_keys.IDENTITY_KEYS`) that its own schema does not declare.
+
+The files are generated; ``contracts/schemas`` holds the checked-in copy::
 
     python -m pulih.contracts.schemas --write contracts/schemas   # regenerate
     python -m pulih.contracts.schemas --check contracts/schemas   # exit 1 on drift
@@ -19,6 +27,8 @@ from typing import Any
 
 from pulih.contracts.envelope import CloudEvent, envelope_type
 from pulih.contracts.event import Event
+from pulih.contracts.events.dead_letters import EventDeadLettered
+from pulih.contracts.identity_keys import IDENTITY_KEYS
 from pulih.contracts.registry import EVENT_TYPES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,13 +36,19 @@ ID_BASE = "https://pulih.id/schemas/"
 WRITE_COMMAND = "python -m pulih.contracts.schemas --write contracts/schemas"
 """The command that regenerates the checked-in schemas (run from the project root)."""
 
-_SCHEMA_FILE = re.compile(r"^[A-Z][A-Za-z0-9]*\.v[0-9]+\.json$")
+_SCHEMA_FILE = re.compile(r"^([a-z]+\.)?[A-Z][A-Za-z0-9]*\.v[0-9]+\.json$")
 _ALWAYS_SENT = ("specversion", "datacontenttype")
+NO_IDENTITY_KEYS = "NoIdentityKeys"
+"""The ``$defs`` entry every undeclared property must match: any JSON without identity keys."""
 
 
 def schema_file_name(model: type[Event]) -> str:
-    """The file holding ``model``'s schema, e.g. ``ClientScreened.v1.json``."""
-    return f"{model.event_name()}.v{model.version}.json"
+    """The file holding ``model``'s schema, e.g. ``ClientScreened.v1.json``, or
+    ``rehab.EventDeadLettered.v1.json`` for a dead letter (a name every consuming service uses)."""
+    name = f"{model.event_name()}.v{model.version}.json"
+    if issubclass(model, EventDeadLettered):
+        return f"{model.service_name}.{name}"
+    return name
 
 
 def event_schema(model: type[Event]) -> dict[str, Any]:
@@ -54,6 +70,7 @@ def event_schema(model: type[Event]) -> dict[str, Any]:
     }
     required = set(schema.get("required", ())) | set(_ALWAYS_SENT)
     schema["required"] = [name for name in CloudEvent.model_fields if name in required]
+    _read_tolerantly(schema)
     schema.update(
         {
             "$schema": DIALECT,
@@ -63,6 +80,27 @@ def event_schema(model: type[Event]) -> dict[str, Any]:
         }
     )
     return schema
+
+
+def _read_tolerantly(schema: dict[str, Any]) -> None:
+    """Let every object of ``schema`` (the envelope and each model in ``$defs``) hold properties
+    it does not name, except identity keys, refused in it and at any depth inside them."""
+    definitions = schema.setdefault("$defs", {})
+    for model_schema in [schema, *definitions.values()]:
+        if model_schema.get("type") != "object" or "properties" not in model_schema:
+            continue
+        declared = model_schema["properties"]
+        model_schema["additionalProperties"] = {"$ref": f"#/$defs/{NO_IDENTITY_KEYS}"}
+        model_schema["propertyNames"] = {"not": {"enum": [k for k in IDENTITY_KEYS if k not in declared]}}
+    definitions[NO_IDENTITY_KEYS] = {
+        "description": (
+            "Any JSON value in which no object, at any depth, has an identity key: what a "
+            "property this schema does not name may hold (readers ignore it)."
+        ),
+        "propertyNames": {"not": {"enum": list(IDENTITY_KEYS)}},
+        "additionalProperties": {"$ref": f"#/$defs/{NO_IDENTITY_KEYS}"},
+        "items": {"$ref": f"#/$defs/{NO_IDENTITY_KEYS}"},
+    }
 
 
 def render_schema(model: type[Event]) -> str:

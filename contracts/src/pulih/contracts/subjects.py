@@ -13,6 +13,7 @@ import re
 
 from pulih.contracts.envelope import CloudEvent
 from pulih.contracts.event import Event
+from pulih.contracts.events.dead_letters import EventDeadLettered
 
 _REGENCY = re.compile(r"^[0-9]{4}$")
 _CLINIC_ID = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -45,7 +46,8 @@ def subject_for(event: CloudEvent[Event] | Event, regency: str, *, clinic_id: st
     """The subject to publish ``event`` (an envelope or bare data) on in ``regency``.
 
     Referral events take the clinic from their data (``clinic_id``, if given, must agree);
-    clinic events need ``clinic_id``, the clinic answering. Raises ``ValueError`` when the
+    clinic events need ``clinic_id``, the clinic answering; a service's dead letter goes to its
+    dead-letter subject. Raises ``ValueError`` when the
     clinic is missing, superfluous or contradicts the data, or when ``regency`` is not the
     event's own.
     """
@@ -58,6 +60,10 @@ def subject_for(event: CloudEvent[Event] | Event, regency: str, *, clinic_id: st
     model = type(data)
     if not model.is_concrete():
         raise ValueError(f"{model.__name__} is not a concrete event")
+    if issubclass(model, EventDeadLettered):
+        if clinic_id is not None:
+            raise ValueError(f"{model.event_name()} subjects have no clinic")
+        return dlq_subject(regency, model.service_name)
     base = f"ibm.{_regency(regency)}.{model.service_name}"
     token = model.subject_token()
     if model.service_name == "referral":
@@ -84,6 +90,10 @@ def event_subject_pattern(regency: str, model: type[Event], *, clinic_id: str | 
     """
     if not model.is_concrete():
         raise ValueError(f"{model.__name__} is not a concrete event")
+    if issubclass(model, EventDeadLettered):
+        if clinic_id is not None:
+            raise ValueError(f"{model.event_name()} subjects have no clinic")
+        return dlq_subject(regency, model.service_name)
     base = f"ibm.{_regency(regency)}.{model.service_name}"
     token = model.subject_token()
     slot = "*" if clinic_id is None else _clinic(clinic_id)

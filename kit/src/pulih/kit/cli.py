@@ -14,6 +14,13 @@ from pulih.kit.settings import Settings
 from pulih.kit.tail import run_tail
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulih", description="Pulih: community-based recovery (IBM)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,10 +32,16 @@ def _parser() -> argparse.ArgumentParser:
 
     events = sub.add_parser("events", help="look at the regency's events")
     events_sub = events.add_subparsers(dest="events_command", required=True)
-    tail = events_sub.add_parser("tail", help="print events as they arrive, one line each")
+    tail = events_sub.add_parser("tail", help="print events as they arrive (or the last N), one line each")
     tail.add_argument("--all", action="store_true", help="start from the first event in the stream")
     tail.add_argument("--subject", help="only this subject (wildcards allowed)")
     tail.add_argument("--limit", type=int, help="stop after this many events")
+    tail.add_argument(
+        "--last",
+        type=_positive,
+        metavar="N",
+        help="print the last N events in the stream, newest last, and stop",
+    )
 
     token = sub.add_parser("token", help="print a development token for a role")
     token.add_argument("role", choices=[r.value for r in Role])
@@ -40,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "last", None) and (args.all or args.limit is not None):
+        parser.error("--last N prints the last N events and stops: it goes with neither --all nor --limit")
     if getattr(args, "regency", None):
         os.environ["PULIH_REGENCY"] = args.regency
     if getattr(args, "data_dir", None):
@@ -60,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             replay_all=args.all,
             subject=args.subject,
             limit=args.limit,
+            last=args.last,
         )
         return 0
     if args.command == "token":

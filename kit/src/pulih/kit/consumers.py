@@ -5,6 +5,8 @@ parsed against the contract; the event's handler runs in one unit of work togeth
 inbox record, and the message is acknowledged after the commit (FastStream's NACK_ON_ERROR).
 Whatever the handler emits names the consumed event as its cause.
 
+- Reading is tolerant (:func:`pulih.contracts.parse_event`): attributes and data fields this
+  version does not know are ignored, identity keys refused.
 - An invalid message goes to ``ibm.<regency>.dlq.<service>`` with the reason, then is
   terminated: it is never retried and never stops the consumer.
 - A handler that raises :class:`NotReadyYet` (the event depends on one not applied yet) is
@@ -14,6 +16,11 @@ Whatever the handler emits names the consumed event as its cause.
   code becomes the error), is dead-lettered at once with its reason, and nothing changes.
 - After ``max_deliver`` attempts the message goes to the dead-letter subject too.
 
+A dead letter is a CloudEvent of the consuming service, ``pulih.<service>.EventDeadLettered.v1``
+(EVENTS.md, "Dead letters"), with a bounded copy of the message (at most 64 KiB, identity values
+redacted; none if even that does not fit the stream's message limit); the original stays in the
+stream at ``stream_seq``. Its headers repeat its envelope, like every event's.
+
 Each service has its own JetStream consumer: the durable name is ``<service>-<durable>``, so two
 services that both read, say, outreach's events never split one consumer's messages.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +39,19 @@ from faststream.exceptions import NackMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.js.api import AckPolicy as JetStreamAckPolicy
+from nats.js.errors import BadRequestError
 
-from pulih.contracts import CloudEvent, Event, InvalidEvent, dlq_subject, parse_event, stream_name
+from pulih.contracts import CloudEvent, Event, InvalidEvent, new_event, parse_event, stream_name, subject_for
+from pulih.contracts.events.dead_letters import (
+    PAYLOAD_LIMIT,
+    EventDeadLettered,
+    dead_letter_model,
+    dead_letter_of,
+)
 from pulih.kit import inbox
+from pulih.kit.emitter import current_traceparent
 from pulih.kit.errors import PulihError
+from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 
@@ -73,6 +90,14 @@ def retry_delay(attempt: int, base_seconds: float) -> float:
     return float(min(base_seconds * 2 ** max(attempt - 1, 0), 60.0))
 
 
+_MESSAGE_TOO_LARGE = 10054
+"""JetStream's error code for a message over the stream's ``max_msg_size``."""
+
+_DEAD_LETTER_IDS = uuid.UUID("8e0b6a52-4f0f-4c53-9a57-4a4f1c1d5e6b")
+"""Namespace of dead-letter ids: one message dead-lettered twice by one consumer (a crash before
+its ``term``) gets the same id, so the stream's duplicate window keeps one dead letter."""
+
+
 async def dead_letter(
     broker: NatsBroker,
     regency: str,
@@ -81,32 +106,62 @@ async def dead_letter(
     consumer: str,
     subject: str,
     payload: bytes,
-    stream_seq: int | None,
+    stream_seq: int,
     attempts: int,
     error: str,
     reason: str,
-) -> None:
-    """Publish a message this consumer could not apply to the service's dead-letter subject."""
-    body = {
-        "consumer": consumer,
-        "subject": subject,
-        "stream_seq": stream_seq,
-        "attempts": attempts,
-        "error": error,
-        "reason": reason,
-        "payload": payload.decode("utf-8", errors="replace"),
-    }
-    await broker.publish(
-        json.dumps(body).encode(),
-        dlq_subject(regency, service),
-        headers={
-            "Nats-Msg-Id": f"dlq:{consumer}:{stream_seq}",
-            "Pulih-Dlq-Error": error,
-            "Pulih-Dlq-Reason": reason[:500],
-        },
-        stream=stream_name(regency),
-        timeout=5.0,
-    )
+) -> CloudEvent[EventDeadLettered]:
+    """Publish ``service``'s dead letter for a message its consumer could not apply.
+
+    The dead letter is the CloudEvent ``pulih.<service>.EventDeadLettered.v1`` on
+    ``ibm.<regency>.dlq.<service>``; it continues the refused event's chain where that event
+    was readable enough to name one. It is published with the NATS client itself, so its headers
+    are exactly its envelope's (see :func:`pulih.kit.outbox.envelope_headers`).
+    """
+    js = broker.connection.jetstream()
+    cause, chain = _chain_of(payload)
+    letter_id = uuid.uuid5(_DEAD_LETTER_IDS, f"{regency}/{consumer}/{stream_seq}")
+    # The whole copy first; if the stream's per-message limit (PULIH_STREAM_MAX_MSG_SIZE, set
+    # lower than the copy needs) refuses it, the dead letter without the copy: the reason must
+    # be recorded, and the original stays in the stream at stream_seq.
+    for payload_limit in (PAYLOAD_LIMIT, 0):
+        data = dead_letter_of(
+            service,
+            consumer=consumer,
+            subject=subject,
+            stream_seq=stream_seq,
+            attempts=attempts,
+            error=error,
+            reason=reason,
+            payload=payload,
+            payload_limit=payload_limit,
+        )
+        letter: CloudEvent[EventDeadLettered] = new_event(
+            data,
+            regency=regency,
+            id=letter_id,
+            correlationid=chain or str(letter_id),
+            causationid=cause,
+            traceparent=current_traceparent(),
+        )
+        headers = {
+            **envelope_headers(letter),
+            "Pulih-Dlq-Error": data.error,
+            "Pulih-Dlq-Reason": " ".join(data.reason.split())[:500],
+        }
+        try:
+            await js.publish(
+                subject_for(letter, regency),
+                letter.to_json(),
+                timeout=5.0,
+                stream=stream_name(regency),
+                headers=headers,
+            )
+        except BadRequestError as exc:
+            if exc.err_code != _MESSAGE_TOO_LARGE or payload_limit == 0:
+                raise
+            continue
+        break
     log.warning(
         "dead-lettered",
         extra={
@@ -117,6 +172,36 @@ async def dead_letter(
             "reason": reason,
         },
     )
+    return letter
+
+
+def _chain_of(payload: bytes) -> tuple[str | None, str | None]:
+    """The refused message's ``id`` and the chain it belongs to, where it names them.
+
+    Only a UUID is taken for an id (as written, so it names the stored message), and only a short
+    printable text for a ``correlationid``: the message was refused and anything in it may be
+    hostile.
+    """
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        return None, None
+    if not isinstance(message, dict):
+        return None, None
+    cause = message.get("id")
+    if not (isinstance(cause, str) and _is_uuid(cause)):
+        cause = None
+    chain = message.get("correlationid")
+    if not (isinstance(chain, str) and 0 < len(chain) <= 200 and chain.isprintable()):
+        chain = cause
+    return cause, chain
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return len(text) == 36 and bool(uuid.UUID(text))
+    except ValueError:
+        return False
 
 
 def subscribe_durable(
@@ -131,8 +216,9 @@ def subscribe_durable(
     """Register durable pull consumer ``durable`` on ``subject`` of the regency's stream.
 
     ``handlers`` maps event classes to what applies them; other event types on the subject are
-    acknowledged and skipped.
+    acknowledged and skipped. ``ValueError`` for a service without a dead-letter event.
     """
+    dead_letter_model(runtime.name)  # a service that cannot dead-letter must not start consuming
     settings = runtime.settings
     max_deliver = settings.max_deliver
     by_type = {model.type_name(): handler for model, handler in handlers.items()}

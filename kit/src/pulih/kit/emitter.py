@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulih.contracts import CloudEvent, Event, new_event, subject_for
+from pulih.contracts import CloudEvent, Event, new_event, new_event_id, subject_for
 from pulih.kit.outbox import add_to_outbox
 
 
@@ -35,11 +35,17 @@ class Emitter:
         causationid: str | None = None,
         clinic_id: str | None = None,
     ) -> CloudEvent[Event]:
-        """Wrap ``data`` in a CloudEvent and add it to the outbox in the session's transaction."""
+        """Wrap ``data`` in a CloudEvent and add it to the outbox in the session's transaction.
+
+        Every event names its chain (EVENTS.md): without a ``correlationid``, the event starts
+        a chain of its own and its ``id`` is the chain's.
+        """
+        event_id = new_event_id()
         envelope: CloudEvent[Event] = new_event(
             data,
             regency=self.regency,
-            correlationid=correlationid,
+            id=event_id,
+            correlationid=correlationid or str(event_id),
             causationid=causationid,
             traceparent=current_traceparent(),
         )

@@ -2,20 +2,33 @@
 
 One stream per regency holds every event of that regency (``ibm.<regency>.>``), on file storage,
 with a duplicate window long enough for an outbox relay to restart and publish again.
+
+The stream is the regency's history: projections are rebuilt from it and a consumer that was
+down for a week reads what it missed. So its limits never delete an event. It has a size limit
+with ``discard: new``: a full stream refuses new messages (the publisher gets an error) instead
+of dropping old ones, and an outbox keeps every refused event and publishes it again once an
+operator has made room. It has no age limit: an age limit deletes by the clock whether or not a
+consumer has read the message. A per-message limit bounds what one junk message can cost: it is
+refused before it is stored (clinics' NATS account holds them to far less still).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import ssl
+from dataclasses import dataclass
 from datetime import timedelta
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from nats.js.api import StorageType, StreamConfig
+from faststream.nats.security import NatsSecurity
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import regency_subjects, stream_name
 from pulih.kit.outbox import Publish
+from pulih.kit.settings import DEFAULT_STREAM_MAX_BYTES, DEFAULT_STREAM_MAX_MSG_SIZE, Settings
 
 log = logging.getLogger("pulih.messaging")
 
@@ -23,8 +36,40 @@ DUPLICATE_WINDOW = timedelta(minutes=10)
 """How long JetStream remembers a ``Nats-Msg-Id``: the longest relay outage that stays exact."""
 
 
-def make_broker(nats_url: str, *, name: str) -> NatsBroker:
-    """A FastStream NATS broker with OpenTelemetry propagation through message headers."""
+@dataclass(frozen=True)
+class StreamLimits:
+    """How much the regency stream may hold, and its largest message, in bytes."""
+
+    max_bytes: int = DEFAULT_STREAM_MAX_BYTES
+    max_msg_size: int = DEFAULT_STREAM_MAX_MSG_SIZE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamLimits:
+        """``PULIH_STREAM_MAX_BYTES`` and ``PULIH_STREAM_MAX_MSG_SIZE``."""
+        return cls(max_bytes=int(settings.stream_max_bytes), max_msg_size=int(settings.stream_max_msg_size))
+
+
+def nats_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for the regency's NATS server (deploy/tls), or None for the defaults.
+
+    ``PULIH_NATS_CA_FILE`` names the CA to trust (the regency's own, not the system's);
+    ``PULIH_NATS_CERT_FILE`` and ``PULIH_NATS_KEY_FILE`` a client certificate for a server that
+    verifies its clients. Without them a server that requires TLS is still spoken to over TLS,
+    trusting the system's CAs.
+    """
+    if settings.nats_ca_file is None and settings.nats_cert_file is None:
+        return None
+    context = ssl.create_default_context(cafile=str(settings.nats_ca_file) if settings.nats_ca_file else None)
+    if settings.nats_cert_file is not None and settings.nats_key_file is not None:
+        context.load_cert_chain(str(settings.nats_cert_file), str(settings.nats_key_file))
+    return context
+
+
+def make_broker(nats_url: str, *, name: str, tls: ssl.SSLContext | None = None) -> NatsBroker:
+    """A FastStream NATS broker with OpenTelemetry propagation through message headers.
+
+    ``tls`` (see :func:`nats_tls`) is used when the server requires TLS, as deploy/ does.
+    """
     return NatsBroker(
         nats_url,
         name=name,
@@ -33,44 +78,102 @@ def make_broker(nats_url: str, *, name: str) -> NatsBroker:
         reconnect_time_wait=1,
         connect_timeout=2,
         graceful_timeout=10,
+        security=NatsSecurity(ssl_context=tls) if tls is not None else None,
     )
 
 
-def regency_stream_config(regency: str) -> StreamConfig:
-    """The configuration of stream ``IBM_<regency>``."""
+def regency_stream_config(regency: str, limits: StreamLimits | None = None) -> StreamConfig:
+    """The configuration of stream ``IBM_<regency>`` (see the module's docstring for its limits)."""
+    limits = limits or StreamLimits()
     return StreamConfig(
         name=stream_name(regency),
         subjects=[regency_subjects(regency)],
         storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
         duplicate_window=DUPLICATE_WINDOW.total_seconds(),
         description=f"Every event of regency {regency}",
+        max_bytes=limits.max_bytes,
+        max_msg_size=limits.max_msg_size,
+        discard=DiscardPolicy.NEW,
+        max_age=0.0,
+        max_msgs=-1,
+        max_msgs_per_subject=-1,
     )
 
 
-async def ensure_regency_stream(broker: NatsBroker, regency: str) -> None:
-    """Create the regency's stream, or bring its configuration up to date."""
+_MANAGED = (
+    "subjects",
+    "storage",
+    "retention",
+    "duplicate_window",
+    "description",
+    "max_bytes",
+    "max_msg_size",
+    "discard",
+    "max_age",
+    "max_msgs",
+    "max_msgs_per_subject",
+)
+"""The fields Pulih sets; an operator's other settings (replicas, compression…) are kept."""
+
+FULL_WARNING = 0.9
+"""From this share of ``max_bytes`` on, every service start says the stream is filling up."""
+
+
+async def ensure_regency_stream(broker: NatsBroker, regency: str, limits: StreamLimits | None = None) -> None:
+    """Create the regency's stream, or bring the fields Pulih sets up to date.
+
+    Idempotent: an existing stream whose fields already match is not touched. Lowering
+    ``max_bytes`` below what the stream holds deletes nothing (``discard: new``); the stream then
+    refuses new events until the limit is raised again. A stream 90% full is logged as an error.
+    """
     js = broker.connection.jetstream()
-    config = regency_stream_config(regency)
+    config = regency_stream_config(regency, limits)
     try:
-        await js.stream_info(config.name or "")
+        info = await js.stream_info(config.name or "")
     except NotFoundError:
         await js.add_stream(config)
         log.info("created stream %s", config.name)
-    else:
-        await js.update_stream(config)
+        return
+    wanted = {field: getattr(config, field) for field in _MANAGED}
+    if not all(_same(getattr(info.config, field), value) for field, value in wanted.items()):
+        await js.update_stream(dataclasses.replace(info.config, **wanted))
+        log.info("updated stream %s: %s", config.name, ", ".join(f"{k}={v}" for k, v in wanted.items()))
+    limit, stored = config.max_bytes or 0, info.state.bytes
+    if stored >= FULL_WARNING * limit:
+        log.error(
+            "stream %s holds %d of its %d bytes: when full it refuses new events (they wait in the "
+            "outboxes, see /readyz) until PULIH_STREAM_MAX_BYTES is raised",
+            config.name,
+            stored,
+            limit,
+        )
+
+
+def _same(current: object, wanted: object) -> bool:
+    # The server reports durations as float seconds where Pulih may have written an int.
+    if isinstance(current, int | float) and isinstance(wanted, int | float):
+        return float(current) == float(wanted)
+    return current == wanted
 
 
 def stream_publisher(broker: NatsBroker, regency: str, *, timeout: float = 5.0) -> Publish:
-    """A publish function for the outbox relay: through the stream, returning after the PubAck."""
+    """A publish function for the outbox relay: through the stream, returning after the PubAck.
+
+    It publishes with the NATS client itself, not through FastStream: FastStream's telemetry
+    middleware would put a span of its own in the ``traceparent`` header, so the headers would
+    contradict the envelope (EVENTS.md). The relay sends the row's headers
+    (:func:`pulih.kit.outbox.envelope_headers`) and opens the publish span itself.
+    """
     stream = stream_name(regency)
 
     async def publish(payload: bytes, subject: str, headers: dict[str, str]) -> None:
-        await broker.publish(
-            payload,
+        await broker.connection.jetstream().publish(
             subject,
-            headers={**headers, "content-type": "application/cloudevents+json"},
-            stream=stream,
+            payload,
             timeout=timeout,
+            stream=stream,
+            headers={**headers, "content-type": "application/cloudevents+json"},
         )
 
     return publish

@@ -5,6 +5,10 @@ unsent rows to JetStream in order, through a stream-bound publish with ``Nats-Ms
 id, and marks a row sent only after the server's PubAck. A crash between the two publishes the
 row again on restart and the stream's duplicate window drops the copy.
 
+A row's headers are :func:`envelope_headers`: they repeat the envelope and never contradict it
+(EVENTS.md, "Compatibility"), so the publish function must send them as they are. The relay
+opens the publish span itself, in the trace of the request that wrote the row.
+
 The relay wakes as soon as a transaction that wrote to the outbox commits, and also polls, so
 rows written by another process (a second replica) are not left waiting.
 """
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import (
     JSON,
@@ -54,6 +59,25 @@ outbox_table = Table(
 )
 
 _WAKE_KEY = "pulih.outbox.wake"
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+"""The ``content-type`` of a structured CloudEvent."""
+
+_tracer = trace.get_tracer("pulih.outbox")
+
+
+def envelope_headers(event_: CloudEvent[Any]) -> dict[str, str]:
+    """The NATS headers of ``event_``: they repeat its envelope and never contradict it.
+
+    ``Nats-Msg-Id`` is the ``id`` (JetStream's dedup), ``traceparent`` the envelope's and
+    ``correlation_id`` (the header FastStream reads and would otherwise make up) the
+    ``correlationid``; ``Pulih-Type`` is a hint for tools that do not read bodies.
+    """
+    headers = {"Nats-Msg-Id": str(event_.id), "Pulih-Type": event_.type, "content-type": CLOUDEVENTS_JSON}
+    if event_.traceparent:
+        headers["traceparent"] = event_.traceparent
+    if event_.correlationid:
+        headers["correlation_id"] = event_.correlationid
+    return headers
 
 
 async def add_to_outbox(
@@ -68,15 +92,12 @@ async def add_to_outbox(
     ``wake`` is called once after that transaction commits (the relay's doorbell); nothing is
     published if it rolls back.
     """
-    headers = {"Nats-Msg-Id": str(event_.id), "Pulih-Type": event_.type}
-    if event_.traceparent:
-        headers["traceparent"] = event_.traceparent
     await session.execute(
         outbox_table.insert().values(
             event_id=event_.id,
             subject=subject,
             payload=event_.to_json(),
-            headers=headers,
+            headers=envelope_headers(event_),
             created_at=datetime.now(UTC),
         )
     )
@@ -97,7 +118,9 @@ def _forget_after_rollback(session: Session, _: Any) -> None:
 
 
 Publish = Callable[[bytes, str, dict[str, str]], Awaitable[Any]]
-"""Publishes one payload on a subject with headers and returns once the stream acknowledged it."""
+"""Publishes one payload on a subject with exactly these headers and returns once the stream
+acknowledged it. It must not replace a header (FastStream's telemetry middleware puts its own
+span in ``traceparent``): the headers repeat the envelope."""
 
 
 @dataclass
@@ -198,14 +221,19 @@ class OutboxRelay:
         return len(acked)
 
     async def _publish_in_its_trace(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
-        # Re-attach the trace of the request that wrote the row, so publish and consume
-        # spans join it instead of starting a new trace.
+        # Re-attach the trace of the request that wrote the row, so the publish span joins it
+        # instead of starting a new trace; the consumer continues it from the headers.
         token = None
         if "traceparent" in headers:
             ctx = TraceContextTextMapPropagator().extract(carrier=headers)
             token = otel_context.attach(ctx)
         try:
-            await self.publish(payload, subject, headers)
+            with _tracer.start_as_current_span(
+                f"{subject} publish",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+            ):
+                await self.publish(payload, subject, dict(headers))
         finally:
             if token is not None:
                 otel_context.detach(token)

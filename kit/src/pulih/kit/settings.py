@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "pulih-development-only-secret-change-me"
 DEFAULT_NATS_PORT = 14222
+DEFAULT_STREAM_MAX_BYTES = 1024**3
+"""1 GiB: decades of a regency's events (some 900,000 at ~1.2 KB stored), and small enough to be
+reserved on a development machine (JetStream reserves a stream's ``max_bytes`` up front)."""
+DEFAULT_STREAM_MAX_MSG_SIZE = 128 * 1024
+"""128 KiB: Pulih's largest event (AggregateReported) is about 1 KB with its envelope, and its
+largest message a dead letter, at most about 80 KB (a 64 KiB copy of the refused message)."""
 
 
 class Settings(BaseSettings):
@@ -51,6 +57,30 @@ class Settings(BaseSettings):
     )
     clock_start: date | None = Field(None, alias="PULIH_CLOCK_START")
     scheduler_seconds: float = Field(60.0, alias="PULIH_SCHEDULER_SECONDS", gt=0)
+    stream_max_bytes: ByteSize = Field(
+        ByteSize(DEFAULT_STREAM_MAX_BYTES),
+        alias="PULIH_STREAM_MAX_BYTES",
+        ge=1024**2,
+        description="the regency stream's size limit (e.g. 20GiB); when full it refuses new events, "
+        "which wait in the outboxes, and never deletes stored ones",
+    )
+    stream_max_msg_size: ByteSize = Field(
+        ByteSize(DEFAULT_STREAM_MAX_MSG_SIZE),
+        alias="PULIH_STREAM_MAX_MSG_SIZE",
+        ge=96 * 1024,
+        le=1024**2,
+        description="the largest message the regency stream stores (e.g. 128KiB); at least a dead "
+        "letter's ~80 KB, at most the NATS server's max_payload",
+    )
+    nats_ca_file: Path | None = Field(
+        None,
+        alias="PULIH_NATS_CA_FILE",
+        description="the CA certificate that signed the NATS server's (deploy/tls); none: the system's",
+    )
+    nats_cert_file: Path | None = Field(
+        None, alias="PULIH_NATS_CERT_FILE", description="a client certificate, for a server that verifies"
+    )
+    nats_key_file: Path | None = Field(None, alias="PULIH_NATS_KEY_FILE", description="its private key")
 
     @field_validator("timezone")
     @classmethod
@@ -60,6 +90,12 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Jakarta, Asia/Makassar)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _client_certificate_with_its_key(self) -> Settings:
+        if (self.nats_cert_file is None) != (self.nats_key_file is None):
+            raise ValueError("PULIH_NATS_CERT_FILE and PULIH_NATS_KEY_FILE go together")
+        return self
 
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Settings:

@@ -1,12 +1,20 @@
 """Every event of the catalogue, one module per publishing service."""
 
 from pulih.contracts.event import Event
-from pulih.contracts.events import clinic, outreach, referral, rehab, reporting
+from pulih.contracts.events import clinic, dead_letters, outreach, referral, rehab, reporting
 from pulih.contracts.events.clinic import (
     ClientAttended,
     ReferralAccepted,
     ReferralDeclined,
     TreatmentCompleted,
+)
+from pulih.contracts.events.dead_letters import (
+    DEAD_LETTER_EVENTS,
+    EventDeadLettered,
+    OutreachEventDeadLettered,
+    ReferralEventDeadLettered,
+    RehabEventDeadLettered,
+    ReportingEventDeadLettered,
 )
 from pulih.contracts.events.outreach import (
     AgentDeactivated,
@@ -65,11 +73,13 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ClientAttended,
     TreatmentCompleted,
     AggregateReported,
+    *DEAD_LETTER_EVENTS,
 )
-"""The current version of every event, in catalogue order."""
+"""The current version of every event, in catalogue order, then each service's dead letter."""
 
 __all__ = [
     "ALL_EVENTS",
+    "DEAD_LETTER_EVENTS",
     "AgentDeactivated",
     "AgentRegistered",
     "AggregateReported",
@@ -83,8 +93,10 @@ __all__ = [
     "ConsentRecorded",
     "ConsentWithdrawn",
     "DropoutReversed",
+    "EventDeadLettered",
     "FollowUpRecorded",
     "OutreachActivityRecorded",
+    "OutreachEventDeadLettered",
     "PhaseCompleted",
     "QualityOfLifeAssessed",
     "ReferralAccepted",
@@ -92,12 +104,16 @@ __all__ = [
     "ReferralClosed",
     "ReferralDeclined",
     "ReferralEscalated",
+    "ReferralEventDeadLettered",
     "ReferredToClinic",
+    "RehabEventDeadLettered",
+    "ReportingEventDeadLettered",
     "SessionHeld",
     "SubstanceResult",
     "TreatmentCompleted",
     "UnitEstablished",
     "clinic",
+    "dead_letters",
     "outreach",
     "referral",
     "rehab",

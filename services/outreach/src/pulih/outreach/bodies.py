@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import (
     AgeBand,
@@ -20,6 +20,16 @@ from pulih.contracts.codes import (
     VillageCode,
 )
 from pulih.outreach.domain.assist import Injecting, Substance
+from pulih.outreach.domain.duplicates import Resolution
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes for DateTime(timezone=True): they were stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""A moment in UTC, whichever store it came from."""
 
 
 class Body(BaseModel):
@@ -180,4 +190,28 @@ class IdentityReadView(BaseModel):
     on_behalf_of: str | None
     purpose: str
     outcome: str
+    reason: str | None = Field(None, description="why a denied attempt was refused (its error code)")
     read_at: datetime
+
+
+class DuplicateView(BaseModel):
+    """A registration whose NIK was already registered, flagged for a facilitator."""
+
+    duplicate_id: UUID
+    client_id: UUID = Field(description="the newer registration")
+    unit_id: UUID | None = None
+    existing_client_id: UUID = Field(description="the registration it may repeat")
+    existing_unit_id: UUID | None = None
+    flagged_at: UtcDatetime
+    flagged_by: str
+    flagged_by_role: str
+    resolution: Resolution | None
+    resolved_at: UtcDatetime | None
+    resolved_by: str | None
+
+
+class ResolveDuplicate(Body):
+    resolution: Resolution = Field(
+        description="same_person: the newer registration's identity is erased; "
+        "different_people: both registrations stand"
+    )

@@ -1,9 +1,10 @@
 """Outreach's own tables: units, agents, outreach counts, clients, sealed identities, consent,
-screenings, and the append-only audit of identity reads."""
+screenings, possible duplicate registrations, the referrals it hears of from referral's events,
+and the append-only audit of identity reads."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -100,7 +102,10 @@ class ClientIdentity(Base):
     birth_date: Mapped[bytes] = mapped_column(LargeBinary)
     phone: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     address: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    nik_lookup: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    nik_lookup: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    """A keyed hash of the NIK, to find another registration of it. Not unique: a NIK registered
+    twice is accepted and flagged (:class:`PossibleDuplicate`), so registering answers the same
+    whether the NIK is known or not. ``None`` once the client is erased."""
 
 
 class Consent(Base):
@@ -135,9 +140,44 @@ class Screening(Base):
     recommendation: Mapped[str] = mapped_column(String(20))
 
 
+class PossibleDuplicate(Base):
+    """A registration whose NIK was already registered: kept, and flagged for a facilitator.
+
+    ``client_id`` is the newer registration, ``existing_client_id`` the one it may repeat. Rows
+    are never deleted: who registered it and when, and who resolved it how and when, stay.
+    """
+
+    __tablename__ = "possible_duplicates"
+    duplicate_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
+    existing_client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
+    flagged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    flagged_by: Mapped[str] = mapped_column(String(120))
+    flagged_by_role: Mapped[str] = mapped_column(String(20))
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """``same_person`` or ``different_people``; ``None`` while open."""
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+
+class KnownReferral(Base):
+    """A referral to a clinic, as referral's events tell it (``ReferredToClinic``,
+    ``ReferralClosed``): what outreach checks before it hands an identity to referral."""
+
+    __tablename__ = "known_referrals"
+    referral_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(index=True)
+    clinic_id: Mapped[str] = mapped_column(String(64))
+    referred_on: Mapped[date] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
 class IdentityRead(AuditEntry, Base):
     """Append-only audit: every attempt to read an identity, who, when, why, and the outcome."""
 
     __tablename__ = "identity_audit"
-    client_id: Mapped[UUID] = mapped_column(index=True)
+    client_id: Mapped[UUID | None] = mapped_column(index=True, nullable=True)
+    """The client asked for; ``None`` when the path named no client id at all."""
     on_behalf_of: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    """Why an attempt was refused (the error's code)."""

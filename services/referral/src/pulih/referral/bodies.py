@@ -160,6 +160,15 @@ ClinicAnswer = Annotated[Accepted | Declined | Attended | Completed, Field(discr
 """A clinic's answer over HTTP: the same facts as its events on NATS."""
 
 
+_BODY_FIELDS = {"accepted_on": "on"}
+
+
+def body_field(event_field: str | None) -> str | None:
+    """The field of an HTTP answer that holds the event's ``event_field`` (an acceptance's
+    ``accepted_on`` is the body's ``on``)."""
+    return _BODY_FIELDS.get(event_field, event_field) if event_field else event_field
+
+
 class ClientIdentityView(BaseModel):
     """Who a referred client is, for the clinic the referral is addressed to."""
 

@@ -5,12 +5,15 @@
   referrals; a client who withdraws their last ``referral`` consent has their open referrals
   cancelled.
 - ``clinic-answers``: ``ibm.<r>.clinic.<clinic_id>.<event>``; the clinic is read from the
-  subject, which its NATS credentials restrict. Refused answers are dead-lettered at once with
-  their code and change nothing; an answer that is only early is retried, and dead-lettered as
-  ``not_ready`` after the last attempt.
+  subject, which its NATS credentials restrict. Refused answers change nothing and are
+  dead-lettered at once with their code, and the clinic is told on its own subject
+  (``AnswerRejected``, which its NATS user may read); an answer that is only early is retried,
+  and after the last attempt dead-lettered as ``not_ready``, the clinic told so too.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from faststream.nats import NatsBroker
 
@@ -35,13 +38,17 @@ FROM_OUTREACH: dict[type[Event], EventHandler] = OUTREACH.then(
 ).handlers()
 """What referral does with each of outreach's events."""
 
-FROM_CLINICS: dict[type[Event], EventHandler] = {
-    ReferralAccepted: handlers.on_clinic_answer,
-    ReferralDeclined: handlers.on_clinic_answer,
-    ClientAttended: handlers.on_clinic_answer,
-    TreatmentCompleted: handlers.on_clinic_answer,
-}
-"""What referral does with each of the clinics' answers."""
+
+def from_clinics(runtime: ServiceRuntime) -> dict[type[Event], EventHandler]:
+    """What referral does with each of the clinics' answers (it reads the regency's clock and
+    settings, and tells a clinic of a refusal in a transaction of its own)."""
+    answer: EventHandler = partial(handlers.on_clinic_answer, runtime)
+    return {
+        ReferralAccepted: answer,
+        ReferralDeclined: answer,
+        ClientAttended: answer,
+        TreatmentCompleted: answer,
+    }
 
 
 def clinic_answers_consumer(runtime: ServiceRuntime) -> str:
@@ -56,5 +63,9 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         runtime, broker, durable="outreach", subject=f"ibm.{regency}.outreach.>", handlers=FROM_OUTREACH
     )
     subscribe_durable(
-        runtime, broker, durable=CLINIC_ANSWERS, subject=f"ibm.{regency}.clinic.>", handlers=FROM_CLINICS
+        runtime,
+        broker,
+        durable=CLINIC_ANSWERS,
+        subject=f"ibm.{regency}.clinic.>",
+        handlers=from_clinics(runtime),
     )

@@ -20,6 +20,7 @@ from pulih.contracts.codes import CancelReason, ConsentScope, EscalationReason, 
 from pulih.contracts.events.clinic import ClientAttended, ReferralAccepted, ReferralDeclined
 from pulih.contracts.events.outreach import ConsentWithdrawn
 from pulih.contracts.events.referral import (
+    AnswerRejected,
     ReferralCancelled,
     ReferralClosed,
     ReferralEscalated,
@@ -27,9 +28,9 @@ from pulih.contracts.events.referral import (
 )
 from pulih.kit import inbox
 from pulih.kit.audit import audit
-from pulih.kit.auth import Principal, Role, issue_token
+from pulih.kit.auth import Principal, Role, service_token
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
-from pulih.kit.errors import Conflict, Forbidden, Gone, NotFound, PulihError, Unavailable
+from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound, PulihError, Unavailable
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.referral import store
@@ -42,8 +43,8 @@ from pulih.referral.store import OUTREACH, Clinic, IdentityHandOver, KnownClient
 
 security_log = logging.getLogger("pulih.referral.security")
 
-SERVICE_SUBJECT = "referral-service"
-"""Who referral is when it asks outreach for an identity."""
+SERVICE_NAME = "referral"
+"""Who referral is when it asks outreach for an identity (the ``sub`` of its service token)."""
 
 
 # The clinic directory
@@ -78,15 +79,18 @@ async def refer_client(
 ) -> Referral:
     """Refer a screened, consenting client to a clinic that offers the service; the clinic hears
     of it on its own subject (``ReferredToClinic``)."""
-    referred_on = referring.referral_day(body.referred_on, today)
     s = uow.session
     client = referring.client_to_refer(
         await s.get(KnownClient, body.client_id), body.client_id, by.may_see_unit
     )
+    # dated only once the caller may see the client: the checks read its registration
+    referred_on = referring.referral_day(body.referred_on, today, client.registered_on)
     clinic = referring.clinic_to_refer_to(
         await s.get(Clinic, body.clinic_id), body.clinic_id, regency, body.service
     )
-    referring.screened_before(await OUTREACH.latest_screening(s, client.client_id, on_or_before=referred_on))
+    screening = await OUTREACH.latest_screening(s, client.client_id, on_or_before=referred_on)
+    later = None if screening else await OUTREACH.latest_screening(s, client.client_id)
+    referring.screened_before(screening, referred_on, later)
     consent = referring.consent_to_refer(await OUTREACH.consents_of(s, client.client_id), referred_on)
     referring.none_open(await store.open_referral_to(s, client.client_id, clinic.clinic_id))
     referral_id = body.referral_id or uuid.uuid4()
@@ -150,15 +154,23 @@ async def _close_as_cancelled(uow: UnitOfWork, referral: Referral, on: date, rea
 
 
 async def cancel_referral(
-    uow: UnitOfWork, referral_id: UUID, reason: CancelReason, on: date, *, by: Principal
+    uow: UnitOfWork,
+    referral_id: UUID,
+    reason: CancelReason,
+    on: date | None,
+    *,
+    by: Principal,
+    today: date,
 ) -> Referral:
-    """The unit cancels a referral the clinic has not finished with (409 once it has)."""
+    """The unit cancels a referral the clinic has not finished with (409 once it has), on ``on``
+    (default: the regency's today), a day between the clinic's last answer and today."""
     referral = await uow.session.get(Referral, referral_id)
     if referral is None:
         raise NotFound("referral_not_found", f"no referral {referral_id}", "referral_id")
     if not by.may_see_unit(referral.unit_id):
         raise Forbidden("other_unit", "agents cancel their own unit's referrals only")
-    await _close_as_cancelled(uow, referral, lifecycle.cancellation_day(on, referral.referred_on), reason)
+    day = lifecycle.cancellation_day(on or today, referral.referred_on, today, _last_answer_on(referral))
+    await _close_as_cancelled(uow, referral, day, reason)
     await uow.session.flush()
     return referral
 
@@ -172,8 +184,13 @@ async def cancel_when_referral_consent_withdrawn(
     if await OUTREACH.consent_for(uow.session, data.client_id, ConsentScope.REFERRAL, data.on) is not None:
         return
     for referral in await store.open_referrals_of(uow.session, data.client_id):
-        on = max(data.on, referral.referred_on)
+        on = lifecycle.cancelled_on_withdrawal(data.on, referral.referred_on, _last_answer_on(referral))
         await _close_as_cancelled(uow, referral, on, CancelReason.CONSENT_WITHDRAWN)
+
+
+def _last_answer_on(referral: Referral) -> date | None:
+    """The day of the clinic's last answer that left the referral open (attended, accepted)."""
+    return referral.attended_on or referral.accepted_on
 
 
 def visible_referral(referral: Referral | None, referral_id: UUID, principal: Principal) -> Referral:
@@ -205,14 +222,15 @@ def _log_refusal(clinic_id: str, answer: ClinicAnswer, refusal: str) -> None:
     )
 
 
-async def apply_answer(uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer) -> Referral:
-    """Apply ``answer`` from ``clinic_id``, emitting what follows: ``ReferralEscalated`` on a
-    decline, and ``ReferralClosed`` whenever the referral ends (rehab resumes, continues or
-    discharges the client on it). A refused answer is logged as a security event (unless it is
-    only premature) and raised as the domain error; it changes nothing."""
+async def apply_answer(uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer, *, today: date) -> Referral:
+    """Apply ``answer`` from ``clinic_id`` on the regency's ``today``, emitting what follows:
+    ``ReferralEscalated`` on a decline, and ``ReferralClosed`` whenever the referral ends (rehab
+    resumes, continues or discharges the client on it). A refused answer is logged as a security
+    event (unless it is only premature) and raised as the domain error, before anything is
+    written: it changes nothing."""
     referral = await uow.session.get(Referral, answer.referral_id)
     try:
-        step = answers.step_for(referral, answer.referral_id, clinic_id, answer)
+        step = answers.step_for(referral, answer.referral_id, clinic_id, answer, today)
     except IllegalTransition as exc:
         if not exc.premature:
             _log_refusal(clinic_id, answer, exc.code)
@@ -257,14 +275,15 @@ async def apply_answer(uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer) ->
 
 
 async def answer_over_http(
-    uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer, *, answers_inbox: str
+    uow: UnitOfWork, clinic_id: str, answer: ClinicAnswer, *, answers_inbox: str, today: date
 ) -> Referral:
     """A clinic without NATS answers over HTTP: its answer is published on its own clinic
     subject as if it had, recorded as applied in the inbox ``answers_inbox`` of our own
-    clinic-answers consumer (it comes back over NATS), and applied on the same path."""
+    clinic-answers consumer (it comes back over NATS), and applied on the same path. A refused
+    answer is the HTTP error the clinic gets; nothing is published."""
     published = await uow.emit(answer, clinic_id=clinic_id)
     await inbox.record_applied(uow.session, answers_inbox, published.id)
-    return await apply_answer(uow, clinic_id, answer)
+    return await apply_answer(uow, clinic_id, answer, today=today)
 
 
 def clinic_of(subject: str) -> str:
@@ -275,16 +294,82 @@ def clinic_of(subject: str) -> str:
     return parts[3]
 
 
-async def on_clinic_answer(uow: UnitOfWork, event: CloudEvent[ClinicAnswer], delivery: Delivery) -> None:
+ANSWER_REJECTIONS = "answer-rejections"
+"""The inbox name under which referral records each delivery of a refused answer it told the
+clinic about (one ``AnswerRejected`` per stored answer, however often it is redelivered)."""
+
+
+def rejection_key(answer_id: UUID, stream_seq: int) -> UUID:
+    """The inbox key of one stored answer's rejection: its id and its place in the stream. A
+    redelivery has both, so the clinic is told once; the same answer published again later is
+    a new message, and is told again if refused again."""
+    return uuid.uuid5(answer_id, f"stream-seq:{stream_seq}")
+
+
+async def tell_clinic_of_refusal(
+    runtime: ServiceRuntime,
+    event: CloudEvent[ClinicAnswer],
+    delivery: Delivery,
+    clinic_id: str,
+    error: str,
+    reason: str,
+) -> None:
+    """Publish ``AnswerRejected`` on the answering clinic's own subject
+    (``ibm.<r>.referral.answer_rejected.<clinic_id>``), once per stored answer, caused by it.
+
+    The consumer's own unit of work is rolled back when the refusal is raised (that is what
+    refusing means: nothing changes, and the kit dead-letters the answer), so the rejection
+    commits in a transaction of its own, first. It is opened on a session of its own rather
+    than ``runtime.unit_of_work()``: on SQLite the consumer's unit of work holds the store's
+    in-process write queue until it ends. The consumer's transaction has only read by then, so
+    the two never wait on each other.
+    """
+    name = f"{runtime.name}.{ANSWER_REJECTIONS}"
+    key = rejection_key(event.id, delivery.stream_seq)
+    async with runtime.database.sessions() as session, session.begin():
+        if await inbox.already_applied(session, name, key):
+            return
+        await UnitOfWork.caused_by(session, runtime.emitter, event).emit(
+            AnswerRejected(
+                referral_id=event.data.referral_id,
+                clinic_id=clinic_id,
+                answer_id=event.id,
+                answer_type=event.type,
+                error=error,
+                reason=reason[:500],
+            )
+        )
+        await inbox.record_applied(session, name, key, delivery.stream_seq)
+
+
+async def on_clinic_answer(
+    runtime: ServiceRuntime, uow: UnitOfWork, event: CloudEvent[ClinicAnswer], delivery: Delivery
+) -> None:
     """A clinic's answer from NATS (the clinic is read from the subject, which its credentials
-    restrict). An answer that is only early is retried, since an earlier one may still be on its
-    way (the kit dead-letters it as ``not_ready`` after the last attempt); every other refusal is
-    dead-lettered at once with its code."""
+    restrict), on the regency's today.
+
+    A refused answer is dead-lettered by the kit with its code, and the clinic, which cannot
+    read the dead letters, is told on its own subject (``AnswerRejected``, same code). An answer
+    that is only early is retried, since an earlier one may still be on its way; on the
+    consumer's last attempt it is given up: the kit dead-letters it as ``not_ready`` and the
+    clinic gets an ``AnswerRejected`` with that code, as its answer will never be applied.
+    """
+    clinic_id = clinic_of(delivery.subject)
     try:
-        await apply_answer(uow, clinic_of(delivery.subject), event.data)
+        await apply_answer(uow, clinic_id, event.data, today=runtime.clock.today())
     except IllegalTransition as exc:
-        if exc.premature:
-            raise NotReadyYet(f"{exc.code}: {exc.message}") from None
+        if not exc.premature:
+            await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, exc.code, exc.message)
+            raise
+        if delivery.attempt >= runtime.settings.max_deliver:
+            reason = (
+                f"{exc.message}, and the answer it follows did not arrive in {delivery.attempt} "
+                "attempts: publish that one, then this one again"
+            )
+            await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, "not_ready", reason)
+        raise NotReadyYet(f"{exc.code}: {exc.message}") from None
+    except PulihError as exc:
+        await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, exc.code, exc.message)
         raise
 
 
@@ -327,8 +412,11 @@ async def hand_over_identity(
     purpose: str,
 ) -> dict[str, Any]:
     """The referred client's identity as outreach gives it, for the addressed clinic only, with
-    valid consent. Referral holds no identity: it asks outreach with its own service credentials,
-    naming the clinic it acts for. Every attempt is audited, refused ones included."""
+    valid consent, for a stated ``purpose`` (checked once the caller is known to be that clinic).
+    Referral holds no identity: it asks outreach with a one-minute token of its own
+    (:func:`~pulih.kit.auth.service_token`, ``sub`` ``referral``), naming the referral as the
+    purpose and the clinic it acts for; outreach checks the referral and the consent again from
+    its own events. Every attempt is audited, refused ones included."""
     async with runtime.database.sessions() as session:
         referral = await session.get(Referral, referral_id)
         client = consents = None
@@ -341,7 +429,7 @@ async def hand_over_identity(
             runtime.database,
             IdentityHandOver,
             principal,
-            purpose=purpose,
+            purpose=hand_over.audited_purpose(purpose),
             outcome=outcome,
             referral_id=referral_id,
             client_id=referral.client_id if referral is not None else None,
@@ -353,19 +441,16 @@ async def hand_over_identity(
     erased_on = client.erased_on if client is not None else None
     try:
         hand_over.may_hand_over(referral, asking_clinic, consents or (), erased_on, runtime.clock.today())
+        hand_over.stated_purpose(purpose)
     except Gone:
         await record("erased")
         raise
-    except Forbidden as exc:
+    except (Forbidden, Invalid) as exc:
         await record("denied", exc.code)
         raise
     assert referral is not None  # may_hand_over refuses an unknown referral
-    token = issue_token(
-        runtime.settings.jwt_secret.get_secret_value(),
-        sub=SERVICE_SUBJECT,
-        role=Role.SERVICE,
-        regency=runtime.settings.regency,
-    )
+    settings = runtime.settings
+    token = service_token(settings.jwt_secret.get_secret_value(), settings.regency, SERVICE_NAME)
     try:
         answer = await outreach.get(
             f"/v1/clients/{referral.client_id}",

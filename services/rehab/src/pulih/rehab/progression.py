@@ -14,16 +14,17 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import DischargeReason, Phase
-from pulih.contracts.events.rehab import ClientDischarged, PhaseCompleted
+from pulih.contracts.events.rehab import ClientDischarged, DropoutReversed, PhaseCompleted
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.rehab.domain.programme import Programme
 from pulih.rehab.domain.timeline import (
     Change,
     Discharged,
+    DropoutReversal,
     PhaseClosed,
     PhasePeriod,
     Status,
@@ -45,6 +46,7 @@ def timeline_of(enrolment: Enrolment) -> Timeline:
         paused_since=enrolment.paused_since,
         discharged_on=enrolment.discharged_on,
         discharge_reason=DischargeReason(enrolment.discharge_reason) if enrolment.discharge_reason else None,
+        discharged_by_rule=enrolment.discharged_by_rule,
     )
 
 
@@ -57,6 +59,7 @@ def store_timeline(programme: Programme, enrolment: Enrolment, timeline: Timelin
     enrolment.paused_since = timeline.paused_since
     enrolment.discharged_on = timeline.discharged_on
     enrolment.discharge_reason = timeline.discharge_reason.value if timeline.discharge_reason else None
+    enrolment.discharged_by_rule = timeline.discharged_by_rule
     if timeline.status is Status.ACTIVE:
         first = min(stage_ends_on(programme, timeline), dropout_on(programme, timeline))
         enrolment.next_rule_on = first + timedelta(days=1)
@@ -140,3 +143,42 @@ async def catch_up(uow: UnitOfWork, programme: Programme, enrolment: Enrolment, 
     if changes:
         await apply_changes(uow, programme, enrolment, timeline, changes)
     return changes
+
+
+async def apply_reversal(
+    uow: UnitOfWork,
+    programme: Programme,
+    enrolment: Enrolment,
+    timeline: Timeline,
+    reversal: DropoutReversal,
+) -> None:
+    """Store ``timeline`` (the enrolment reopened by ``reversal``) and publish the correction:
+    ``DropoutReversed``; the stage the dropout closed is open again, and the follow-ups the
+    dropout scheduled and nobody recorded are dropped."""
+    session = uow.session
+    await uow.emit(
+        DropoutReversed(
+            enrollment_id=enrolment.enrollment_id,
+            client_id=enrolment.client_id,
+            dropped_out_on=reversal.dropped_out_on,
+            on=reversal.on,
+        )
+    )
+    closed_by_dropout = await session.scalar(
+        select(PhaseRecord)
+        .where(
+            PhaseRecord.enrollment_id == enrolment.enrollment_id,
+            PhaseRecord.phase == timeline.phase.value,
+            PhaseRecord.ended_on == reversal.dropped_out_on,
+        )
+        .order_by(PhaseRecord.id.desc())
+        .limit(1)
+    )
+    if closed_by_dropout is not None:
+        closed_by_dropout.ended_on = None
+    await session.execute(
+        delete(FollowUp).where(
+            FollowUp.enrollment_id == enrolment.enrollment_id, FollowUp.recorded_on.is_(None)
+        )
+    )
+    store_timeline(programme, enrolment, timeline)

@@ -10,7 +10,19 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, MetaData, String, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    false,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -105,6 +117,9 @@ class Enrolment(Base):
     paused_by_referral: Mapped[UUID | None] = mapped_column(nullable=True)
     discharged_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     discharge_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    discharged_by_rule: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The time rules discharged the client (not an agent or a clinic): only such a dropout can be
+    disproved by a session synced late."""
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy's own mapping)
@@ -174,6 +189,13 @@ async def open_enrolment(session: AsyncSession, client_id: UUID) -> Enrolment | 
     """The client's enrolment that is running or paused, if any (there is at most one)."""
     return await session.scalar(
         select(Enrolment).where(Enrolment.client_id == client_id, Enrolment.status.in_(OPEN))
+    )
+
+
+async def first_screened_on(session: AsyncSession, client_id: UUID) -> date | None:
+    """The day of the client's first screening, if they were ever screened."""
+    return await session.scalar(
+        select(func.min(KnownScreening.screened_on)).where(KnownScreening.client_id == client_id)
     )
 
 

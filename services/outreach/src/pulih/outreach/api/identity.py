@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from pulih.kit.auth import CurrentUser, require
+from pulih.kit.auth import CurrentUser, Principal, allow
 from pulih.kit.deps import RuntimeDep
+from pulih.kit.errors import Forbidden
 from pulih.outreach import handlers
 from pulih.outreach.access import REGENCY_ROLES
 from pulih.outreach.bodies import IdentityReadView, IdentityView
@@ -19,27 +20,63 @@ from pulih.outreach.store import IdentityRead
 router = APIRouter(prefix="/v1", tags=["identity"])
 
 
+def _uuid_or_none(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+async def identity_reader(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> Principal:
+    """Refuse a role that reads no identity with 403 before the path and query are validated,
+    and audit the attempt with the client id and purpose as sent."""
+    if principal.role not in handlers.IDENTITY_READERS:
+        await handlers.audit_identity_attempt(
+            runtime.database,
+            principal,
+            _uuid_or_none(request.path_params.get("client_id")),
+            request.query_params.get("purpose"),
+            request.query_params.get("on_behalf_of"),
+            "denied",
+            "forbidden_role",
+        )
+        raise Forbidden(
+            "forbidden_role", "only agents of the unit, facilitators and referral read identities"
+        )
+    return principal
+
+
 @router.get("/clients/{client_id}", response_model=IdentityView)
 async def read_identity(
     client_id: UUID,
     runtime: RuntimeDep,
     deps: Deps,
-    principal: CurrentUser,
+    principal: Annotated[Principal, Depends(identity_reader)],
     purpose: Annotated[str, Query(min_length=3, max_length=200, description="why the identity is needed")],
     on_behalf_of: Annotated[
-        str | None, Query(max_length=120, description="service calls: the clinic")
+        str | None,
+        Query(max_length=120, description="service calls: the clinic the referral is addressed to"),
     ] = None,
 ) -> IdentityView:
-    """Read a client's identity. Every attempt, granted or not, is written to the audit table."""
-    return await handlers.read_identity(runtime.database, deps, principal, client_id, purpose, on_behalf_of)
+    """Read a client's identity. Every attempt, granted or not, is written to the audit table.
+
+    Agents read their own unit's clients and facilitators any, for a stated purpose. The
+    referral service reads one only with ``purpose=referral:<referral_id>`` and
+    ``on_behalf_of=<clinic_id>`` for an open referral of this client addressed to that clinic,
+    while the client's ``identity_to_clinic`` consent holds; no other service reads identities.
+    """
+    return await handlers.read_identity(
+        runtime.database, deps, principal, client_id, purpose, on_behalf_of, runtime.clock.today()
+    )
 
 
-@router.get("/clients/{client_id}/audit", response_model=list[IdentityReadView])
-async def identity_audit(
-    client_id: UUID, runtime: RuntimeDep, principal: CurrentUser
-) -> list[IdentityReadView]:
-    """Who read this client's identity, when and why (facilitator, admin)."""
-    require(principal, *REGENCY_ROLES)
+@router.get(
+    "/clients/{client_id}/audit",
+    response_model=list[IdentityReadView],
+    dependencies=[allow(*REGENCY_ROLES)],
+)
+async def identity_audit(client_id: UUID, runtime: RuntimeDep) -> list[IdentityReadView]:
+    """Who read this client's identity, when and why, or tried to (facilitator, admin)."""
     async with runtime.database.sessions() as session:
         rows = (
             await session.scalars(

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
-from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.outreach import handlers
@@ -27,19 +27,18 @@ from pulih.outreach.store import Agent, Unit
 router = APIRouter(prefix="/v1", tags=["units"])
 
 
-@router.post("/units", status_code=201, response_model=UnitView)
+@router.post("/units", status_code=201, response_model=UnitView, dependencies=[allow(*REGENCY_ROLES)])
 async def establish_unit(body: EstablishUnit, cmd: CommandDep) -> JSONResponse:
     """Establish a Unit IBM in a village of this regency (facilitator, admin)."""
-    require(cmd.principal, *REGENCY_ROLES)
+    today = cmd.runtime.clock.today()
     async with cmd.transaction() as tx:
-        unit = await handlers.establish_unit(tx, cmd.runtime.settings.regency, body)
+        unit = await handlers.establish_unit(tx, cmd.runtime.settings.regency, today, body)
         return tx.reply(UnitView.model_validate(unit, from_attributes=True), status_code=201)
 
 
-@router.get("/units", response_model=list[UnitView])
+@router.get("/units", response_model=list[UnitView], dependencies=[allow(Role.AGENT, *REGENCY_ROLES)])
 async def list_units(runtime: RuntimeDep, principal: CurrentUser) -> list[UnitView]:
     """Units the caller may see: an agent's own, or the whole regency."""
-    require(principal, Role.AGENT, *REGENCY_ROLES)
     async with runtime.database.sessions() as session:
         active = (
             select(Agent.unit_id, func.count().label("n"))
@@ -57,38 +56,51 @@ async def list_units(runtime: RuntimeDep, principal: CurrentUser) -> list[UnitVi
     ]
 
 
-@router.post("/units/{unit_id}/agents", status_code=201, response_model=AgentView)
+@router.post(
+    "/units/{unit_id}/agents",
+    status_code=201,
+    response_model=AgentView,
+    dependencies=[allow(*REGENCY_ROLES)],
+)
 async def register_agent(unit_id: UUID, body: RegisterAgent, cmd: CommandDep) -> JSONResponse:
     """Register a trained Agen Pemulihan in a unit (facilitator, admin)."""
-    require(cmd.principal, *REGENCY_ROLES)
+    today = cmd.runtime.clock.today()
     async with cmd.transaction() as tx:
-        agent = await handlers.register_agent(tx, cmd.principal, unit_id, body)
+        agent = await handlers.register_agent(tx, cmd.principal, unit_id, today, body)
         return tx.reply(AgentView.model_validate(agent, from_attributes=True), status_code=201)
 
 
-@router.get("/units/{unit_id}/agents", response_model=list[AgentView])
+@router.get(
+    "/units/{unit_id}/agents",
+    response_model=list[AgentView],
+    dependencies=[allow(Role.AGENT, *REGENCY_ROLES)],
+)
 async def list_agents(unit_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> list[AgentView]:
     """A unit's agents, active and former."""
-    require(principal, Role.AGENT, *REGENCY_ROLES)
     async with runtime.database.sessions() as session:
         await unit_for(session, unit_id, principal)
         agents = (await session.scalars(select(Agent).where(Agent.unit_id == unit_id))).all()
     return [AgentView.model_validate(a, from_attributes=True) for a in agents]
 
 
-@router.post("/agents/{agent_id}/deactivate", response_model=AgentView)
+@router.post("/agents/{agent_id}/deactivate", response_model=AgentView, dependencies=[allow(*REGENCY_ROLES)])
 async def deactivate_agent(agent_id: UUID, body: DeactivateAgent, cmd: CommandDep) -> JSONResponse:
     """An agent leaves the unit (facilitator, admin)."""
-    require(cmd.principal, *REGENCY_ROLES)
+    today = cmd.runtime.clock.today()
     async with cmd.transaction() as tx:
-        agent = await handlers.deactivate_agent(tx, agent_id, body)
+        agent = await handlers.deactivate_agent(tx, agent_id, today, body)
         return tx.reply(AgentView.model_validate(agent, from_attributes=True))
 
 
-@router.post("/units/{unit_id}/activities", status_code=201, response_model=OutreachView)
+@router.post(
+    "/units/{unit_id}/activities",
+    status_code=201,
+    response_model=OutreachView,
+    dependencies=[allow(*FIELD_ROLES)],
+)
 async def record_outreach(unit_id: UUID, body: RecordOutreach, cmd: CommandDep) -> JSONResponse:
     """Record sosialisasi, pemetaan or penjangkauan as a count of people reached."""
-    require(cmd.principal, *FIELD_ROLES)
+    today = cmd.runtime.clock.today()
     async with cmd.transaction() as tx:
-        activity = await handlers.record_outreach(tx, cmd.principal, unit_id, body)
+        activity = await handlers.record_outreach(tx, cmd.principal, unit_id, today, body)
         return tx.reply(OutreachView.model_validate(activity, from_attributes=True), status_code=201)

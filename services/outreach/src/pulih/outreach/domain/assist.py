@@ -84,8 +84,8 @@ class AssistAnswerError(Invalid):
 
     field: str
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__("impossible_answer", message, field)
+    def __init__(self, field: str, message: str, *, code: str = "impossible_answer") -> None:
+        super().__init__(code, message, field)
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,15 @@ def validate_substance_answers(answers: SubstanceAnswers, *, at: str = "") -> No
 def validate_assist_answers(answers: AssistAnswers) -> None:
     """Check a whole interview, raising :class:`AssistAnswerError` on the first bad answer.
 
-    Substances are checked in the order given; a substance given twice is refused at its second
-    occurrence (``substances[i].substance``). Q8 is checked last (``injecting``).
+    A screening names at least one substance (``substances``, code ``no_substances``): an
+    interview that asked about nothing screened nothing. Substances are checked in the order
+    given; a substance given twice is refused at its second occurrence
+    (``substances[i].substance``). Q8 is checked last (``injecting``).
     """
+    if not answers.substances:
+        raise AssistAnswerError(
+            "substances", "a screening names at least one substance", code="no_substances"
+        )
     seen: set[Substance] = set()
     for index, substance_answers in enumerate(answers.substances):
         at = f"substances[{index}]."

@@ -1,4 +1,4 @@
-"""Rules for a client's identity: NIK, phone number and age band.
+"""Rules for a client's identity: NIK, phone number, name, address, birth date and age band.
 
 The NIK (Nomor Induk Kependudukan) is the 16-digit national population number on the KTP:
 province (2 digits), regency (2), district (2), birth day (+40 for women), birth month, two-digit
@@ -8,15 +8,20 @@ logged and returned safely.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Final, Literal
 
+from pulih.kit.dates import not_in_future
 from pulih.kit.errors import Invalid
+from pulih.outreach.domain.text import clean_name, clean_text
 
 __all__ = [
     "AgeBand",
+    "CheckedIdentity",
     "IdentityError",
     "age_band",
+    "check_identity",
     "validate_nik",
     "validate_phone",
 ]
@@ -157,3 +162,42 @@ def age_band(birth_date: date, on: date) -> AgeBand:
     if age < 45:
         return "35_44"
     return "45_plus"
+
+
+@dataclass(frozen=True)
+class CheckedIdentity:
+    """An identity that passed every rule, in the form it is sealed (NFC text, E.164 phone)."""
+
+    full_name: str
+    nik: str
+    birth_date: date
+    phone: str | None
+    address: str | None
+    age_band: AgeBand
+
+
+def check_identity(
+    *,
+    full_name: str,
+    nik: str,
+    birth_date: date,
+    sex: str,
+    phone: str | None,
+    address: str | None,
+    registered_on: date,
+    today: date,
+) -> CheckedIdentity:
+    """Check a whole identity at registration; raises :class:`~pulih.kit.errors.Invalid` naming
+    the identity's own field (``full_name``, ``nik``, ``birth_date``, ``phone``, ``address``).
+
+    The name holds a letter and no invisible or control character (:mod:`.text`); the birth date
+    lies between 1900 and the regency's today, and is not after the registration; the NIK
+    matches the birth date and sex; the phone number is Indonesian.
+    """
+    name = clean_name(full_name, "full_name")
+    not_in_future(birth_date, today, "birth_date")
+    checked_nik = validate_nik(nik, birth_date=birth_date, sex=sex)
+    checked_phone = validate_phone(phone) if phone else None
+    checked_address = clean_text(address, "address") if address else None
+    band = age_band(birth_date, registered_on)
+    return CheckedIdentity(name, checked_nik, birth_date, checked_phone, checked_address or None, band)

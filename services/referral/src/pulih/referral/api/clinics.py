@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
@@ -20,10 +20,9 @@ DIRECTORY_KEEPERS = (Role.FACILITATOR, Role.ADMIN)
 """Who adds clinics to the regency's directory."""
 
 
-@router.post("/clinics", status_code=201, response_model=ClinicView)
+@router.post("/clinics", status_code=201, response_model=ClinicView, dependencies=[allow(*DIRECTORY_KEEPERS)])
 async def register_clinic(body: RegisterClinic, cmd: CommandDep) -> JSONResponse:
     """Add a clinic to the directory (facilitator, admin). Its id is the slug in its subjects."""
-    require(cmd.principal, *DIRECTORY_KEEPERS)
     async with cmd.transaction() as tx:
         clinic = await handlers.register_clinic(tx, body)
         return tx.reply(ClinicView.model_validate(clinic), status_code=201)

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.referral import handlers, store
@@ -24,12 +24,12 @@ REFERRERS = (Role.AGENT, Role.FACILITATOR)
 """Who refers and cancels: agents for their own unit's clients, facilitators anywhere."""
 
 READERS = (Role.AGENT, Role.FACILITATOR, Role.ADMIN, Role.CLINIC)
+"""Who reads referrals: agents their unit's, clinics those addressed to them, staff all."""
 
 
-@router.post("/referrals", status_code=201, response_model=ReferralView)
+@router.post("/referrals", status_code=201, response_model=ReferralView, dependencies=[allow(*REFERRERS)])
 async def refer_client(body: ReferClient, cmd: CommandDep, deps: Deps) -> JSONResponse:
     """Refer a screened, consenting client to a clinic that offers the service."""
-    require(cmd.principal, *REFERRERS)
     async with cmd.transaction() as tx:
         referral = await handlers.refer_client(
             tx,
@@ -42,11 +42,12 @@ async def refer_client(body: ReferClient, cmd: CommandDep, deps: Deps) -> JSONRe
         return tx.reply(ReferralView.model_validate(referral), status_code=201)
 
 
-@router.get("/referrals/suggestions", response_model=list[SuggestedReferral])
+@router.get(
+    "/referrals/suggestions", response_model=list[SuggestedReferral], dependencies=[allow(*REFERRERS)]
+)
 async def suggested_referrals(runtime: RuntimeDep, principal: CurrentUser) -> list[SuggestedReferral]:
     """Screenings that recommend referral with no referral made since; sending one stays a
     human decision (agents: their own unit)."""
-    require(principal, *REFERRERS)
     unit_id = principal.unit_id if principal.role is Role.AGENT else None
     async with runtime.database.sessions() as session:
         screenings = await store.screenings_recommending_referral(session, unit_id)
@@ -54,7 +55,7 @@ async def suggested_referrals(runtime: RuntimeDep, principal: CurrentUser) -> li
     return [SuggestedReferral.model_validate(s) for s in referring.suggestions(screenings, referred)]
 
 
-@router.get("/referrals", response_model=list[ReferralView])
+@router.get("/referrals", response_model=list[ReferralView], dependencies=[allow(*READERS)])
 async def list_referrals(
     runtime: RuntimeDep,
     principal: CurrentUser,
@@ -65,7 +66,6 @@ async def list_referrals(
 ) -> list[ReferralView]:
     """Referrals the caller may see: a facilitator's list of escalated ones is
     ``?escalated=true``; agents see their unit's, clinics those addressed to them."""
-    require(principal, *READERS)
     async with runtime.database.sessions() as session:
         referrals = await store.referrals(
             session,
@@ -79,20 +79,19 @@ async def list_referrals(
     return [ReferralView.model_validate(r) for r in referrals]
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralView)
+@router.get("/referrals/{referral_id}", response_model=ReferralView, dependencies=[allow(*READERS)])
 async def get_referral(referral_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> ReferralView:
     """One referral, for its unit, staff, or the clinic it is addressed to."""
-    require(principal, *READERS)
     async with runtime.database.sessions() as session:
         referral = await session.get(Referral, referral_id)
     return ReferralView.model_validate(handlers.visible_referral(referral, referral_id, principal))
 
 
-@router.post("/referrals/{referral_id}/cancel", response_model=ReferralView)
+@router.post("/referrals/{referral_id}/cancel", response_model=ReferralView, dependencies=[allow(*REFERRERS)])
 async def cancel_referral(referral_id: UUID, body: CancelReferral, cmd: CommandDep) -> JSONResponse:
     """Cancel a referral the clinic has not finished with; it closes as ``cancelled``."""
-    require(cmd.principal, *REFERRERS)
-    on = body.on or cmd.runtime.clock.today()
     async with cmd.transaction() as tx:
-        referral = await handlers.cancel_referral(tx, referral_id, body.reason, on, by=cmd.principal)
+        referral = await handlers.cancel_referral(
+            tx, referral_id, body.reason, body.on, by=cmd.principal, today=cmd.runtime.clock.today()
+        )
         return tx.reply(ReferralView.model_validate(referral))

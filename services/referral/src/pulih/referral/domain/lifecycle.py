@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from pulih.contracts.codes import EscalationReason, ReferralOutcome, TreatmentOutcome
+from pulih.kit.dates import not_before, not_in_future
 from pulih.kit.errors import Conflict, Invalid
 
 
@@ -119,11 +120,24 @@ def cancel(status: ReferralStatus) -> Transition:
     return Transition(ReferralStatus.CANCELLED, closes_with=ReferralOutcome.CANCELLED)
 
 
-def cancellation_day(on: date, referred_on: date) -> date:
-    """The day a unit cancels a referral: never before the referral was made (422)."""
+def cancellation_day(on: date, referred_on: date, today: date, last_answer_on: date | None = None) -> date:
+    """The day a unit cancels a referral: never after the regency's today (422 ``date_in_future``),
+    never before the referral was made (422 ``cancelled_before_referral``) nor before the clinic's
+    last answer (422 ``cancelled_before_answer``)."""
+    not_in_future(on, today, "on")
     if on < referred_on:
         raise Invalid("cancelled_before_referral", "a cancellation cannot predate the referral", "on")
+    if last_answer_on is not None:
+        not_before(on, last_answer_on, "on", "clinic's last answer", code="cancelled_before_answer")
     return on
+
+
+def cancelled_on_withdrawal(
+    withdrawn_on: date, referred_on: date, last_answer_on: date | None = None
+) -> date:
+    """The day a withdrawn consent cancels a referral: the withdrawal's, unless the referral or
+    the clinic's last answer came later (a withdrawal recorded late), then that day."""
+    return max(d for d in (withdrawn_on, referred_on, last_answer_on) if d is not None)
 
 
 def overdue(status: ReferralStatus, respond_by: date, today: date, escalated: bool) -> bool:

@@ -13,15 +13,19 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from pulih.contracts.codes import ClinicService, ConsentScope
+from pulih.kit.dates import not_before, not_in_future
 from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from pulih.referral.domain.clinics import offers, serves
 
 
 class ReferableClient(Protocol):
-    """What the rules read of a client: their unit, and whether they were erased."""
+    """What the rules read of a client: their unit, their registration, whether they were erased."""
 
     @property
     def unit_id(self) -> UUID: ...
+
+    @property
+    def registered_on(self) -> date: ...
 
     @property
     def erased_on(self) -> date | None: ...
@@ -62,12 +66,12 @@ K = TypeVar("K", bound=Consent)
 S = TypeVar("S", bound=Screening)
 
 
-def referral_day(requested: date | None, today: date) -> date:
-    """The day of a referral: today, or an earlier day a device recorded; never in the future."""
-    referred_on = requested or today
-    if referred_on > today:
-        raise Invalid("referred_in_future", "a referral cannot be dated in the future", "referred_on")
-    return referred_on
+def referral_day(requested: date | None, today: date, registered_on: date) -> date:
+    """The day of a referral: today, or an earlier day a device recorded; never after the
+    regency's today (422 ``date_in_future``) nor before the client's registration (422
+    ``date_before_registration``), both on ``referred_on``."""
+    referred_on = not_in_future(requested or today, today, "referred_on")
+    return not_before(referred_on, registered_on, "referred_on", "registration")
 
 
 def client_to_refer(client: C | None, client_id: UUID, may_see_unit: Callable[[UUID], bool]) -> C:
@@ -94,11 +98,15 @@ def clinic_to_refer_to(clinic: D | None, clinic_id: str, regency: str, service: 
     return clinic
 
 
-def screened_before(screening: Screening | None) -> None:
-    """A client is referred only after a screening on or before the referral's day (409
-    ``not_screened``)."""
-    if screening is None:
-        raise Conflict("not_screened", "screen the client before referring them")
+def screened_before(screening: Screening | None, referred_on: date, later: Screening | None = None) -> None:
+    """A client is referred only after a screening on or before the referral's day: 422
+    ``date_before_screening`` on ``referred_on`` if the client was screened only after that day
+    (``later``), 409 ``not_screened`` if never."""
+    if screening is not None:
+        return
+    if later is not None:
+        not_before(referred_on, later.screened_on, "referred_on", "screening")
+    raise Conflict("not_screened", "screen the client before referring them")
 
 
 def consent_to_refer(consents: Iterable[K], referred_on: date) -> K:

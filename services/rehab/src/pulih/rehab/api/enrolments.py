@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.auth import CurrentUser, Role, allow, require
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.rehab import handlers, queries
@@ -24,7 +24,8 @@ from pulih.rehab.bodies import (
 from pulih.rehab.deps import Deps
 from pulih.rehab.domain.timeline import Status
 
-router = APIRouter(prefix="/v1", tags=["enrolments"])
+router = APIRouter(prefix="/v1", tags=["enrolments"], dependencies=[allow(*FIELD_ROLES)])
+"""Every route refuses a caller without a field role (403) before it reads the request."""
 
 
 @router.post("/enrolments", status_code=201, response_model=EnrolmentView)

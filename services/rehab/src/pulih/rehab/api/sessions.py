@@ -7,12 +7,15 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from pulih.kit.auth import allow
 from pulih.kit.commands import CommandDep
 from pulih.rehab import handlers
+from pulih.rehab.access import FIELD_ROLES
 from pulih.rehab.bodies import FollowUpView, RecordFollowUp, RecordSession, SessionView
 from pulih.rehab.deps import Deps
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(prefix="/v1", tags=["sessions"], dependencies=[allow(*FIELD_ROLES)])
+"""Every route refuses a caller without a field role (403) before it reads the request."""
 
 
 @router.post("/enrolments/{enrollment_id}/sessions", status_code=201, response_model=SessionView)

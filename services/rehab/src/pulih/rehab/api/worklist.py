@@ -8,14 +8,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from pulih.kit.auth import CurrentUser
+from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.rehab import queries
-from pulih.rehab.access import client_for, may_see
+from pulih.rehab.access import FIELD_ROLES, client_for, may_see
 from pulih.rehab.bodies import ClientProgrammeView, WorklistView
 from pulih.rehab.deps import Deps
 
-router = APIRouter(prefix="/v1", tags=["worklist"])
+router = APIRouter(prefix="/v1", tags=["worklist"], dependencies=[allow(*FIELD_ROLES)])
+"""Every route refuses a caller without a field role (403) before it reads the request."""
 
 
 @router.get("/units/{unit_id}/worklist", response_model=WorklistView)

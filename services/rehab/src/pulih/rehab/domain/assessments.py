@@ -1,7 +1,8 @@
 """When a WHOQOL-BREF assessment may be taken in an enrolment.
 
 The baseline is taken once (at intake), the exit one once and only in aftercare (bina lanjut),
-follow-up ones any number of times after discharge; none before the enrolment began.
+follow-up ones any number of times after discharge; none dated before the enrolment began, an
+exit one not before aftercare began, a follow-up one not before the discharge.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from datetime import date
 
 from pulih.contracts.codes import QolTimepoint
-from pulih.kit.errors import Conflict, Invalid
+from pulih.kit.dates import not_before
+from pulih.kit.errors import Conflict
 from pulih.rehab.domain.programme import Programme
 from pulih.rehab.domain.timeline import Status, Timeline
 
@@ -23,7 +25,7 @@ def check_assessment(
     assessed_on: date,
     already_taken: bool,
 ) -> None:
-    """Refuse an assessment at the wrong time (409) or dated before the enrolment (422).
+    """Refuse an assessment at the wrong time (409) or dated before what it follows (422).
 
     ``already_taken``: the enrolment has an assessment at ``timepoint`` already.
     """
@@ -33,5 +35,8 @@ def check_assessment(
         raise Conflict("exit_too_early", f"the exit assessment is taken in {programme.aftercare_phase}")
     if timepoint is QolTimepoint.FOLLOW_UP and timeline.status is not Status.DISCHARGED:
         raise Conflict("not_discharged", "follow-up assessments come after discharge")
-    if assessed_on < enrolled_on:
-        raise Invalid("date_before_enrolment", "assessed_on is before the enrolment", "assessed_on")
+    not_before(assessed_on, enrolled_on, "assessed_on", "enrolment")
+    if timepoint is QolTimepoint.EXIT:
+        not_before(assessed_on, timeline.stage_started_on, "assessed_on", "aftercare")
+    if timepoint is QolTimepoint.FOLLOW_UP and timeline.discharged_on is not None:
+        not_before(assessed_on, timeline.discharged_on, "assessed_on", "discharge")

@@ -1,9 +1,11 @@
 """Who may start the programme (penerimaan awal, intake): the rules enrolment checks.
 
 A client is enrolled only if outreach has not erased them, they are not in the programme
-already, their most recent WHO ASSIST screening up to the enrolment day recommends the
-programme, and a consent for the programme holds on that day. Each refusal is a conflict (409)
-with its own code, checked in that order. Pure: it takes the facts, the caller loads them.
+already, their most recent WHO ASSIST screening up to the enrolment day is recent enough (the
+programme's ``screening_valid_days``) and recommends the programme, and a consent for the
+programme holds on that day. Each refusal is a conflict (409) with its own code, checked in that
+order; an enrolment dated before the client's first screening is a mistake in the date (422).
+Pure: it takes the facts, the caller loads them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date
 
 from pulih.contracts.codes import ConsentScope, Recommendation
 from pulih.contracts.consent import ConsentTerms
+from pulih.kit.dates import not_before
 from pulih.kit.errors import Conflict
 from pulih.rehab.domain.programme import Programme
 
@@ -37,18 +40,29 @@ def check_may_enrol(
     erased: bool,
     already_enrolled: bool,
     screening: ScreeningOutcome | None,
+    first_screened_on: date | None,
     consents: Iterable[ConsentTerms],
 ) -> None:
     """Raise :class:`NotEligible` unless the client may be enrolled on ``enrolled_on``.
 
-    ``screening`` is the client's latest up to that day; ``consents`` every consent they gave.
+    ``screening`` is the client's latest up to that day, ``first_screened_on`` the day of their
+    first screening ever; ``consents`` every consent they gave.
     """
     if erased:
         raise NotEligible("client_erased", "this client was erased")
     if already_enrolled:
         raise NotEligible("already_enrolled", "this client is already in the programme")
+    if screening is None and first_screened_on is not None:
+        not_before(enrolled_on, first_screened_on, "enrolled_on", "screening")
     if screening is None:
         raise NotEligible("not_screened", "screen the client with WHO ASSIST before enrolling them")
+    age = (enrolled_on - screening.screened_on).days
+    if age > programme.screening_valid_days:
+        raise NotEligible(
+            "screening_too_old",
+            f"the screening of {screening.screened_on} is {age} days old (the programme takes one "
+            f"of at most {programme.screening_valid_days} days): screen the client again",
+        )
     if screening.recommendation not in programme.enrol_after:
         raise NotEligible(
             "recommendation_not_programme",

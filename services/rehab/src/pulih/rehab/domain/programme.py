@@ -47,6 +47,8 @@ class Programme:
     version: int
     stages: tuple[Stage, ...]
     enrol_after: frozenset[Recommendation]
+    screening_valid_days: int
+    """How many days a screening stays good enough to enrol on; an older one asks for a new one."""
     dropout_after_weeks: int
     follow_up_months: tuple[int, ...]
     follow_up_after: frozenset[DischargeReason]
@@ -103,6 +105,7 @@ class _StageFile(BaseModel):
 class _RehabFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enrol_after: list[Recommendation]
+    screening_valid_days: int = Field(ge=0)
     dropout_after_weeks: int = Field(ge=1)
     follow_up_months: list[int] = Field(default_factory=list)
     follow_up_after: list[DischargeReason] = Field(default_factory=list)
@@ -144,6 +147,7 @@ def programme_from(data: dict[str, Any]) -> Programme:
             for s in rehab.stages
         ),
         enrol_after=frozenset(rehab.enrol_after),
+        screening_valid_days=rehab.screening_valid_days,
         dropout_after_weeks=rehab.dropout_after_weeks,
         follow_up_months=tuple(rehab.follow_up_months),
         follow_up_after=frozenset(rehab.follow_up_after),

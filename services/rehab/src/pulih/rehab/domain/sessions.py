@@ -2,7 +2,9 @@
 
 A session is recorded in an enrolment that is running (not discharged, not paused while the
 client is at a clinic), on a day from the enrolment on, and its kind must be one the stage in
-force that day asks for (``[rehab] stages.kinds`` of the programme file).
+force that day asks for (``[rehab] stages.kinds`` of the programme file). An attended session
+that arrives late and disproves a dropout reopens the enrolment first
+(:func:`~pulih.rehab.domain.timeline.reverse_dropout`).
 """
 
 from __future__ import annotations
@@ -10,14 +12,24 @@ from __future__ import annotations
 from datetime import date
 
 from pulih.contracts.codes import Phase, SessionKind
+from pulih.kit.dates import not_before
 from pulih.kit.errors import Invalid
 from pulih.rehab.domain.programme import Programme
-from pulih.rehab.domain.timeline import PhasePeriod, Status, Timeline, TimelineError, phase_on
+from pulih.rehab.domain.timeline import (
+    PhasePeriod,
+    Status,
+    Timeline,
+    TimelineError,
+    disproves_dropout,
+    phase_on,
+)
 
 
-def check_session_day(timeline: Timeline, enrolled_on: date, held_on: date) -> None:
-    """Refuse a session in an enrolment that is over or paused (409), or before it began (422)."""
-    if timeline.status is Status.DISCHARGED:
+def check_session_day(timeline: Timeline, enrolled_on: date, held_on: date, attended: bool) -> None:
+    """Refuse a session dated before the enrolment (422), or in an enrolment that is over or
+    paused (409), unless it is the late sighting that disproves the client's dropout."""
+    not_before(held_on, enrolled_on, "held_on", "enrolment")
+    if timeline.status is Status.DISCHARGED and not disproves_dropout(timeline, held_on, attended):
         raise TimelineError(
             "enrolment_discharged",
             f"the client was discharged on {timeline.discharged_on} ({timeline.discharge_reason})",
@@ -26,8 +38,6 @@ def check_session_day(timeline: Timeline, enrolled_on: date, held_on: date) -> N
         raise TimelineError(
             "enrolment_paused", "the client is with a clinic; sessions resume when they return"
         )
-    if held_on < enrolled_on:
-        raise Invalid("date_before_enrolment", "held_on is before the enrolment", "held_on")
 
 
 def stage_of_session(

@@ -12,7 +12,12 @@ Time moves a timeline by two rules, each taking effect once its day has fully pa
   last day of that run.
 
 :func:`advance` applies every rule due by a date in the order their days fall, so a service that
-was down for a month catches up with the same dates it would have had. Everything here is pure.
+was down for a month catches up with the same dates it would have had.
+
+A dropout the rule decided is a conclusion from missing data: an attended session within the
+weeks it counted as unseen, synced late from a field device, disproves it
+(:func:`disproves_dropout`), and :func:`reverse_dropout` puts the client back where they were.
+Everything here is pure.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 
 from pulih.contracts.codes import DischargeReason, Phase
+from pulih.kit.dates import not_before
 from pulih.kit.errors import Conflict, Invalid
 from pulih.rehab.domain.programme import Programme
 
@@ -46,6 +52,9 @@ class Timeline:
     paused_since: date | None = None
     discharged_on: date | None = None
     discharge_reason: DischargeReason | None = None
+    discharged_by_rule: bool = False
+    """The time rules discharged the client (completed, or dropped out for weeks unseen), not an
+    agent's request or a clinic's outcome."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,14 @@ class Discharged:
 
 
 Change = PhaseClosed | Discharged
+
+
+@dataclass(frozen=True)
+class DropoutReversal:
+    """The rule's dropout of ``dropped_out_on`` no longer holds: the client attended on ``on``."""
+
+    dropped_out_on: date
+    on: date
 
 
 class TimelineError(Conflict):
@@ -101,13 +118,13 @@ def advance(programme: Programme, timeline: Timeline, today: date) -> tuple[Time
         ends = stage_ends_on(programme, timeline)
         gone = dropout_on(programme, timeline)
         if gone < ends and gone < today:
-            timeline = _discharge(timeline, gone, DischargeReason.DROPPED_OUT)
+            timeline = _discharge(timeline, gone, DischargeReason.DROPPED_OUT, by_rule=True)
             changes.append(Discharged(gone, DischargeReason.DROPPED_OUT))
         elif ends <= gone and ends < today:
             follows = programme.next_phase(timeline.phase)
             changes.append(PhaseClosed(timeline.phase, ends, follows))
             if follows is None:
-                timeline = _discharge(timeline, ends, DischargeReason.COMPLETED)
+                timeline = _discharge(timeline, ends, DischargeReason.COMPLETED, by_rule=True)
                 changes.append(Discharged(ends, DischargeReason.COMPLETED))
             else:
                 timeline = replace(timeline, phase=follows, stage_started_on=ends + timedelta(days=1))
@@ -119,6 +136,59 @@ def advance(programme: Programme, timeline: Timeline, today: date) -> tuple[Time
 def seen(timeline: Timeline, on: date) -> Timeline:
     """The client attended a session on ``on``: the dropout count starts again from then."""
     return replace(timeline, last_seen_on=max(timeline.last_seen_on, on))
+
+
+def disproves_dropout(timeline: Timeline, held_on: date, attended: bool) -> bool:
+    """Whether a session held on ``held_on`` disproves the client's dropout.
+
+    Only a dropout the rule decided can be disproved, and only by an attended session inside the
+    run it counted as unseen: after the last time the client was seen and up to the dropout day,
+    the run's last day (seen that day, the client would not have dropped out). An agent's own
+    ``dropped_out`` discharge, a clinic's, and every other discharge stand.
+    """
+    return (
+        attended
+        and timeline.status is Status.DISCHARGED
+        and timeline.discharge_reason is DischargeReason.DROPPED_OUT
+        and timeline.discharged_by_rule
+        and timeline.discharged_on is not None
+        and timeline.last_seen_on < held_on <= timeline.discharged_on
+    )
+
+
+def reverse_dropout(
+    timeline: Timeline, seen_on: date, *, enrolled_again: bool = False
+) -> tuple[Timeline, DropoutReversal]:
+    """The client attended on ``seen_on``, inside the weeks the rule counted as unseen: the
+    dropout is reversed and the enrolment is active again, in the stage it was in, the client
+    last seen on ``seen_on``. The caller then lets :func:`advance` apply the rules from that day
+    on: the client may drop out again later, or move on to the next stage.
+
+    A client ``enrolled_again`` since the dropout is in the programme already: the dropout
+    stands (409), as a client is in one enrolment at a time.
+    """
+    if not disproves_dropout(timeline, seen_on, attended=True):
+        raise TimelineError(
+            "enrolment_discharged",
+            f"the client was discharged on {timeline.discharged_on} ({timeline.discharge_reason})",
+        )
+    if enrolled_again:
+        raise TimelineError(
+            "enrolled_again",
+            f"the client was enrolled again after dropping out on {timeline.discharged_on}: "
+            "that enrolment goes on, and this dropout stands",
+        )
+    assert timeline.discharged_on is not None  # disproves_dropout checked it
+    reversal = DropoutReversal(dropped_out_on=timeline.discharged_on, on=seen_on)
+    reopened = replace(
+        timeline,
+        status=Status.ACTIVE,
+        last_seen_on=seen_on,
+        discharged_on=None,
+        discharge_reason=None,
+        discharged_by_rule=False,
+    )
+    return reopened, reversal
 
 
 def pause(timeline: Timeline, on: date) -> Timeline:
@@ -174,19 +244,22 @@ def discharge_on_request(
     timeline: Timeline, on: date, reason: DischargeReason
 ) -> tuple[Timeline, Discharged]:
     """A discharge an agent asks for (moved, died, referred out, dropped out): it may not be dated
-    before the current stage began (422), nor come after another discharge (409)."""
+    before the current stage began, nor before the client was last seen (422), nor come after
+    another discharge (409)."""
     if on < timeline.stage_started_on:
         raise Invalid("date_before_stage", "the discharge date is before the current stage began", "on")
+    not_before(on, timeline.last_seen_on, "on", "day the client was last seen", code="date_before_last_seen")
     return discharge(timeline, on, reason)
 
 
-def _discharge(timeline: Timeline, on: date, reason: DischargeReason) -> Timeline:
+def _discharge(timeline: Timeline, on: date, reason: DischargeReason, *, by_rule: bool = False) -> Timeline:
     return replace(
         timeline,
         status=Status.DISCHARGED,
         paused_since=None,
         discharged_on=on,
         discharge_reason=reason,
+        discharged_by_rule=by_rule,
     )
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from pulih.contracts.codes import DischargeReason, Phase, QolTimepoint, Recommendation
 from pulih.contracts.events.rehab import ClientEnrolled, QualityOfLifeAssessed
 from pulih.kit.auth import Principal
-from pulih.kit.errors import Conflict, Invalid
+from pulih.kit.dates import not_in_future
+from pulih.kit.errors import Conflict
 from pulih.kit.read_model import active_agent_of
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
@@ -35,6 +36,7 @@ from pulih.rehab.store import (
     PhaseRecord,
     assessment_taken,
     enrolments_due,
+    first_screened_on,
     open_enrolment,
 )
 
@@ -55,11 +57,10 @@ async def enrol_client(
 ) -> Enrolment:
     """Enrol a screened client: screening closes and intake (penerimaan awal) starts, with the
     baseline WHOQOL-BREF if it was taken."""
-    if body.enrolled_on > today:
-        raise Invalid("date_in_future", f"enrolled_on is after today ({today})", "enrolled_on")
-    baseline = _scored(body.baseline, "baseline") if body.baseline is not None else None
     session = uow.session
     client = await client_for(session, body.client_id, principal)
+    not_in_future(body.enrolled_on, today, "enrolled_on")
+    baseline = _scored(body.baseline, "baseline") if body.baseline is not None else None
     if body.enrollment_id is not None and await session.get(Enrolment, body.enrollment_id) is not None:
         raise Conflict("enrolment_exists", f"enrolment {body.enrollment_id} already exists", "enrollment_id")
     screening = await OUTREACH.latest_screening(session, client.client_id, on_or_before=body.enrolled_on)
@@ -73,6 +74,7 @@ async def enrol_client(
             if screening is not None
             else None
         ),
+        first_screened_on=await first_screened_on(session, client.client_id),
         consents=[c.terms() for c in await OUTREACH.consents_of(session, client.client_id)],
     )
     await active_agent_of(session, KnownAgent, body.agent_id, client.unit_id)
@@ -133,9 +135,8 @@ async def discharge_client(
     today: date,
 ) -> Enrolment:
     """Discharge a client early: moved away, died, referred out, or dropped out."""
-    if body.on > today:
-        raise Invalid("date_in_future", "the discharge date is after today", "on")
     enrolment = await enrolment_for(uow.session, enrollment_id, principal)
+    not_in_future(body.on, today, "on")
     await catch_up(uow, programme, enrolment, body.on)
     timeline, change = discharge_on_request(timeline_of(enrolment), body.on, DischargeReason(body.reason))
     await apply_changes(uow, programme, enrolment, timeline, [change])
@@ -152,10 +153,9 @@ async def assess_quality_of_life(
     today: date,
 ) -> Assessment:
     """Record a WHOQOL-BREF: baseline (once, at intake), exit (once, in aftercare), follow-up."""
-    if body.assessed_on > today:
-        raise Invalid("date_in_future", "assessed_on is after today", "assessed_on")
-    scores = _scored(body.answers, "answers")
     enrolment = await enrolment_for(uow.session, enrollment_id, principal)
+    not_in_future(body.assessed_on, today, "assessed_on")
+    scores = _scored(body.answers, "answers")
     await catch_up(uow, programme, enrolment, today)
     check_assessment(
         programme,

@@ -1,0 +1,38 @@
+"""What outreach learns from other services' events: referral's referrals, so that outreach checks
+for itself, from its own records, that an identity hand-over is allowed (a ``service`` token is
+not a master key).
+
+- ``ReferredToClinic``: the referral, its client and the clinic it is addressed to;
+- ``ReferralClosed``: the referral ended (completed, declined, cancelled…), so its clinic gets no
+  identity any more. A close before its referral is retried, never dropped.
+
+Every other event on ``ibm.<regency>.referral.>`` is acknowledged and skipped.
+"""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+
+from pulih.contracts import Event
+from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
+from pulih.kit.consumers import EventHandler, subscribe_durable
+from pulih.kit.runtime import ServiceRuntime
+from pulih.outreach import handlers
+
+FROM_REFERRAL: dict[type[Event], EventHandler] = {
+    ReferredToClinic: handlers.note_referral,
+    ReferralClosed: handlers.note_referral_closed,
+}
+"""What outreach does with each of referral's events."""
+
+
+def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
+    """Outreach's durable consumer of referral's events."""
+    regency = runtime.settings.regency
+    subscribe_durable(
+        runtime,
+        broker,
+        durable="referral-events",
+        subject=f"ibm.{regency}.referral.>",
+        handlers=FROM_REFERRAL,
+    )
