@@ -370,6 +370,7 @@ def test_the_reference_clinic_needs_nothing_from_pulih() -> None:
         "argparse",
         "asyncio",
         "json",
+        "ssl",
         "sys",
         "uuid",
         "datetime",

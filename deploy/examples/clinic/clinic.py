@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import uuid
 from datetime import UTC, date, datetime
@@ -155,6 +156,7 @@ class Clinic:
             inbox_prefix=f"_INBOX_{args.clinic}",
             name=f"clinic-{args.clinic}",
             connect_timeout=5,
+            tls=ssl.create_default_context(cafile=args.ca) if args.ca else None,
         )
         try:
             js = nc.jetstream()
@@ -202,6 +204,7 @@ class Clinic:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A reference clinic answering Pulih referrals over NATS")
     parser.add_argument("--url", default="nats://127.0.0.1:14222", help="the regency's NATS server")
+    parser.add_argument("--ca", help="the regency's CA certificate (ca.pem) when its server uses TLS")
     parser.add_argument("--user", help="the clinic's NATS user (default clinic-<clinic id>)")
     parser.add_argument("--password", help="the clinic's NATS password (none: a development server)")
     parser.add_argument("--clinic", required=True, help="the clinic's id (slug)")

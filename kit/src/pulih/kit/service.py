@@ -27,7 +27,13 @@ from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
 from pulih.kit.health import router as health_router
-from pulih.kit.messaging import ensure_regency_stream, make_broker, stream_publisher
+from pulih.kit.messaging import (
+    StreamLimits,
+    ensure_regency_stream,
+    make_broker,
+    nats_tls,
+    stream_publisher,
+)
 from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.outbox import OutboxRelay
 from pulih.kit.runtime import NoDeps, ServiceDeps, ServiceRuntime
@@ -70,7 +76,9 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
     while True:
         try:
             await broker.connect()
-            await ensure_regency_stream(broker, runtime.settings.regency)
+            await ensure_regency_stream(
+                broker, runtime.settings.regency, StreamLimits.from_settings(runtime.settings)
+            )
             await broker.start()
             break
         except asyncio.CancelledError:
@@ -118,7 +126,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.database_url_for(spec.name))
         await upgrade_to_head(database, spec.migrations)
-        broker = make_broker(settings.nats_url, name=f"pulih-{settings.regency}-{spec.name}")
+        broker = make_broker(
+            settings.nats_url, name=f"pulih-{settings.regency}-{spec.name}", tls=nats_tls(settings)
+        )
         runtime = ServiceRuntime(
             spec.name,
             settings,
