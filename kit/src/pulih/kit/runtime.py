@@ -52,6 +52,9 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     clock: Clock = field(default_factory=SystemClock)
     jobs: dict[str, PeriodicJob] = field(default_factory=dict)
+    paused_consumers: set[str] = field(default_factory=set)
+    """Consumers that stopped taking messages because the store is failing (readiness reports
+    them; they resume by themselves when the store answers again)."""
 
     @asynccontextmanager
     async def unit_of_work(
