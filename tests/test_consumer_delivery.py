@@ -365,3 +365,54 @@ async def test_events_about_one_client_are_applied_in_the_order_they_were_publis
     async with harness.database.sessions() as session:
         attempts = (await session.scalars(select(consented.c.attempt))).all()
     assert set(attempts) == {1}, "a consent was applied only on a later delivery: out of order"
+
+
+tally = Table("tally", effects, Column("name", String(40), primary_key=True), Column("n", Integer))
+
+
+async def test_an_effect_that_is_not_idempotent_happens_once_for_an_event_delivered_twice(
+    tmp_path: Path, nats_server: NatsServer, database_url: str
+) -> None:
+    # A counter has no key to reject a second application: only the inbox stands between a
+    # redelivered event and a double effect.
+    async def count_registration(uow: UnitOfWork, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
+        await uow.session.execute(tally.update().values(n=tally.c.n + 1))
+
+    settings = make_settings(tmp_path, nats_url=nats_server.url, PULIH_MAX_DELIVER=3)
+    database = Database(database_url)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(kit_metadata.create_all)
+        await conn.run_sync(effects.create_all)
+        await conn.execute(tally.insert().values(name="registrations", n=0))
+    runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
+    broker = make_broker(nats_server.url, name="counter")
+    subscribe_durable(
+        runtime,
+        broker,
+        durable="clients",
+        subject="ibm.3301.outreach.>",
+        handlers={ClientRegistered: count_registration},
+        retry_base_seconds=0.1,
+    )
+    await broker.connect()
+    await ensure_regency_stream(broker, "3301")
+    await broker.start()
+    nc = await nats.connect(nats_server.url)
+    try:
+        harness = Harness(nats_server.url, database, broker)
+        event = registration()
+        await harness.publish(event, msg_id="first-copy")
+        await harness.publish(event, msg_id="second-copy")  # past JetStream's dedup: a second delivery
+
+        async def acked() -> int:
+            info = await nc.jetstream().consumer_info(stream_name("3301"), "rehab-clients")
+            return int(info.ack_floor.stream_seq) if info.num_ack_pending == 0 else 0
+
+        await eventually(acked, until=lambda seq: seq == 2)  # both copies handled and acknowledged
+        async with database.sessions() as s:
+            assert await s.scalar(select(tally.c.n)) == 1
+        assert await stream_messages(nats_server.url, "ibm.3301.dlq.rehab") == []
+    finally:
+        await nc.close()
+        await broker.stop()
+        await database.dispose()

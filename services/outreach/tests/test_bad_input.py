@@ -244,7 +244,9 @@ async def test_a_screening_of_substances_never_used_is_a_screening_with_no_resul
         ({"full_name": "\u202e"}, "control_character", "identity.full_name"),  # right-to-left override
         ({"full_name": "Budi \u202eotnasoS"}, "control_character", "identity.full_name"),
         ({"full_name": "\u2066Budi\u2069"}, "control_character", "identity.full_name"),  # isolates
-        ({"full_name": "   "}, "no_letter", "identity.full_name"),
+        ({"full_name": "   "}, "blank", "identity.full_name"),
+        ({"full_name": "\u3164\u3164"}, "no_letter", "identity.full_name"),  # Hangul fillers draw nothing
+        ({"address": "   "}, "blank", "identity.address"),
         ({"full_name": "12345 -."}, "no_letter", "identity.full_name"),
         ({"address": "Jl. Merdeka\x001"}, "control_character", "identity.address"),
         ({"address": "Jl. Merdeka\x1b[2J"}, "control_character", "identity.address"),

@@ -50,3 +50,17 @@ def test_control_and_invisible_characters_are_refused_where_they_stand(char: str
         clean_text(f"Budi{char}Santoso", "full_name")
     assert (caught.value.code, caught.value.field) == ("control_character", "full_name")
     assert "position 4" in caught.value.message and "Budi" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t \u3000"])
+def test_blank_text_is_refused(value: str) -> None:
+    with pytest.raises(TextError) as caught:
+        clean_text(value, "address")
+    assert (caught.value.code, caught.value.field) == ("blank", "address")
+
+
+@pytest.mark.parametrize("filler", ["\u3164\u3164", "\u115f", "\u1160", "\uffa0 \uffa0"])
+def test_a_name_of_hangul_fillers_draws_nothing_and_is_refused(filler: str) -> None:
+    with pytest.raises(TextError) as caught:
+        clean_name(filler, "full_name")
+    assert caught.value.code == "no_letter"

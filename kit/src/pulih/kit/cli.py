@@ -8,6 +8,7 @@ import os
 import sys
 from uuid import UUID
 
+from pulih.kit import backup, dlq
 from pulih.kit.auth import Role, issue_token
 from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         help="print the last N events in the stream, newest last, and stop",
     )
 
+    backup.add_commands(sub)
+    dlq.add_parser(sub)
+
     token = sub.add_parser("token", help="print a development token for a role")
     token.add_argument("role", choices=[r.value for r in Role])
     token.add_argument("--unit", type=UUID, help="the agent's unit_id")
@@ -67,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pulih: invalid settings: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "dlq":
+        return dlq.run(settings, args)
+    if args.command in backup.COMMANDS:
+        return backup.run_command(args, settings)
     if args.command == "up":
         return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
     if args.command == "events":
-        run_tail(
+        return run_tail(
             settings.nats_url,
             settings.regency,
             replay_all=args.all,
@@ -78,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             last=args.last,
         )
-        return 0
     if args.command == "token":
         if args.role == "agent" and args.unit is None:
             print("pulih: an agent token needs --unit <unit_id>", file=sys.stderr)

@@ -11,7 +11,7 @@ from datetime import date
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from pulih.kit.auth import CurrentUser, Role, require
+from pulih.kit.auth import CurrentUser, Role, allow, require
 from pulih.kit.clock import ManualClock
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Conflict
@@ -40,7 +40,7 @@ async def read_clock(runtime: RuntimeDep, principal: CurrentUser) -> ClockView:
     return ClockView(today=runtime.clock.today(), manual=isinstance(runtime.clock, ManualClock))
 
 
-@router.put("/clock", response_model=ClockView)
+@router.put("/clock", response_model=ClockView, dependencies=[allow(Role.ADMIN)])
 async def move_clock(body: MoveClock, runtime: RuntimeDep, principal: CurrentUser) -> ClockView:
     """Move a manual clock (admin); time-driven rules run at once for the new date."""
     require(principal, Role.ADMIN)

@@ -16,6 +16,27 @@ Whatever the handler emits names the consumed event as its cause.
   code becomes the error), is dead-lettered at once with its reason, and nothing changes.
 - After ``max_deliver`` attempts the message goes to the dead-letter subject too.
 
+Only the event's own faults spend its attempts. A store fault is not one: when the unit of work
+fails with an infrastructure error (SQLAlchemy ``OperationalError``/``InterfaceError``, a pool
+timeout, an invalidated connection, ``OSError``), or with any other error while a real
+write-and-commit probe (:func:`store_commits`; ``SELECT 1`` answers from a read-only disk) fails,
+the consumer pauses: it names itself in ``runtime.paused_consumers``, keeps the message (neither
+acked nor nacked, so JetStream counts no new delivery), takes no other (one message per fetch),
+probes with a growing backoff (``retry_base_seconds`` doubling, at most
+``PULIH_STORE_RETRY_MAX_SECONDS``) and, once a commit succeeds, applies the same message again.
+However long the outage, nothing is dead-lettered because of it.
+
+``NotReadyYet`` counts an attempt only while the service is healthy: if the store cannot commit,
+or another consumer of the service is paused (what the event builds on may be waiting there), the
+message is held the same way and retried when they are back; the ``max_deliver`` budget of a
+dependent event is spent only after its parent could have been applied.
+
+Every message in hand is kept alive with an in-progress ack (``+WPI``) every third of
+``PULIH_ACK_WAIT_SECONDS`` (10 s by default): a slow handler or a paused consumer keeps its
+message, while a consumer that died mid-message gives it back after ``ack_wait``. (nats-py does
+not change an existing durable's config: a consumer created with another ``ack_wait`` keeps it
+until it is updated or recreated.)
+
 A dead letter is a CloudEvent of the consuming service, ``pulih.<service>.EventDeadLettered.v1``
 (EVENTS.md, "Dead letters"), with a bounded copy of the message (at most 64 KiB, identity values
 redacted; none if even that does not fit the stream's message limit); the original stays in the
@@ -27,19 +48,25 @@ services that both read, say, outreach's events never split one consumer's messa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from faststream import AckPolicy as HandlerAckPolicy
 from faststream.exceptions import NackMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy as JetStreamAckPolicy
 from nats.js.errors import BadRequestError
+from sqlalchemy import exc as sa_exc
 
 from pulih.contracts import CloudEvent, Event, InvalidEvent, new_event, parse_event, stream_name, subject_for
 from pulih.contracts.events.dead_letters import (
@@ -49,6 +76,7 @@ from pulih.contracts.events.dead_letters import (
     dead_letter_of,
 )
 from pulih.kit import inbox
+from pulih.kit.database import Database
 from pulih.kit.emitter import current_traceparent
 from pulih.kit.errors import PulihError
 from pulih.kit.outbox import envelope_headers
@@ -223,6 +251,7 @@ def subscribe_durable(
     max_deliver = settings.max_deliver
     by_type = {model.type_name(): handler for model, handler in handlers.items()}
     consumer_name = f"{runtime.name}.{durable}"
+    store_retry_max = settings.store_retry_max_seconds
 
     async def fail(msg: Any, attempts: int, error: str, reason: str) -> None:
         meta = msg.raw_message.metadata
@@ -240,15 +269,35 @@ def subscribe_durable(
         )
         await msg.reject()
 
+    def pause(exc: BaseException, event_id: uuid.UUID) -> None:
+        if consumer_name not in runtime.paused_consumers:
+            runtime.paused_consumers.add(consumer_name)
+            log.warning(
+                "store failing: consumer paused",
+                extra={
+                    "consumer": consumer_name,
+                    "event_id": str(event_id),
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+
+    async def wait(round_: int) -> None:
+        await asyncio.sleep(min(retry_delay(round_, retry_base_seconds), store_retry_max))
+
     @broker.subscriber(
         subject,
         stream=JStream(stream_name(settings.regency), declare=False),
         durable=f"{runtime.name}-{durable}",
         # One message per fetch: FastStream runs the messages of a fetched batch concurrently,
         # which would apply events about one client out of order (invariant 3). SQLite's single
-        # writer hides that; PostgreSQL does not.
+        # writer hides that; PostgreSQL does not. It also makes a pause a pause: the next
+        # fetch waits until the message in hand is settled.
         pull_sub=PullSub(batch_size=1, timeout=1.0),
-        config=ConsumerConfig(max_deliver=max_deliver, ack_wait=30, ack_policy=JetStreamAckPolicy.EXPLICIT),
+        config=ConsumerConfig(
+            max_deliver=max_deliver,
+            ack_wait=settings.ack_wait_seconds,
+            ack_policy=JetStreamAckPolicy.EXPLICIT,
+        ),
         ack_policy=HandlerAckPolicy.NACK_ON_ERROR,
         title=durable,
     )
@@ -264,31 +313,132 @@ def subscribe_durable(
         if handler is None:
             return
         delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
-        try:
-            async with runtime.unit_of_work(caused_by=event_) as uow:
-                if await inbox.already_applied(uow.session, consumer_name, event_.id):
-                    return
-                await handler(uow, event_, delivery)
-                await inbox.record_applied(uow.session, consumer_name, event_.id, meta.sequence.stream)
-        except Rejected as exc:
-            await fail(msg, attempts, exc.error, exc.reason)
-            return
-        except PulihError as exc:
-            await fail(msg, attempts, exc.code, f"{delivery.subject}: {exc.message}")
-            return
-        except NotReadyYet as exc:
-            if attempts >= max_deliver:
-                await fail(
-                    msg,
-                    attempts,
-                    "not_ready",
-                    f"still not applicable after {attempts} attempts: {exc}",
+        round_ = 0
+        async with _still_working(msg.raw_message, settings.ack_wait_seconds / 3):
+            try:
+                while True:
+                    round_ += 1
+                    try:
+                        async with runtime.unit_of_work(caused_by=event_) as uow:
+                            if await inbox.already_applied(uow.session, consumer_name, event_.id):
+                                return
+                            await handler(uow, event_, delivery)
+                            await inbox.record_applied(
+                                uow.session, consumer_name, event_.id, meta.sequence.stream
+                            )
+                    except Rejected as exc:
+                        await fail(msg, attempts, exc.error, exc.reason)
+                        return
+                    except PulihError as exc:
+                        await fail(msg, attempts, exc.code, f"{delivery.subject}: {exc.message}")
+                        return
+                    except NotReadyYet as exc:
+                        if not await store_commits(runtime.database):
+                            pause(exc, event_.id)  # the store, not the event: spend no attempt
+                            await wait(round_)
+                            continue
+                        runtime.paused_consumers.discard(consumer_name)
+                        if runtime.paused_consumers:
+                            # what it builds on may wait in a paused consumer of this service
+                            await wait(round_)
+                            continue
+                        if attempts >= max_deliver:
+                            await fail(
+                                msg,
+                                attempts,
+                                "not_ready",
+                                f"still not applicable after {attempts} attempts: {exc}",
+                            )
+                            return
+                        raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
+                    except Exception as exc:
+                        if is_store_fault(exc) or not await store_commits(runtime.database):
+                            pause(exc, event_.id)
+                            await wait(round_)
+                            while not await store_commits(runtime.database):
+                                round_ += 1
+                                await wait(round_)
+                            continue
+                        log.exception(
+                            "handler failed", extra={"consumer": durable, "event_id": str(event_.id)}
+                        )
+                        if attempts >= max_deliver:
+                            await fail(msg, attempts, "handler_failed", f"{type(exc).__name__}: {exc}")
+                            return
+                        raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
+                    else:
+                        return
+            finally:
+                if consumer_name in runtime.paused_consumers:
+                    runtime.paused_consumers.discard(consumer_name)
+                    log.warning("store answers again: consumer resumed", extra={"consumer": consumer_name})
+
+
+def is_store_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store (not the event) failed: the database is unreachable,
+    locked, read-only, out of space or broke the connection.
+
+    An integrity or data error is the event's; an unknown exception is decided by probing the
+    store (:func:`store_commits`).
+    """
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+_PROBE_CONSUMER = "pulih.store-probe"
+_PROBE_EVENT = uuid.UUID(int=0)
+
+
+async def store_commits(database: Database, timeout: float = 10.0) -> bool:
+    """Whether ``database`` can commit a write now (within ``timeout`` seconds).
+
+    ``SELECT 1`` answers from a read-only file or disk; this writes an inbox row and removes it
+    in one transaction, and commits, so the pages or the WAL record must really be written.
+    """
+    try:
+        async with asyncio.timeout(timeout), database.transaction() as session:
+            await session.execute(
+                inbox.inbox_table.insert().values(
+                    consumer=_PROBE_CONSUMER,
+                    event_id=_PROBE_EVENT,
+                    stream_seq=None,
+                    applied_at=datetime.now(UTC),
                 )
-                return
-            raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
-        except Exception as exc:
-            log.exception("handler failed", extra={"consumer": durable, "event_id": str(event_.id)})
-            if attempts >= max_deliver:
-                await fail(msg, attempts, "handler_failed", f"{type(exc).__name__}: {exc}")
-                return
-            raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
+            )
+            await session.execute(
+                inbox.inbox_table.delete().where(
+                    inbox.inbox_table.c.consumer == _PROBE_CONSUMER,
+                    inbox.inbox_table.c.event_id == _PROBE_EVENT,
+                )
+            )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.debug("store probe failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return False
+    return True
+
+
+@asynccontextmanager
+async def _still_working(message: Msg, every: float) -> AsyncIterator[None]:
+    """Tell JetStream every ``every`` seconds that ``message`` is being worked on (``+WPI``), so a
+    short ``ack_wait`` redelivers a dead consumer's message soon but not a slow handler's."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await message.in_progress()
+            except Exception as exc:  # a broken connection: the message comes back after ack_wait
+                log.debug("in-progress ack failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

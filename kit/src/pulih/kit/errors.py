@@ -11,17 +11,22 @@ pure; only :func:`install_error_handlers` touches FastAPI.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+log = logging.getLogger("pulih.errors")
+
 
 class PulihError(Exception):
     """An error a caller can act on: it has a stable code, a message and maybe a field."""
 
     status: ClassVar[int] = 400
+    headers: dict[str, str] | None = None
+    """Response headers the error asks for (``Retry-After``…), if any."""
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -91,15 +96,40 @@ async def _pulih_error(_: Request, exc: Exception) -> JSONResponse:
     from fastapi.responses import JSONResponse
 
     assert isinstance(exc, PulihError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _unauthenticated(request: Request) -> PulihError | None:
+    """Why the request's credentials are not valid (None if they are). FastAPI parses a JSON body
+    before any dependency runs, so a malformed body would otherwise be answered before the caller
+    is known: an anonymous caller must get 401, not a description of the body."""
+    from pulih.kit.auth import decode_token
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return Unauthorized("missing_token", "send Authorization: Bearer <token>")
+    settings = request.app.state.settings
+    try:
+        decode_token(token, settings.jwt_secret.get_secret_value(), settings.regency)
+    except PulihError as refused:
+        return refused
+    return None
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     assert isinstance(exc, RequestValidationError)
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        refused = _unauthenticated(request)
+        if refused is not None:
+            return await _pulih_error(request, refused)
+        offset = next((e.get("loc", ())[-1] for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        message = f"the body is not valid JSON (at character {offset})"
+        body: dict[str, Any] = {"code": "invalid_json", "message": message, "field": "body"}
+        return JSONResponse({**body, "errors": [{"field": "body", "message": message}]}, status_code=422)
     errors = [
         {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
     ]
@@ -140,13 +170,52 @@ async def _concurrent_update(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=409)
 
 
+STORE_RETRY_AFTER_SECONDS = 5
+"""What a 503 for a failing store tells the caller to wait before sending the request again."""
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The store failed for a reason outside the request (a read-only or full disk, a lost
+    # connection, an exhausted pool): nothing was committed, and the same request (with its
+    # Idempotency-Key) may work later. A rule the request broke (IntegrityError and the like)
+    # is not handled here.
+    from fastapi.responses import JSONResponse
+
+    log.error(
+        "store unavailable: %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        " ".join(str(getattr(exc, "orig", None) or exc).split())[:300],
+    )
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        from pulih.kit.health import drop_failed_connections
+
+        await drop_failed_connections(runtime.database)
+    body = {
+        "code": "store_unavailable",
+        "message": "the store cannot be written just now; nothing was changed, send the request again later",
+        "field": None,
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+
+
+INFRASTRUCTURE_ERRORS: tuple[str, ...] = ("OperationalError", "InterfaceError", "TimeoutError")
+"""The SQLAlchemy errors that say the store failed, not the request (``sqlalchemy.exc`` names):
+answered 503 ``store_unavailable`` with ``Retry-After``."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error a route can raise to one JSON shape."""
     from fastapi.exceptions import RequestValidationError
+    from sqlalchemy import exc as sqlalchemy_errors
     from sqlalchemy.orm.exc import StaleDataError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app.add_exception_handler(StaleDataError, _concurrent_update)
+    for name in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(getattr(sqlalchemy_errors, name), _store_unavailable)
     app.add_exception_handler(PulihError, _pulih_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

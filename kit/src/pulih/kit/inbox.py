@@ -6,6 +6,7 @@ A redelivered or replayed event finds its id here and has no second effect. Proj
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -32,6 +33,17 @@ async def already_applied(session: AsyncSession, consumer: str, event_id: UUID) 
         )
     )
     return found is not None
+
+
+async def applied_among(session: AsyncSession, event_ids: Iterable[UUID]) -> set[UUID]:
+    """Which of ``event_ids`` any consumer of this service has applied (``Pulih-After`` waits on it)."""
+    wanted = list(event_ids)
+    if not wanted:
+        return set()
+    found = await session.scalars(
+        select(inbox_table.c.event_id).where(inbox_table.c.event_id.in_(wanted)).distinct()
+    )
+    return set(found)
 
 
 async def record_applied(

@@ -3,6 +3,13 @@
 Starts an embedded ``nats-server`` (unless ``NATS_URL`` is set), then every installed service
 (the ``pulih.services`` entry points) as its own process, prints each API's address and a
 development token per role, and stops everything cleanly on Ctrl-C. Data stays in the data dir.
+
+It supervises what it started: a service or the embedded NATS server that dies is started again
+after a backoff (0.5 s doubling to 10 s), on the same port and with the same data, and the output
+says so. It gives up, and stops the regency with a message that names the process and its log,
+only when one crashes :attr:`RestartPolicy.max_fast_crashes` times in a row, each time within
+:attr:`RestartPolicy.fast_seconds` of its start. The running pids are in ``<data dir>/pids``;
+each service's output also goes to ``<data dir>/logs/<service>.log``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -59,29 +67,252 @@ def _port_override(name: str, default: int) -> int:
     return int(os.environ.get(f"PULIH_{name.upper()}_PORT", default))
 
 
-async def _pipe(prefix: str, stream: asyncio.StreamReader) -> None:
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When and how often a dead process is started again."""
+
+    first_delay: float = 0.5
+    """Seconds before a restart after a crash that was not fast; doubled for each fast crash in a row."""
+    max_delay: float = 10.0
+    """The longest wait before a restart."""
+    fast_seconds: float = 10.0
+    """A crash this soon after the start is a fast crash."""
+    max_fast_crashes: int = 5
+    """This many fast crashes in a row and the regency stops."""
+
+    def delay(self, fast_crashes: int) -> float:
+        """The wait before the next start, after ``fast_crashes`` fast crashes in a row."""
+        return min(self.first_delay * 2.0**fast_crashes, self.max_delay)
+
+
+class PidFile:
+    """``<data dir>/pids``: one ``name pid`` line per running process, for operators and tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pids: dict[str, int] = {}
+
+    def set(self, name: str, pid: int | None) -> None:
+        """Record (or, with ``None``, forget) the pid of ``name``."""
+        if pid is None:
+            self.pids.pop(name, None)
+        else:
+            self.pids[name] = pid
+        self.path.write_text("".join(f"{n} {p}\n" for n, p in self.pids.items()))
+
+    def remove(self) -> None:
+        """Forget every pid (the regency stopped)."""
+        self.pids.clear()
+        self.path.unlink(missing_ok=True)
+
+
+class Supervisor:
+    """Keeps one process running: starts it, waits for it, and starts it again when it dies."""
+
+    def __init__(
+        self, name: str, log: Path, policy: RestartPolicy, pids: PidFile, stop: asyncio.Event
+    ) -> None:
+        self.name = name
+        self.log = log
+        self.policy = policy
+        self.pids = pids
+        self.stop = stop
+        self.restarts = 0
+
+    async def spawn(self) -> int:
+        """Start the process; return its pid."""
+        raise NotImplementedError
+
+    async def wait(self) -> int:
+        """Wait until the process exits; return its exit code."""
+        raise NotImplementedError
+
+    async def shutdown(self) -> None:
+        """Stop the process if it runs."""
+        raise NotImplementedError
+
+    async def run(self) -> str | None:
+        """Supervise until ``stop`` is set (``None``) or the process keeps crashing (why, as text).
+
+        The process must already have been spawned once.
+        """
+        fast_crashes = 0
+        started = time.monotonic()
+        while True:
+            exited = asyncio.create_task(self.wait())
+            stopping = asyncio.create_task(self.stop.wait())
+            await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                exited.cancel()
+                return None
+            stopping.cancel()
+            code = exited.result()
+            self.pids.set(self.name, None)
+            if self.stop.is_set():
+                return None
+            ran = time.monotonic() - started
+            fast_crashes = fast_crashes + 1 if ran < self.policy.fast_seconds else 0
+            if fast_crashes >= self.policy.max_fast_crashes:
+                return (
+                    f"{self.name} exited (code {code}) {fast_crashes} times in a row, each within "
+                    f"{self.policy.fast_seconds:g}s of its start; giving up and stopping the regency. "
+                    f"See its log: {self.log}"
+                )
+            delay = self.policy.delay(fast_crashes)
+            self.restarts += 1
+            _say(f"{self.name} exited (code {code}); restarting in {delay:.1f}s (restart {self.restarts})")
+            try:
+                await asyncio.wait_for(self.stop.wait(), delay)
+                return None
+            except TimeoutError:
+                pass
+            started = time.monotonic()
+            try:
+                pid = await self.spawn()
+            except Exception as exc:  # a failed start is a crash like any other
+                _say(f"{self.name} did not start: {exc}")
+                continue
+            _say(f"{self.name} restarted (pid {pid})")
+
+
+class ServiceSupervisor(Supervisor):
+    """One service as a ``uvicorn`` process; its output goes to the terminal and to its log."""
+
+    def __init__(
+        self,
+        service: InstalledService,
+        port: int,
+        env: dict[str, str],
+        log: Path,
+        policy: RestartPolicy,
+        pids: PidFile,
+        stop: asyncio.Event,
+    ) -> None:
+        super().__init__(service.name, log, policy, pids, stop)
+        self.service = service
+        self.port = port
+        self.env = env
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: asyncio.subprocess.Process | None = None
+        self.pipe: asyncio.Task[None] | None = None
+
+    async def spawn(self) -> int:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.service.app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # we stop services before NATS, not the terminal
+        )
+        assert self.process.stdout is not None
+        self.pipe = asyncio.create_task(_pipe(f"[{self.name}]", self.process.stdout, self.log))
+        self.pids.set(self.name, self.process.pid)
+        return self.process.pid
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        code = await self.process.wait()
+        if self.pipe is not None:  # the last lines (a traceback) before the restart message
+            await asyncio.wait([self.pipe], timeout=2)
+        return code
+
+    @property
+    def running(self) -> bool:
+        """Whether the current process is alive."""
+        return self.process is not None and self.process.returncode is None
+
+    async def shutdown(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self.pipe is not None:
+            self.pipe.cancel()
+        self.pids.set(self.name, None)
+
+
+class NatsSupervisor(Supervisor):
+    """The embedded ``nats-server``: restarted on the same port and store dir."""
+
+    def __init__(self, server: NatsServer, policy: RestartPolicy, pids: PidFile, stop: asyncio.Event) -> None:
+        super().__init__("nats-server", server.log_file, policy, pids, stop)
+        self.server = server
+
+    async def spawn(self) -> int:
+        await asyncio.to_thread(self.server.start)
+        assert self.server.process is not None
+        self.pids.set(self.name, self.server.process.pid)
+        return self.server.process.pid
+
+    def adopt(self) -> None:
+        """Record the pid of a server started before supervision began."""
+        assert self.server.process is not None
+        self.pids.set(self.name, self.server.process.pid)
+
+    async def wait(self) -> int:
+        # a subprocess.Popen: poll it (a thread blocked in wait() could not be cancelled)
+        while (process := self.server.process) is not None and process.poll() is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        code = process.returncode if process is not None else 0
+        self.server.process = None
+        return code
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self.server.stop)
+        self.pids.set(self.name, None)
+
+
+def _say(text: str) -> None:
+    print(f"[up] {text}", flush=True)
+
+
+async def _pipe(prefix: str, stream: asyncio.StreamReader, log: Path) -> None:
+    with log.open("a", encoding="utf-8") as file:
+        await _copy(prefix, stream, file)
+
+
+async def _copy(prefix: str, stream: asyncio.StreamReader, file: TextIO) -> None:
     while line := await stream.readline():
-        sys.stdout.write(f"{prefix} {line.decode(errors='replace')}")
+        text = line.decode(errors="replace")
+        sys.stdout.write(f"{prefix} {text}")
         sys.stdout.flush()
+        file.write(text)
+        file.flush()
 
 
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process, timeout: float = 60.0) -> bool:
+async def _wait_healthy(
+    supervisor: ServiceSupervisor, task: asyncio.Task[str | None], timeout: float
+) -> bool:
+    """Whether the service answers ``/healthz`` before ``timeout`` (restarts allowed meanwhile)."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                return False
-            try:
-                if (await client.get(f"{url}/healthz")).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
+        while time.monotonic() < deadline and not task.done():
+            if supervisor.running:
+                try:
+                    if (await client.get(f"{supervisor.url}/healthz")).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
             await asyncio.sleep(0.2)
     return False
 
 
-async def run_regency(settings: Settings, *, nats_port: int) -> int:
+async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPolicy | None = None) -> int:
     """Run the local regency until interrupted; return the exit code."""
+    policy = policy or RestartPolicy()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     services = installed_services()
@@ -89,7 +320,9 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
         print("no Pulih services are installed (pip install -e services/outreach)", file=sys.stderr)
         return 1
 
-    nats: NatsServer | None = None
+    stop = asyncio.Event()
+    pids = PidFile(data_dir / "pids")
+    nats: NatsSupervisor | None = None
     if "NATS_URL" in os.environ:
         nats_url = os.environ["NATS_URL"]
         print(f"using NATS at {nats_url}")
@@ -101,13 +334,15 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
                 file=sys.stderr,
             )
             return 1
-        nats = NatsServer(
+        server = NatsServer(
             data_dir / "nats",
             nats_port,
             server_name=f"pulih-{settings.regency}",
             domain=f"r{settings.regency}",
         ).start()
-        nats_url = nats.url
+        nats = NatsSupervisor(server, policy, pids, stop)
+        nats.adopt()
+        nats_url = server.url
         print(f"nats-server with JetStream on {nats_url} (store {data_dir / 'nats'})")
 
     env = {
@@ -116,17 +351,18 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
         "PULIH_DATA_DIR": str(data_dir),
         "PULIH_REGENCY": settings.regency,
     }
-    processes: list[tuple[InstalledService, asyncio.subprocess.Process]] = []
-    pipes: list[asyncio.Task[None]] = []
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    urls: dict[str, str] = {}
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    supervisors: list[ServiceSupervisor] = []
+    tasks: dict[asyncio.Task[str | None], Supervisor] = {}
     try:
+        if nats is not None:
+            tasks[asyncio.create_task(nats.run())] = nats
         for service in services:
-            port = _port_override(service.name, service.port)
             service_env = dict(env)
             own_db = os.environ.get(f"PULIH_{service.name.upper()}_DATABASE_URL")
             if own_db:
@@ -139,39 +375,37 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
                     for s in services
                 }
             )
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "uvicorn",
-                service.app,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                env=service_env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # we stop services before NATS, not the terminal
+            supervisor = ServiceSupervisor(
+                service,
+                _port_override(service.name, service.port),
+                service_env,
+                logs / f"{service.name}.log",
+                policy,
+                pids,
+                stop,
             )
-            assert process.stdout is not None
-            pipes.append(asyncio.create_task(_pipe(f"[{service.name}]", process.stdout)))
-            processes.append((service, process))
-            urls[service.name] = f"http://127.0.0.1:{port}"
+            pid = await supervisor.spawn()
+            _say(f"{service.name} started (pid {pid})")
+            supervisors.append(supervisor)
+            tasks[asyncio.create_task(supervisor.run())] = supervisor
 
-        for service, process in processes:
-            if not await _wait_healthy(urls[service.name], process):
-                print(f"{service.name} did not start; see its output above", file=sys.stderr)
-                return 1
+        by_supervisor = {s: t for t, s in tasks.items()}
+        for supervisor in supervisors:
+            task = by_supervisor[supervisor]
+            if not await _wait_healthy(supervisor, task, timeout=60.0):
+                if task.done() and task.result():
+                    print(task.result(), file=sys.stderr)
+                elif not stop.is_set():
+                    print(f"{supervisor.name} did not start; see its log: {supervisor.log}", file=sys.stderr)
+                return 0 if stop.is_set() else 1
 
         tokens = development_tokens(settings)
         tokens_file = data_dir / "tokens.env"
         tokens_file.write_text("".join(f"export {k}={v}\n" for k, v in tokens.items()))
         tokens_file.chmod(0o600)
         print(f"\nPulih regency {settings.regency} is up.")
-        for name, url in urls.items():
-            print(f"  {name:<10} {url}   (API docs {url}/docs)")
+        for supervisor in supervisors:
+            print(f"  {supervisor.name:<10} {supervisor.url}   (API docs {supervisor.url}/docs)")
         print(f"\nDevelopment tokens (also in {tokens_file}; `source` it):")
         for key, token in tokens.items():
             print(f"  {key}={token}")
@@ -181,27 +415,23 @@ async def run_regency(settings: Settings, *, nats_port: int) -> int:
             flush=True,
         )
 
-        waiters = [asyncio.create_task(p.wait()) for _, p in processes]
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
-        if stopper not in done:
-            print("a service exited; stopping the regency", file=sys.stderr)
-            return 1
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in tasks:
+            if task in done and (reason := task.result()):
+                print(reason, file=sys.stderr, flush=True)
+                return 1
         return 0
     finally:
         print("stopping…", flush=True)
-        for _, process in processes:
-            if process.returncode is None:
-                process.terminate()
-        for _, process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-        for task in pipes:
-            task.cancel()
+        stop.set()  # no more restarts
+        if tasks:
+            await asyncio.wait(list(tasks), timeout=5)
+        await asyncio.gather(*(s.shutdown() for s in supervisors))
         if nats is not None:
-            nats.stop()
+            await nats.shutdown()
+        pids.remove()
         print("stopped.", flush=True)
 
 

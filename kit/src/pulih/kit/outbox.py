@@ -10,7 +10,10 @@ A row's headers are :func:`envelope_headers`: they repeat the envelope and never
 opens the publish span itself, in the trace of the request that wrote the row.
 
 The relay wakes as soon as a transaction that wrote to the outbox commits, and also polls, so
-rows written by another process (a second replica) are not left waiting.
+rows written by another process (a second replica) are not left waiting. After a failed publish
+it backs off, but the doorbell still rings through the backoff: a commit once the broker is back
+(``ready``, when given, says whether it is) retries at once, and so does the broker coming back
+by itself, so a short outage never costs a whole backoff.
 """
 
 from __future__ import annotations
@@ -141,13 +144,22 @@ class OutboxRelay:
         *,
         batch_size: int = 256,
         poll_seconds: float = 1.0,
+        min_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 10.0,
+        ready: Callable[[], bool] | None = None,
+        ready_check_seconds: float = 0.25,
     ) -> None:
+        """``ready`` says whether the broker is reachable (say, the NATS connection is up): a
+        wake during a backoff retries at once only then, and the backoff also ends as soon as it
+        turns true (checked every ``ready_check_seconds``). Without it every wake retries."""
         self.database = database
         self.publish = publish
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.ready = ready
+        self.ready_check_seconds = ready_check_seconds
         self.stats = RelayStats()
         self._doorbell = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -170,23 +182,47 @@ class OutboxRelay:
             self._task = None
 
     async def _run(self) -> None:
-        backoff = 0.5
+        backoff = self.min_backoff_seconds
         while True:
+            # Cleared before looking, not after: a commit made while the relay looks rings again.
+            self._doorbell.clear()
             try:
                 sent = await self.relay_once()
-                backoff = 0.5
+                backoff = self.min_backoff_seconds
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database down: keep the rows, retry later
                 self.stats.failures += 1
-                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
+                log.warning("outbox relay: %s; retrying in %.1fs or when woken", exc, backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
                 continue
             if sent < self.batch_size:
-                self._doorbell.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._doorbell.wait(), timeout=self.poll_seconds)
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` after a failure, or less: until a wake while the broker is ready, or
+        until the broker turns ready. A commit made during the failed attempt counts as a wake;
+        a wake while the broker is still down is dropped (its row waits in the outbox and the
+        next attempt takes it), so commits during an outage do not hammer the broker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        was_ready = self.ready() if self.ready is not None else False
+        while (remaining := deadline - loop.time()) > 0:
+            slice_ = remaining if self.ready is None else min(remaining, self.ready_check_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._doorbell.wait(), timeout=slice_)
+            if self.ready is None:
+                if self._doorbell.is_set():
+                    return
+                continue
+            now_ready = self.ready()
+            if now_ready and (self._doorbell.is_set() or not was_ready):
+                return
+            if not now_ready:
+                self._doorbell.clear()
+            was_ready = now_ready
 
     async def relay_once(self) -> int:
         """Publish up to one batch of unsent rows in order; return how many were sent.

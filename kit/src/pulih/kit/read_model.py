@@ -1,9 +1,11 @@
-"""The read model of outreach's events that other services keep: clients, consents, screenings
-and agents, pseudonymous (ids, dates and codes only).
+"""The read models of other services' events that several services keep: outreach's clients,
+consents, screenings and agents, and referral's referrals, pseudonymous (ids, dates and codes
+only).
 
-Rehab checks enrolment against it, referral checks referrals, reporting counts from it. Each
-service keeps its own copy in its own store (a service never reads another's database), but the
-columns and the rules of applying the events are written once, here:
+Rehab checks enrolment against outreach's, referral checks referrals, reporting counts from them;
+outreach and rehab follow referral's referrals. Each service keeps its own copy in its own store
+(a service never reads another's database), but the columns and the rules of applying the events
+are written once, here:
 
 - the classes below are mixins: a service maps them onto its own tables, adding what it needs
   (a foreign key, an index, an extra column such as ``injected_last_3_months``)::
@@ -11,11 +13,14 @@ columns and the rules of applying the events are written once, here:
       class KnownClient(read_model.KnownClient, Base):
           __tablename__ = "clients"
 
-- :class:`OutreachReadModel` applies outreach's events to the service's classes. A row takes
-  every field of its event that the service's table has a column for;
-- an event about a client (or consent, agent) not heard of yet raises
+- :class:`OutreachReadModel` applies outreach's events to the service's classes,
+  :class:`ReferralReadModel` referral's. A row takes every field of its event that the service's
+  table has a column for;
+- an event about a client (or consent, agent, referral) not heard of yet raises
   :class:`~pulih.kit.consumers.NotReadyYet`: it is retried, never dropped;
-- events already applied are left alone, so a replay changes nothing.
+- events already applied are left alone, so a replay changes nothing;
+- ``.then({Event: handler})`` runs a service's own reaction after the read model applied an event
+  (rehab pauses an enrolment when its client is referred).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from sqlalchemy import JSON, Boolean, Date, String, select
@@ -41,6 +46,7 @@ from pulih.contracts.events.outreach import (
     ConsentRecorded,
     ConsentWithdrawn,
 )
+from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.consumers import Delivery, EventHandler, NotReadyYet
 from pulih.kit.errors import Invalid
 from pulih.kit.unit_of_work import UnitOfWork
@@ -93,6 +99,28 @@ class KnownAgent:
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class KnownReferral:
+    """A referral to a clinic (``ReferredToClinic``) and the day it closed (``ReferralClosed``):
+    the columns every service that follows referrals keeps."""
+
+    referral_id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_id: Mapped[UUID] = mapped_column(index=True)
+    clinic_id: Mapped[str] = mapped_column(String(64))
+    referred_on: Mapped[date] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class KnownReferralInFull(KnownReferral):
+    """A :class:`KnownReferral` with the unit that referred and how the referral ended: what
+    rehab keeps (it enrols a client sent back in aftercare in the referring unit)."""
+
+    unit_id: Mapped[UUID]
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """A :class:`~pulih.contracts.codes.ReferralOutcome`; ``None`` while the referral is open."""
+    back_referral: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    """The clinic sent the client back to the unit; ``None`` while the referral is open."""
+
+
 class AgentLike(Protocol):
     """What the agent rule reads: outreach's own ``Agent`` and every ``KnownAgent`` have it."""
 
@@ -116,11 +144,27 @@ async def active_agent_of(session: AsyncSession, model: type[A], agent_id: UUID,
     return agent
 
 
+def _columns(model: type[Any]) -> set[str]:
+    """The names of the columns of ``model``'s table."""
+    return set(model.__table__.columns.keys())
+
+
 def _row(model: type[Any], data: Event, **overrides: Any) -> Any:
     """A row of ``model`` from the event fields it has columns for."""
-    columns = set(model.__table__.columns.keys())
+    columns = _columns(model)
     values = {name: getattr(data, name) for name in type(data).model_fields if name in columns}
     return model(**(values | overrides))
+
+
+C = TypeVar("C", bound=KnownClient)
+
+
+async def _known_client(session: AsyncSession, model: type[C], client_id: UUID) -> C:
+    """The client, or :class:`NotReadyYet` if their registration has not arrived yet."""
+    client = await session.get(model, client_id)
+    if client is None:
+        raise NotReadyYet(f"client {client_id} is not registered here yet")
+    return client
 
 
 @dataclass(frozen=True)
@@ -138,10 +182,7 @@ class OutreachReadModel:
 
     async def client(self, session: AsyncSession, client_id: UUID) -> KnownClient:
         """The client, or :class:`NotReadyYet` if their registration has not arrived yet."""
-        client = await session.get(self.clients, client_id)
-        if client is None:
-            raise NotReadyYet(f"client {client_id} is not registered here yet")
-        return client
+        return await _known_client(session, self.clients, client_id)
 
     async def consents_of(self, session: AsyncSession, client_id: UUID) -> Sequence[KnownConsent]:
         """Every consent the client gave, withdrawn ones included."""
@@ -232,6 +273,68 @@ class OutreachReadModel:
         if agent is None:
             raise NotReadyYet(f"agent {event.data.agent_id} is not registered here yet")
         agent.active = False
+
+
+R = TypeVar("R", bound=KnownReferral)
+
+
+@dataclass(frozen=True)
+class ReferralReadModel(Generic[R]):
+    """Referral's events applied to one service's referral class::
+
+        REFERRALS = read_model.ReferralReadModel(referrals=KnownReferral, clients=KnownClient)
+
+    - ``ReferredToClinic`` adds the referral (once) with every event field its table has a
+      column for (``unit_id`` if it has one);
+    - ``ReferralClosed`` sets ``closed_on``, and ``outcome`` and ``back_referral`` where the table
+      has them, the first time only (a referral closes once); a close before its referral
+      raises :class:`NotReadyYet`.
+
+    ``clients`` is optional: given, a referral of a client not registered here yet is retried
+    (rehab's referral rows reference its clients); outreach, which owns the clients, gives none.
+    """
+
+    referrals: type[R]
+    clients: type[KnownClient] | None = None
+    _extra: Mapping[type[Event], EventHandler] = field(default_factory=dict)
+
+    async def referral(self, session: AsyncSession, referral_id: UUID) -> R:
+        """The referral, or :class:`NotReadyYet` if it has not arrived yet."""
+        referral = await session.get(self.referrals, referral_id)
+        if referral is None:
+            raise NotReadyYet(f"referral {referral_id} is not known here yet")
+        return referral
+
+    def then(self, extra: Mapping[type[Event], EventHandler]) -> ReferralReadModel[R]:
+        """The same read model, running a service's own ``extra`` handler after the read model
+        has applied an event (rehab pauses the referred client's enrolment, and resumes it)."""
+        return ReferralReadModel(self.referrals, self.clients, extra)
+
+    def handlers(self) -> dict[type[Event], EventHandler]:
+        """The consumer's handler table for referral's events."""
+        table: dict[type[Event], EventHandler] = {
+            ReferredToClinic: self._referred,
+            ReferralClosed: self._closed,
+        }
+        for kind, extra in self._extra.items():
+            table[kind] = _chain(table.get(kind), extra)
+        return table
+
+    async def _referred(self, uow: UnitOfWork, event: CloudEvent[ReferredToClinic], _: Delivery) -> None:
+        data = event.data
+        if self.clients is not None:
+            await _known_client(uow.session, self.clients, data.client_id)
+        if await uow.session.get(self.referrals, data.referral_id) is None:
+            uow.session.add(_row(self.referrals, data))
+
+    async def _closed(self, uow: UnitOfWork, event: CloudEvent[ReferralClosed], _: Delivery) -> None:
+        data = event.data
+        referral = await self.referral(uow.session, data.referral_id)
+        if referral.closed_on is not None:
+            return
+        closing = {"closed_on": data.on, "outcome": data.outcome.value, "back_referral": data.back_referral}
+        for name in _columns(self.referrals) & closing.keys():
+            setattr(referral, name, closing[name])
 
 
 def _chain(first: EventHandler | None, then: EventHandler) -> EventHandler:

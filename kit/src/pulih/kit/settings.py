@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = Field("development", alias="PULIH_ENV")
     regency: str = Field("3301", alias="PULIH_REGENCY", pattern=r"^[0-9]{4}$")
     data_dir: Path = Field(Path(".pulih"), alias="PULIH_DATA_DIR")
-    nats_url: str = Field(f"nats://127.0.0.1:{DEFAULT_NATS_PORT}", alias="NATS_URL")
+    nats_url: str = Field(
+        default_factory=lambda: f"nats://127.0.0.1:{os.environ.get('PULIH_NATS_PORT', DEFAULT_NATS_PORT)}",
+        alias="NATS_URL",
+        description="default: the embedded server of `pulih up` on PULIH_NATS_PORT (14222)",
+    )
     database_url: str | None = Field(None, alias="DATABASE_URL")
     hub_url: str | None = Field(None, alias="PULIH_HUB_URL")
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="PULIH_JWT_SECRET")
@@ -48,6 +52,21 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(256, alias="PULIH_RELAY_BATCH_SIZE", ge=1, le=10_000)
     relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
     max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)
+    ack_wait_seconds: float = Field(
+        10.0,
+        alias="PULIH_ACK_WAIT_SECONDS",
+        ge=1,
+        le=300,
+        description="how long JetStream waits for a consumer's ack before redelivering; a handler "
+        "that runs longer says it is still working every third of it",
+    )
+    store_retry_max_seconds: float = Field(
+        15.0,
+        alias="PULIH_STORE_RETRY_MAX_SECONDS",
+        gt=0,
+        le=600,
+        description="the longest pause between two probes of a failing store by a paused consumer",
+    )
     outreach_url: str = Field("http://127.0.0.1:8101", alias="PULIH_OUTREACH_URL")
     timezone: str = Field("Asia/Jakarta", alias="PULIH_TIMEZONE", description="the regency's time zone")
     clock: Literal["system", "manual"] = Field(

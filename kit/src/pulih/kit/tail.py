@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 
 import nats
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
@@ -102,9 +104,15 @@ async def tail(
 ) -> None:
     """Follow the stream (from now, or from the start with ``replay_all``) until interrupted, or
     print its ``last`` events and stop."""
-    nc = await nats.connect(nats_url, connect_timeout=3)
+    nc = await connect_once(nats_url)
     try:
         js = nc.jetstream()
+        try:
+            await js.stream_info(stream_name(regency))
+        except NotFoundError:
+            raise Unreachable(
+                f"{nats_url} has no stream {stream_name(regency)}: no service of regency {regency} ran there"
+            ) from None
         if last is not None:
             for msg in await last_events(
                 js, stream_name(regency), subject or regency_subjects(regency), last
@@ -129,6 +137,25 @@ async def tail(
         await nc.close()
 
 
+class Unreachable(Exception):
+    """No NATS server answers at the URL, or it holds no stream of the regency."""
+
+
+async def connect_once(nats_url: str) -> Client:
+    """Connect to ``nats_url`` or raise :class:`Unreachable` at once: a command-line tool says
+    so instead of retrying for minutes (``NATS_URL``, or ``PULIH_NATS_PORT`` for ``pulih up``)."""
+
+    async def quiet(_: Exception) -> None:
+        return None
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(nats_url, connect_timeout=3, allow_reconnect=False, error_cb=quiet), timeout=5
+        )
+    except Exception as exc:
+        raise Unreachable(f"no NATS server answers at {nats_url} ({type(exc).__name__})") from None
+
+
 def run_tail(
     nats_url: str,
     regency: str,
@@ -137,7 +164,14 @@ def run_tail(
     subject: str | None,
     limit: int | None,
     last: int | None = None,
-) -> None:
-    """Blocking entry point for the command line."""
+) -> int:
+    """Blocking entry point for the command line; 1 when NATS cannot be reached."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail(nats_url, regency, replay_all=replay_all, subject=subject, limit=limit, last=last))
+        try:
+            asyncio.run(
+                tail(nats_url, regency, replay_all=replay_all, subject=subject, limit=limit, last=last)
+            )
+        except Unreachable as exc:
+            print(f"pulih: {exc}; is the regency running? (set NATS_URL or PULIH_NATS_PORT)", file=sys.stderr)
+            return 1
+    return 0

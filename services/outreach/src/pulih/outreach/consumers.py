@@ -14,16 +14,13 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from pulih.contracts import Event
-from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.consumers import EventHandler, subscribe_durable
 from pulih.kit.runtime import ServiceRuntime
-from pulih.outreach import handlers
+from pulih.outreach.store import REFERRALS
 
-FROM_REFERRAL: dict[type[Event], EventHandler] = {
-    ReferredToClinic: handlers.note_referral,
-    ReferralClosed: handlers.note_referral_closed,
-}
-"""What outreach does with each of referral's events."""
+FROM_REFERRAL: dict[type[Event], EventHandler] = REFERRALS.handlers()
+"""What outreach does with each of referral's events: the kit's read model of referrals
+(:class:`pulih.kit.read_model.ReferralReadModel`) on outreach's ``known_referrals``."""
 
 
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pulih.contracts.consent import ConsentTerms
+from pulih.kit import read_model
 from pulih.kit.audit import AuditEntry
 from pulih.kit.database import NAMING_CONVENTION
 
@@ -160,16 +161,15 @@ class PossibleDuplicate(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
-class KnownReferral(Base):
+class KnownReferral(read_model.KnownReferral, Base):
     """A referral to a clinic, as referral's events tell it (``ReferredToClinic``,
     ``ReferralClosed``): what outreach checks before it hands an identity to referral."""
 
     __tablename__ = "known_referrals"
-    referral_id: Mapped[UUID] = mapped_column(primary_key=True)
-    client_id: Mapped[UUID] = mapped_column(index=True)
-    clinic_id: Mapped[str] = mapped_column(String(64))
-    referred_on: Mapped[date] = mapped_column(Date)
-    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+REFERRALS = read_model.ReferralReadModel(referrals=KnownReferral)
+"""Referral's events applied to outreach's ``known_referrals`` (written once in the kit)."""
 
 
 class IdentityRead(AuditEntry, Base):

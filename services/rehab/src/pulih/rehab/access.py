@@ -28,8 +28,9 @@ async def client_for(session: AsyncSession, client_id: UUID, principal: Principa
     if client is None:
         raise NotFound(
             "client_not_found",
-            f"rehab knows no client {client_id} (a client registered in outreach a moment ago "
-            "appears here within a second)",
+            f"rehab has not heard of client {client_id} (yet): if outreach registered them just "
+            "now, send the request again in a moment, or send Pulih-After with the event ids "
+            "outreach answered in Pulih-Events",
             "client_id",
         )
     may_see(principal, client.unit_id)

@@ -1,8 +1,9 @@
 """What rehab learns from other services' events, applied through the kit's inbox.
 
 From outreach: clients, agents, consents and screenings, the read model enrolment checks
-(written once in :mod:`pulih.kit.read_model`). From referral: a referral pauses the client's
-enrolment; its closing resumes it, moves the client to aftercare or discharges them
+(written once in :mod:`pulih.kit.read_model`). From referral: the referrals (the kit's read
+model too), then rehab's own reaction: a referral pauses the client's enrolment; its closing
+resumes it, moves the client to aftercare or discharges them
 (:mod:`pulih.rehab.handlers.referrals`). An event about something rehab has not heard of yet (a
 screening before its registration) is retried later, never dropped.
 """
@@ -19,14 +20,15 @@ from pulih.kit.unit_of_work import UnitOfWork
 from pulih.rehab import handlers
 from pulih.rehab.deps import RehabDeps
 from pulih.rehab.domain.programme import Programme
-from pulih.rehab.store import OUTREACH
+from pulih.rehab.store import OUTREACH, REFERRALS
 
 OUTREACH_HANDLERS: dict[type[Event], EventHandler] = OUTREACH.handlers()
 """What rehab does with each of outreach's events."""
 
 
 def referral_handlers(programme: Programme) -> dict[type[Event], EventHandler]:
-    """What rehab does with referral's events, under the regency's ``programme``."""
+    """What rehab does with referral's events, under the regency's ``programme``: the read model
+    notes the referral, then rehab pauses or resumes the client's enrolment."""
 
     async def referred(uow: UnitOfWork, event: CloudEvent[ReferredToClinic], _: Delivery) -> None:
         await handlers.pause_for_referral(uow, programme, event.data)
@@ -34,7 +36,7 @@ def referral_handlers(programme: Programme) -> dict[type[Event], EventHandler]:
     async def closed(uow: UnitOfWork, event: CloudEvent[ReferralClosed], _: Delivery) -> None:
         await handlers.resume_after_referral(uow, programme, event.data)
 
-    return {ReferredToClinic: referred, ReferralClosed: closed}
+    return REFERRALS.then({ReferredToClinic: referred, ReferralClosed: closed}).handlers()
 
 
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:

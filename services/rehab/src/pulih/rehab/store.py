@@ -39,8 +39,9 @@ class Base(DeclarativeBase):
 
 
 # --- read model, from outreach's and referral's events -------------------------------------
-# Outreach's events land in the kit's read-model columns on rehab's own tables; rehab adds the
-# foreign keys to its clients and the agent who screened (aftercare-only enrolments need them).
+# Outreach's and referral's events land in the kit's read-model columns on rehab's own tables;
+# rehab adds the foreign keys to its clients and the agent who screened (aftercare-only
+# enrolments need them).
 
 
 class KnownClient(read_model.KnownClient, Base):
@@ -76,18 +77,16 @@ OUTREACH = read_model.OutreachReadModel(
 """Outreach's events applied to rehab's tables, and the queries over them."""
 
 
-class KnownReferral(Base):
+class KnownReferral(read_model.KnownReferralInFull, Base):
     """A referral to a clinic (``ReferredToClinic``) and how it closed (``ReferralClosed``)."""
 
     __tablename__ = "referrals"
-    referral_id: Mapped[UUID] = mapped_column(primary_key=True)
     client_id: Mapped[UUID] = mapped_column(ForeignKey("clients.client_id"), index=True)
-    unit_id: Mapped[UUID]
-    clinic_id: Mapped[str] = mapped_column(String(64))
-    referred_on: Mapped[date] = mapped_column(Date)
-    closed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    back_referral: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+
+REFERRALS = read_model.ReferralReadModel(referrals=KnownReferral, clients=KnownClient)
+"""Referral's events applied to rehab's ``referrals`` (a referral of a client not registered here
+yet is retried); rehab's own reaction is chained on in :mod:`pulih.rehab.consumers`."""
 
 
 # --- what rehab owns -------------------------------------------------------------------------

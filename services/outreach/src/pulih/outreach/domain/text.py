@@ -10,8 +10,9 @@ or type on purpose:
   joiner and non-joiner that some scripts need inside a word;
 - lone surrogates (not characters at all) and unassigned code points.
 
-A name must also hold at least one letter, so a name of only spaces, digits, punctuation or
-zero-width characters is refused. Pure; errors never repeat the text itself.
+Text that is blank once trimmed is refused (``blank``). A name must also hold at least one
+letter that draws something, so a name of only spaces, digits, punctuation, zero-width
+characters or Hangul fillers is refused. Pure; errors never repeat the text itself.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from typing import Final
 from pulih.kit.errors import Invalid
 
 _JOINERS: Final = frozenset({"\u200c", "\u200d"})  # ZWNJ and ZWJ: part of words in some scripts
+_BLANK_LETTERS: Final = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0"})
+"""Hangul fillers: Unicode calls them letters, but they draw nothing (a name of fillers is blank)."""
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Cn"})
 
 
 class TextError(Invalid):
-    """A text field that breaks the rules: ``control_character`` or ``no_letter``."""
+    """A text field that breaks the rules: ``blank``, ``control_character`` or ``no_letter``."""
 
 
 def _describe(char: str) -> str:
@@ -38,6 +41,8 @@ def clean_text(value: str, field: str) -> str:
     """``value`` in NFC without surrounding white space; 422 ``control_character`` (field
     ``field``) if it holds a control, invisible-format, surrogate or unassigned character."""
     text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        raise TextError("blank", f"{field} is blank", field)
     for index, char in enumerate(text):
         if char in _JOINERS:
             continue
@@ -53,6 +58,6 @@ def clean_text(value: str, field: str) -> str:
 def clean_name(value: str, field: str) -> str:
     """:func:`clean_text`, and a name holds at least one letter: 422 ``no_letter`` otherwise."""
     text = clean_text(value, field)
-    if not any(unicodedata.category(char).startswith("L") for char in text):
+    if not any(unicodedata.category(c).startswith("L") and c not in _BLANK_LETTERS for c in text):
         raise TextError("no_letter", f"{field} holds no letter", field)
     return text

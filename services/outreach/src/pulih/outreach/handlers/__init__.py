@@ -4,9 +4,8 @@ Each takes the unit of work of the command (or, for reads, the store), the regen
 where dates are checked, and a request body, which is the command itself (``RegisterClient``,
 ``ScreenClient``). The caller's access to the unit or client is checked before the body's
 content, so a caller with no right learns nothing of the rules. The rules are in :mod:`domain`;
-the events go to the outbox through ``uow.emit`` only. Outreach also keeps a read model of
-referral's events (``note_referral``, ``note_referral_closed``), to check an identity
-hand-over for itself.
+the events go to the outbox through ``uow.emit`` only. The read model of referral's events that
+outreach checks an identity hand-over against is the kit's (:data:`pulih.outreach.store.REFERRALS`).
 """
 
 from pulih.outreach.handlers.clients import (
@@ -19,8 +18,6 @@ from pulih.outreach.handlers.consents import record_consent, withdraw_consent
 from pulih.outreach.handlers.identity import (
     IDENTITY_READERS,
     audit_identity_attempt,
-    note_referral,
-    note_referral_closed,
     read_identity,
 )
 from pulih.outreach.handlers.screenings import screen_client
@@ -37,8 +34,6 @@ __all__ = [
     "deactivate_agent",
     "erase_client",
     "establish_unit",
-    "note_referral",
-    "note_referral_closed",
     "possible_duplicates",
     "read_identity",
     "record_consent",

@@ -1,5 +1,6 @@
-"""Reading a client's identity (audited, every attempt), and the read model of referral's events
-that tells outreach which clinic a referral is addressed to and whether it is still open."""
+"""Reading a client's identity (audited, every attempt). Which clinic a referral is addressed to,
+and whether it is still open, outreach reads from its read model of referral's events
+(:data:`pulih.outreach.store.REFERRALS`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,10 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from pulih.contracts import CloudEvent
-from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.audit import audit
 from pulih.kit.auth import Principal, Role
-from pulih.kit.consumers import Delivery, NotReadyYet
 from pulih.kit.database import Database
 from pulih.kit.errors import Forbidden, Gone, NotFound
-from pulih.kit.unit_of_work import UnitOfWork
 from pulih.outreach.bodies import IdentityView
 from pulih.outreach.deps import OutreachDeps
 from pulih.outreach.domain import disclosure
@@ -121,30 +118,3 @@ async def audit_identity_attempt(
         on_behalf_of=on_behalf_of[:120] if on_behalf_of is not None else None,
         reason=reason,
     )
-
-
-# --- referral's events: the referrals outreach may hand an identity over for ---------------
-
-
-async def note_referral(uow: UnitOfWork, event: CloudEvent[ReferredToClinic], _: Delivery) -> None:
-    """A client was referred to a clinic: remember to whom, for the identity hand-over."""
-    data = event.data
-    if await uow.session.get(KnownReferral, data.referral_id) is None:
-        uow.session.add(
-            KnownReferral(
-                referral_id=data.referral_id,
-                client_id=data.client_id,
-                clinic_id=data.clinic_id,
-                referred_on=data.referred_on,
-            )
-        )
-
-
-async def note_referral_closed(uow: UnitOfWork, event: CloudEvent[ReferralClosed], _: Delivery) -> None:
-    """A referral ended: its clinic gets no identity any more. A close before its referral is
-    retried (the referral's event is on its way)."""
-    referral = await uow.session.get(KnownReferral, event.data.referral_id)
-    if referral is None:
-        raise NotReadyYet(f"referral {event.data.referral_id} not known yet")
-    if referral.closed_on is None:
-        referral.closed_on = event.data.on

@@ -78,7 +78,13 @@ def client_to_refer(client: C | None, client_id: UUID, may_see_unit: Callable[[U
     """The client, if known here (404 ``client_not_found``), of a unit the caller works for
     (403 ``other_unit``) and not erased (410 ``client_erased``)."""
     if client is None:
-        raise NotFound("client_not_found", f"no client {client_id} (yet)", "client_id")
+        raise NotFound(
+            "client_not_found",
+            f"referral has not heard of client {client_id} (yet): if outreach registered them just "
+            "now, send the request again in a moment, or send Pulih-After with the event ids "
+            "outreach answered in Pulih-Events",
+            "client_id",
+        )
     if not may_see_unit(client.unit_id):
         raise Forbidden("other_unit", "agents refer their own unit's clients only", "client_id")
     if client.erased_on is not None:
@@ -106,7 +112,12 @@ def screened_before(screening: Screening | None, referred_on: date, later: Scree
         return
     if later is not None:
         not_before(referred_on, later.screened_on, "referred_on", "screening")
-    raise Conflict("not_screened", "screen the client before referring them")
+    raise Conflict(
+        "not_screened",
+        "referral has not heard of a screening of this client: screen them before referring them, "
+        "or, if outreach screened them just now, send the request again in a moment or send "
+        "Pulih-After with the event ids outreach answered in Pulih-Events",
+    )
 
 
 def consent_to_refer(consents: Iterable[K], referred_on: date) -> K:

@@ -55,7 +55,12 @@ def check_may_enrol(
     if screening is None and first_screened_on is not None:
         not_before(enrolled_on, first_screened_on, "enrolled_on", "screening")
     if screening is None:
-        raise NotEligible("not_screened", "screen the client with WHO ASSIST before enrolling them")
+        raise NotEligible(
+            "not_screened",
+            "rehab has not heard of a WHO ASSIST screening of this client: screen them before "
+            "enrolling them, or, if outreach screened them just now, send the request again in a "
+            "moment or send Pulih-After with the event ids outreach answered in Pulih-Events",
+        )
     age = (enrolled_on - screening.screened_on).days
     if age > programme.screening_valid_days:
         raise NotEligible(

@@ -1,6 +1,10 @@
 """What referral's events do to enrolments: a referral pauses the client's enrolment; its
 closing resumes it, moves the client to aftercare (``back_referral``) or discharges them.
 
+This is rehab's own reaction, chained after the kit's read model of referrals
+(:data:`pulih.rehab.store.REFERRALS`) has noted the event: the referral row is there already,
+and its client is known.
+
 They use only the dates in the events, never today's: replaying the stream gives the same state.
 """
 
@@ -24,25 +28,20 @@ from pulih.rehab.domain.timeline import (
 from pulih.rehab.domain.timeline import enrol_in_aftercare as aftercare_only
 from pulih.rehab.handlers.enrolments import start_enrolment
 from pulih.rehab.progression import apply_changes, catch_up, store_timeline, timeline_of
-from pulih.rehab.store import OUTREACH, Enrolment, KnownReferral, KnownScreening, open_enrolment
+from pulih.rehab.store import (
+    OUTREACH,
+    REFERRALS,
+    Enrolment,
+    KnownReferral,
+    KnownScreening,
+    open_enrolment,
+)
 
 
 async def pause_for_referral(uow: UnitOfWork, programme: Programme, referred: ReferredToClinic) -> None:
     """A client referred to a clinic: their active enrolment pauses (the time rules due by the
     referral day applied first)."""
-    session = uow.session
-    await OUTREACH.client(session, referred.client_id)
-    if await session.get(KnownReferral, referred.referral_id) is None:
-        session.add(
-            KnownReferral(
-                referral_id=referred.referral_id,
-                client_id=referred.client_id,
-                unit_id=referred.unit_id,
-                clinic_id=referred.clinic_id,
-                referred_on=referred.referred_on,
-            )
-        )
-    enrolment = await open_enrolment(session, referred.client_id)
+    enrolment = await open_enrolment(uow.session, referred.client_id)
     if enrolment is None or enrolment.status != Status.ACTIVE.value:
         return
     await catch_up(uow, programme, enrolment, referred.referred_on)
@@ -56,13 +55,8 @@ async def resume_after_referral(uow: UnitOfWork, programme: Programme, closed: R
     lanjut), enrolled in it if they never were. Otherwise the enrolment the referral paused
     resumes where it was (the clinic declined, the referral was cancelled) or ends (referred out
     when the clinic completed the treatment, dropped out otherwise)."""
-    session = uow.session
-    referral = await session.get(KnownReferral, closed.referral_id)
-    if referral is None:
-        raise NotReadyYet(f"referral {closed.referral_id} is not known here yet")
-    referral.closed_on, referral.outcome = closed.on, closed.outcome.value
-    referral.back_referral = closed.back_referral
-    enrolment = await open_enrolment(session, referral.client_id)
+    referral = await REFERRALS.referral(uow.session, closed.referral_id)
+    enrolment = await open_enrolment(uow.session, referral.client_id)
     if enrolment is None:
         if closed.back_referral:
             await enrol_in_aftercare(uow, programme, referral, closed.on)
