@@ -403,3 +403,59 @@ async def test_an_answer_over_http_is_published_once_and_not_applied_twice(regen
     await eventually(consumer_done, timeout=20)  # our own consumer has seen the answer come back
     assert await regency.events(f"ibm.{REGENCY}.dlq.>") == []
     assert (await regency.referrals.get(referral_id))["status"] == "accepted"
+
+
+async def test_an_answer_carrying_a_nik_is_told_to_its_clinic_and_erased_from_the_stream(
+    regency: Regency,
+) -> None:
+    """A clinic sends an answer with an extra field holding a patient's NIK. The message is no
+    valid event: it is dead-lettered with the NIK redacted, the clinic is told
+    (``AnswerRejected``, ``invalid_event``), and the message itself is erased from the stream,
+    so the NIK is readable nowhere."""
+    referral_id = await regency.refer(await regency.screened_client())
+    before = await regency.referrals.get(referral_id)
+    nik = "3301010201900001"
+    envelope = json.loads(
+        new_event(
+            ReferralAccepted(referral_id=uuid.UUID(referral_id), accepted_on=date(2026, 3, 1)),
+            regency=REGENCY,
+        ).to_json()
+    )
+    envelope["data"]["extra"] = {"patient": {"nik": nik}}
+    subject = f"ibm.{REGENCY}.clinic.{CLINIC}.referral_accepted"
+    nc = await nats.connect(
+        regency.server.url,
+        user=f"clinic-{CLINIC}",
+        password=CLINIC_PASSWORDS[CLINIC],
+        inbox_prefix=f"_INBOX_{CLINIC}",
+    )
+    try:
+        stored = await nc.jetstream().publish(
+            subject, json.dumps(envelope).encode(), headers={"Nats-Msg-Id": envelope["id"]}
+        )
+    finally:
+        await nc.close()
+
+    told = await eventually(
+        lambda: regency.events(f"ibm.{REGENCY}.referral.answer_rejected.{CLINIC}"), timeout=20
+    )
+    assert [(str(e.data.answer_id), e.data.error) for e in told] == [(envelope["id"], "invalid_event")]
+    assert "data.extra.patient.nik" in told[0].data.reason and nik not in told[0].data.reason
+    dead = await stream_messages(regency.nats_url, f"ibm.{REGENCY}.dlq.referral")
+    assert [dead_letter(m)["error"] for m in dead] == ["invalid_event"]
+    assert nik not in json.dumps(dead_letter(dead[0]))
+
+    async def still_stored() -> bool:
+        nc = await nats.connect(regency.nats_url)
+        try:
+            await nc.jetstream().get_msg(f"IBM_{REGENCY}", stored.seq)
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+
+    await eventually(still_stored, until=lambda found: not found, timeout=10)
+    everything = await stream_messages(regency.nats_url, f"ibm.{REGENCY}.>")
+    assert all(nik.encode() not in m.data for m in everything)
+    assert await regency.referrals.get(referral_id) == before

@@ -48,6 +48,11 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
+class IdentityRefused(InvalidEvent):
+    """An invalid event because it holds an identity key (``nik``, ``name``…): no copy of it may
+    be kept, so a consumer also erases it from the stream after dead-lettering a redacted copy."""
+
+
 class EventRegistry:
     """A set of event models by type name, with the upcasters that lead old types to them.
 
@@ -161,7 +166,9 @@ class EventRegistry:
         envelope_model = envelope_type(model)
         identity = find_identity_key(envelope, envelope_model)
         if identity is not None:
-            raise InvalidEvent(f"{identity}: identity keys are refused, no event carries a person's identity")
+            raise IdentityRefused(
+                f"{identity}: identity keys are refused, no event carries a person's identity"
+            )
         try:
             return envelope_model.model_validate(envelope, extra="ignore")
         except ValidationError as exc:

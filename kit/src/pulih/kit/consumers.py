@@ -68,7 +68,16 @@ from nats.js.api import AckPolicy as JetStreamAckPolicy
 from nats.js.errors import BadRequestError
 from sqlalchemy import exc as sa_exc
 
-from pulih.contracts import CloudEvent, Event, InvalidEvent, new_event, parse_event, stream_name, subject_for
+from pulih.contracts import (
+    CloudEvent,
+    Event,
+    IdentityRefused,
+    InvalidEvent,
+    new_event,
+    parse_event,
+    stream_name,
+    subject_for,
+)
 from pulih.contracts.events.dead_letters import (
     PAYLOAD_LIMIT,
     EventDeadLettered,
@@ -232,6 +241,22 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
+InvalidHook = Callable[[bytes, Delivery, str], Awaitable[None]]
+"""Runs after a message that is no valid event was dead-lettered: its raw bytes, how it came,
+and the reason it was refused."""
+
+
+async def _erase(broker: NatsBroker, stream: str, delivery: Delivery) -> None:
+    """Erase (overwrite, then delete) one message of the stream: a refused message that held an
+    identity must not stay readable to every consumer and to ``pulih events tail``."""
+    try:
+        await broker.connection.jetstream().delete_msg(stream, delivery.stream_seq)
+    except Exception:
+        log.exception("could not erase a message holding an identity", extra={"seq": delivery.stream_seq})
+        return
+    log.warning("erased a message holding an identity", extra={"seq": delivery.stream_seq})
+
+
 def subscribe_durable(
     runtime: ServiceRuntime,
     broker: NatsBroker,
@@ -240,11 +265,16 @@ def subscribe_durable(
     subject: str,
     handlers: Mapping[type[Event], EventHandler],
     retry_base_seconds: float = 1.0,
+    on_invalid: InvalidHook | None = None,
 ) -> None:
     """Register durable pull consumer ``durable`` on ``subject`` of the regency's stream.
 
     ``handlers`` maps event classes to what applies them; other event types on the subject are
-    acknowledged and skipped. ``ValueError`` for a service without a dead-letter event.
+    acknowledged and skipped. ``on_invalid`` runs after a message that is no valid event was
+    dead-lettered (referral tells the clinic that sent it). A message refused for holding an
+    identity key is erased from the stream once its redacted copy is dead-lettered: no copy of
+    a person's identity stays in a regency's events. ``ValueError`` for a service without a
+    dead-letter event.
     """
     dead_letter_model(runtime.name)  # a service that cannot dead-letter must not start consuming
     settings = runtime.settings
@@ -308,6 +338,14 @@ def subscribe_durable(
             event_ = parse_event(msg.body)
         except InvalidEvent as exc:
             await fail(msg, attempts, "invalid_event", exc.reason)
+            delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
+            if isinstance(exc, IdentityRefused):
+                await _erase(broker, stream_name(settings.regency), delivery)
+            if on_invalid is not None:
+                try:
+                    await on_invalid(msg.body, delivery, exc.reason)
+                except Exception:
+                    log.exception("on_invalid failed", extra={"consumer": consumer_name})
             return
         handler = by_type.get(event_.type)
         if handler is None:

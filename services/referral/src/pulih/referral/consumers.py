@@ -68,4 +68,5 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         durable=CLINIC_ANSWERS,
         subject=f"ibm.{regency}.clinic.>",
         handlers=from_clinics(runtime),
+        on_invalid=partial(handlers.tell_clinic_of_invalid_answer, runtime),
     )

@@ -7,6 +7,7 @@ referral). Everything they emit goes through ``uow.emit``, which stamps correlat
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import date
@@ -14,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from pydantic import ValidationError
 
 from pulih.contracts import CloudEvent
 from pulih.contracts.codes import CancelReason, ConsentScope, EscalationReason, ReferralOutcome
@@ -339,6 +341,43 @@ async def tell_clinic_of_refusal(
                 reason=reason[:500],
             )
         )
+        await inbox.record_applied(session, name, key, delivery.stream_seq)
+
+
+async def tell_clinic_of_invalid_answer(
+    runtime: ServiceRuntime, payload: bytes, delivery: Delivery, reason: str
+) -> None:
+    """A message on a clinic's answer subject that is no valid event (an unknown field holding a
+    NIK, a wrong code, a bad date) is dead-lettered by the kit before any handler runs; the
+    clinic is told too (``AnswerRejected``, error ``invalid_event``), once per stored message,
+    as far as the message names its own id, type and referral. One that names none of them
+    cannot be answered and is only dead-lettered."""
+    try:
+        clinic_id = clinic_of(delivery.subject)
+        message = json.loads(payload)
+        answer_id = UUID(str(message["id"]))
+        referral_id = UUID(str(message["data"]["referral_id"]))
+        answer_type = str(message["type"])
+        rejected = AnswerRejected(
+            referral_id=referral_id,
+            clinic_id=clinic_id,
+            answer_id=answer_id,
+            answer_type=answer_type,
+            error="invalid_event",
+            reason=reason[:500],
+        )
+    except (Rejected, ValueError, KeyError, TypeError, ValidationError):
+        return
+    name = f"{runtime.name}.{ANSWER_REJECTIONS}"
+    key = rejection_key(answer_id, delivery.stream_seq)
+    chain = message.get("correlationid") if isinstance(message.get("correlationid"), str) else None
+    async with runtime.database.transaction() as session:
+        if await inbox.already_applied(session, name, key):
+            return
+        uow = UnitOfWork(
+            session, runtime.emitter, correlationid=chain or str(answer_id), causationid=str(answer_id)
+        )
+        await uow.emit(rejected)
         await inbox.record_applied(session, name, key, delivery.stream_seq)
 
 
