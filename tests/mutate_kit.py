@@ -45,7 +45,11 @@ SCOPES: dict[str, list[str]] = {
         "-k",
         "idempotency",
     ],
-    "consumers": ["tests/test_consumer_delivery.py"],
+    "consumers": [
+        "tests/test_consumer_delivery.py",
+        "tests/test_consumer_store_faults.py",
+        "tests/test_dead_letter_chain.py",
+    ],
 }
 """Each module's own tests (named files, so a test file someone is writing elsewhere cannot
 fail every mutant); ``--tests`` replaces them, e.g. to count survivors of older tests."""
@@ -114,12 +118,14 @@ def _points(tree: ast.Module) -> Iterator[tuple[ast.AST, str]]:
             for default in [*node.args.defaults, *node.args.kw_defaults]:
                 if default is not None:  # defaults are mutated: they are behaviour
                     skip.difference_update(id(n) for n in ast.walk(default))
+    seen: set[int] = set()  # a nested function is inside its outer one: mutate it once
     for fn in ast.walk(tree):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(fn):
-            if id(node) in skip or node is fn:
+            if id(node) in skip or node is fn or id(node) in seen:
                 continue
+            seen.add(id(node))
             if isinstance(node, ast.Compare) and type(node.ops[0]) in _COMPARE_SWAP:
                 yield node, "compare"
             elif isinstance(node, ast.BoolOp):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 from pulih.contracts import new_event, subject_for
 from pulih.contracts.events.outreach import ClientErased
@@ -50,8 +51,10 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-async def commit(database: Database, relay: OutboxRelay) -> str:
-    event_ = new_event(ClientErased(client_id=uuid.uuid4(), on=date(2026, 3, 1)), regency=REGENCY)
+async def commit(database: Database, relay: OutboxRelay, traceparent: str | None = None) -> str:
+    event_ = new_event(
+        ClientErased(client_id=uuid.uuid4(), on=date(2026, 3, 1)), regency=REGENCY, traceparent=traceparent
+    )
     async with database.transaction() as session:
         await add_to_outbox(session, event_, subject_for(event_, REGENCY), wake=relay.wake)
     return str(event_.id)
@@ -223,3 +226,19 @@ async def test_relay_once_reports_how_many_rows_it_sent(database: Database) -> N
     assert await relay.relay_once() == 1
     assert await relay.relay_once() == 0
     assert broker.published == ids
+
+
+async def test_each_row_is_published_in_its_own_trace_and_no_other(database: Database) -> None:
+    traced = "0af7651916cd43dd8448eb211c80319c"
+    seen: list[int] = []
+
+    async def publish(payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    relay = OutboxRelay(database, publish)
+    await commit(database, relay, traceparent=f"00-{traced}-b7ad6b7169203331-01")
+    await commit(database, relay)  # written outside any trace
+    assert await relay.relay_once() == 2
+    assert seen[0] == int(traced, 16)
+    assert seen[1] != int(traced, 16), "the second row was published in the first row's trace"
+    assert not trace.get_current_span().get_span_context().is_valid, "the relay left a trace attached"

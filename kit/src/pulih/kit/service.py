@@ -100,6 +100,14 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
         runtime.relay.start()
 
 
+def _connected(broker: NatsBroker) -> bool:
+    """Whether the broker holds a live connection (the relay's backoff ends when it does)."""
+    try:
+        return bool(broker.connection.is_connected)
+    except Exception:
+        return False
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     """Cancel ``task`` and wait until it has ended. nats-py can swallow a cancel that lands while
     it opens its first connection, so the cancel is repeated until the task really stops."""
@@ -142,6 +150,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             stream_publisher(broker, settings.regency),
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            ready=lambda: _connected(broker),
         )
         runtime.relay = relay
         runtime.emitter = Emitter(settings.regency, wake=relay.wake)
