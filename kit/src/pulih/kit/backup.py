@@ -39,10 +39,12 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,7 +55,7 @@ from uuid import UUID
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import make_url, update
+from sqlalchemy import inspect, make_url, update
 
 from pulih.contracts import regency_subjects, stream_name
 from pulih.kit.database import Database
@@ -244,12 +246,23 @@ def copy_sqlite(source: Path, dest: Path) -> None:
         src.close()
 
 
-def _libpq(url: str) -> tuple[str, list[str]]:
-    """A libpq URL for the pg_* tools and their schema arguments (``?search_path=``)."""
+def _libpq(url: str) -> tuple[str, str | None]:
+    """A libpq URL for the pg_* tools, and the schema of ``?search_path=`` (None: the database).
+
+    asyncpg's ``ssl=`` becomes libpq's ``sslmode=``; ``search_path`` is not a libpq parameter.
+    """
     parsed = make_url(url).set(drivername="postgresql")
     schema = parsed.query.get("search_path")
-    parsed = parsed.difference_update_query(["search_path"])
-    return parsed.render_as_string(hide_password=False), ["--schema", str(schema)] if schema else []
+    ssl = parsed.query.get("ssl")
+    parsed = parsed.difference_update_query(["search_path", "ssl"])
+    if isinstance(ssl, str) and "sslmode" not in parsed.query:
+        parsed = parsed.update_query_dict({"sslmode": ssl})
+    return parsed.render_as_string(hide_password=False), str(schema) if schema else None
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a quoted SQL identifier: exactly that name, never a pattern or folded."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _pg_tool(name: str) -> str:
@@ -266,8 +279,10 @@ def _pg_tool(name: str) -> str:
 def dump_postgres(url: str, dest: Path) -> None:
     """``pg_dump --format=custom`` of a service's database (or its schema)."""
     dsn, schema = _libpq(url)
+    # --schema takes a pattern: quoted, it names exactly the schema (case kept, no wildcards).
+    only = ["--schema", _quoted(schema)] if schema else []
     done = subprocess.run(
-        [_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(dest), *schema, dsn],
+        [_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(dest), *only, dsn],
         capture_output=True,
         text=True,
     )
@@ -275,16 +290,98 @@ def dump_postgres(url: str, dest: Path) -> None:
         raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
 
 
+_CREATE_SCHEMA = re.compile(r"^CREATE SCHEMA (.+);$")
+
+
+def _into_schema(script: Iterable[str], target: str) -> Iterable[str]:
+    """The SQL script of a one-schema dump, its schema renamed ``target``.
+
+    pg_dump qualifies every name with its schema (``src.table``, ``'src.seq'::regclass``), so a
+    dump restores into the schema it was taken from; restoring into another one (a service whose
+    ``search_path`` names a new schema) renames the qualifier in the statements, never in the
+    rows (the ``COPY ... FROM stdin`` data, up to its ``\\.``, passes untouched).
+    """
+    into = _quoted(target)
+    qualifier: re.Pattern[str] | None = None
+    in_data = False
+    for line in script:
+        if in_data:
+            if line.rstrip("\n") == "\\.":
+                in_data = False
+            yield line
+            continue
+        created = _CREATE_SCHEMA.match(line.rstrip("\n"))
+        if created and qualifier is None:
+            source = re.escape(created.group(1))
+            qualifier = re.compile(rf'(?<![\w"$])(?:{source}\.|(?<=SCHEMA ){source}(?=[;\s]))')
+            yield f"CREATE SCHEMA IF NOT EXISTS {into};\n"
+            continue
+        if qualifier is not None:
+            line = qualifier.sub(lambda m: into + ("." if m.group(0).endswith(".") else ""), line)
+        if line.startswith("COPY ") and line.rstrip("\n").endswith("FROM stdin;"):
+            in_data = True
+        yield line
+
+
 def restore_postgres(url: str, dump: Path) -> None:
-    """``pg_restore`` into a database (or schema) that holds no tables yet."""
+    """Restore a ``dump_postgres`` dump into a database (or schema) that holds no tables yet.
+
+    Into a schema (``?search_path=``), the dump's own schema is renamed to it (see
+    ``_into_schema``) and the script runs through ``psql`` in one transaction; into a database,
+    ``pg_restore`` restores it as it was.
+    """
     dsn, schema = _libpq(url)
-    done = subprocess.run(
-        [_pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--dbname", dsn, *schema, str(dump)],
-        capture_output=True,
-        text=True,
+    if schema is None:
+        done = subprocess.run(
+            [
+                _pg_tool("pg_restore"),
+                "--no-owner",
+                "--exit-on-error",
+                "--single-transaction",
+                "--dbname",
+                dsn,
+                str(dump),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise BackupError(f"pg_restore failed: {done.stderr.strip()}")
+        return
+    scripted = subprocess.run(
+        [_pg_tool("pg_restore"), "--no-owner", "--file", "-", str(dump)], capture_output=True
     )
+    if scripted.returncode != 0:
+        raise BackupError(f"pg_restore failed to read {dump.name}: {scripted.stderr.decode().strip()}")
+    # Bytes split on "\n" only: a row may hold characters str.splitlines would break a line at.
+    text = scripted.stdout.decode("utf-8", "surrogateescape")
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    if not any(_CREATE_SCHEMA.match(line.rstrip("\n")) for line in lines):
+        raise BackupError(
+            f"{dump.name} is a dump of a whole database: restore it into a database, not a schema"
+        )
+    with tempfile.TemporaryDirectory(prefix="pulih-restore-") as tmp:
+        script = Path(tmp) / f"{dump.stem}.sql"
+        with script.open("w", encoding="utf-8", errors="surrogateescape", newline="") as out:
+            out.writelines(_into_schema(lines, schema))
+        done = subprocess.run(
+            [
+                _pg_tool("psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--set",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "--file",
+                str(script),
+                dsn,
+            ],
+            capture_output=True,
+            text=True,
+        )
     if done.returncode != 0:
-        raise BackupError(f"pg_restore failed: {done.stderr.strip()}")
+        raise BackupError(f"restoring {dump.name} into schema {schema} failed: {done.stderr.strip()}")
 
 
 async def _postgres_is_empty(url: str) -> bool:
@@ -308,6 +405,10 @@ async def fix_outbox(url: str, *, unsent: Iterable[str], sent: Iterable[str]) ->
     sent_ids = [UUID(i) for i in sent]
     db = Database(url)
     try:
+        async with db.engine.connect() as conn:
+            has_outbox = await conn.run_sync(lambda c: inspect(c).has_table(outbox_table.name))
+        if not has_outbox:  # a store its service never migrated: nothing was ever sent from it
+            return 0, 0
         async with db.transaction() as session:
             reopened = closed = 0
             for start in range(0, len(unsent_ids), 500):
