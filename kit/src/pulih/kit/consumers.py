@@ -65,7 +65,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy as JetStreamAckPolicy
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from sqlalchemy import exc as sa_exc
 
 from pulih.contracts import (
@@ -257,6 +257,30 @@ async def _erase(broker: NatsBroker, stream: str, delivery: Delivery) -> None:
     log.warning("erased a message holding an identity", extra={"seq": delivery.stream_seq})
 
 
+async def refresh_durables(broker: NatsBroker, runtime: ServiceRuntime) -> list[str]:
+    """Give the service's durable consumers that already exist today's ``ack_wait`` and
+    ``max_deliver``: subscribing finds an existing durable and keeps its old settings (a regency
+    that ran with the old 30 s ack_wait would keep it). Returns the durables it changed."""
+    settings = runtime.settings
+    js = broker.connection.jetstream()
+    stream = stream_name(settings.regency)
+    changed = []
+    for durable in runtime.durables:
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            continue  # created by the subscriber, with today's settings
+        config = info.config
+        if config.ack_wait == settings.ack_wait_seconds and config.max_deliver == settings.max_deliver:
+            continue
+        await js.add_consumer(
+            stream, config.evolve(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver)
+        )
+        changed.append(durable)
+        log.info("durable consumer %s now has ack_wait %ss", durable, settings.ack_wait_seconds)
+    return changed
+
+
 def subscribe_durable(
     runtime: ServiceRuntime,
     broker: NatsBroker,
@@ -277,6 +301,7 @@ def subscribe_durable(
     dead-letter event.
     """
     dead_letter_model(runtime.name)  # a service that cannot dead-letter must not start consuming
+    runtime.durables.append(f"{runtime.name}-{durable}")
     settings = runtime.settings
     max_deliver = settings.max_deliver
     by_type = {model.type_name(): handler for model, handler in handlers.items()}

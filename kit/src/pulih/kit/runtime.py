@@ -52,6 +52,8 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     clock: Clock = field(default_factory=SystemClock)
     jobs: dict[str, PeriodicJob] = field(default_factory=dict)
+    durables: list[str] = field(default_factory=list)
+    """The JetStream durable consumers this service subscribed (``<service>-<durable>``)."""
     paused_consumers: set[str] = field(default_factory=set)
     """Consumers that stopped taking messages because the store is failing (readiness reports
     them; they resume by themselves when the store answers again)."""

@@ -23,6 +23,7 @@ from faststream.nats import NatsBroker
 from pulih.kit import idempotency
 from pulih.kit.clock import clock_from
 from pulih.kit.clock_api import router as clock_router
+from pulih.kit.consumers import refresh_durables
 from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
@@ -79,6 +80,7 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
             await ensure_regency_stream(
                 broker, runtime.settings.regency, StreamLimits.from_settings(runtime.settings)
             )
+            await refresh_durables(broker, runtime)
             await broker.start()
             break
         except asyncio.CancelledError:
