@@ -1,0 +1,70 @@
+"""What a consumer counts as the store failing (it pauses) and what as the event's own fault
+(it spends a delivery attempt), and the probe that says the store commits again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
+
+from pulih.kit.consumers import is_store_fault, store_commits
+from pulih.kit.database import Database, kit_metadata
+from pulih.kit.inbox import inbox_table
+
+
+def dbapi(kind: type[sa_exc.DBAPIError], *, invalidated: bool = False) -> sa_exc.DBAPIError:
+    return kind("INSERT …", {}, Exception("driver says no"), connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        dbapi(sa_exc.OperationalError),  # disk I/O error, database is locked, connection refused
+        dbapi(sa_exc.InterfaceError),
+        sa_exc.TimeoutError("QueuePool limit reached"),
+        dbapi(sa_exc.DBAPIError, invalidated=True),  # the connection broke mid-transaction
+        OSError("No space left on device"),
+        TimeoutError(),
+    ],
+)
+def test_the_store_failing_pauses_the_consumer(error: BaseException) -> None:
+    assert is_store_fault(error) is True
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        dbapi(sa_exc.IntegrityError),  # the event clashes with what is stored: its own fault
+        dbapi(sa_exc.DataError),
+        dbapi(sa_exc.DBAPIError, invalidated=False),
+        ValueError("a handler bug"),
+        KeyError("x"),
+    ],
+)
+def test_the_events_own_faults_spend_an_attempt(error: BaseException) -> None:
+    assert is_store_fault(error) is False
+
+
+async def test_the_probe_commits_a_write_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(kit_metadata.create_all)
+        assert await store_commits(database) is True
+        async with database.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(inbox_table)) == 0
+    finally:
+        await database.dispose()
+
+
+async def test_the_probe_says_no_when_the_store_cannot_be_written(tmp_path: Path) -> None:
+    missing = Database(f"sqlite+aiosqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
+    no_tables = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert await store_commits(missing, timeout=5) is False
+        assert await store_commits(no_tables, timeout=5) is False
+    finally:
+        await missing.dispose()
+        await no_tables.dispose()
