@@ -413,7 +413,11 @@ def subscribe_durable(
                                 f"still not applicable after {attempts} attempts: {exc}",
                             )
                             return
-                        raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
+                        # what it builds on may be held by a consumer that died with it unacked:
+                        # JetStream gives it back only after ack_wait, so wait at least that long
+                        # between attempts, or a dependent would run out of attempts first
+                        delay = max(retry_delay(attempts, retry_base_seconds), settings.ack_wait_seconds)
+                        raise NackMessage(delay=delay) from None
                     except Exception as exc:
                         if is_store_fault(exc) or not await store_commits(runtime.database):
                             pause(exc, event_.id)

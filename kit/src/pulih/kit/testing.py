@@ -127,6 +127,7 @@ def make_settings(
         "PULIH_RELAY_POLL_SECONDS": 0.2,
         "PULIH_PROGRAMME_FILE": None,
         "PULIH_MAX_DELIVER": 4,
+        "PULIH_ACK_WAIT_SECONDS": 2,
     }
     values.update(extra)
     return Settings(**values)
