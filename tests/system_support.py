@@ -51,3 +51,27 @@ async def stream_messages(nats_url: str, subject: str, regency: str = REGENCY) -
 def schema_for(event_name: str) -> dict[str, Any]:
     """The checked-in JSON Schema of an event, as a clinic would load it."""
     return dict(json.loads((SCHEMAS / f"{event_name}.v1.json").read_text()))
+
+
+def free_regency_env(data_dir: Path, **extra: str) -> tuple[int, dict[str, int], dict[str, str]]:
+    """What ``pulih up`` needs to run a regency in ``data_dir`` beside any other: a free NATS
+    port, a free port per installed service, and the environment naming them (no inherited
+    NATS_URL or DATABASE_URL; this Python's scripts first on PATH). Returns (nats port, ports,
+    env)."""
+    import os
+    import sys
+
+    from pulih.kit.local_regency import installed_services
+    from pulih.kit.nats_server import free_port
+
+    nats_port = free_port()
+    ports = {service.name: free_port() for service in installed_services()}
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
+        "PULIH_DATA_DIR": str(data_dir),
+        "PULIH_NATS_PORT": str(nats_port),
+        **{f"PULIH_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra,
+    }
+    return nats_port, ports, env

@@ -20,11 +20,10 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from system_support import stream_messages
+from system_support import free_regency_env, stream_messages
 
 from pulih.kit import backup as pulih_backup
 from pulih.kit.auth import Role, issue_token
-from pulih.kit.local_regency import installed_services
 from pulih.kit.nats_server import NatsServer, free_port
 from pulih.kit.settings import DEV_JWT_SECRET, Settings
 
@@ -40,15 +39,7 @@ class Regency:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.nats_port = free_port()
-        self.ports = {service.name: free_port() for service in installed_services()}
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
-            "PULIH_DATA_DIR": str(data_dir),
-            "PULIH_NATS_PORT": str(self.nats_port),
-            **{f"PULIH_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
+        self.nats_port, self.ports, self.env = free_regency_env(data_dir)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

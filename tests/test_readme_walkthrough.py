@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -20,12 +19,11 @@ import httpx
 import nats
 import pytest
 from nats.js.api import StreamConfig
-from system_support import stream_messages
+from system_support import free_regency_env, stream_messages
 
 from pulih.contracts import regency_subjects, stream_name
 from pulih.kit import cli
-from pulih.kit.local_regency import installed_services
-from pulih.kit.nats_server import NatsServer, free_port
+from pulih.kit.nats_server import NatsServer
 
 pytestmark = pytest.mark.system
 
@@ -43,16 +41,8 @@ def walkthrough_block() -> str:
 class Regency:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.nats_port = free_port()
         # every installed service on a free port, so a regency already running here is no obstacle
-        self.ports = {service.name: free_port() for service in installed_services()}
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
-            "PULIH_DATA_DIR": str(data_dir),
-            "PULIH_NATS_PORT": str(self.nats_port),
-            **{f"PULIH_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
+        self.nats_port, self.ports, self.env = free_regency_env(data_dir)
         self.runs = 0
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -22,10 +22,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from system_support import stream_messages
+from system_support import free_regency_env, stream_messages
 
-from pulih.kit.local_regency import installed_services
-from pulih.kit.nats_server import free_port
 from pulih.kit.programme import DEFAULT_PROGRAMME
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -38,15 +36,7 @@ class Up:
 
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
-        self.nats_port = free_port()
-        self.ports = {service.name: free_port() for service in installed_services()}
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
-            "PULIH_DATA_DIR": str(data_dir),
-            "PULIH_NATS_PORT": str(self.nats_port),
-            **{f"PULIH_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
-            **env,
-        }
+        self.nats_port, self.ports, self.env = free_regency_env(data_dir, **env)
         self.log = data_dir.parent / "up.log"
         self.process: subprocess.Popen[bytes] | None = None
 
