@@ -100,6 +100,7 @@ CATALOGUE: dict[str, tuple[str, str, list[str]]] = {
             "psychological",
             "social",
             "environment",
+            "assessed_on",
         ],
     ),
     "pulih.rehab.PhaseCompleted.v1": (
@@ -184,6 +185,7 @@ CATALOGUE: dict[str, tuple[str, str, list[str]]] = {
             "indicators",
             "units_by_phase",
             "suppressed_below",
+            "revision",
         ],
     ),
 }
@@ -211,6 +213,9 @@ CATALOGUE.update(DEAD_LETTERS)
 OPTIONAL_FIELDS = {
     ("ConsentRecorded", "expires_on"),
     ("ReferralAccepted", "appointment_on"),
+    # optional additions since EVENTS.md v1 (readers of older events fall back, see the models)
+    ("QualityOfLifeAssessed", "assessed_on"),
+    ("AggregateReported", "revision"),
 }
 
 

@@ -66,6 +66,9 @@ class QualityOfLifeAssessed(_RehabEvent):
     psychological: WhoqolScore
     social: WhoqolScore
     environment: WhoqolScore
+    assessed_on: date | None = None
+    """The day of the assessment (added in contract v1.1; older events lack it, and readers
+    then take the regency's local day of the event's ``time``)."""
 
 
 class PhaseCompleted(_RehabEvent):

@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from pulih.contracts.codes import Count, Indicator, Period, RegencyCode, UnitPhase
 from pulih.contracts.event import Event
@@ -27,3 +27,6 @@ class AggregateReported(Event):
     """How many IBM units are in each maturity phase."""
     suppressed_below: Count
     """Counts from 1 up to this value minus one are suppressed."""
+    revision: int = Field(default=1, ge=1)
+    """1 for the first aggregate of a period, one more each time a late event changed it: the
+    highest revision of a period is the one that counts (``generated_at`` grows with it)."""

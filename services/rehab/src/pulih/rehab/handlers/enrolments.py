@@ -203,6 +203,7 @@ async def _record_assessment(
             psychological=scores.psychological,
             social=scores.social,
             environment=scores.environment,
+            assessed_on=assessed_on,
         )
     )
     return assessment

@@ -1,0 +1,1 @@
+"""The reporting API: indicators, unit phases, published aggregates, and the dashboard."""

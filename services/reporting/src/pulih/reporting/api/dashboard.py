@@ -1,0 +1,5 @@
+"""Routes of the reporting API: dashboard (placeholder until its helper lands)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["dashboard"])

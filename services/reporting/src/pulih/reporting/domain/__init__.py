@@ -1,0 +1,1 @@
+"""The reporting rules, pure: periods, indicators, unit phases, suppression. No I/O here."""
