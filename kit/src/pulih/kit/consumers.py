@@ -53,7 +53,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -246,7 +246,7 @@ InvalidHook = Callable[[bytes, Delivery, str], Awaitable[None]]
 and the reason it was refused."""
 
 
-async def _erase(broker: NatsBroker, stream: str, delivery: Delivery) -> None:
+async def erase(broker: NatsBroker, stream: str, delivery: Delivery) -> None:
     """Erase (overwrite, then delete) one message of the stream: a refused message that held an
     identity must not stay readable to every consumer and to ``pulih events tail``."""
     try:
@@ -365,7 +365,7 @@ def subscribe_durable(
             await fail(msg, attempts, "invalid_event", exc.reason)
             delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
             if isinstance(exc, IdentityRefused):
-                await _erase(broker, stream_name(settings.regency), delivery)
+                await erase(broker, stream_name(settings.regency), delivery)
             if on_invalid is not None:
                 try:
                     await on_invalid(msg.body, delivery, exc.reason)
@@ -377,7 +377,7 @@ def subscribe_durable(
             return
         delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
         round_ = 0
-        async with _still_working(msg.raw_message, settings.ack_wait_seconds / 3):
+        async with still_working(msg.raw_message, settings.ack_wait_seconds / 3):
             try:
                 while True:
                     round_ += 1
@@ -490,16 +490,20 @@ async def store_commits(database: Database, timeout: float = 10.0) -> bool:
 
 
 @asynccontextmanager
-async def _still_working(message: Msg, every: float) -> AsyncIterator[None]:
-    """Tell JetStream every ``every`` seconds that ``message`` is being worked on (``+WPI``), so a
-    short ``ack_wait`` redelivers a dead consumer's message soon but not a slow handler's."""
+async def still_working(messages: Msg | Sequence[Msg], every: float) -> AsyncIterator[None]:
+    """Tell JetStream every ``every`` seconds that ``messages`` (those not settled yet) are being
+    worked on (``+WPI``), so a short ``ack_wait`` redelivers a dead consumer's messages soon but
+    not a slow handler's."""
+    held = [messages] if isinstance(messages, Msg) else messages
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(every)
             try:
-                await message.in_progress()
-            except Exception as exc:  # a broken connection: the message comes back after ack_wait
+                for message in held:
+                    if not message.is_acked:
+                        await message.in_progress()
+            except Exception as exc:  # a broken connection: the messages come back after ack_wait
                 log.debug("in-progress ack failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     task = asyncio.create_task(beat())
