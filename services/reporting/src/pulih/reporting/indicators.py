@@ -1,0 +1,256 @@
+"""Keep ``indicator_cells`` and ``qol_changes`` true to the projection tables.
+
+After each batch, :func:`refresh` recomputes exactly the cells the batch can have changed:
+
+- *flows* (counted by the event's date) for the months and ISO weeks the batch touched, plus the
+  periods of exit assessments whose baseline arrived late;
+- *stocks* (``clients_active``, ``referrals_overdue``, counted on the period's last day, or on
+  today while the period runs) for every period from the earliest touched day, or from the day
+  stocks were last counted on, up to today's: a stock changes with time alone (a referral turns
+  overdue with no event), so a period is recounted until it has ended and been counted after.
+
+It deletes those periods' cells and inserts them again with set-based SQL
+(:mod:`pulih.reporting.indicator_sql`); cells with value 0 are never stored (readers take a
+missing cell as 0). :func:`refresh_all` recounts everything (the rebuild). A job that runs while
+no event arrives rolls the stocks forward with ``refresh(…, Touched(), …)``.
+
+The day stocks were last counted on is kept as a ``position`` row named :data:`STOCKS_COUNTED`
+(``event_time`` is that day, ``stream_seq`` 0), so it is swapped together with a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, delete, func, insert, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from pulih.contracts.codes import Indicator
+from pulih.reporting import indicator_sql as sql
+from pulih.reporting.domain.periods import (
+    as_of,
+    days,
+    first_day,
+    last_day,
+    month_of,
+    periods_between,
+    week_of,
+)
+from pulih.reporting.projection import Touched, dialect_insert
+from pulih.reporting.store import WHOQOL_DOMAINS, ProjectionTables
+
+STOCKS = (Indicator.CLIENTS_ACTIVE.value, Indicator.REFERRALS_OVERDUE.value)
+"""Indicators counted on a day (the period's last, or today while it runs)."""
+
+FLOWS = tuple(i.value for i in Indicator if i.value not in STOCKS)
+"""Indicators counted by the date of the events in the period."""
+
+STOCKS_COUNTED = "indicators:stocks_counted_on"
+"""The ``position`` row that remembers the day stocks were last counted on."""
+
+_CHUNK = 5000
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
+
+
+def refresh_sync(
+    session: Session | Connection, tables: ProjectionTables, touched: Touched, *, today: date, regency: str
+) -> None:
+    """:func:`refresh` on a synchronous session or connection."""
+    conn = _connection(session)
+    flows = set(touched.periods)
+    if touched.qol_enrolments:
+        flows |= _exit_periods(conn, tables, sorted(touched.qol_enrolments))
+        _refresh_qol_changes(conn, tables, _clients_of(conn, tables, sorted(touched.qol_enrolments)))
+    _recount_flows(conn, tables, sorted(flows), regency)
+    counted_on = _stocks_counted_on(conn, tables)
+    starts = [d for d in (touched.earliest, counted_on) if d is not None]
+    if starts:
+        _recount_stocks(conn, tables, periods_between(min(min(starts), today), today), today, regency)
+        _remember_stocks(conn, tables, today)
+
+
+async def refresh(
+    session: AsyncSession, tables: ProjectionTables, touched: Touched, *, today: date, regency: str
+) -> None:
+    """Recompute the cells ``touched`` can have changed (flows of its periods; stocks from its
+    earliest day, or from when stocks were last counted, up to ``today``), and the QoL changes of
+    its clients, in the caller's transaction. ``regency`` is the regency level's org id."""
+    await session.run_sync(refresh_sync, tables, touched, today=today, regency=regency)
+
+
+def refresh_all_sync(
+    session: Session | Connection, tables: ProjectionTables, *, today: date, regency: str
+) -> None:
+    """:func:`refresh_all` on a synchronous session or connection."""
+    conn = _connection(session)
+    conn.execute(delete(tables.indicator_cells))
+    conn.execute(delete(tables.qol_changes))
+    _refresh_qol_changes(conn, tables, None)
+    span = _fact_span(conn, tables)
+    if span is None:
+        return
+    first, last = span
+    _recount_flows(conn, tables, periods_between(first, max(last, today)), regency)
+    _recount_stocks(conn, tables, periods_between(first, today), today, regency)
+    _remember_stocks(conn, tables, today)
+
+
+async def refresh_all(session: AsyncSession, tables: ProjectionTables, *, today: date, regency: str) -> None:
+    """Recompute every cell and every QoL change from the projection tables (the rebuild)."""
+    await session.run_sync(refresh_all_sync, tables, today=today, regency=regency)
+
+
+def _recount_flows(conn: Connection, tables: ProjectionTables, periods: Sequence[str], regency: str) -> None:
+    if not periods:
+        return
+    cells = tables.indicator_cells
+    for chunk in _chunks(periods, 400):
+        conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(FLOWS)))
+        pairs = [(day, p) for p in chunk for day in days(first_day(p), last_day(p))]
+        span = (min(first_day(p) for p in chunk), max(last_day(p) for p in chunk))
+        orgs, cal = sql.orgs(tables, regency), sql.calendar(pairs)
+        for family in sql.flow_families(tables, orgs, cal, span):
+            sql.insert_family(conn, tables, family)
+
+
+def _recount_stocks(
+    conn: Connection, tables: ProjectionTables, periods: Sequence[str], today: date, regency: str
+) -> None:
+    if not periods:
+        return
+    cells = tables.indicator_cells
+    for chunk in _chunks(periods, 400):
+        conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(STOCKS)))
+        counted = [(p, as_of(p, today)) for p in chunk]
+        span = (min(d for _, d in counted), max(d for _, d in counted))
+        orgs, on = sql.orgs(tables, regency), sql.stock_days(counted)
+        for family in sql.stock_families(tables, orgs, on, span):
+            sql.insert_family(conn, tables, family)
+
+
+def _stocks_counted_on(conn: Connection, tables: ProjectionTables) -> date | None:
+    p = tables.position
+    when = conn.scalar(select(p.c.event_time).where(p.c.consumer == STOCKS_COUNTED))
+    return when.date() if isinstance(when, datetime) else None
+
+
+def _remember_stocks(conn: Connection, tables: ProjectionTables, today: date) -> None:
+    p = tables.position
+    row = {
+        "consumer": STOCKS_COUNTED,
+        "stream_seq": 0,
+        "event_id": None,
+        "event_time": datetime.combine(today, time(), tzinfo=UTC),
+        "applied_at": datetime.now(UTC),
+    }
+    upsert = dialect_insert(conn, p).values(**row)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[p.c.consumer],
+            set_={"event_time": upsert.excluded.event_time, "applied_at": upsert.excluded.applied_at},
+        )
+    )
+
+
+def _fact_span(conn: Connection, tables: ProjectionTables) -> tuple[date, date] | None:
+    """The first and last domain dates of the projection, or None when it is empty."""
+    t = tables
+    columns = [
+        t.units.c.established_on,
+        t.outreach_activities.c.held_on,
+        t.clients.c.registered_on,
+        t.screenings.c.screened_on,
+        t.enrolments.c.enrolled_on,
+        t.sessions.c.held_on,
+        t.qol_assessments.c.assessed_on,
+        t.discharges.c.on,
+        t.follow_ups.c.on,
+        t.referrals.c.referred_on,
+        t.referrals.c.accepted_on,
+        t.referrals.c.closed_on,
+    ]
+    bounds = union_all(
+        *[select(func.min(c).label("first"), func.max(c).label("last")) for c in columns]
+    ).subquery()
+    first, last = conn.execute(select(func.min(bounds.c.first), func.max(bounds.c.last))).one()
+    if first is None:
+        return None
+    return _as_date(first), _as_date(last)
+
+
+def _as_date(value: Any) -> date:
+    # A MIN over a UNION loses the column's type on SQLite: it comes back as text.
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _exit_periods(conn: Connection, tables: ProjectionTables, enrolments: Sequence[UUID]) -> set[str]:
+    """The months and weeks of the exit assessments of ``enrolments`` (a late baseline changes
+    whether their exits count as improved)."""
+    q = tables.qol_assessments
+    periods: set[str] = set()
+    for chunk in _chunks(enrolments, _CHUNK):
+        query = (
+            select(q.c.assessed_on).where(q.c.enrollment_id.in_(chunk), q.c.timepoint == "exit").distinct()
+        )
+        for day in conn.scalars(query):
+            periods.update((month_of(day), week_of(day)))
+    return periods
+
+
+def _clients_of(conn: Connection, tables: ProjectionTables, enrolments: Sequence[UUID]) -> list[UUID]:
+    q = tables.qol_assessments
+    clients: set[UUID] = set()
+    for chunk in _chunks(enrolments, _CHUNK):
+        clients.update(conn.scalars(select(q.c.client_id).where(q.c.enrollment_id.in_(chunk)).distinct()))
+    return sorted(clients)
+
+
+def _refresh_qol_changes(conn: Connection, tables: ProjectionTables, clients: Sequence[UUID] | None) -> None:
+    """One row per client: their latest exit assessment that has a baseline (the first of the
+    same enrolment), against that baseline. ``None``: every client (the table is empty)."""
+    for chunk in [None] if clients is None else _chunks(clients, _CHUNK):
+        if chunk is not None:
+            conn.execute(delete(tables.qol_changes).where(tables.qol_changes.c.client_id.in_(chunk)))
+        conn.execute(_qol_changes_insert(tables, chunk))
+
+
+def _qol_changes_insert(tables: ProjectionTables, clients: Sequence[UUID] | None) -> Any:
+    q, c = tables.qol_assessments, tables.clients
+    baseline_id = sql.baseline_of(tables, q.c.enrollment_id)
+    exits = select(
+        q,
+        baseline_id.label("baseline_id"),
+        func.row_number()
+        .over(partition_by=q.c.client_id, order_by=[q.c.assessed_on.desc(), q.c.assessment_id.desc()])
+        .label("rank"),
+    ).where(q.c.timepoint == "exit", baseline_id.is_not(None))
+    if clients is not None:
+        exits = exits.where(q.c.client_id.in_(clients))
+    x = exits.subquery("latest_exit")
+    b = tables.qol_assessments.alias("baseline")
+    columns = {
+        "client_id": x.c.client_id,
+        "enrollment_id": x.c.enrollment_id,
+        "unit_id": c.c.unit_id,
+        **{f"baseline_{d}": b.c[d] for d in WHOQOL_DOMAINS},
+        **{f"exit_{d}": x.c[d] for d in WHOQOL_DOMAINS},
+        "exit_on": x.c.assessed_on,
+    }
+    query = (
+        select(*columns.values())
+        .select_from(x.join(b, b.c.assessment_id == x.c.baseline_id).join(c, c.c.client_id == x.c.client_id))
+        .where(x.c.rank == 1)
+    )
+    return insert(tables.qol_changes).from_select(list(columns), query)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
