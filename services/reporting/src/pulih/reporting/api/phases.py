@@ -1,5 +1,45 @@
-"""Routes of the reporting API: phases (placeholder until its helper lands)."""
+"""``GET /v1/units/phases``: each unit's phase (rintisan → tumbuh → berkembang → tangguh → prima),
+its history month by month, and how many units stood in each phase after each assessment."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter(tags=["phases"])
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from pulih.kit.auth import CurrentUser, allow
+from pulih.kit.deps import RuntimeDep
+from pulih.kit.errors import NotFound
+from pulih.reporting import queries
+from pulih.reporting.api.params import READERS, unit_scope
+from pulih.reporting.bodies import UnitPhases
+from pulih.reporting.store import LIVE
+
+router = APIRouter(prefix="/v1", tags=["phases"])
+
+
+@router.get(
+    "/units/phases",
+    response_model=UnitPhases,
+    dependencies=[allow(*READERS)],
+    responses={
+        403: {"description": "an agent asking for another unit"},
+        404: {"description": "no unit with this id"},
+    },
+)
+async def units_phases(
+    runtime: RuntimeDep,
+    principal: CurrentUser,
+    unit_id: Annotated[UUID | None, Query(description="one unit (every unit if left out)")] = None,
+) -> UnitPhases:
+    """Every unit with its village and district, its current phase (the latest monthly
+    assessment), the month it entered it, its latest move (up, down, steady) and its history;
+    ``by_month`` counts the units in each phase after each month's assessment. Agents: their
+    own unit only."""
+    scope = unit_scope(principal, unit_id)
+    async with runtime.database.sessions() as session:
+        phases = await queries.unit_phases(session, LIVE, scope)
+    if unit_id is not None and not phases.units:
+        raise NotFound("unknown_unit", f"no unit {scope} in this regency", "unit_id")
+    return phases
