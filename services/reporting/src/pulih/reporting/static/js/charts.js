@@ -101,26 +101,25 @@ function sparkline(values, x, y, w, h, color) {
     svg("circle", { cx: last[0], cy: last[1], r: 2.5, fill: color }));
 }
 
-/** A funnel: one bar per step (as long as its value), the share kept from the step before, and
- * a sparkline of the step over the months on the right. */
+/** A funnel: one bar per step (as long as its value) with the share kept from the step before
+ * after its value, and a sparkline of the step over the months on the right. */
 export function funnel({ width, label, steps, format, share }) {
-  const rowH = 48, sparkW = Math.min(96, width * 0.24);
+  const rowH = 46, sparkW = Math.min(96, width * 0.24);
   const chart = frame(width, steps.length * rowH + 4, label);
   const barsW = width - sparkW - 16;
   const max = Math.max(1, ...steps.map((s) => s.value));
   steps.forEach((step, i) => {
     const y0 = i * rowH + 2;
-    const w = Math.max(2, (step.value / max) * (barsW - 56));
+    const w = Math.max(2, (step.value / max) * (barsW - 90));
+    const value = svg("text", { class: "value", x: w + 6, y: y0 + 33 }, format(step.value));
+    if (i > 0) value.append(svg("tspan", { class: "share", dx: 6, text: share(steps[i - 1].value, step.value) }));
     chart.append(
       svg("text", { class: "step", x: 0, y: y0 + FONT, text: step.label }),
       svg("rect", { class: "bar", x: 0, y: y0 + 18, width: w, height: 20, rx: 3, fill: step.color },
         svg("title", { text: `${step.label}: ${format(step.value)}` })),
-      svg("text", { class: "value", x: w + 6, y: y0 + 33, text: format(step.value) }),
+      value,
       sparkline(step.trend, width - sparkW, y0 + 14, sparkW, 26, step.color),
     );
-    if (i > 0) {
-      chart.append(svg("text", { class: "share", x: barsW, y: y0 + FONT, "text-anchor": "end", text: share(steps[i - 1].value, step.value) }));
-    }
   });
   return chart;
 }

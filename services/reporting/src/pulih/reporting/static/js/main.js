@@ -94,7 +94,7 @@ function render() {
   const data = state.data;
   if (!data) return;
   applyLabels();
-  $("regency").textContent = state.claims.regency ? t("regency", { code: state.claims.regency }) : "";
+  $("regency").textContent = state.claims.regency ? `· ${t("regency", { code: state.claims.regency })}` : "";
   $("range").textContent = t("months_range", { from: month(data.months[0], true), to: month(data.months.at(-1), true) });
   renderScope();
   renderKpis($("kpis"), data);

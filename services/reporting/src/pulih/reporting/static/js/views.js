@@ -63,7 +63,7 @@ export function renderFunnel(card, data, width, chosen, onChoose) {
     el("div", { class: "card-tools" }, picker),
     funnel({
       width, label: t("funnel_title"), format: number,
-      share: (before, after) => t("of_previous", { pct: percent(after, before) }),
+      share: (before, after) => `(${percent(after, before)})`,
       steps: keys.map((key, i) => ({
         label: t(labels[i]), value: data.series[key][index], color: COLORS.funnel[i], trend: data.series[key],
       })),
@@ -88,7 +88,9 @@ export function renderSessions(card, data, width) {
     { label: t("sessions_attended"), color: COLORS.attended, values: attended },
   ];
   const narrow = width / data.months.length < 34;
-  replace(card, head("sessions_title", t("sessions_note")),
+  const sum = (values) => values.reduce((a, b) => a + b, 0);
+  replace(card, head("sessions_title", t(narrow ? "sessions_note" : "sessions_note_wide")),
+    el("p", { class: "headline", text: t("attendance", { pct: percent(sum(attended), sum(held)) }) }),
     columns({
       width, label: t("sessions_title"), categories: categories(data.months), series, mode: "overlay", format: number,
       above: (i) => (held[i] && !narrow ? percent(attended[i], held[i]) : null),
@@ -103,7 +105,7 @@ function overdueTable(overdue) {
     el("tbody", {}, overdue.map((r) => el("tr", {},
       el("td", { text: r.unit_name || r.unit_id }),
       el("td", { text: r.clinic_id }),
-      el("td", { text: day(r.respond_by) }),
+      el("td", { class: "nowrap", text: day(r.respond_by) }),
       el("td", { class: "late" }, t("overdue_days", { days: r.days_overdue }),
         r.escalated ? el("span", { class: "badge", text: t("escalated") }) : null))))));
 }
@@ -149,7 +151,7 @@ export function renderPhases(card, data, width, unit) {
       el("tbody", {}, units.map((u) => el("tr", {},
         el("td", {}, el("span", { text: u.name }), el("span", { class: "sub", text: u.village_code })),
         el("td", {}, phaseBadge(u.phase)),
-        el("td", { text: u.since ? month(u.since) : "–" }),
+        el("td", { class: "nowrap", text: u.since ? month(u.since) : "–" }),
         el("td", { class: u.trend ? `trend ${u.trend}` : "trend" },
           u.trend ? `${TREND_MARK[u.trend]} ${t(`trend_${u.trend}`)}` : "–")))))));
 }
