@@ -18,6 +18,7 @@ from pulih.kit.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
 
+    from pulih.kit.batch_consumer import BatchConsumer
     from pulih.kit.outbox import OutboxRelay
     from pulih.kit.scheduler import PeriodicJob
 
@@ -57,6 +58,9 @@ class ServiceRuntime:
     paused_consumers: set[str] = field(default_factory=set)
     """Consumers that stopped taking messages because the store is failing (readiness reports
     them; they resume by themselves when the store answers again)."""
+    batch_consumers: list[BatchConsumer] = field(default_factory=list)
+    """Ordered batch consumers (:mod:`pulih.kit.batch_consumer`): they pull with nats-py
+    themselves, so they start after the broker and stop before it."""
 
     @asynccontextmanager
     async def unit_of_work(

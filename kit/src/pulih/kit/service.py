@@ -82,6 +82,8 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
             )
             await refresh_durables(broker, runtime)
             await broker.start()
+            for consumer in runtime.batch_consumers:
+                await consumer.start()
             break
         except asyncio.CancelledError:
             raise
@@ -92,6 +94,8 @@ async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) ->
                 exc,
                 delay,
             )
+            for consumer in runtime.batch_consumers:
+                await consumer.stop()
             with suppress(Exception):
                 await broker.stop()
             await asyncio.sleep(delay)
@@ -167,6 +171,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             for task in [connecting, *tasks]:
                 await _cancel(task)
             await relay.stop()
+            for consumer in runtime.batch_consumers:
+                await consumer.stop()
             with suppress(Exception):
                 await broker.stop()
             await deps.aclose()
