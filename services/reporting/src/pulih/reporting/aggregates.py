@@ -240,3 +240,20 @@ async def publish_aggregates(runtime: ServiceRuntime) -> int:
             )
             published += 1
     return published
+
+
+async def published(
+    session: AsyncSession, *, period: str | None = None, every_revision: bool = False
+) -> list[Any]:
+    """What left the regency: the latest revision of each month (or every revision), for one
+    ``period`` or all, oldest first. ``true_digest`` stays inside: a hash of a few small counts
+    could be matched by trying every value the nulls may hide."""
+    t = published_aggregates
+    columns = [column for column in t.c if column.name != "true_digest"]
+    stmt = select(*columns).order_by(t.c.period, t.c.revision)
+    if period is not None:
+        stmt = stmt.where(t.c.period == period)
+    if not every_revision:
+        latest = select(t.c.period, func.max(t.c.revision).label("revision")).group_by(t.c.period).subquery()
+        stmt = stmt.join(latest, (latest.c.period == t.c.period) & (latest.c.revision == t.c.revision))
+    return list((await session.execute(stmt)).all())
