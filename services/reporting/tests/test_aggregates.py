@@ -36,6 +36,7 @@ from pulih.kit.testing import service_app
 from pulih.reporting import indicators, phases, projection
 from pulih.reporting.app import build
 from pulih.reporting.deps import ReportingDeps
+from pulih.reporting.status import reporting_status
 from pulih.reporting.store import LIVE, published_aggregates
 
 D = date
@@ -277,3 +278,24 @@ async def test_the_threshold_comes_from_the_programme_file(tmp_path: Path, datab
     assert data["suppressed_below"] == 6
     assert data["indicators"]["clients_registered"] == 7 and data["indicators"]["clients_enrolled"] is None
     assert_nothing_pinned(data["indicators"])
+
+
+async def test_status_says_how_far_the_projection_is_and_what_was_published(regency: Regency) -> None:
+    empty = await reporting_status(regency.runtime.database, stream_last_seq=12)
+    assert (empty["applied_seq"], empty["lag"], empty["last_event"]) == (0, 12, None)
+    assert empty["aggregates"] == {"months": 0, "revisions": 0, "latest": None, "waiting_in_outbox": 0}
+
+    clients = await january(regency)
+    await regency.move_to(D(2026, 2, 3))
+    await regency.feed(regency.session(clients[3], D(2026, 1, 28)))
+    await regency.publish()
+    status = await reporting_status(regency.runtime.database, stream_last_seq=regency.seq + 3)
+    assert status["applied_events"] == regency.seq
+    assert (status["applied_seq"], status["lag"]) == (regency.seq, 3)
+    assert status["last_event"]["id"] is not None
+    assert status["phases_assessed_to"] == "2026-02"
+    assert status["aggregates"]["months"] == 1 and status["aggregates"]["revisions"] == 2
+    assert status["aggregates"]["latest"]["period"] == "2026-01"
+    assert status["aggregates"]["latest"]["revision"] == 2
+    assert status["aggregates"]["waiting_in_outbox"] == 2  # NATS is down in these tests
+    assert (await reporting_status(regency.runtime.database))["lag"] is None
