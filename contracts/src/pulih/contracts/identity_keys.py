@@ -71,32 +71,34 @@ def redact_identity(value: Any) -> tuple[Any, bool]:
 
 
 def _identity_paths(value: Any, model: type[BaseModel] | None, path: tuple[str, ...]) -> Iterator[str]:
-    # Every consumed message passes here: the per-key answers are cached, and scalars are not
-    # descended into (a consumer reads tens of thousands of events a second).
+    # Every consumed message passes here (a consumer reads thousands of events a second): the
+    # answer for a key of a model is cached, and scalars are neither tested as mappings (an ABC
+    # check) nor descended into.
     if isinstance(value, Mapping):
         for key, item in value.items():
-            key_text = str(key)
-            declared, nested = _declared(model, key_text)
-            if not declared and _is_identity(key_text):
+            key_text = key if type(key) is str else str(key)
+            refused, nested = _key_rule(model, key_text)
+            if refused:
                 yield ".".join((*path, key_text))
-            if isinstance(item, Mapping | list):
+            if type(item) not in _SCALARS and isinstance(item, Mapping | list):
                 yield from _identity_paths(item, nested, (*path, key_text))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, Mapping | list):
+            if type(item) not in _SCALARS and isinstance(item, Mapping | list):
                 yield from _identity_paths(item, model, (*path, str(index)))
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_identity(key: str) -> bool:
-    return is_identity_key(key)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 @functools.lru_cache(maxsize=4096)
-def _declared(model: type[BaseModel] | None, key: str) -> tuple[bool, type[BaseModel] | None]:
-    """Whether ``model`` declares ``key``, and the model that field holds (if any)."""
+def _key_rule(model: type[BaseModel] | None, key: str) -> tuple[bool, type[BaseModel] | None]:
+    """Whether ``key`` is refused under ``model`` (an identity key it does not declare), and the
+    model its value is read as (if any)."""
     field = model.model_fields.get(key) if model is not None else None
-    return (False, None) if field is None else (True, _model_in(field.annotation))
+    if field is None:
+        return is_identity_key(key), None
+    return False, _model_in(field.annotation)
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
