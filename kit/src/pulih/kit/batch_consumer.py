@@ -37,11 +37,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Collection
 
 from faststream.nats import NatsBroker
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
@@ -151,11 +155,12 @@ class BatchConsumer:
         """Create or update the durable and start pulling (the broker must be connected)."""
         if self._task is not None and not self._task.done():
             return
-        js = self.broker.connection.jetstream()
-        await self._declare(js)
-        subscription = await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        connection = self.broker.connection
+        await self._declare(connection.jetstream())
+        pulls = _PullRequests(connection, self.stream, self.durable, self.batch_size)
+        await pulls.open()
         self._running = True
-        self._task = asyncio.create_task(self._pull(subscription), name=f"batch consumer {self.name}")
+        self._task = asyncio.create_task(self._pull(pulls), name=f"batch consumer {self.name}")
 
     async def stop(self, graceful_seconds: float = 10.0) -> None:
         """Stop pulling; a batch in hand may finish within ``graceful_seconds``, else it is
@@ -201,12 +206,18 @@ class BatchConsumer:
             )
             await js.add_consumer(self.stream, updated)
 
-    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
+    async def _pull(self, pulls: _PullRequests) -> None:
+        try:
+            await self._pull_batches(pulls)
+        finally:
+            await pulls.close()
+
+    async def _pull_batches(self, pulls: _PullRequests) -> None:
         while self._running:
             try:
-                messages = await subscription.fetch(self.batch_size, timeout=self.max_wait)
-            except TimeoutError:  # nats-py's own and the builtin: nothing came
-                continue
+                messages = await pulls.fetch(self.max_wait)
+                if not messages:
+                    continue
             except Exception as exc:  # a broken or reconnecting connection
                 log.warning(
                     "fetch failed", extra={"consumer": self.name, "error": f"{type(exc).__name__}: {exc}"}
@@ -226,3 +237,59 @@ class BatchConsumer:
                 log.exception("batch abandoned", extra={"consumer": self.name})
             finally:
                 self._busy = False
+
+
+class _PullRequests:
+    """Pull requests of one durable consumer, answered on an inbox of its own.
+
+    nats-py's ``fetch`` waits for each message with a timer of its own (``asyncio.wait_for``),
+    which costs more than everything else the consumer does per message; here the messages are
+    collected by the inbox's callback. Messages of a request that ended on our side (a timeout)
+    but not on the server's are kept for the next fetch.
+    """
+
+    def __init__(self, connection: Client, stream: str, durable: str, batch_size: int) -> None:
+        self.connection = connection
+        self.subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self.batch_size = batch_size
+        self._inbox = connection.new_inbox()
+        self._subscription: Subscription | None = None
+        self._received: list[Msg] = []
+        self._answered = asyncio.Event()
+
+    async def open(self) -> None:
+        """Listen on the inbox."""
+        self._subscription = await self.connection.subscribe(self._inbox, cb=self._deliver)
+
+    async def close(self) -> None:
+        """Stop listening (messages in flight come back to the durable after ``ack_wait``)."""
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
+
+    async def fetch(self, max_wait: float) -> list[Msg]:
+        """Up to ``batch_size`` messages: those waiting now, or else the first to come within
+        ``max_wait`` seconds (an empty list if none does)."""
+        if not self._received:
+            await self._request({"batch": self.batch_size, "no_wait": True}, timeout=5.0)
+        if not self._received:
+            expires = int(max_wait * 1_000_000_000)
+            await self._request({"batch": self.batch_size, "expires": expires}, timeout=max_wait + 2.0)
+        batch, self._received = self._received[: self.batch_size], self._received[self.batch_size :]
+        return batch
+
+    async def _request(self, request: dict[str, object], *, timeout: float) -> None:
+        self._answered.clear()
+        await self.connection.publish(self.subject, json.dumps(request).encode(), reply=self._inbox)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), timeout)
+
+    async def _deliver(self, message: Msg) -> None:
+        status = message.headers.get(Header.STATUS) if message.headers else None
+        if status is None:
+            self._received.append(message)
+            if len(self._received) >= self.batch_size:
+                self._answered.set()
+        elif status != "100":  # not a heartbeat: no more messages, expired, or a conflict
+            self._answered.set()
