@@ -39,7 +39,20 @@ async def test_each_unit_has_its_current_phase_since_when_its_trend_and_history(
         ("2026-02", "tumbuh", "rintisan"),
         ("2026-03", "tumbuh", "tumbuh"),
     ]
-    assert mawar["history"][1]["criteria"] == {"rintisan": True, "tumbuh": True}
+    assert mawar["criteria"] == {"rintisan": True, "tumbuh": True}, "what held at the latest assessment"
+    assert units[str(KENANGA)]["criteria"] is None
+
+
+async def test_the_history_and_the_counts_cover_the_months_asked_for(api: ReportingApi) -> None:
+    body = (await api.get("/v1/units/phases", from_="2026-02", to="2026-02")).json()
+    mawar = next(u for u in body["units"] if u["unit_id"] == str(MAWAR))
+    assert [h["period"] for h in mawar["history"]] == ["2026-02"]
+    assert (mawar["phase"], mawar["since"], mawar["trend"]) == ("tumbuh", "2026-02", "steady"), (
+        "still today's"
+    )
+    assert [row["period"] for row in body["by_month"]] == ["2026-02"]
+    r = await api.get("/v1/units/phases", from_="2026-03", to="2026-02")
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "from_after_to", "from")
 
 
 async def test_units_by_phase_are_counted_after_each_months_assessment(api: ReportingApi) -> None:

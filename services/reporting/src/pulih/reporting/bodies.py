@@ -67,7 +67,6 @@ class PhaseAssessment(View):
     period: str
     phase: UnitPhase
     previous_phase: UnitPhase | None
-    criteria: dict[str, Any] = Field(description="which criteria held that month")
 
 
 Trend = Literal["up", "down", "steady"]
@@ -85,7 +84,12 @@ class UnitPhaseView(View):
     assessed: str | None = Field(description="the month of the latest assessment")
     since: str | None = Field(description="the month the unit entered its current phase")
     trend: Trend | None = Field(description="the latest assessment against the one before")
-    history: list[PhaseAssessment]
+    criteria: dict[str, Any] | None = Field(
+        description="which criteria of each phase held at the latest assessment (phase → criterion → bool)"
+    )
+    history: list[PhaseAssessment] = Field(
+        description="the assessments of the months asked for, oldest first"
+    )
 
 
 class PhaseCount(View):
@@ -96,7 +100,8 @@ class PhaseCount(View):
 
 
 class UnitPhases(View):
-    """``GET /v1/units/phases``: every unit the caller may see, and the month-by-month counts."""
+    """``GET /v1/units/phases``: every unit the caller may see, and the month-by-month counts
+    (months with no assessment left out)."""
 
     units: list[UnitPhaseView]
     by_month: list[PhaseCount]
@@ -143,7 +148,7 @@ class ReferralSummary(View):
     answered_in_time: int = Field(description="of those, answered on or before respond_by")
     median_days_to_accept: float | None = Field(description="referred_on → accepted_on")
     median_days_to_close: float | None = Field(
-        description="referred_on → closed_on, of referrals the clinic saw to the end (completed or dropped out)"
+        description="referred_on → closed_on, referrals a clinic saw to the end (completed or dropped out)"
     )
     overdue: list[OverdueReferral]
 

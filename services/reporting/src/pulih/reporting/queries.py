@@ -117,47 +117,72 @@ async def indicator_rows(
     ]
 
 
-async def unit_phases(session: AsyncSession, t: ProjectionTables, unit_id: UUID | None) -> UnitPhases:
-    """Every unit (or one) with its phase history, and how many units stood in each phase after
-    each month's assessment."""
-    units, phases = t.units, t.unit_phases
+async def unit_phases(
+    session: AsyncSession, t: ProjectionTables, unit_id: UUID | None, months: PeriodRange
+) -> UnitPhases:
+    """Every unit (or one) with its current phase (its latest assessment, with the criteria that
+    held then), the month it entered it, its last move and its history in ``months``; and how
+    many units stood in each phase after each month's assessment in ``months``."""
+    units, p = t.units, t.unit_phases
     unit_query = select(units).order_by(units.c.name, units.c.unit_id)
-    history_query = select(phases).order_by(phases.c.unit_id, phases.c.period)
+    # the whole trail is read (light columns only): a unit may have entered its phase long ago
+    trail_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase).order_by(
+        p.c.unit_id, p.c.period
+    )
+    latest = select(p.c.unit_id, func.max(p.c.period).label("period")).group_by(p.c.unit_id)
     if unit_id is not None:
         unit_query = unit_query.where(units.c.unit_id == unit_id)
-        history_query = history_query.where(phases.c.unit_id == unit_id)
-    history: dict[UUID, list[PhaseAssessment]] = {}
-    by_month: dict[str, Counter[UnitPhase]] = {}
-    for row in (await session.execute(history_query)).mappings():
-        assessment = PhaseAssessment.model_validate(row)
-        history.setdefault(row["unit_id"], []).append(assessment)
-        by_month.setdefault(assessment.period, Counter())[assessment.phase] += 1
+        trail_query = trail_query.where(p.c.unit_id == unit_id)
+        latest = latest.where(p.c.unit_id == unit_id)
+    newest = latest.subquery()
+    criteria_query = select(p.c.unit_id, p.c.criteria).join(
+        newest, (newest.c.unit_id == p.c.unit_id) & (newest.c.period == p.c.period)
+    )
+    trails: dict[UUID, list[Any]] = {}
+    for row in await session.execute(trail_query):
+        trails.setdefault(row.unit_id, []).append(row)
+    criteria: dict[UUID, Any] = {unit: held for unit, held in await session.execute(criteria_query)}
+    wanted = set(months.periods)
+    counts = {period: dict.fromkeys(UnitPhase, 0) for period in months.periods}
     views = []
     for unit in (await session.execute(unit_query)).mappings():
-        past = history.get(unit["unit_id"], [])
-        views.append(UnitPhaseView.model_validate({**unit, **_current(past), "history": past}))
-    counts = [
-        PhaseCount(period=period, units={phase: by_month[period][phase] for phase in UnitPhase})
-        for period in sorted(by_month)
+        trail = trails.get(unit["unit_id"], [])
+        history = [
+            PhaseAssessment(period=row.period, phase=row.phase, previous_phase=row.previous_phase)
+            for row in trail
+            if row.period in wanted
+        ]
+        for assessment in history:
+            counts[assessment.period][assessment.phase] += 1
+        views.append(
+            UnitPhaseView.model_validate(
+                {**unit, **_current(trail), "criteria": criteria.get(unit["unit_id"]), "history": history}
+            )
+        )
+    by_month = [
+        PhaseCount(period=period, units=units_in)
+        for period, units_in in counts.items()
+        if any(units_in.values())
     ]
-    return UnitPhases(units=views, by_month=counts)
+    return UnitPhases(units=views, by_month=by_month)
 
 
-def _current(past: Sequence[PhaseAssessment]) -> dict[str, Any]:
-    """A unit's current phase, the month it entered it, and its latest move."""
-    if not past:
+def _current(trail: Sequence[Any]) -> dict[str, Any]:
+    """A unit's current phase, the month it entered it, and its latest move, from its
+    assessments oldest first."""
+    if not trail:
         return {"phase": None, "assessed": None, "since": None, "trend": None}
-    latest = past[-1]
+    latest = trail[-1]
     since = latest.period
-    for earlier in reversed(past[:-1]):
+    for earlier in reversed(trail[:-1]):
         if earlier.phase != latest.phase:
             break
         since = earlier.period
     order = list(UnitPhase)
-    before = past[-2].phase if len(past) > 1 else latest.previous_phase
+    before = trail[-2].phase if len(trail) > 1 else latest.previous_phase
     trend = "steady"
     if before is not None and before != latest.phase:
-        trend = "up" if order.index(latest.phase) > order.index(before) else "down"
+        trend = "up" if order.index(UnitPhase(latest.phase)) > order.index(UnitPhase(before)) else "down"
     return {"phase": latest.phase, "assessed": latest.period, "since": since, "trend": trend}
 
 

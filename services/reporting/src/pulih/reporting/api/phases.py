@@ -12,8 +12,9 @@ from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS, unit_scope
+from pulih.reporting.api.params import READERS, period_range, unit_scope
 from pulih.reporting.bodies import UnitPhases
+from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.store import LIVE
 
 router = APIRouter(prefix="/v1", tags=["phases"])
@@ -26,20 +27,29 @@ router = APIRouter(prefix="/v1", tags=["phases"])
     responses={
         403: {"description": "an agent asking for another unit"},
         404: {"description": "no unit with this id"},
+        422: {"description": "a bad unit id, month or range (`field` names the parameter)"},
     },
 )
 async def units_phases(
     runtime: RuntimeDep,
     principal: CurrentUser,
     unit_id: Annotated[UUID | None, Query(description="one unit (every unit if left out)")] = None,
+    since: Annotated[
+        str | None, Query(alias="from", description="first month of the history, YYYY-MM")
+    ] = None,
+    until: Annotated[
+        str | None, Query(alias="to", description="last month of the history (default: this month)")
+    ] = None,
 ) -> UnitPhases:
     """Every unit with its village and district, its current phase (the latest monthly
-    assessment), the month it entered it, its latest move (up, down, steady) and its history;
-    ``by_month`` counts the units in each phase after each month's assessment. Agents: their
-    own unit only."""
+    assessment) with the criteria that held, the month it entered it, its latest move (up,
+    down, steady) and its history from ``from`` to ``to`` (the last twelve months by default);
+    ``by_month`` counts the units in each phase after each of those months' assessment.
+    Agents: their own unit only."""
     scope = unit_scope(principal, unit_id)
+    months = period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
-        phases = await queries.unit_phases(session, LIVE, scope)
+        phases = await queries.unit_phases(session, LIVE, scope, months)
     if unit_id is not None and not phases.units:
         raise NotFound("unknown_unit", f"no unit {scope} in this regency", "unit_id")
     return phases
