@@ -12,13 +12,15 @@ names identity data is the exception (:mod:`pulih.contracts.identity_keys`): it 
 """
 
 import copy
+import enum
 import json
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pulih.contracts.envelope import CloudEvent, envelope_type
 from pulih.contracts.event import Event
@@ -29,6 +31,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the ``data`` of one event version into the ``data`` of the next."""
 
 _TYPE_NAME = re.compile(r"^pulih\.[a-z]+\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$")
+_TYPE_FIELD = re.compile(rb'"type"\s*:\s*"([^"\\]{1,200})"')
 _MOST_ERRORS_SHOWN = 5
 
 
@@ -63,6 +66,11 @@ class EventRegistry:
     def __init__(self, models: Iterable[type[Event]] = ()) -> None:
         """Make a registry holding ``models`` and no upcasters."""
         self._models: dict[str, type[Event]] = {}
+        # Held here because pydantic's cache of parametrised generics holds them weakly, and
+        # building CloudEvent[Model] again costs more than reading an event.
+        self._envelopes: dict[str, type[CloudEvent[Event]]] = {}
+        self._plain: dict[str, type[CloudEvent[Event]]] = {}
+        """The envelopes :meth:`_parse_plain` may read: no key of theirs escapes the models."""
         self._upcasters: dict[str, tuple[str, Upcaster]] = {}
         for model in models:
             self.register(model)
@@ -86,10 +94,15 @@ class EventRegistry:
         if type_name in self._models:
             raise ValueError(f"{type_name} is already registered")
         self._models[type_name] = model
+        self._envelopes[type_name] = envelope_type(model)
+        if _keys_all_declared(model):
+            self._plain[type_name] = self._envelopes[type_name]
 
     def unregister(self, model: type[Event]) -> None:
         """Remove ``model``; ``KeyError`` if it is not registered."""
         del self._models[model.type_name()]
+        del self._envelopes[model.type_name()]
+        self._plain.pop(model.type_name(), None)
 
     def register_upcaster(self, from_type: str, to_type: str, fn: Upcaster) -> None:
         """Upcast messages of ``from_type`` to ``to_type`` by turning their data with ``fn``.
@@ -148,6 +161,10 @@ class EventRegistry:
         anything but a valid event of a registered type (after upcasting).
         """
         if isinstance(raw, bytes | bytearray | str):
+            read = self._parse_plain(raw.encode() if isinstance(raw, str) else raw)
+            if read is not None:
+                return read
+        if isinstance(raw, bytes | bytearray | str):
             try:
                 decoded = json.loads(raw)
             except ValueError as exc:
@@ -163,7 +180,7 @@ class EventRegistry:
         if not isinstance(type_name, str):
             raise InvalidEvent("type: Input should be a valid string")
         model = self.model_for(type_name)
-        envelope_model = envelope_type(model)
+        envelope_model = self._envelopes.get(type_name) or envelope_type(model)
         identity = find_identity_key(envelope, envelope_model)
         if identity is not None:
             raise IdentityRefused(
@@ -173,6 +190,47 @@ class EventRegistry:
             return envelope_model.model_validate(envelope, extra="ignore")
         except ValidationError as exc:
             raise InvalidEvent(_describe(exc)) from exc
+
+    def _parse_plain(self, raw: bytes | bytearray) -> CloudEvent[Event] | None:
+        """The event in ``raw`` when it plainly is a current event, read in one pass of
+        pydantic's JSON parser (two to three times faster than :meth:`parse`'s general path);
+        else None, and the general path decides (and says why it refuses).
+
+        Plain means: a ``type`` with a model and no upcaster, and not one key the models do not
+        declare, at any depth (the models forbid unknown keys; the general path ignores them).
+        So the message holds no identity key the general path would refuse, and pydantic reads
+        duplicate keys as ``json.loads`` does (the last wins): the result is the general path's.
+        """
+        found = _TYPE_FIELD.search(raw)
+        if found is None:
+            return None
+        type_name = found.group(1).decode()
+        envelope_model = self._plain.get(type_name)
+        if envelope_model is None or type_name in self._upcasters:
+            return None
+        try:
+            return envelope_model.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+
+def _keys_all_declared(annotation: Any) -> bool:
+    """Whether every key a value of ``annotation`` can hold is declared by a model that forbids
+    the others, or is an enumerated code (``dict[str, …]``, ``Any`` or a model that ignores
+    unknown keys could let an identity key through)."""
+    if annotation is Any:
+        return False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.model_config.get("extra") == "forbid" and all(
+            _keys_all_declared(field.annotation) for field in annotation.model_fields.values()
+        )
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        key = arguments[0] if arguments else Any
+        keys_coded = isinstance(key, type) and issubclass(key, enum.Enum)
+        return keys_coded and all(_keys_all_declared(a) for a in arguments[1:])
+    return all(_keys_all_declared(a) for a in arguments)
 
 
 def _describe(error: ValidationError) -> str:
