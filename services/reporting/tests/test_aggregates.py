@@ -35,7 +35,6 @@ from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.testing import service_app
 from pulih.reporting import indicators, phases, projection
 from pulih.reporting.app import build
-from pulih.reporting.deps import ReportingDeps
 from pulih.reporting.status import reporting_status
 from pulih.reporting.store import LIVE, published_aggregates
 
@@ -77,14 +76,10 @@ class Regency:
             self.seq += 1
             deliveries.append(Delivery(new_event(data, regency=self.runtime.settings.regency), self.seq))
         today, regency = self.clock.today(), self.runtime.settings.regency
-        deps = self.runtime.deps_as(ReportingDeps)
         async with self.runtime.unit_of_work() as uow:
             touched = await projection.apply_batch(uow.session, LIVE, deliveries, timezone="Asia/Jakarta")
             await indicators.refresh(uow.session, LIVE, touched, today=today, regency=regency)
-            if touched.earliest is not None:
-                await phases.reassess(
-                    uow.session, LIVE, touched.earliest, today=today, criteria=deps.phase_criteria
-                )
+            await phases.note_changed(uow.session, LIVE, touched.earliest)
 
     async def publish(self) -> int:
         """One run of the job."""

@@ -117,10 +117,7 @@ async def replay(history: History, store: Path) -> None:
             async with runtime.unit_of_work() as uow:
                 touched = await projection.apply_batch(uow.session, LIVE, batch, timezone=TIMEZONE)
                 await indicators.refresh(uow.session, LIVE, touched, today=day, regency=REGENCY)
-                if touched.earliest is not None:
-                    await phases.reassess(
-                        uow.session, LIVE, touched.earliest, today=day, criteria=deps.phase_criteria
-                    )
+                await phases.note_changed(uow.session, LIVE, touched.earliest)
             if touched.earliest is not None and phases.month_index(touched.earliest) < month:
                 await check.run()  # a late event into a closed month
         # Close the last month too, then nothing is left to publish.

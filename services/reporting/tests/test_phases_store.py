@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 
 from pulih.kit.database import Database
 from pulih.kit.migrations import upgrade_to_head
-from pulih.reporting import phases
+from pulih.reporting import phase_facts, phases
 from pulih.reporting.domain.phases import PhaseCriteria, UnitMonth
 from pulih.reporting.store import LIVE
 
@@ -197,7 +197,10 @@ async def test_the_monthly_facts_count_what_domain_phases_says(store: Database) 
 
     async with store.transaction() as session:
         months = await session.run_sync(
-            lambda s: phases.unit_months_sync(s, LIVE, "2025-01", today=D(2026, 2, 14))
+            lambda s: phase_facts.unit_months_sync(s, LIVE, "2025-01", today=D(2026, 2, 28))
+        )
+        mid_february = await session.run_sync(
+            lambda s: phase_facts.unit_months_sync(s, LIVE, "2026-02", today=D(2026, 2, 20))
         )
     assert list(months[UNIT]) == ["2025-11", "2025-12", "2026-01", "2026-02"]
     assert months[UNIT]["2025-11"] == UnitMonth(
@@ -238,6 +241,10 @@ async def test_the_monthly_facts_count_what_domain_phases_says(store: Database) 
         months_active=4,
         completers_qol_improved=1,
     )
+
+    # On 20 February the referral due that day is not late yet: only the two of January count.
+    assert list(mid_february[UNIT]) == ["2026-02"]
+    assert mid_february[UNIT]["2026-02"].referrals_due == 2
 
 
 LENIENT = PhaseCriteria.from_tables({"tumbuh": {"active_agents": 1, "outreach_months": 2}})
@@ -326,3 +333,48 @@ async def test_units_by_phase_counts_every_phase_of_a_month(store: Database) -> 
     async with store.transaction() as session:
         counts = await session.run_sync(lambda s: phases.units_by_phase_sync(s, LIVE, "2026-02"))
     assert counts == {"rintisan": 1, "tumbuh": 1, "berkembang": 0, "tangguh": 0, "prima": 0}
+
+
+async def catch_up(store: Database, today: date) -> int:
+    async with store.transaction() as session:
+        return await phases.catch_up(session, LIVE, today=today, criteria=LENIENT)
+
+
+async def note_changed(store: Database, day: date) -> None:
+    async with store.transaction() as session:
+        await phases.note_changed(session, LIVE, day)
+
+
+async def test_catching_up_assesses_what_was_noted_and_once_a_day(store: Database) -> None:
+    await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)))
+    await put(store, LIVE.agents, agent(D(2026, 1, 15)))
+    await put(store, LIVE.outreach_activities, outreach(D(2026, 1, 20)), outreach(D(2026, 3, 3)))
+    assert await catch_up(store, D(2026, 3, 10)) == 3  # never assessed: January to March
+    assert await catch_up(store, D(2026, 3, 10)) == 0  # nothing changed since, same day
+
+    await put(store, LIVE.outreach_activities, outreach(D(2026, 2, 11)))  # a late sync
+    await note_changed(store, D(2026, 2, 11))
+    await note_changed(store, D(2026, 3, 9))  # a later day changes nothing to where it starts
+    assert await catch_up(store, D(2026, 3, 10)) == 2  # February and March
+    assert [phase for _, phase, _ in await history(store)] == ["rintisan", "tumbuh", "tumbuh"]
+    assert await catch_up(store, D(2026, 3, 10)) == 0
+
+    assert await catch_up(store, D(2026, 3, 11)) == 1  # a new day: March again
+    assert await catch_up(store, D(2026, 4, 1)) == 2  # March, closed now, and April
+    assert [phase for _, phase, _ in await history(store)] == ["rintisan", "tumbuh", "tumbuh", "rintisan"]
+
+
+async def test_a_referral_passing_its_respond_by_unanswered_counts_the_next_day(store: Database) -> None:
+    await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)))
+    await put(store, LIVE.referrals, referral(D(2026, 3, 12)))
+    criteria = PhaseCriteria.from_tables({"rintisan": {"referrals_answered_in_time_percent": 100}})
+
+    async def rintisan_holds(today: date) -> bool:
+        async with store.transaction() as session:
+            await phases.catch_up(session, LIVE, today=today, criteria=criteria)
+            p = LIVE.unit_phases
+            record = await session.scalar(select(p.c.criteria).where(p.c.period == "2026-03"))
+        return bool(record["rintisan"]["referrals_answered_in_time_percent"])
+
+    assert await rintisan_holds(D(2026, 3, 12))  # due today: not late yet
+    assert not await rintisan_holds(D(2026, 3, 13))  # no event arrived; a day passed

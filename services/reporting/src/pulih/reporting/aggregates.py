@@ -5,8 +5,9 @@ moves). Each run looks at every *closed* month, from the first month with data u
 before today's (the regency's local day, ``runtime.clock.today()``):
 
 - it rolls the projection forward in time first: stocks (``clients_active``,
-  ``referrals_overdue``) counted on a closed month's last day, and a unit-phase assessment for
-  any closed month no event arrived in;
+  ``referrals_overdue``) counted on a closed month's last day, and unit phases assessed from
+  the earliest day the consumer noted as changed, or again from the last assessment's month
+  once a day (:func:`pulih.reporting.phases.catch_up`);
 - it reads the month's true figures: the regency-level indicator cells and ``units_by_phase``
   (the units in each phase after that month's assessment);
 - it publishes when the month was never published, or when its true figures changed since the
@@ -82,25 +83,14 @@ def _month(index: int) -> str:
 async def _roll_forward(
     session: AsyncSession, tables: ProjectionTables, *, today: date, deps: ReportingDeps, regency: str
 ) -> None:
-    """Count closed months' stocks on their last day and assess months no event arrived in."""
+    """Count closed months' stocks on their last day, and assess unit phases that are due."""
     position = tables.position
     counted_on = await session.scalar(
         select(position.c.event_time).where(position.c.consumer == indicators.STOCKS_COUNTED)
     )
     if counted_on is None or _as_date(counted_on) < today:
         await indicators.refresh(session, tables, Touched(), today=today, regency=regency)
-    p = tables.unit_phases
-    assessed = await session.scalar(select(func.min(_latest_per_unit(tables))))
-    units = await session.scalar(select(func.count()).select_from(tables.units))
-    assessed_units = await session.scalar(select(func.count(func.distinct(p.c.unit_id))))
-    last_closed = _month(phases.month_index(today) - 1)
-    if units and (assessed is None or assessed < last_closed or (assessed_units or 0) < units):
-        await phases.reassess(session, tables, today, today=today, criteria=deps.phase_criteria)
-
-
-def _latest_per_unit(tables: ProjectionTables) -> Any:
-    p = tables.unit_phases
-    return select(func.max(p.c.period).label("period")).group_by(p.c.unit_id).subquery().c.period
+    await phases.catch_up(session, tables, today=today, criteria=deps.phase_criteria)
 
 
 def _as_date(value: datetime | date) -> date:
