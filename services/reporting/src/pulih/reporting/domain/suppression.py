@@ -28,6 +28,12 @@ The complement is chosen deterministically: the smallest published non-zero cell
 non-zero cell is left. Cells hidden in an earlier revision of the same period stay hidden
 (``keep_hidden``): otherwise comparing two revisions whose hidden cells differ would give the
 counts away.
+
+What this does not prevent: a revision published as a whole next to an earlier one where a cell
+was still published. If ``screened_high`` was 0 and published, and a late screening makes it 1
+(hidden, with ``screened_low`` as complement), someone who assumes ``screened_low`` did not
+change between the two revisions can work out the 1. Each aggregate on its own pins nothing;
+the difference between revisions says what changed, as any correction must.
 """
 
 from __future__ import annotations
