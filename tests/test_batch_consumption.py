@@ -160,18 +160,10 @@ class Consumer:
         await self.database.dispose()
 
     async def log(self) -> list[tuple[int, uuid.UUID, int]]:
-        """(stream_seq, event_id, attempt) of every application, in the order applied."""
-        async with self.database.sessions() as s:
-            rows = await s.execute(
-                select(applied_log.c.stream_seq, applied_log.c.event_id, applied_log.c.attempt).order_by(
-                    applied_log.c.n
-                )
-            )
-            return [(int(seq), event_id, int(attempt)) for seq, event_id, attempt in rows]
+        return await applications(self.database)
 
     async def count(self) -> int:
-        async with self.database.sessions() as s:
-            return int(await s.scalar(select(tally.c.n)) or 0)
+        return await counted(self.database)
 
     async def settled(self, last_seq: int) -> bool:
         """Whether every message up to ``last_seq`` is acknowledged (or terminated)."""
@@ -182,6 +174,20 @@ class Consumer:
             lambda: stream_messages(self.nats_url, DLQ), until=lambda m: len(m) >= count, timeout=timeout
         )
         return [cast("CloudEvent[EventDeadLettered]", parse_event(m.data)) for m in messages]
+
+
+async def applications(database: Database) -> list[tuple[int, uuid.UUID, int]]:
+    """(stream_seq, event_id, attempt) of every application, in the order applied."""
+    query = select(applied_log.c.stream_seq, applied_log.c.event_id, applied_log.c.attempt)
+    async with database.sessions() as s:
+        rows = await s.execute(query.order_by(applied_log.c.n))
+        return [(int(seq), event_id, int(attempt)) for seq, event_id, attempt in rows]
+
+
+async def counted(database: Database) -> int:
+    """The counter: one more for every application."""
+    async with database.sessions() as s:
+        return int(await s.scalar(select(tally.c.n)) or 0)
 
 
 async def acked_up_to(nats_url: str) -> int:
