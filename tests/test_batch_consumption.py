@@ -203,7 +203,7 @@ async def acked_up_to(nats_url: str) -> int:
 async def start_consumer(
     tmp_path: Path,
     nats_url: str,
-    database_url: str,
+    store: str | Database,
     recorder: Recorder,
     *,
     batch_size: int = 200,
@@ -214,7 +214,7 @@ async def start_consumer(
     runtime = ServiceRuntime(
         SERVICE,
         make_settings(tmp_path, nats_url=nats_url, **values),
-        await open_store(database_url),
+        await open_store(store) if isinstance(store, str) else store,
         Emitter(REGENCY),
     )
     broker = make_broker(nats_url, name="batch-test")
