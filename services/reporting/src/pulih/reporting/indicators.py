@@ -14,14 +14,18 @@ It deletes those periods' cells and inserts them again with set-based SQL
 missing cell as 0). :func:`refresh_all` recounts everything (the rebuild). A job that runs while
 no event arrives rolls the stocks forward with ``refresh(…, Touched(), …)``.
 
-The day stocks were last counted on is kept as a ``position`` row named :data:`STOCKS_COUNTED`
-(``event_time`` is that day, ``stream_seq`` 0), so it is swapped together with a rebuild.
+A consumer catching up (a full batch, more waiting) passes ``defer=True``: the batch only lowers
+a "recount from" day, and the first refresh without ``defer`` recounts every period from there
+to today once, instead of once a batch.
+
+Both days are ``position`` rows (:data:`STOCKS_COUNTED`, :data:`DEFERRED_SINCE`; ``event_time``
+is the day, ``stream_seq`` 0), so they are swapped together with a rebuild.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -33,7 +37,6 @@ from pulih.contracts.codes import Indicator
 from pulih.reporting import indicator_sql as sql
 from pulih.reporting.domain.periods import (
     as_of,
-    days,
     first_day,
     last_day,
     month_of,
@@ -52,6 +55,9 @@ FLOWS = tuple(i.value for i in Indicator if i.value not in STOCKS)
 STOCKS_COUNTED = "indicators:stocks_counted_on"
 """The ``position`` row that remembers the day stocks were last counted on."""
 
+DEFERRED_SINCE = "indicators:deferred_since"
+"""The ``position`` row that remembers the earliest day of batches applied without a refresh."""
+
 _CHUNK = 5000
 
 
@@ -60,29 +66,61 @@ def _connection(session: Session | Connection) -> Connection:
 
 
 def refresh_sync(
-    session: Session | Connection, tables: ProjectionTables, touched: Touched, *, today: date, regency: str
-) -> None:
+    session: Session | Connection,
+    tables: ProjectionTables,
+    touched: Touched,
+    *,
+    today: date,
+    regency: str,
+    defer: bool = False,
+) -> date | None:
     """:func:`refresh` on a synchronous session or connection."""
     conn = _connection(session)
+    deferred = _marker(conn, tables, DEFERRED_SINCE)
+    if defer:
+        if touched.earliest is not None and (deferred is None or touched.earliest < deferred):
+            _set_marker(conn, tables, DEFERRED_SINCE, touched.earliest)
+        return None
     flows = set(touched.periods)
+    qol_clients: set[UUID] = set()
     if touched.qol_enrolments:
         flows |= _exit_periods(conn, tables, sorted(touched.qol_enrolments))
-        _refresh_qol_changes(conn, tables, _clients_of(conn, tables, sorted(touched.qol_enrolments)))
-    _recount_flows(conn, tables, sorted(flows), regency)
-    counted_on = _stocks_counted_on(conn, tables)
-    starts = [d for d in (touched.earliest, counted_on) if d is not None]
-    if starts:
-        _recount_stocks(conn, tables, periods_between(min(min(starts), today), today), today, regency)
-        _remember_stocks(conn, tables, today)
+        qol_clients |= _clients_of(conn, tables, sorted(touched.qol_enrolments))
+    if deferred is not None:
+        # Batches applied while catching up only said where they began: recount from there.
+        flows |= set(periods_between(deferred, max(today, deferred)))
+        qol_clients |= _clients_assessed_since(conn, tables, deferred)
+        _clear_marker(conn, tables, DEFERRED_SINCE)
+    if qol_clients:
+        _refresh_qol_changes(conn, tables, sorted(qol_clients))
+    _recount_flows(conn, tables, flows, regency)
+    starts = [d for d in (touched.earliest, _marker(conn, tables, STOCKS_COUNTED), deferred) if d is not None]
+    if not starts:
+        return None
+    since = min(min(starts), today)
+    _recount_stocks(conn, tables, periods_between(since, today), today, regency)
+    _set_marker(conn, tables, STOCKS_COUNTED, today)
+    return since
 
 
 async def refresh(
-    session: AsyncSession, tables: ProjectionTables, touched: Touched, *, today: date, regency: str
-) -> None:
-    """Recompute the cells ``touched`` can have changed (flows of its periods; stocks from its
-    earliest day, or from when stocks were last counted, up to ``today``), and the QoL changes of
-    its clients, in the caller's transaction. ``regency`` is the regency level's org id."""
-    await session.run_sync(refresh_sync, tables, touched, today=today, regency=regency)
+    session: AsyncSession,
+    tables: ProjectionTables,
+    touched: Touched,
+    *,
+    today: date,
+    regency: str,
+    defer: bool = False,
+) -> date | None:
+    """Recompute, in the caller's transaction, the cells ``touched`` can have changed: flows of
+    its periods; stocks from its earliest day, or from the day stocks were last counted on, up to
+    ``today``; the QoL changes of its clients. ``regency`` is the regency level's org id.
+
+    ``defer`` (a consumer catching up, with more batches waiting) only remembers where the batch
+    began; the next refresh without it recounts everything from there. Returns the first day
+    stocks were recounted from (the month phases must be reassessed from), or None.
+    """
+    return await session.run_sync(refresh_sync, tables, touched, today=today, regency=regency, defer=defer)
 
 
 def refresh_all_sync(
@@ -92,14 +130,17 @@ def refresh_all_sync(
     conn = _connection(session)
     conn.execute(delete(tables.indicator_cells))
     conn.execute(delete(tables.qol_changes))
+    _clear_marker(conn, tables, DEFERRED_SINCE)
     _refresh_qol_changes(conn, tables, None)
     span = _fact_span(conn, tables)
     if span is None:
         return
     first, last = span
-    _recount_flows(conn, tables, periods_between(first, max(last, today)), regency)
+    params = {"first": first_day(month_of(first)), "last": max(last, today), "regency": regency}
+    for family in sql.flow_families(tables):
+        sql.insert_family(conn, tables, family, params)
     _recount_stocks(conn, tables, periods_between(first, today), today, regency)
-    _remember_stocks(conn, tables, today)
+    _set_marker(conn, tables, STOCKS_COUNTED, today)
 
 
 async def refresh_all(session: AsyncSession, tables: ProjectionTables, *, today: date, regency: str) -> None:
@@ -107,47 +148,54 @@ async def refresh_all(session: AsyncSession, tables: ProjectionTables, *, today:
     await session.run_sync(refresh_all_sync, tables, today=today, regency=regency)
 
 
-def _recount_flows(conn: Connection, tables: ProjectionTables, periods: Sequence[str], regency: str) -> None:
-    if not periods:
-        return
+def _recount_flows(conn: Connection, tables: ProjectionTables, periods: set[str], regency: str) -> None:
+    """Delete and count again the flows of ``periods``, a run of neighbouring periods at a time
+    (each run reads the facts between its first and last day once)."""
     cells = tables.indicator_cells
-    for chunk in _chunks(periods, 400):
-        conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(FLOWS)))
-        pairs = [(day, p) for p in chunk for day in days(first_day(p), last_day(p))]
-        span = (min(first_day(p) for p in chunk), max(last_day(p) for p in chunk))
-        orgs, cal = sql.orgs(tables, regency), sql.calendar(pairs)
-        for family in sql.flow_families(tables, orgs, cal, span):
-            sql.insert_family(conn, tables, family)
+    for first, last, run in _runs(periods):
+        conn.execute(delete(cells).where(cells.c.period.in_(run), cells.c.indicator.in_(FLOWS)))
+        params = {"first": first, "last": last, "regency": regency}
+        for family in sql.flow_families(tables):
+            sql.insert_family(conn, tables, family, params, run)
+
+
+def _runs(periods: set[str]) -> list[tuple[date, date, list[str]]]:
+    """``periods`` grouped into runs whose days overlap or follow each other."""
+    runs: list[tuple[date, date, list[str]]] = []
+    for start, end, period in sorted((first_day(p), last_day(p), p) for p in periods):
+        if runs and start <= runs[-1][1] + timedelta(days=1):
+            first, last, run = runs[-1]
+            runs[-1] = (first, max(last, end), [*run, period])
+        else:
+            runs.append((start, end, [period]))
+    return runs
 
 
 def _recount_stocks(
     conn: Connection, tables: ProjectionTables, periods: Sequence[str], today: date, regency: str
 ) -> None:
-    if not periods:
-        return
     cells = tables.indicator_cells
     for chunk in _chunks(periods, 400):
         conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(STOCKS)))
-        counted = [(p, as_of(p, today)) for p in chunk]
-        span = (min(d for _, d in counted), max(d for _, d in counted))
-        orgs, on = sql.orgs(tables, regency), sql.stock_days(counted)
-        for family in sql.stock_families(tables, orgs, on, span):
-            sql.insert_family(conn, tables, family)
+    for period in periods:
+        params = {"as_of": as_of(period, today), "period": period, "regency": regency}
+        for family in sql.stock_families(tables):
+            sql.insert_family(conn, tables, family, params)
 
 
-def _stocks_counted_on(conn: Connection, tables: ProjectionTables) -> date | None:
+def _marker(conn: Connection, tables: ProjectionTables, name: str) -> date | None:
     p = tables.position
-    when = conn.scalar(select(p.c.event_time).where(p.c.consumer == STOCKS_COUNTED))
+    when = conn.scalar(select(p.c.event_time).where(p.c.consumer == name))
     return when.date() if isinstance(when, datetime) else None
 
 
-def _remember_stocks(conn: Connection, tables: ProjectionTables, today: date) -> None:
+def _set_marker(conn: Connection, tables: ProjectionTables, name: str, day: date) -> None:
     p = tables.position
     row = {
-        "consumer": STOCKS_COUNTED,
+        "consumer": name,
         "stream_seq": 0,
         "event_id": None,
-        "event_time": datetime.combine(today, time(), tzinfo=UTC),
+        "event_time": datetime.combine(day, time(), tzinfo=UTC),
         "applied_at": datetime.now(UTC),
     }
     upsert = dialect_insert(conn, p).values(**row)
@@ -157,6 +205,10 @@ def _remember_stocks(conn: Connection, tables: ProjectionTables, today: date) ->
             set_={"event_time": upsert.excluded.event_time, "applied_at": upsert.excluded.applied_at},
         )
     )
+
+
+def _clear_marker(conn: Connection, tables: ProjectionTables, name: str) -> None:
+    conn.execute(delete(tables.position).where(tables.position.c.consumer == name))
 
 
 def _fact_span(conn: Connection, tables: ProjectionTables) -> tuple[date, date] | None:
@@ -204,12 +256,17 @@ def _exit_periods(conn: Connection, tables: ProjectionTables, enrolments: Sequen
     return periods
 
 
-def _clients_of(conn: Connection, tables: ProjectionTables, enrolments: Sequence[UUID]) -> list[UUID]:
+def _clients_of(conn: Connection, tables: ProjectionTables, enrolments: Sequence[UUID]) -> set[UUID]:
     q = tables.qol_assessments
     clients: set[UUID] = set()
     for chunk in _chunks(enrolments, _CHUNK):
         clients.update(conn.scalars(select(q.c.client_id).where(q.c.enrollment_id.in_(chunk)).distinct()))
-    return sorted(clients)
+    return clients
+
+
+def _clients_assessed_since(conn: Connection, tables: ProjectionTables, day: date) -> set[UUID]:
+    q = tables.qol_assessments
+    return set(conn.scalars(select(q.c.client_id).where(q.c.assessed_on >= day).distinct()))
 
 
 def _refresh_qol_changes(conn: Connection, tables: ProjectionTables, clients: Sequence[UUID] | None) -> None:
