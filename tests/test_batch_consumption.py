@@ -257,6 +257,7 @@ def mixed_events(count: int) -> list[CloudEvent[Any]]:
     return events[:count]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tracks_itself", [False, True], ids=["kit-inbox", "tracks-itself"])
 async def test_two_thousand_events_over_several_subjects_are_applied_in_stream_order_once_each(
     tmp_path: Path, nats_server: NatsServer, database_url: str, stopped: list[Consumer], tracks_itself: bool
