@@ -9,6 +9,7 @@ does; otherwise the kit's inbox does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -196,6 +197,8 @@ async def acked_up_to(nats_url: str) -> int:
     try:
         info = await nc.jetstream().consumer_info(stream_name(REGENCY), f"{SERVICE}-{DURABLE}")
         return int(info.ack_floor.stream_seq) if info.num_ack_pending == 0 and not info.num_pending else 0
+    except NotFoundError:  # not declared (again) yet
+        return 0
     finally:
         await nc.close()
 
@@ -400,3 +403,28 @@ async def test_an_event_that_fails_inside_a_batch_is_retried_before_any_later_ev
         assert letter.data.error == ("not_ready" if failure == "not-ready" else "handler_failed")
     assert {attempt for seq, _, attempt in log if seq != seqs[4]} == {1}
     assert await consumer.count() == len(log)
+
+
+async def test_a_deleted_durable_is_declared_again_not_taken_for_a_quiet_stream(
+    tmp_path: Path,
+    nats_server: NatsServer,
+    database_url: str,
+    stopped: list[Consumer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await create_stream(nats_server.url)
+    consumer = await start_consumer(tmp_path, nats_server.url, database_url, Recorder())
+    stopped.append(consumer)
+    first = await publish(nats_server.url, mixed_events(3))
+    await eventually(lambda: consumer.settled(first[-1]))
+    nc = await nats.connect(nats_server.url)
+    try:
+        await nc.jetstream().delete_consumer(stream_name(REGENCY), f"{SERVICE}-{DURABLE}")
+    finally:
+        await nc.close()
+    await eventually(lambda: asyncio.sleep(0.1, caplog.text), until=lambda text: "fetch failed" in text)
+    later = await publish(nats_server.url, mixed_events(2))
+    await eventually(lambda: consumer.settled(later[-1]))
+    # declared again from the stream's start: the inbox skips the three already applied
+    assert [seq for seq, _, _ in await consumer.log()] == first + later
+    assert caplog.text.count("fetch failed") <= 3, "refusals are waited on, not retried in a tight loop"

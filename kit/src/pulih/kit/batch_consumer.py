@@ -218,10 +218,13 @@ class BatchConsumer:
                 messages = await pulls.fetch(self.max_wait)
                 if not messages:
                     continue
-            except Exception as exc:  # a broken or reconnecting connection
+            except Exception as exc:  # a broken or reconnecting connection, a deleted durable
                 log.warning(
                     "fetch failed", extra={"consumer": self.name, "error": f"{type(exc).__name__}: {exc}"}
                 )
+                if isinstance(exc, PullRefused):  # as a restart would: the inbox skips a replay
+                    with contextlib.suppress(Exception):
+                        await self._declare(self.broker.connection.jetstream())
                 await asyncio.sleep(min(self.max_wait * 5, 1.0))
                 continue
             self._busy = True
@@ -256,6 +259,7 @@ class _PullRequests:
         self._subscription: Subscription | None = None
         self._received: list[Msg] = []
         self._answered = asyncio.Event()
+        self._refusal: str | None = None
 
     async def open(self) -> None:
         """Listen on the inbox."""
@@ -276,20 +280,32 @@ class _PullRequests:
         if not self._received:
             expires = int(max_wait * 1_000_000_000)
             await self._request({"batch": self.batch_size, "expires": expires}, timeout=max_wait + 2.0)
+        if not self._received and self._refusal is not None:
+            # the durable is gone, or the server cannot serve it now: not a quiet stream
+            raise PullRefused(self._refusal)
         batch, self._received = self._received[: self.batch_size], self._received[self.batch_size :]
         return batch
 
     async def _request(self, request: dict[str, object], *, timeout: float) -> None:
         self._answered.clear()
+        self._refusal = None
         await self.connection.publish(self.subject, json.dumps(request).encode(), reply=self._inbox)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._answered.wait(), timeout)
 
     async def _deliver(self, message: Msg) -> None:
-        status = message.headers.get(Header.STATUS) if message.headers else None
+        headers = message.headers or {}
+        status = headers.get(Header.STATUS)
         if status is None:
             self._received.append(message)
             if len(self._received) >= self.batch_size:
                 self._answered.set()
-        elif status != "100":  # not a heartbeat: no more messages, expired, or a conflict
+        elif status != "100":  # not a heartbeat: no more messages, expired, or refused
+            if status not in ("404", "408"):
+                description = headers.get(Header.DESCRIPTION, "").split("\n")[0]
+                self._refusal = f"{status} {description}".strip()
             self._answered.set()
+
+
+class PullRefused(Exception):
+    """JetStream answered a pull request with an error status (409, 503…)."""
