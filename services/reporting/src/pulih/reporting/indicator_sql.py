@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -34,6 +35,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     func,
     insert,
     literal,
@@ -41,6 +43,7 @@ from sqlalchemy import (
     select,
     true,
     union_all,
+    values,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -185,12 +188,27 @@ def _flow(
     orgs_: CTE,
     **counts: ColumnElement[Any],
 ) -> Family:
-    """``counts`` of ``fact`` by the org units of ``unit`` and the month and week of ``day``."""
-    period = _period_of(day).label("period")
-    query = (
-        select(orgs_.c.level, orgs_.c.org_id, period, *[agg.label(name) for name, agg in counts.items()])
-        .select_from(fact.join(orgs_, orgs_.c.unit_id == unit).join(KINDS, true()))
+    """``counts`` (additive: counts and sums) of ``fact`` by the org units of ``unit`` and the
+    month and week of ``day``. The facts are first summed per unit and day, so the org units and
+    periods multiply (eight rows each) the unit-days, not the facts."""
+    daily = (
+        select(
+            unit.label("unit_id"),
+            month_key(day).label("month"),
+            week_key(day).label("week"),
+            *[agg.label(name) for name, agg in counts.items()],
+        )
+        .select_from(fact)
         .where(day.between(FIRST, LAST))
+        .group_by(unit, day)
+        .subquery("daily")
+    )
+    period = case((KINDS.c.kind == "month", daily.c.month), else_=daily.c.week).label("period")
+    query = (
+        select(
+            orgs_.c.level, orgs_.c.org_id, period, *[func.sum(daily.c[name]).label(name) for name in counts]
+        )
+        .select_from(daily.join(orgs_, orgs_.c.unit_id == daily.c.unit_id).join(KINDS, true()))
         .group_by(orgs_.c.level, orgs_.c.org_id, period)
     )
     return Family(query, tuple(counts))
@@ -303,47 +321,72 @@ def _qol_improved(t: ProjectionTables, orgs_: CTE) -> Family:
     x = t.qol_assessments.alias("exit_assessment")
     b = t.qol_assessments.alias("baseline_assessment")
     c = t.clients
+    period = _period_of(x.c.assessed_on).label("period")
     fact = x.join(b, b.c.assessment_id == baseline_of(t, x.c.enrollment_id)).join(
         c, c.c.client_id == x.c.client_id
     )
-    family = _flow(
-        fact, c.c.unit_id, x.c.assessed_on, orgs_, qol_improved=func.count(x.c.client_id.distinct())
+    query = (
+        select(
+            orgs_.c.level, orgs_.c.org_id, period, func.count(x.c.client_id.distinct()).label("qol_improved")
+        )
+        .select_from(fact.join(orgs_, orgs_.c.unit_id == c.c.unit_id).join(KINDS, true()))
+        .where(
+            x.c.assessed_on.between(FIRST, LAST), x.c.timepoint == "exit", qol_mean_sum(x) > qol_mean_sum(b)
+        )
+        .group_by(orgs_.c.level, orgs_.c.org_id, period)
     )
-    return Family(
-        family.query.where(x.c.timepoint == "exit", qol_mean_sum(x) > qol_mean_sum(b)), family.indicators
-    )
+    return Family(query, ("qol_improved",))
 
 
 @cache
 def stock_families(t: ProjectionTables) -> list[Family]:
-    """The stocks, counted on one day (parameters: ``as_of``, ``period``, ``regency``)."""
+    """The stocks of one period, counted on one day (parameters: ``as_of``, ``period``,
+    ``regency``): one cached statement each, for the few periods a batch recounts."""
+    return _stocks(t, AS_OF, PERIOD, None)
+
+
+def stock_families_over(t: ProjectionTables, periods: Sequence[tuple[str, date]]) -> list[Family]:
+    """The stocks of many periods at once, each counted on its day (parameter: ``regency``): one
+    statement reads each table once (compiled each time: a list of rows cannot be cached)."""
+    days = (
+        values(column("period", String), column("as_of", Date), name="stock_days").data(list(periods)).cte()
+    )
+    return _stocks(t, days.c.as_of, days.c.period, days)
+
+
+def _stocks(t: ProjectionTables, as_of: Any, period: Any, days: CTE | None) -> list[Family]:
     orgs_ = orgs(t)
     e, r = t.enrolments, t.referrals
+
+    def counted(
+        fact: FromClause, unit: ColumnElement[Any], when: ColumnElement[bool], name: str, n: Any
+    ) -> Family:
+        joined = fact.join(orgs_, orgs_.c.unit_id == unit)
+        if days is not None:
+            joined = joined.join(days, when)
+        query = (
+            select(orgs_.c.level, orgs_.c.org_id, period.label("period"), n.label(name))
+            .select_from(joined)
+            .group_by(orgs_.c.level, orgs_.c.org_id, period)
+        )
+        return Family(query if days is not None else query.where(when), (name,))
+
     # Active: began on or before the day and was not discharged before it (a pause still counts).
-    active = (
-        select(orgs_.c.level, orgs_.c.org_id, PERIOD.label("period"))
-        .add_columns(func.count(e.c.client_id.distinct()).label("clients_active"))
-        .select_from(e.join(orgs_, orgs_.c.unit_id == e.c.unit_id))
-        .where(e.c.enrolled_on <= AS_OF, or_(e.c.discharged_on.is_(None), e.c.discharged_on >= AS_OF))
-        .group_by(orgs_.c.level, orgs_.c.org_id)
-    )
+    active = and_(e.c.enrolled_on <= as_of, or_(e.c.discharged_on.is_(None), e.c.discharged_on >= as_of))
 
     def unanswered(answer: ColumnElement[Any]) -> ColumnElement[bool]:
-        return or_(answer.is_(None), answer > AS_OF)
+        return or_(answer.is_(None), answer > as_of)
 
     # Overdue: respond_by passed, and no answer (accepted, declined), cancellation or closing yet.
-    overdue = (
-        select(orgs_.c.level, orgs_.c.org_id, PERIOD.label("period"))
-        .add_columns(func.count().label("referrals_overdue"))
-        .select_from(r.join(orgs_, orgs_.c.unit_id == r.c.unit_id))
-        .where(
-            r.c.respond_by < AS_OF,
-            r.c.referred_on <= AS_OF,
-            unanswered(r.c.accepted_on),
-            unanswered(r.c.declined_on),
-            unanswered(r.c.cancelled_on),
-            unanswered(r.c.closed_on),
-        )
-        .group_by(orgs_.c.level, orgs_.c.org_id)
+    overdue = and_(
+        r.c.respond_by < as_of,
+        r.c.referred_on <= as_of,
+        unanswered(r.c.accepted_on),
+        unanswered(r.c.declined_on),
+        unanswered(r.c.cancelled_on),
+        unanswered(r.c.closed_on),
     )
-    return [Family(active, ("clients_active",)), Family(overdue, ("referrals_overdue",))]
+    return [
+        counted(e, e.c.unit_id, active, "clients_active", func.count(e.c.client_id.distinct())),
+        counted(r, r.c.unit_id, overdue, "referrals_overdue", func.count()),
+    ]

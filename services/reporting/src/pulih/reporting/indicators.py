@@ -60,6 +60,10 @@ DEFERRED_SINCE = "indicators:deferred_since"
 
 _CHUNK = 5000
 
+_ONE_BY_ONE = 8
+"""Up to this many periods, stocks are counted one period a statement (cached statements);
+more (a rebuild, a catch-up) are counted all in one statement per stock."""
+
 
 def _connection(session: Session | Connection) -> Connection:
     return session.connection() if isinstance(session, Session) else session
@@ -177,10 +181,15 @@ def _recount_stocks(
     cells = tables.indicator_cells
     for chunk in _chunks(periods, 400):
         conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(STOCKS)))
-    for period in periods:
-        params = {"as_of": as_of(period, today), "period": period, "regency": regency}
-        for family in sql.stock_families(tables):
-            sql.insert_family(conn, tables, family, params)
+        if len(chunk) > _ONE_BY_ONE:
+            counted = [(period, as_of(period, today)) for period in chunk]
+            for family in sql.stock_families_over(tables, counted):
+                sql.insert_family(conn, tables, family, {"regency": regency})
+            continue
+        for period in chunk:
+            params = {"as_of": as_of(period, today), "period": period, "regency": regency}
+            for family in sql.stock_families(tables):
+                sql.insert_family(conn, tables, family, params)
 
 
 def _marker(conn: Connection, tables: ProjectionTables, name: str) -> date | None:
