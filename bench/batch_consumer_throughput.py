@@ -20,11 +20,13 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import asyncpg
 import nats
 import nats.aio.msg
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -268,7 +270,31 @@ async def kit_batches(
 Run = Callable[[], Awaitable[Figure]]
 
 
+@asynccontextmanager
+async def throwaway_schemas(database_url: str | None, runs: Sequence[str]) -> AsyncIterator[str]:
+    """On PostgreSQL, an empty schema per run (``<prefix>_<run>``), dropped afterwards."""
+    prefix = f"bench_{uuid.uuid4().hex[:8]}"
+    if database_url is None:
+        yield prefix
+        return
+    plain = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(plain)
+    try:
+        for run in runs:
+            await conn.execute(f'CREATE SCHEMA "{prefix}_{run}"')
+        yield prefix
+    finally:
+        for run in runs:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}_{run}" CASCADE')
+        await conn.close()
+
+
 async def main(count: int, batch_size: int, database_url: str | None) -> None:
+    async with throwaway_schemas(database_url, ("a", "b")) as schema:
+        await measure(count, batch_size, database_url, schema)
+
+
+async def measure(count: int, batch_size: int, database_url: str | None, schema: str) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         server = NatsServer(tmp / "nats", domain=f"r{REGENCY}").start()
@@ -278,7 +304,9 @@ async def main(count: int, batch_size: int, database_url: str | None) -> None:
             print(f"backlog: {count:,} events in {STREAM} ({time.perf_counter() - started:.1f}s to publish)")
 
             def store(run: str) -> str:
-                return database_url or f"sqlite+aiosqlite:///{tmp / run}.db"
+                if database_url is None:
+                    return f"sqlite+aiosqlite:///{tmp / run}.db"
+                return f"{database_url}{'&' if '?' in database_url else '?'}search_path={schema}_{run}"
 
             runs: list[Run] = [
                 lambda: raw_pull(server.url, count, last_seq, batch_size),
@@ -343,6 +371,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--database-url", help="the consumers' store (default: a fresh SQLite file per run)")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL for the consumers' stores (postgresql+asyncpg://…; a schema per run, dropped "
+        "afterwards); default: a fresh SQLite file per run",
+    )
     args = parser.parse_args()
     asyncio.run(main(args.events, args.batch_size, args.database_url))
