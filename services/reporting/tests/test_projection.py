@@ -20,6 +20,7 @@ from pulih.contracts.events.rehab import (
     QualityOfLifeAssessed,
     SessionHeld,
 )
+from pulih.reporting import indicators
 from pulih.reporting.store import LIVE
 
 UNIT, CLIENT, ENROLMENT, AGENT = ids(4)
@@ -327,6 +328,8 @@ async def test_deferred_batches_are_recounted_when_the_consumer_catches_up(
     await projection_store.feed(unit(), client(), enrolled(), session(date(2026, 1, 20)), defer=True)
     await projection_store.feed(session(date(2026, 2, 20)), defer=True)
     assert await projection_store.all_cells() == set()
+    markers = {row.consumer for row in await projection_store.rows(LIVE.position)}
+    assert markers == {"stream", indicators.DEFERRED_SINCE}  # stocks are counted as of no day
     await projection_store.feed(session(date(2026, 3, 10)))
     live = await projection_store.all_cells()
     await projection_store.recount()

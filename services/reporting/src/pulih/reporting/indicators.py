@@ -16,7 +16,8 @@ no event arrives rolls the stocks forward with ``refresh(…, Touched(), …)``.
 
 A consumer catching up (a full batch, more waiting) passes ``defer=True``: the batch only lowers
 a "recount from" day, and the first refresh without ``defer`` recounts every period from there
-to today once, instead of once a batch.
+to today once, instead of once a batch. Meanwhile no "stocks counted on" day is recorded, so a
+job that recounts whenever stocks are not counted up to today also ends the deferral.
 
 Both days are ``position`` rows (:data:`STOCKS_COUNTED`, :data:`DEFERRED_SINCE`; ``event_time``
 is the day, ``stream_seq`` 0), so they are swapped together with a rebuild.
@@ -84,6 +85,9 @@ def refresh_sync(
     if defer:
         if touched.earliest is not None and (deferred is None or touched.earliest < deferred):
             _set_marker(conn, tables, DEFERRED_SINCE, touched.earliest)
+        # Stocks are not counted as of any day now: a job that recounts when they are not
+        # (the aggregates' roll forward) ends the deferral if no batch comes to end it.
+        _clear_marker(conn, tables, STOCKS_COUNTED)
         return None
     flows = set(touched.periods)
     qol_clients: set[UUID] = set()
