@@ -170,3 +170,13 @@ async def test_an_empty_projection_answers_rows_of_zeros(tmp_path: Path, databas
         assert [row["indicators"] for row in r.json()["rows"]] == [dict.fromkeys(EVERY, 0)] * 2
         r = await api.get("/v1/indicators", level="unit")
         assert r.json()["rows"] == []
+
+
+async def test_a_request_for_too_many_rows_is_422(api: ReportingApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulih.reporting.api import indicators
+
+    monkeypatch.setattr(indicators, "MOST_ROWS", 8)
+    r = await api.get("/v1/indicators", level="unit", from_="2026-01", to="2026-03")
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "too_many_rows", "from"), r.text
+    r = await api.get("/v1/indicators", level="unit", id=str(MAWAR), from_="2026-01", to="2026-03")
+    assert r.status_code == 200

@@ -37,19 +37,16 @@ async def test_each_unit_has_its_current_phase_since_when_its_trend_and_history(
     assert [(h["period"], h["phase"], h["previous_phase"]) for h in mawar["history"]] == [
         ("2026-01", "rintisan", None),
         ("2026-02", "tumbuh", "rintisan"),
-        ("2026-03", "tumbuh", "tumbuh"),
-    ]
+    ], "the history is the unit's moves: March kept February's phase"
     assert mawar["criteria"] == {"rintisan": True, "tumbuh": True}, "what held at the latest assessment"
     assert units[str(KENANGA)]["criteria"] is None
 
 
-async def test_the_history_and_the_counts_cover_the_months_asked_for(api: ReportingApi) -> None:
+async def test_the_counts_cover_the_months_asked_for_and_the_rest_stays_current(api: ReportingApi) -> None:
     body = (await api.get("/v1/units/phases", from_="2026-02", to="2026-02")).json()
-    mawar = next(u for u in body["units"] if u["unit_id"] == str(MAWAR))
-    assert [h["period"] for h in mawar["history"]] == ["2026-02"]
-    assert (mawar["phase"], mawar["since"], mawar["trend"]) == ("tumbuh", "2026-02", "steady"), (
-        "still today's"
-    )
+    melati = next(u for u in body["units"] if u["unit_id"] == str(MELATI))
+    assert [h["period"] for h in melati["history"]] == ["2026-01", "2026-03"]
+    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-03", "down")
     assert [row["period"] for row in body["by_month"]] == ["2026-02"]
     r = await api.get("/v1/units/phases", from_="2026-03", to="2026-02")
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "from_after_to", "from")
@@ -150,3 +147,10 @@ async def test_summaries_refuse_a_bad_range(api: ReportingApi, path: str) -> Non
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "from_after_to", "from")
     r = await api.get(path, to="2026-W01")
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid_period", "to")
+
+
+async def test_without_history_the_units_keep_their_current_phase(api: ReportingApi) -> None:
+    units = (await api.get("/v1/units/phases", history="false")).json()["units"]
+    assert [u["history"] for u in units] == [[], [], []]
+    melati = next(u for u in units if u["unit_id"] == str(MELATI))
+    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-03", "down")

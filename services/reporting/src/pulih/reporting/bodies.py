@@ -73,7 +73,7 @@ Trend = Literal["up", "down", "steady"]
 
 
 class UnitPhaseView(View):
-    """A unit with its current phase (its latest assessment) and its history, oldest first."""
+    """A unit with its current phase (its latest assessment) and the moves that led there."""
 
     unit_id: UUID
     name: str
@@ -88,7 +88,7 @@ class UnitPhaseView(View):
         description="which criteria of each phase held at the latest assessment (phase → criterion → bool)"
     )
     history: list[PhaseAssessment] = Field(
-        description="the assessments of the months asked for, oldest first"
+        description="its moves: the assessments that changed its phase (its first included), oldest first"
     )
 
 

@@ -1,5 +1,6 @@
-"""What the reporting API reads from the projection: indicator tables, unit phases, referral and
-QoL summaries. Read-only; every function takes the session and the set of tables to read.
+"""What the reporting API reads from the projection: indicator tables and unit phases (the
+referral and QoL figures are in :mod:`pulih.reporting.figures`). Read-only; every function
+takes the session and the set of tables to read.
 
 Indicator reads are built for ``indicator_cells``' primary key ``(level, org_id, period,
 indicator)``: one index range per org unit, pivoted to one row per org and period by the database
@@ -9,11 +10,8 @@ thousand rows rather than tens of thousands of cells.
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -26,22 +24,16 @@ from pulih.reporting.bodies import (
     INDICATORS,
     IndicatorRow,
     OrgLevel,
-    OverdueReferral,
     PhaseAssessment,
     PhaseCount,
-    QolDomain,
-    QolDomainChange,
-    QolSummary,
-    ReferralState,
-    ReferralSummary,
     UnitPhases,
     UnitPhaseView,
 )
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.store import ProjectionTables
 
-TREATMENT_ENDS = ("completed", "dropped_out")
-"""Outcomes of a referral the clinic saw to its end (a declined or cancelled one never started)."""
+PHASE_ORDER = list(UnitPhase)
+"""rintisan → tumbuh → berkembang → tangguh → prima."""
 
 PERIOD_LENGTH = {PeriodKind.MONTH: len("2026-01"), PeriodKind.WEEK: len("2026-W01")}
 
@@ -105,8 +97,10 @@ async def indicator_rows(
     for org_id, period, *values in result:
         found[(org_id, period)] = dict(zip(INDICATORS, map(int, values), strict=True))
     zeros = dict.fromkeys(INDICATORS, 0)
+    # built without validation: every value is an int this function made, and a year of a busy
+    # regency's units is ten thousand rows
     return [
-        IndicatorRow(
+        IndicatorRow.model_construct(
             org_id=org.org_id,
             org_name=org.name,
             period=period,
@@ -118,182 +112,80 @@ async def indicator_rows(
 
 
 async def unit_phases(
-    session: AsyncSession, t: ProjectionTables, unit_id: UUID | None, months: PeriodRange
+    session: AsyncSession,
+    t: ProjectionTables,
+    unit_id: UUID | None,
+    months: PeriodRange,
+    *,
+    history: bool = True,
 ) -> UnitPhases:
     """Every unit (or one) with its current phase (its latest assessment, with the criteria that
-    held then), the month it entered it, its last move and its history in ``months``; and how
-    many units stood in each phase after each month's assessment in ``months``."""
+    held then), the month it entered it, its latest move and its history of moves; and how many
+    units stood in each phase after each assessment of ``months``.
+
+    The monthly rows repeat a phase for months on end: the history is the assessments that
+    changed it (a unit's first included), so a regency's hundreds of units stay one small read.
+    """
     units, p = t.units, t.unit_phases
     unit_query = select(units).order_by(units.c.name, units.c.unit_id)
-    # the whole trail is read (light columns only): a unit may have entered its phase long ago
-    trail_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase).order_by(
-        p.c.unit_id, p.c.period
-    )
+    moved = p.c.previous_phase.is_(None) | (p.c.previous_phase != p.c.phase)
+    moves_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase).where(moved)
+    since_query = select(p.c.unit_id, func.max(p.c.period).label("period")).where(moved).group_by(p.c.unit_id)
     latest = select(p.c.unit_id, func.max(p.c.period).label("period")).group_by(p.c.unit_id)
+    counts_query = (
+        select(p.c.period, p.c.phase, func.count())
+        .where(p.c.period.between(months.first, months.last))
+        .group_by(p.c.period, p.c.phase)
+    )
     if unit_id is not None:
         unit_query = unit_query.where(units.c.unit_id == unit_id)
-        trail_query = trail_query.where(p.c.unit_id == unit_id)
+        moves_query = moves_query.where(p.c.unit_id == unit_id)
+        since_query = since_query.where(p.c.unit_id == unit_id)
         latest = latest.where(p.c.unit_id == unit_id)
+        counts_query = counts_query.where(p.c.unit_id == unit_id)
     newest = latest.subquery()
-    criteria_query = select(p.c.unit_id, p.c.criteria).join(
+    latest_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase, p.c.criteria).join(
         newest, (newest.c.unit_id == p.c.unit_id) & (newest.c.period == p.c.period)
     )
-    trails: dict[UUID, list[Any]] = {}
-    for row in await session.execute(trail_query):
-        trails.setdefault(row.unit_id, []).append(row)
-    criteria: dict[UUID, Any] = {unit: held for unit, held in await session.execute(criteria_query)}
-    wanted = set(months.periods)
-    counts = {period: dict.fromkeys(UnitPhase, 0) for period in months.periods}
-    views = []
-    for unit in (await session.execute(unit_query)).mappings():
-        trail = trails.get(unit["unit_id"], [])
-        history = [
-            PhaseAssessment(period=row.period, phase=row.phase, previous_phase=row.previous_phase)
-            for row in trail
-            if row.period in wanted
-        ]
-        for assessment in history:
-            counts[assessment.period][assessment.phase] += 1
-        views.append(
-            UnitPhaseView.model_validate(
-                {**unit, **_current(trail), "criteria": criteria.get(unit["unit_id"]), "history": history}
+    moves: dict[UUID, list[PhaseAssessment]] = {}
+    since = {row.unit_id: row.period for row in await session.execute(since_query)}
+    if history:
+        for row in await session.execute(moves_query.order_by(p.c.unit_id, p.c.period)):
+            moves.setdefault(row.unit_id, []).append(
+                PhaseAssessment(period=row.period, phase=row.phase, previous_phase=row.previous_phase)
             )
+    current = {row.unit_id: row for row in await session.execute(latest_query)}
+    fields = units.c.keys()  # zipped with each row: Row.keys() costs more than all the rest here
+    views = [
+        UnitPhaseView.model_validate(
+            {
+                **dict(zip(fields, unit, strict=True)),
+                **_current(current.get(unit.unit_id), since.get(unit.unit_id)),
+                "history": moves.get(unit.unit_id, []),
+            }
         )
-    by_month = [
-        PhaseCount(period=period, units=units_in)
-        for period, units_in in counts.items()
-        if any(units_in.values())
+        for unit in await session.execute(unit_query)
     ]
+    counts: dict[str, dict[UnitPhase, int]] = {}
+    for period, phase, count in await session.execute(counts_query.order_by(p.c.period)):
+        counts.setdefault(period, dict.fromkeys(UnitPhase, 0))[UnitPhase(phase)] = count
+    by_month = [PhaseCount(period=period, units=units_in) for period, units_in in counts.items()]
     return UnitPhases(units=views, by_month=by_month)
 
 
-def _current(trail: Sequence[Any]) -> dict[str, Any]:
-    """A unit's current phase, the month it entered it, and its latest move, from its
-    assessments oldest first."""
-    if not trail:
-        return {"phase": None, "assessed": None, "since": None, "trend": None}
-    latest = trail[-1]
-    since = latest.period
-    for earlier in reversed(trail[:-1]):
-        if earlier.phase != latest.phase:
-            break
-        since = earlier.period
-    order = list(UnitPhase)
-    before = trail[-2].phase if len(trail) > 1 else latest.previous_phase
+def _current(latest: Any, since: str | None) -> dict[str, Any]:
+    """A unit's current phase and what held then, the month it entered it (its latest move), and
+    its latest assessment against the one before."""
+    if latest is None:
+        return {"phase": None, "assessed": None, "since": None, "trend": None, "criteria": None}
+    phase, before = UnitPhase(latest.phase), latest.previous_phase
     trend = "steady"
-    if before is not None and before != latest.phase:
-        trend = "up" if order.index(UnitPhase(latest.phase)) > order.index(UnitPhase(before)) else "down"
-    return {"phase": latest.phase, "assessed": latest.period, "since": since, "trend": trend}
-
-
-def referral_state(row: Any) -> ReferralState:
-    """Where a referral stands, from the dates the projection holds for it."""
-    if row.cancelled_on is not None or row.outcome == "cancelled":
-        return ReferralState.CANCELLED
-    if row.declined_on is not None or row.outcome == "declined":
-        return ReferralState.DECLINED
-    if row.closed_on is not None:
-        return ReferralState.DROPPED_OUT if row.outcome == "dropped_out" else ReferralState.COMPLETED
-    if row.attended_on is not None:
-        return ReferralState.ATTENDED
-    if row.accepted_on is not None:
-        return ReferralState.ACCEPTED
-    return ReferralState.REFERRED
-
-
-def _median_days(pairs: Sequence[tuple[date, date | None]]) -> float | None:
-    days = [(end - start).days for start, end in pairs if end is not None]
-    return float(statistics.median(days)) if days else None
-
-
-async def referral_summary(
-    session: AsyncSession, t: ProjectionTables, unit_id: UUID | None, periods: PeriodRange, today: date
-) -> ReferralSummary:
-    """Referrals made in the range by status, answer and completion times, and every referral
-    overdue today: still unanswered (not accepted, declined or cancelled) after ``respond_by``."""
-    r = t.referrals
-    made_query = select(r).where(r.c.referred_on.between(periods.first_day, periods.last_day))
-    overdue_query = (
-        select(r, t.units.c.name.label("unit_name"))
-        .join_from(r, t.units, t.units.c.unit_id == r.c.unit_id, isouter=True)
-        .where(
-            r.c.respond_by < today,
-            r.c.accepted_on.is_(None),
-            r.c.declined_on.is_(None),
-            r.c.cancelled_on.is_(None),
-            r.c.closed_on.is_(None),
-        )
-        .order_by(r.c.respond_by, r.c.referred_on, r.c.referral_id)
-    )
-    if unit_id is not None:
-        made_query = made_query.where(r.c.unit_id == unit_id)
-        overdue_query = overdue_query.where(r.c.unit_id == unit_id)
-    made = (await session.execute(made_query)).all()
-    states = Counter(referral_state(row) for row in made)
-    answers = [row.accepted_on or row.declined_on for row in made if (row.accepted_on or row.declined_on)]
-    in_time = [
-        row
-        for row in made
-        if (answer := row.accepted_on or row.declined_on) is not None and answer <= row.respond_by
-    ]
-    overdue = [
-        OverdueReferral.model_validate(
-            {
-                **row._mapping,
-                "days_overdue": (today - row.respond_by).days,
-                "escalated": row.escalated_on is not None,
-            }
-        )
-        for row in (await session.execute(overdue_query)).all()
-    ]
-    return ReferralSummary(
-        since=periods.first_day,
-        until=periods.last_day,
-        today=today,
-        made=len(made),
-        by_status={state: states[state] for state in ReferralState},
-        answered=len(answers),
-        answered_in_time=len(in_time),
-        median_days_to_accept=_median_days([(row.referred_on, row.accepted_on) for row in made]),
-        median_days_to_close=_median_days(
-            [(row.referred_on, row.closed_on) for row in made if row.outcome in TREATMENT_ENDS]
-        ),
-        overdue=overdue,
-    )
-
-
-async def qol_summary(
-    session: AsyncSession, t: ProjectionTables, unit_id: UUID | None, periods: PeriodRange
-) -> QolSummary:
-    """Mean WHOQOL scores at baseline and exit, and how many clients improved, over the clients
-    whose exit assessment fell in the range."""
-    q = t.qol_changes
-    query = select(q).where(q.c.exit_on.between(periods.first_day, periods.last_day))
-    if unit_id is not None:
-        query = query.where(q.c.unit_id == unit_id)
-    rows = (await session.execute(query)).mappings().all()
-    domains = []
-    for domain in QolDomain:
-        baseline = [float(row[f"baseline_{domain.value}"]) for row in rows]
-        exit_ = [float(row[f"exit_{domain.value}"]) for row in rows]
-        domains.append(
-            QolDomainChange(
-                domain=domain,
-                baseline_mean=_mean(baseline),
-                exit_mean=_mean(exit_),
-                mean_change=_mean([b - a for a, b in zip(baseline, exit_, strict=True)]),
-                improved=sum(b > a for a, b in zip(baseline, exit_, strict=True)),
-            )
-        )
-    improved = sum(
-        sum(float(row[f"exit_{d.value}"]) for d in QolDomain)
-        > sum(float(row[f"baseline_{d.value}"]) for d in QolDomain)
-        for row in rows
-    )
-    return QolSummary(
-        since=periods.first_day, until=periods.last_day, clients=len(rows), improved=improved, domains=domains
-    )
-
-
-def _mean(values: Sequence[float]) -> float:
-    return round(statistics.fmean(values), 1) if values else 0.0
+    if before is not None and before != phase:
+        trend = "up" if PHASE_ORDER.index(phase) > PHASE_ORDER.index(UnitPhase(before)) else "down"
+    return {
+        "phase": phase,
+        "assessed": latest.period,
+        "since": since or latest.period,
+        "trend": trend,
+        "criteria": latest.criteria,
+    }

@@ -19,7 +19,7 @@ from pulih.kit.auth import CurrentUser, Principal, Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden, Invalid, NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS, period_range
+from pulih.reporting.api.params import MOST_ROWS, READERS, period_range
 from pulih.reporting.bodies import INDICATORS, IndicatorTable, OrgLevel
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.store import LIVE
@@ -116,6 +116,13 @@ async def indicators(
         found = await queries.orgs(session, LIVE, level, runtime.settings.regency, wanted)
         if org_id is not None and not found:
             raise NotFound("unknown_org", f"no {level.value} {wanted} in this regency", "id")
+        if len(found) * len(periods.periods) > MOST_ROWS:
+            raise Invalid(
+                "too_many_rows",
+                f"{len(found)} org units by {len(periods.periods)} periods is more than {MOST_ROWS} rows: "
+                "ask for a shorter range or one org unit (id)",
+                "from",
+            )
         rows = await queries.indicator_rows(session, LIVE, level, found, periods)
     table = IndicatorTable(
         level=level, by=by, from_=periods.first, to=periods.last, indicators=list(INDICATORS), rows=rows

@@ -27,6 +27,10 @@ from pulih.reporting.domain.periods import (
 MOST_PERIODS = 260
 """The longest range one request may ask for: five years of weeks, or twenty years of months."""
 
+MOST_ROWS = 50_000
+"""The most rows (org unit by period) one indicator request may ask for (a year of a thousand units'
+months is twelve thousand; their five years of weeks would be a quarter of a million)."""
+
 DEFAULT_PERIODS = {PeriodKind.MONTH: 12, PeriodKind.WEEK: 13}
 """How many periods up to today a range covers when ``from`` is left out."""
 

@@ -35,21 +35,24 @@ async def units_phases(
     principal: CurrentUser,
     unit_id: Annotated[UUID | None, Query(description="one unit (every unit if left out)")] = None,
     since: Annotated[
-        str | None, Query(alias="from", description="first month of the history, YYYY-MM")
+        str | None, Query(alias="from", description="first month counted in by_month, YYYY-MM")
     ] = None,
     until: Annotated[
-        str | None, Query(alias="to", description="last month of the history (default: this month)")
+        str | None, Query(alias="to", description="last month counted (default: this month)")
     ] = None,
+    history: Annotated[
+        bool, Query(description="each unit's moves (false: current phases and counts only)")
+    ] = True,
 ) -> UnitPhases:
     """Every unit with its village and district, its current phase (the latest monthly
     assessment) with the criteria that held, the month it entered it, its latest move (up,
-    down, steady) and its history from ``from`` to ``to`` (the last twelve months by default);
-    ``by_month`` counts the units in each phase after each of those months' assessment.
-    Agents: their own unit only."""
+    down, steady) and its history of moves (every assessment that changed its phase);
+    ``by_month`` counts the units in each phase after each assessment from ``from`` to ``to``
+    (the last twelve months by default). Agents: their own unit only."""
     scope = unit_scope(principal, unit_id)
     months = period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
-        phases = await queries.unit_phases(session, LIVE, scope, months)
+        phases = await queries.unit_phases(session, LIVE, scope, months, history=history)
     if unit_id is not None and not phases.units:
         raise NotFound("unknown_unit", f"no unit {scope} in this regency", "unit_id")
     return phases

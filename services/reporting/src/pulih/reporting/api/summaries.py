@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
-from pulih.reporting import queries
+from pulih.reporting import figures
 from pulih.reporting.api.params import READERS, period_range, unit_scope
 from pulih.reporting.bodies import QolSummary, ReferralSummary
 from pulih.reporting.domain.periods import PeriodKind
@@ -49,7 +49,7 @@ async def referral_summary(
     today = runtime.clock.today()
     months = period_range(PeriodKind.MONTH, since, until, today)
     async with runtime.database.sessions() as session:
-        return await queries.referral_summary(session, LIVE, scope, months, today)
+        return await figures.referral_summary(session, LIVE, scope, months, today)
 
 
 @router.get("/qol/summary", response_model=QolSummary, dependencies=[allow(*READERS)], responses=REFUSALS)
@@ -66,4 +66,4 @@ async def qol_summary(
     scope = unit_scope(principal, unit_id)
     months = period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
-        return await queries.qol_summary(session, LIVE, scope, months)
+        return await figures.qol_summary(session, LIVE, scope, months)
