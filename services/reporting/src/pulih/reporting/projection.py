@@ -18,10 +18,10 @@ Periods come from the events' domain dates; :class:`Touched` tells the indicator
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -30,54 +30,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from pulih.contracts import CloudEvent
-from pulih.contracts.events.clinic import (
-    ClientAttended,
-    ReferralAccepted,
-    ReferralDeclined,
-    TreatmentCompleted,
-)
-from pulih.contracts.events.outreach import (
-    AgentDeactivated,
-    AgentRegistered,
-    ClientRegistered,
-    ClientScreened,
-    OutreachActivityRecorded,
-    UnitEstablished,
-)
-from pulih.contracts.events.referral import (
-    ReferralCancelled,
-    ReferralClosed,
-    ReferralEscalated,
-    ReferredToClinic,
-)
-from pulih.contracts.events.rehab import (
-    ClientDischarged,
-    ClientEnrolled,
-    DropoutReversed,
-    FollowUpRecorded,
-    PhaseCompleted,
-    QualityOfLifeAssessed,
-    SessionHeld,
-)
 from pulih.reporting.domain.periods import month_of, week_of
+from pulih.reporting.event_rows import FOLDS, REFERRAL_COLUMNS, Delivered, Rows
 from pulih.reporting.store import ProjectionTables
+
+__all__ = [
+    "CONSUMER",
+    "Delivered",
+    "Touched",
+    "apply_batch",
+    "apply_batch_sync",
+    "dialect_insert",
+    "position",
+]
 
 CONSUMER = "stream"
 """The ``position`` row of the projection of the regency stream."""
 
 _CHUNK = 5000
 """Ids per ``IN (…)`` list: well under SQLite's and asyncpg's limits on bound parameters."""
-
-
-class Delivered(Protocol):
-    """What the batch consumer hands over (``pulih.kit.batch_consumer.Received``)."""
-
-    @property
-    def event(self) -> CloudEvent[Any]: ...
-
-    @property
-    def stream_seq(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -115,298 +86,6 @@ class Touched:
             earliest,
             self.qol_enrolments | other.qol_enrolments,
         )
-
-
-_REFERRAL_COLUMNS = (
-    "client_id",
-    "unit_id",
-    "clinic_id",
-    "service",
-    "reason",
-    "urgency",
-    "referred_on",
-    "respond_by",
-    "accepted_on",
-    "declined_on",
-    "attended_on",
-    "escalated_on",
-    "cancelled_on",
-    "closed_on",
-    "outcome",
-    "back_referral",
-)
-
-
-@dataclass
-class _Rows:
-    """The rows one batch writes, per table, in stream order."""
-
-    timezone: ZoneInfo
-    inserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    referrals: dict[UUID, dict[str, Any]] = field(default_factory=dict)
-    deactivations: list[dict[str, Any]] = field(default_factory=list)
-    reversals: list[dict[str, Any]] = field(default_factory=list)
-    discharged: set[UUID] = field(default_factory=set)
-    qol_enrolments: set[UUID] = field(default_factory=set)
-    dates: set[date] = field(default_factory=set)
-
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        self.inserts.setdefault(table, []).append(row)
-
-    def referral(self, referral_id: UUID, **values: Any) -> None:
-        row = self.referrals.get(referral_id)
-        if row is None:
-            row = self.referrals[referral_id] = dict.fromkeys(_REFERRAL_COLUMNS)
-            row["referral_id"] = referral_id
-        row.update(values)
-
-
-_Fold = Callable[[_Rows, Any, "Delivered"], None]
-
-
-def _unit(rows: _Rows, e: UnitEstablished, _: Delivered) -> None:
-    rows.add(
-        "units",
-        {
-            "unit_id": e.unit_id,
-            "name": e.name,
-            "village_code": e.village_code,
-            "district_code": e.village_code[:6],
-            "established_on": e.established_on,
-        },
-    )
-    rows.dates.add(e.established_on)
-
-
-def _agent(rows: _Rows, e: AgentRegistered, _: Delivered) -> None:
-    rows.add(
-        "agents",
-        {"agent_id": e.agent_id, "unit_id": e.unit_id, "trained_on": e.trained_on, "deactivated_on": None},
-    )
-    rows.dates.add(e.trained_on)
-
-
-def _agent_gone(rows: _Rows, e: AgentDeactivated, _: Delivered) -> None:
-    rows.deactivations.append({"b_agent_id": e.agent_id, "b_on": e.on})
-    rows.dates.add(e.on)
-
-
-def _outreach(rows: _Rows, e: OutreachActivityRecorded, _: Delivered) -> None:
-    rows.add(
-        "outreach_activities",
-        {
-            "activity_id": e.activity_id,
-            "unit_id": e.unit_id,
-            "kind": e.kind.value,
-            "held_on": e.held_on,
-            "people_reached": e.people_reached,
-        },
-    )
-    rows.dates.add(e.held_on)
-
-
-def _client(rows: _Rows, e: ClientRegistered, _: Delivered) -> None:
-    rows.add(
-        "clients",
-        {
-            "client_id": e.client_id,
-            "unit_id": e.unit_id,
-            "registered_on": e.registered_on,
-            "sex": e.sex.value,
-            "age_band": e.age_band.value,
-            "came_through": e.came_through.value,
-        },
-    )
-    rows.dates.add(e.registered_on)
-
-
-def _screening(rows: _Rows, e: ClientScreened, d: Delivered) -> None:
-    rows.add(
-        "screenings",
-        {
-            "screening_id": e.screening_id,
-            "client_id": e.client_id,
-            "unit_id": e.unit_id,
-            "screened_on": e.screened_on,
-            "overall_risk": e.overall_risk.value,
-            "stream_seq": d.stream_seq,
-        },
-    )
-    rows.dates.add(e.screened_on)
-
-
-def _enrolment(rows: _Rows, e: ClientEnrolled, _: Delivered) -> None:
-    rows.add(
-        "enrolments",
-        {
-            "enrollment_id": e.enrollment_id,
-            "client_id": e.client_id,
-            "unit_id": e.unit_id,
-            "enrolled_on": e.enrolled_on,
-            "planned_end_on": e.planned_end_on,
-            "discharged_on": None,
-            "discharge_reason": None,
-        },
-    )
-    rows.dates.add(e.enrolled_on)
-
-
-def _session(rows: _Rows, e: SessionHeld, _: Delivered) -> None:
-    rows.add(
-        "sessions",
-        {
-            "session_id": e.session_id,
-            "enrollment_id": e.enrollment_id,
-            "client_id": e.client_id,
-            "unit_id": e.unit_id,
-            "held_on": e.held_on,
-            "kind": e.kind.value,
-            "attended": e.attended,
-            "minutes": e.minutes,
-        },
-    )
-    rows.dates.add(e.held_on)
-
-
-def _qol(rows: _Rows, e: QualityOfLifeAssessed, d: Delivered) -> None:
-    # Contract v1.1 added assessed_on; an older event is dated by the regency's day of its time.
-    assessed_on = e.assessed_on or d.event.time.astimezone(rows.timezone).date()
-    rows.add(
-        "qol_assessments",
-        {
-            "assessment_id": e.assessment_id,
-            "enrollment_id": e.enrollment_id,
-            "client_id": e.client_id,
-            "timepoint": e.timepoint.value,
-            "assessed_on": assessed_on,
-            "physical": e.physical,
-            "psychological": e.psychological,
-            "social": e.social,
-            "environment": e.environment,
-        },
-    )
-    rows.qol_enrolments.add(e.enrollment_id)
-    rows.dates.add(assessed_on)
-
-
-def _phase(rows: _Rows, e: PhaseCompleted, _: Delivered) -> None:
-    rows.add(
-        "phase_completions",
-        {
-            "enrollment_id": e.enrollment_id,
-            "phase": e.phase.value,
-            "client_id": e.client_id,
-            "completed_on": e.completed_on,
-            "next_phase": e.next_phase.value if e.next_phase is not None else None,
-        },
-    )
-    rows.dates.add(e.completed_on)
-
-
-def _discharge(rows: _Rows, e: ClientDischarged, _: Delivered) -> None:
-    rows.add(
-        "discharges",
-        {
-            "enrollment_id": e.enrollment_id,
-            "on": e.on,
-            "reason": e.reason.value,
-            "client_id": e.client_id,
-            "reversed": False,
-        },
-    )
-    rows.discharged.add(e.enrollment_id)
-    rows.dates.add(e.on)
-
-
-def _reversal(rows: _Rows, e: DropoutReversed, _: Delivered) -> None:
-    rows.reversals.append({"b_enrollment_id": e.enrollment_id, "b_on": e.dropped_out_on})
-    rows.discharged.add(e.enrollment_id)
-    rows.dates.update((e.dropped_out_on, e.on))
-
-
-def _follow_up(rows: _Rows, e: FollowUpRecorded, _: Delivered) -> None:
-    rows.add(
-        "follow_ups",
-        {"follow_up_id": e.follow_up_id, "client_id": e.client_id, "on": e.on, "status": e.status.value},
-    )
-    rows.dates.add(e.on)
-
-
-def _referred(rows: _Rows, e: ReferredToClinic, _: Delivered) -> None:
-    rows.referral(
-        e.referral_id,
-        client_id=e.client_id,
-        unit_id=e.unit_id,
-        clinic_id=e.clinic_id,
-        service=e.service.value,
-        reason=e.reason.value,
-        urgency=e.urgency.value,
-        referred_on=e.referred_on,
-        respond_by=e.respond_by,
-    )
-    rows.dates.update((e.referred_on, e.respond_by))
-
-
-def _escalated(rows: _Rows, e: ReferralEscalated, _: Delivered) -> None:
-    rows.referral(e.referral_id, escalated_on=e.on)
-    rows.dates.add(e.on)
-
-
-def _cancelled(rows: _Rows, e: ReferralCancelled, _: Delivered) -> None:
-    rows.referral(e.referral_id, cancelled_on=e.on)
-    rows.dates.add(e.on)
-
-
-def _closed(rows: _Rows, e: ReferralClosed, _: Delivered) -> None:
-    rows.referral(e.referral_id, closed_on=e.on, outcome=e.outcome.value, back_referral=e.back_referral)
-    rows.dates.add(e.on)
-
-
-def _accepted(rows: _Rows, e: ReferralAccepted, _: Delivered) -> None:
-    rows.referral(e.referral_id, accepted_on=e.accepted_on)
-    rows.dates.add(e.accepted_on)
-
-
-def _declined(rows: _Rows, e: ReferralDeclined, _: Delivered) -> None:
-    rows.referral(e.referral_id, declined_on=e.on)
-    rows.dates.add(e.on)
-
-
-def _attended(rows: _Rows, e: ClientAttended, _: Delivered) -> None:
-    rows.referral(e.referral_id, attended_on=e.on)
-    rows.dates.add(e.on)
-
-
-def _treated(rows: _Rows, e: TreatmentCompleted, _: Delivered) -> None:
-    # The referral service answers it with ReferralClosed, which carries what the indicators count.
-    rows.dates.add(e.on)
-
-
-FOLDS: dict[type[Any], _Fold] = {
-    UnitEstablished: _unit,
-    AgentRegistered: _agent,
-    AgentDeactivated: _agent_gone,
-    OutreachActivityRecorded: _outreach,
-    ClientRegistered: _client,
-    ClientScreened: _screening,
-    ClientEnrolled: _enrolment,
-    SessionHeld: _session,
-    QualityOfLifeAssessed: _qol,
-    PhaseCompleted: _phase,
-    ClientDischarged: _discharge,
-    DropoutReversed: _reversal,
-    FollowUpRecorded: _follow_up,
-    ReferredToClinic: _referred,
-    ReferralEscalated: _escalated,
-    ReferralCancelled: _cancelled,
-    ReferralClosed: _closed,
-    ReferralAccepted: _accepted,
-    ReferralDeclined: _declined,
-    ClientAttended: _attended,
-    TreatmentCompleted: _treated,
-}
-"""The events reporting projects, each with what it adds to the batch's rows. Every other
-event of the stream (consents, erasures, reporting's own aggregates…) is only tracked."""
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
@@ -448,7 +127,7 @@ def apply_batch_sync(
     fresh = _new_events(conn, tables, events)
     if not fresh:
         return Touched()
-    rows = _Rows(ZoneInfo(timezone))
+    rows = Rows(ZoneInfo(timezone))
     for delivered in fresh:
         fold = FOLDS.get(type(delivered.event.data))
         if fold is not None:
@@ -479,7 +158,7 @@ async def apply_batch(
     return await session.run_sync(apply_batch_sync, tables, events, timezone=timezone, consumer=consumer)
 
 
-def _write(conn: Connection, tables: ProjectionTables, rows: _Rows) -> None:
+def _write(conn: Connection, tables: ProjectionTables, rows: Rows) -> None:
     for name, batch in rows.inserts.items():
         conn.execute(dialect_insert(conn, getattr(tables, name)).on_conflict_do_nothing(), batch)
     if rows.referrals:
@@ -487,7 +166,7 @@ def _write(conn: Connection, tables: ProjectionTables, rows: _Rows) -> None:
         upsert = dialect_insert(conn, r)
         upsert = upsert.on_conflict_do_update(
             index_elements=[r.c.referral_id],
-            set_={name: func.coalesce(upsert.excluded[name], r.c[name]) for name in _REFERRAL_COLUMNS},
+            set_={name: func.coalesce(upsert.excluded[name], r.c[name]) for name in REFERRAL_COLUMNS},
         )
         conn.execute(upsert, list(rows.referrals.values()))
     if rows.deactivations:
