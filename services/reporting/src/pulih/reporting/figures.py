@@ -15,7 +15,6 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulih.reporting.api.params import PeriodRange
 from pulih.reporting.bodies import (
     OverdueReferral,
     QolDomain,
@@ -24,6 +23,7 @@ from pulih.reporting.bodies import (
     ReferralState,
     ReferralSummary,
 )
+from pulih.reporting.ranges import PeriodRange
 from pulih.reporting.store import ProjectionTables
 
 TREATMENT_ENDS = ("completed", "dropped_out")

@@ -19,7 +19,6 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import UnitPhase
-from pulih.reporting.api.params import PeriodRange
 from pulih.reporting.bodies import (
     INDICATORS,
     IndicatorRow,
@@ -30,6 +29,7 @@ from pulih.reporting.bodies import (
     UnitPhaseView,
 )
 from pulih.reporting.domain.periods import PeriodKind
+from pulih.reporting.ranges import PeriodRange
 from pulih.reporting.store import ProjectionTables
 
 PHASE_ORDER = list(UnitPhase)

@@ -19,9 +19,10 @@ from pulih.kit.auth import CurrentUser, Principal, Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden, Invalid, NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import MOST_ROWS, READERS, period_range
+from pulih.reporting.api.params import READERS
 from pulih.reporting.bodies import INDICATORS, IndicatorTable, OrgLevel
 from pulih.reporting.domain.periods import PeriodKind
+from pulih.reporting.ranges import MOST_ROWS, period_range
 from pulih.reporting.store import LIVE
 
 router = APIRouter(prefix="/v1", tags=["indicators"])

@@ -12,9 +12,10 @@ from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS, period_range, unit_scope
+from pulih.reporting.api.params import READERS, unit_scope
 from pulih.reporting.bodies import UnitPhases
 from pulih.reporting.domain.periods import PeriodKind
+from pulih.reporting.ranges import period_range
 from pulih.reporting.store import LIVE
 
 router = APIRouter(prefix="/v1", tags=["phases"])

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.reporting import figures
-from pulih.reporting.api.params import READERS, period_range, unit_scope
+from pulih.reporting.api.params import READERS, unit_scope
 from pulih.reporting.bodies import QolSummary, ReferralSummary
 from pulih.reporting.domain.periods import PeriodKind
+from pulih.reporting.ranges import period_range
 from pulih.reporting.store import LIVE
 
 router = APIRouter(prefix="/v1", tags=["summaries"])
