@@ -15,6 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+if not os.environ.get("CI"):  # CI must have both: there, a missing one fails loudly
+    pytest.importorskip("websockets", reason="the DevTools client (pip install websockets)")
+
 from chromium import Browser, Page, chromium, chromium_path
 from dashboard_regency import reporting_server, seed
 
