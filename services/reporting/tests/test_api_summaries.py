@@ -149,8 +149,8 @@ async def test_summaries_refuse_a_bad_range(api: ReportingApi, path: str) -> Non
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid_period", "to")
 
 
-async def test_without_history_the_units_keep_their_current_phase(api: ReportingApi) -> None:
-    units = (await api.get("/v1/units/phases", history="false")).json()["units"]
-    assert [u["history"] for u in units] == [[], [], []]
+async def test_without_detail_the_units_keep_their_current_phase(api: ReportingApi) -> None:
+    units = (await api.get("/v1/units/phases", detail="false")).json()["units"]
+    assert [(u["history"], u["criteria"]) for u in units] == [([], None)] * 3
     melati = next(u for u in units if u["unit_id"] == str(MELATI))
     assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-03", "down")

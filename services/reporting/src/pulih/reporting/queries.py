@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import UnitPhase
@@ -117,7 +117,7 @@ async def unit_phases(
     unit_id: UUID | None,
     months: PeriodRange,
     *,
-    history: bool = True,
+    detail: bool = True,
 ) -> UnitPhases:
     """Every unit (or one) with its current phase (its latest assessment, with the criteria that
     held then), the month it entered it, its latest move and its history of moves; and how many
@@ -125,6 +125,7 @@ async def unit_phases(
 
     The monthly rows repeat a phase for months on end: the history is the assessments that
     changed it (a unit's first included), so a regency's hundreds of units stay one small read.
+    Without ``detail`` the moves and the criteria are left out (the dashboard's list).
     """
     units, p = t.units, t.unit_phases
     unit_query = select(units).order_by(units.c.name, units.c.unit_id)
@@ -144,12 +145,13 @@ async def unit_phases(
         latest = latest.where(p.c.unit_id == unit_id)
         counts_query = counts_query.where(p.c.unit_id == unit_id)
     newest = latest.subquery()
-    latest_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase, p.c.criteria).join(
+    criteria = p.c.criteria if detail else null().label("criteria")
+    latest_query = select(p.c.unit_id, p.c.period, p.c.phase, p.c.previous_phase, criteria).join(
         newest, (newest.c.unit_id == p.c.unit_id) & (newest.c.period == p.c.period)
     )
     moves: dict[UUID, list[PhaseAssessment]] = {}
     since = {row.unit_id: row.period for row in await session.execute(since_query)}
-    if history:
+    if detail:
         for row in await session.execute(moves_query.order_by(p.c.unit_id, p.c.period)):
             moves.setdefault(row.unit_id, []).append(
                 PhaseAssessment(period=row.period, phase=row.phase, previous_phase=row.previous_phase)

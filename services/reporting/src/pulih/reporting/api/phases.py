@@ -1,5 +1,5 @@
 """``GET /v1/units/phases``: each unit's phase (rintisan → tumbuh → berkembang → tangguh → prima),
-its history month by month, and how many units stood in each phase after each assessment."""
+the moves that led there, and how many units stood in each phase after each assessment."""
 
 from __future__ import annotations
 
@@ -41,19 +41,20 @@ async def units_phases(
     until: Annotated[
         str | None, Query(alias="to", description="last month counted (default: this month)")
     ] = None,
-    history: Annotated[
-        bool, Query(description="each unit's moves (false: current phases and counts only)")
+    detail: Annotated[
+        bool, Query(description="each unit's moves and latest criteria (false: current phases and counts)")
     ] = True,
 ) -> UnitPhases:
     """Every unit with its village and district, its current phase (the latest monthly
     assessment) with the criteria that held, the month it entered it, its latest move (up,
     down, steady) and its history of moves (every assessment that changed its phase);
     ``by_month`` counts the units in each phase after each assessment from ``from`` to ``to``
-    (the last twelve months by default). Agents: their own unit only."""
+    (the last twelve months by default); ``detail=false`` leaves the moves and criteria out.
+    Agents: their own unit only."""
     scope = unit_scope(principal, unit_id)
     months = period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
-        phases = await queries.unit_phases(session, LIVE, scope, months, history=history)
+        phases = await queries.unit_phases(session, LIVE, scope, months, detail=detail)
     if unit_id is not None and not phases.units:
         raise NotFound("unknown_unit", f"no unit {scope} in this regency", "unit_id")
     return phases

@@ -53,7 +53,7 @@ async function load() {
       getJson("/v1/indicators", indicatorQuery()),
       getJson("/v1/referrals/summary", { unit_id: unit }),
       getJson("/v1/qol/summary", { unit_id: unit }),
-      getJson("/v1/units/phases", { history: "false" }),
+      getJson("/v1/units/phases", { detail: "false" }),
     ]);
     if (ticket !== state.loading) return;  // a newer load (another scope) has started
     state.data = { ...seriesOf(table), referrals, qol, phases };
