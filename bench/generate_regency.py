@@ -47,7 +47,7 @@ from nats.js.errors import NotFoundError
 from regency_stories import unit_story
 from regency_world import Planned, Spawn, Story, Unit, World
 
-from pulih.contracts import EVENT_TYPES, CloudEvent, Event, envelope_type, new_event, stream_name, subject_for
+from pulih.contracts import CloudEvent, Event, new_event, stream_name, subject_for
 from pulih.kit.messaging import StreamLimits, regency_stream_config
 from pulih.reporting.cli import EventProgress
 
@@ -55,15 +55,14 @@ IN_FLIGHT = 256
 """Publishes awaiting their ack at once (NATS-NOTES: about 30,000/s on this kind of machine)."""
 CHUNK = 1000
 """Messages handed over at a time."""
+PROBE_UNITS = 48
+"""Units of the probe that says how many units a count needs."""
 DISTRICTS = 24
 """Kecamatan per regency (Cilacap has 24)."""
 PILOT_VILLAGES = ("Slarang", "Bulupayung", "Planjan")
 """Cilacap's first IBM villages (SEED-FACTS.md); later units are named after their village code."""
 BENCH_STREAM_BYTES = 8 * 1024**3
 """A stream this generator creates may hold this much (the default 1 GiB is tight for 10^6)."""
-_ENVELOPES = [envelope_type(model) for model in EVENT_TYPES.values()]
-"""Held so pydantic keeps each ``CloudEvent[Model]`` class: its cache of parametrised generics
-holds them weakly, and rebuilding one costs more than validating an event."""
 _DAY_OPENS = timedelta(hours=1)
 """08:00 in Asia/Jakarta: a day's events are stamped from then on, one second apart."""
 
@@ -99,13 +98,14 @@ def plan_for(
     units: int | None = None,
     end: date | None = None,
 ) -> RegencyPlan:
-    """A plan that reaches ``events``: the given ``units``, or as many as a short probe of the
-    same story (another seed, 12 units) says it takes, with 3% to spare."""
+    """A plan that reaches ``events``: the given ``units``, or as many as a probe of the same
+    story (another seed, 48 units) says it takes, with 6% to spare (the plan stops at
+    ``events``; the last days told are then a little short of ``end``)."""
     end = end or yesterday()
     if units is None:
-        probe = RegencyPlan(regency, sys.maxsize, 12, months, seed + 7919, end)
+        probe = RegencyPlan(regency, sys.maxsize, PROBE_UNITS, months, seed + 7919, end)
         told = sum(1 for _ in planned(probe))
-        units = max(1, math.ceil(events * 1.03 * probe.units / max(told, 1)))
+        units = max(1, math.ceil(events * 1.06 * probe.units / max(told, 1)))
     return RegencyPlan(regency, events, units, months, seed, end)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from importlib.metadata import entry_points
 from uuid import UUID
 
 from pulih.kit import backup, dlq
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
     backup.add_commands(sub)
     dlq.add_parser(sub)
+    # Commands of installed services (``pulih reporting …``): each entry point adds its parsers,
+    # which name the function to run as ``pulih_command(settings, args) -> exit code``.
+    for command in entry_points(group="pulih.commands"):
+        command.load()(sub)
 
     token = sub.add_parser("token", help="print a development token for a role")
     token.add_argument("role", choices=[r.value for r in Role])
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pulih: invalid settings: {exc}", file=sys.stderr)
         return 2
 
+    if hasattr(args, "pulih_command"):
+        return int(args.pulih_command(settings, args))
     if args.command == "dlq":
         return dlq.run(settings, args)
     if args.command in backup.COMMANDS:

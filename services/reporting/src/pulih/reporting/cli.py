@@ -1,5 +1,9 @@
 """``pulih reporting rebuild|status``, and the progress display long jobs share.
 
+The ``pulih`` command finds these through the ``pulih.commands`` entry point; what they need
+is imported when they run, so ``pulih`` starts fast and other commands work whatever this
+service's state.
+
 ``rebuild`` replays the regency's whole stream into fresh tables and swaps them in while the
 API keeps answering (:mod:`pulih.reporting.rebuild`). ``status`` says how far the projection is
 behind the stream, the last event it applied and the aggregates published.
@@ -7,11 +11,15 @@ behind the stream, the last event it applied and the aggregates published.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import nats.errors
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,6 +27,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -26,6 +35,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+if TYPE_CHECKING:
+    from pulih.kit.settings import Settings
+
+DEFAULT_BATCH = 10_000
+"""Events per transaction of a rebuild (``--batch``)."""
 QUIET_EVERY_SECONDS = 5.0
 """Without a terminal, how often a line says how far a job is."""
 
@@ -54,7 +68,7 @@ class EventProgress:
         self._stream = stream or sys.stderr
         self._terminal = self._stream.isatty()
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._started = time.perf_counter()
         self._last_line = self._started
 
@@ -127,3 +141,103 @@ class EventProgress:
             file=self._stream,
             flush=True,
         )
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``pulih reporting rebuild|status`` (the ``pulih.commands`` entry point)."""
+    reporting = commands.add_parser(
+        "reporting", help="reporting's projection: rebuild it, or see how far it is"
+    )
+    sub = reporting.add_subparsers(dest="reporting_command", required=True)
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="replay the whole stream into fresh tables and swap them in while the API keeps answering",
+    )
+    rebuild.add_argument(
+        "--fresh", action="store_true", help="drop what a rebuild that died left instead of resuming it"
+    )
+    rebuild.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"events per transaction (default {DEFAULT_BATCH})"
+    )
+    rebuild.set_defaults(pulih_command=run_rebuild)
+    status = sub.add_parser("status", help="lag behind the stream, last event applied, aggregates published")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(pulih_command=run_status)
+
+
+def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """``pulih reporting rebuild``: the exit code."""
+    from pulih.reporting.rebuild import rebuild_for
+
+    job = rebuild_for(settings, batch_size=args.batch)
+    try:
+        with EventProgress("rebuild", None) as progress:
+            report = asyncio.run(job.run(fresh=args.fresh, progress=progress))
+    except (OSError, nats.errors.Error) as exc:
+        print(f"pulih reporting rebuild: {exc}", file=sys.stderr)
+        return 1
+    resumed = f", resumed from seq {report.resumed_from:,}" if report.resumed_from else ""
+    tails = f", {report.tail_rounds} tail(s) caught up before the swap" if report.tail_rounds else ""
+    print(
+        f"rebuilt up to seq {report.position:,}: {report.read:,} messages read{resumed}, "
+        f"{report.invalid:,} invalid skipped, {report.events_per_second:,.0f} events/s; "
+        f"replay {report.seconds.get('replay', 0):.1f} s, finish {report.seconds.get('finish', 0):.1f} s, "
+        f"swap {report.seconds.get('swap', 0):.2f} s{tails}"
+    )
+    return 0
+
+
+async def projection_status(settings: Settings) -> dict[str, Any]:
+    """What ``pulih reporting status`` shows, as plain JSON."""
+    from pulih.contracts import stream_name
+    from pulih.reporting.rebuild import connect, last_sequence
+    from pulih.reporting.status import reporting_status
+    from pulih.reporting.swap import database_for, migrate
+
+    nc = await connect(settings.nats_url, settings)
+    try:
+        last = await last_sequence(nc, settings.regency)
+    finally:
+        await nc.close()
+    database = database_for(settings)
+    try:
+        await migrate(database)
+        found = await reporting_status(database, stream_last_seq=last)
+    finally:
+        await database.dispose()
+    return {"stream": stream_name(settings.regency), **found}
+
+
+def run_status(settings: Settings, args: argparse.Namespace) -> int:
+    """``pulih reporting status``: the exit code."""
+    try:
+        found = asyncio.run(projection_status(settings))
+    except (OSError, nats.errors.Error) as exc:
+        print(f"pulih reporting status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    print(f"stream {found['stream']}: last seq {found['stream_last_seq']:,}")
+    print(f"projection: applied up to seq {found['applied_seq']:,}, {found['lag']:,} messages behind")
+    last = found["last_event"]
+    if last is None:
+        print("last event applied: none yet")
+    else:
+        print(f"last event applied: {last['id']} of {last['time']} (applied at {last['applied_at']})")
+    aggregates = found["aggregates"]
+    latest = aggregates["latest"]
+    print(
+        f"aggregates published: {aggregates['months']} months, {aggregates['revisions']} revisions"
+        + (
+            f"; latest {latest['period']} revision {latest['revision']} at {latest['generated_at']}"
+            if latest
+            else ""
+        )
+        + (
+            f"; {aggregates['waiting_in_outbox']} waiting in the outbox"
+            if aggregates["waiting_in_outbox"]
+            else ""
+        )
+    )
+    return 0
