@@ -145,6 +145,12 @@ def check_walkthrough_output(stdout: str) -> str:
         "pulih.clinic.TreatmentCompleted.v1",
     ], "\n".join(loop_lines)
     assert re.search(r"enrolment \S+ is in bina_lanjut", stdout), stdout[-2000:]
+    # step 13: reporting counted the unit's month from the events alone
+    assert (
+        "{'clients_registered': 1, 'clients_screened': 1, 'screened_moderate': 1, 'clients_enrolled': 1, "
+        "'clients_active': 1, 'sessions_held': 1, 'sessions_attended': 1, 'referrals_made': 1, "
+        "'referrals_accepted': 1, 'referrals_completed': 1, 'back_referrals': 1}"
+    ) in stdout, stdout[-2000:]
     for line in outreach_lines + rehab_lines + loop_lines:
         assert "Budi" not in line and not re.search(r"330101\d{10}", line)  # no name, no NIK
     client_id = outreach_lines[2].split("subject=")[1].split()[0]
@@ -167,6 +173,7 @@ def test_pulih_up_and_the_readme_walkthrough_run_twice(tmp_path: Path) -> None:
             "OUTREACH": regency.url("outreach"),
             "REHAB": regency.url("rehab"),
             "REFERRAL": regency.url("referral"),
+            "REPORTING": regency.url("reporting"),
             "NATS_URL": f"nats://127.0.0.1:{regency.nats_port}",
         }
 
