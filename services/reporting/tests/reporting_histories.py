@@ -5,8 +5,12 @@
 enrolled, their sessions, WHOQOL assessments (some without ``assessed_on``, dated by the
 regency's day of their ``time``, which may be the next UTC day), phases, discharges, dropouts
 reversed by a late session, follow-ups, and referrals in every state (accepted, declined,
-unanswered and escalated, cancelled, completed with or without a back-referral). Every event is
-built with the contract models, so it is valid.
+unanswered and escalated, cancelled, completed with or without a back-referral). Some clinic
+answers are *refused* by the referral service (``AnswerRejected`` later in the stream: an
+acceptance that came early or from another clinic, a second acceptance, a decline after an
+acceptance, an acceptance after a decline); an answer refused as early is sometimes published
+again by its clinic after the refusal (the same event: it is applied then). Every event is built
+with the contract models, so it is valid.
 
 The stream order is causal (an event never precedes what it builds on) but not chronological:
 some events sync days later (*late events*), and some unit-months sync a month late (*out of order
@@ -29,6 +33,7 @@ from reporting_stories import Story, new_id, unit_story
 
 from pulih.contracts import CloudEvent, Event, new_event
 from pulih.contracts.events.outreach import UnitEstablished
+from pulih.contracts.events.referral import AnswerRejected
 from pulih.contracts.events.rehab import QualityOfLifeAssessed
 
 REGENCY = "3301"
@@ -51,7 +56,8 @@ class History:
 
     today: date
     stream: list[CloudEvent[Any]]
-    """Each event once, in stream order."""
+    """Each message once, in stream order: each event once, but an answer its clinic published
+    again after its refusal twice (past JetStream's deduplication window)."""
     deliveries: list[Delivery]
     """The stream with duplicates (new sequence) and redeliveries (same sequence)."""
     regency: str = REGENCY
@@ -68,11 +74,12 @@ def generate(
     out_of_order_months: int = 1,
     duplicate_share: float = 0.03,
     redelivery_share: float = 0.03,
+    refused_share: float = 0.3,
 ) -> History:
     """A valid history of ``units`` units over about ``months`` months from ``start``; today is
     a day inside the last month (its periods are still running)."""
     today = start + timedelta(days=30 * (months - 1) + rng.randint(5, 25))
-    story = Story(rng, today, late_share)
+    story = Story(rng, today, late_share, refused_share)
     for _ in range(units):
         unit_story(story, start)
     # A unit-month whose device was offline: it syncs a month later (what builds on it waits).
@@ -90,21 +97,37 @@ def generate(
         synced.append(max([day + timedelta(days=delay)] + [synced[p] for p in parents]))
     order = sorted(range(len(story.items)), key=lambda i: (synced[i], i))
     stream: list[CloudEvent[Any]] = []
+    published: dict[int, CloudEvent[Any]] = {}
     for rank, index in enumerate(order):
         data, day, _, _ = story.items[index]
         if synced[index] > today:
             continue  # not synced yet: it has not reached the stream
-        stream.append(
-            new_event(
-                data,
-                regency=REGENCY,
-                id=new_id(rng),
-                time=_time_of(rng, data, day, synced[index], today, rank),
-            )
+        if index in story.refusals:  # the refused answer is in the stream already (a parent)
+            answer = published[story.refusals[index]]
+            data = data.model_copy(update={"answer_id": answer.id, "answer_type": answer.type})
+        published[index] = new_event(
+            data, regency=REGENCY, id=new_id(rng), time=_time_of(rng, data, day, synced[index], today, rank)
         )
+        stream.append(published[index])
+    _publish_again(rng, stream, {published[i].id for i in story.republishable if i in published})
+    refused = {e.data.answer_id for e in stream if isinstance(e.data, AnswerRejected)}
     return History(
-        today=today, stream=stream, deliveries=_deliveries(rng, stream, duplicate_share, redelivery_share)
+        today=today,
+        stream=stream,
+        deliveries=_deliveries(rng, stream, duplicate_share, redelivery_share, refused),
     )
+
+
+def _publish_again(rng: random.Random, stream: list[CloudEvent[Any]], republishable: set[Any]) -> None:
+    """Half the answers refused as early come again, somewhere after their refusal."""
+    answers = {e.id: e for e in stream if e.id in republishable}
+    refusals = [
+        at
+        for at, e in enumerate(stream)
+        if isinstance(e.data, AnswerRejected) and e.data.answer_id in answers and rng.random() < 0.5
+    ]
+    for at in reversed(refusals):  # from the end: an insertion moves none of the earlier places
+        stream.insert(rng.randint(at + 1, len(stream)), answers[stream[at].data.answer_id])
 
 
 def _time_of(rng: random.Random, data: Event, day: date, synced: date, today: date, rank: int) -> datetime:
@@ -117,12 +140,18 @@ def _time_of(rng: random.Random, data: Event, day: date, synced: date, today: da
 
 
 def _deliveries(
-    rng: random.Random, stream: Sequence[CloudEvent[Any]], duplicate_share: float, redelivery_share: float
+    rng: random.Random,
+    stream: Sequence[CloudEvent[Any]],
+    duplicate_share: float,
+    redelivery_share: float,
+    refused: set[Any],
 ) -> list[Delivery]:
     messages: list[CloudEvent[Any]] = []
     for event in stream:
         messages.append(event)
-        if rng.random() < duplicate_share:  # published again later, past the dedup window
+        # Published again later, past the dedup window (not a refused answer: the referral
+        # service would judge that copy again, and refuse it again, in a history of its own).
+        if rng.random() < duplicate_share and event.id not in refused:
             messages.insert(rng.randint(len(messages), len(messages) + 5), event)
     deliveries = [Delivery(event, seq) for seq, event in enumerate(messages, start=1)]
     received: list[Delivery] = []
@@ -152,4 +181,5 @@ def histories(draw: st.DrawFn, *, max_units: int = 4, max_months: int = 5) -> Hi
         out_of_order_months=draw(st.integers(min_value=0, max_value=2)),
         duplicate_share=draw(st.sampled_from([0.0, 0.05])),
         redelivery_share=draw(st.sampled_from([0.0, 0.05])),
+        refused_share=draw(st.sampled_from([0.0, 0.3, 0.8])),
     )

@@ -30,6 +30,7 @@ from pulih.contracts.events.outreach import (
     UnitEstablished,
 )
 from pulih.contracts.events.referral import (
+    AnswerRejected,
     ReferralCancelled,
     ReferralClosed,
     ReferralEscalated,
@@ -56,8 +57,15 @@ class Story:
     rng: random.Random
     today: date
     late_share: float
+    refused_share: float = 0.0
+    """How often a clinic sends an answer the referral service refuses (``AnswerRejected``)."""
     items: list[tuple[Event, date, list[int], int]] = field(default_factory=list)
     """(data, domain day, parents, extra delay in days)."""
+    refusals: dict[int, int] = field(default_factory=dict)
+    """Each ``AnswerRejected`` item, and the answer item it refuses."""
+    republishable: set[int] = field(default_factory=set)
+    """Refused answers the clinic may publish again, the same event, and have applied then (the
+    referral's only answer of its kind, refused as early or as another clinic's)."""
 
     def add(self, data: Event, day: date, *parents: int, delay: int = 0) -> int:
         if self.rng.random() < self.late_share:
@@ -259,6 +267,35 @@ def _programme(
         )
 
 
+def _refused(
+    story: Story,
+    answer: ReferralAccepted | ReferralDeclined,
+    clinic: str,
+    day: date,
+    parent: int,
+    error: str,
+) -> int:
+    """``clinic``'s ``answer`` on ``day`` and the referral service's refusal of it, told to that
+    clinic (the refusal is its child: the stream always has the answer first). Returns the
+    answer's item. The refusal names the answer by its envelope's id, which only
+    :mod:`reporting_histories` gives: until then ``answer_id`` is nil (see ``refusals``)."""
+    sent = story.add(answer, day, parent)
+    refusal = story.add(
+        AnswerRejected(
+            referral_id=answer.referral_id,
+            clinic_id=clinic,
+            answer_id=uuid.UUID(int=0),
+            answer_type=f"pulih.clinic.{type(answer).__name__}.v1",
+            error=error,
+            reason="refused",
+        ),
+        day,
+        sent,
+    )
+    story.refusals[refusal] = sent
+    return sent
+
+
 def _referral(story: Story, client: uuid.UUID, unit: uuid.UUID, after: int, day: date) -> None:
     rng, today = story.rng, story.today
     referral, clinic = new_id(rng), rng.choice(["klinik-a", "rsud-b"])
@@ -282,6 +319,16 @@ def _referral(story: Story, client: uuid.UUID, unit: uuid.UUID, after: int, day:
     )
     fate = rng.choice(["accepted", "accepted", "declined", "unanswered", "cancelled"])
     answer_on = day + timedelta(days=rng.randint(0, 6))
+    refused = rng.random() < story.refused_share and answer_on <= today
+    if refused and (fate == "unanswered" or answer_on > today):
+        # An acceptance the referral service refused (early, or from another clinic): the
+        # referral stays unanswered unless the clinic publishes it again and it is applied.
+        error = rng.choice(["not_ready", "other_clinic"])
+        answering = clinic if error == "not_ready" else {"klinik-a": "rsud-b", "rsud-b": "klinik-a"}[clinic]
+        accepted_early = ReferralAccepted(referral_id=referral, accepted_on=answer_on)
+        sent = _refused(story, accepted_early, answering, answer_on, made, error)
+        if error == "not_ready":  # another clinic's answer is refused however often it comes
+            story.republishable.add(sent)
     if fate == "unanswered" or answer_on > today:
         escalate_on = respond_by + timedelta(days=1)
         if escalate_on <= today:
@@ -311,6 +358,10 @@ def _referral(story: Story, client: uuid.UUID, unit: uuid.UUID, after: int, day:
         declined = story.add(
             ReferralDeclined(referral_id=referral, on=answer_on, reason="no_capacity"), answer_on, made
         )
+        if refused:  # the clinic then accepts the referral it declined: an illegal step
+            later = min(today, answer_on + timedelta(days=rng.randint(0, 5)))
+            accepted_late = ReferralAccepted(referral_id=referral, accepted_on=later)
+            _refused(story, accepted_late, clinic, later, declined, "illegal_transition")
         story.add(
             ReferralEscalated(referral_id=referral, clinic_id=clinic, on=answer_on, reason="declined"),
             answer_on,
@@ -325,6 +376,15 @@ def _referral(story: Story, client: uuid.UUID, unit: uuid.UUID, after: int, day:
         )
         return
     accepted = story.add(ReferralAccepted(referral_id=referral, accepted_on=answer_on), answer_on, made)
+    if refused:  # accepted again on another day, or declined after all: illegal steps
+        later = min(today, answer_on + timedelta(days=rng.randint(0, 30)))
+        again: ReferralAccepted | ReferralDeclined = rng.choice(
+            [
+                ReferralAccepted(referral_id=referral, accepted_on=later),
+                ReferralDeclined(referral_id=referral, on=later, reason="not_indicated"),
+            ]
+        )
+        _refused(story, again, clinic, later, accepted, "illegal_transition")
     attended_on = answer_on + timedelta(days=rng.randint(0, 7))
     if attended_on > today:
         return

@@ -63,11 +63,16 @@ async def test_the_live_projection_of_a_stream_equals_a_plain_fold(
                 return True
 
             await eventually(stream_ready, timeout=20)
+            published: set[Any] = set()
             for index, event in enumerate(history.stream):
+                # An answer its clinic published again after a refusal is a new message (it came
+                # past JetStream's deduplication window): give it a message id of its own.
+                message_id = f"{event.id}:{index}" if event.id in published else str(event.id)
+                published.add(event.id)
                 copies = 2 if index % 17 == 0 else 1  # the relay publishes again: JetStream drops it
                 for _ in range(copies):
                     await js.publish(
-                        _subject(event, clinics), event.to_json(), headers={"Nats-Msg-Id": str(event.id)}
+                        _subject(event, clinics), event.to_json(), headers={"Nats-Msg-Id": message_id}
                     )
         finally:
             await connection.close()
@@ -76,7 +81,7 @@ async def test_the_live_projection_of_a_stream_equals_a_plain_fold(
             async with runtime.database.transaction() as session:
                 return int(await session.scalar(select(func.count()).select_from(LIVE.applied_events)) or 0)
 
-        await eventually(applied, until=lambda n: n == len(history.stream), timeout=60)
+        await eventually(applied, until=lambda n: n == len(published), timeout=60)
 
         # The last batch's recount may still be committing with it: read after one more poll.
         c = LIVE.indicator_cells
@@ -92,10 +97,18 @@ async def test_the_live_projection_of_a_stream_equals_a_plain_fold(
             history.deliveries, today=history.today, regency=REGENCY, timezone=history.timezone
         )
         assert await eventually(cells, until=lambda found: found == expected, timeout=20) == expected
+
+        async def position() -> int:
+            async with runtime.database.transaction() as session:
+                seq = await session.scalar(
+                    select(LIVE.position.c.stream_seq).where(LIVE.position.c.consumer == "stream")
+                )
+                return int(seq or 0)
+
+        # The last message may be an answer published again, which changes no cell.
+        assert await eventually(position, until=lambda seq: seq == len(history.stream), timeout=20) == len(
+            history.stream
+        )
         async with runtime.database.transaction() as session:
             phases = await session.scalar(select(func.count()).select_from(LIVE.unit_phases))
-            seq = await session.scalar(
-                select(LIVE.position.c.stream_seq).where(LIVE.position.c.consumer == "stream")
-            )
         assert phases and phases > 0
-        assert seq == len(history.stream)

@@ -3,7 +3,9 @@ indicator definitions (and not from reporting's SQL), must give every cell the p
 at every level and period, however the deliveries are cut into batches.
 
 The histories (:mod:`reporting_histories`) have late events, out-of-order months, duplicates and
-redeliveries. The fold reads each event id once (the first copy, with its stream sequence).
+redeliveries, and clinic answers the referral service refused. The fold reads each event id once
+(the first copy, with its stream sequence), and leaves out every answer refused after its last
+copy (a clinic may publish an answer refused as early again: that copy stands).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from pulih.contracts.events.outreach import (
     OutreachActivityRecorded,
     UnitEstablished,
 )
-from pulih.contracts.events.referral import ReferralCancelled, ReferralClosed, ReferredToClinic
+from pulih.contracts.events.referral import (
+    AnswerRejected,
+    ReferralCancelled,
+    ReferralClosed,
+    ReferredToClinic,
+)
 from pulih.contracts.events.rehab import (
     ClientDischarged,
     ClientEnrolled,
@@ -70,9 +77,16 @@ def _periods_until(first: date, today: date) -> dict[str, date]:
 def recount(deliveries: Iterable[Delivery], *, today: date, regency: str, timezone: str) -> dict[Cell, int]:
     """Every non-zero indicator cell, by EVENTS.md's definitions, over ``deliveries``."""
     first: dict[UUID, tuple[Any, int]] = {}
+    last_copy: dict[UUID, int] = {}
     for d in deliveries:
         first.setdefault(d.event.id, (d.event, d.stream_seq))  # ids that arrive twice count once
+        last_copy[d.event.id] = max(last_copy.get(d.event.id, 0), d.stream_seq)
     events = list(first.values())
+    refused = {  # refused after the last copy of the answer (a refusal counts once, too)
+        e.data.answer_id
+        for e, seq in events
+        if isinstance(e.data, AnswerRejected) and seq > last_copy.get(e.data.answer_id, seq)
+    }
     data = [e.data for e, _ in events]
     units = {u.unit_id: u.village_code for u in data if isinstance(u, UnitEstablished)}
     home = {c.client_id: c.unit_id for c in data if isinstance(c, ClientRegistered)}
@@ -102,6 +116,8 @@ def recount(deliveries: Iterable[Delivery], *, today: date, regency: str, timezo
     enrolments: list[ClientEnrolled] = []
     for envelope, seq in events:
         e = envelope.data
+        if envelope.id in refused:
+            continue
         match e:
             case OutreachActivityRecorded():
                 count(e.unit_id, e.held_on, "outreach_people_reached", e.people_reached)

@@ -4,6 +4,14 @@ A batch is folded here in stream order, in plain Python (no query), into :class:
 :mod:`pulih.reporting.projection` then writes each table's rows with one statement. Dates are
 the events' domain dates; an assessment without ``assessed_on`` (contract v1.0) takes the
 regency's local day of its ``time``.
+
+A clinic's answers (accepted, declined, attended) are kept as rows of their own
+(``referral_answers``), and the referral's ``accepted_on``, ``declined_on`` and ``attended_on``
+are derived from those that stand: the referral service may refuse one
+(``AnswerRejected``, always later in the stream), and a refused answer must change nothing. A
+clinic may publish an answer refused as early again, under the same id:
+:mod:`pulih.reporting.projection` folds such a later copy again, and the answer stands unless it
+is refused after its latest copy.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from pulih.contracts.events.outreach import (
     UnitEstablished,
 )
 from pulih.contracts.events.referral import (
+    AnswerRejected,
     ReferralCancelled,
     ReferralClosed,
     ReferralEscalated,
@@ -76,6 +85,12 @@ REFERRAL_COLUMNS = (
     "back_referral",
 )
 
+ANSWER_COLUMNS = {"accepted": "accepted_on", "declined": "declined_on", "attended": "attended_on"}
+"""Each kind of clinic answer kept in ``referral_answers``, and the referral column it sets."""
+
+CLINIC_ANSWERS = (ReferralAccepted, ReferralDeclined, ClientAttended)
+"""The answers kept, which a later copy (the same id) may stand again after a refusal."""
+
 
 @dataclass
 class Rows:
@@ -86,6 +101,9 @@ class Rows:
     referrals: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     deactivations: list[dict[str, Any]] = field(default_factory=list)
     reversals: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    answered: set[UUID] = field(default_factory=set)
     discharged: set[UUID] = field(default_factory=set)
     qol_enrolments: set[UUID] = field(default_factory=set)
     dates: set[date] = field(default_factory=set)
@@ -101,6 +119,21 @@ class Rows:
             row = self.referrals[referral_id] = dict.fromkeys(REFERRAL_COLUMNS)
             row["referral_id"] = referral_id
         row.update(values)
+
+    def answer(self, kind: str, referral_id: UUID, on: date, delivered: Delivered) -> None:
+        """A clinic's answer (its latest copy in the batch wins); the referral's row exists
+        from then on, whatever else arrived."""
+        self.referral(referral_id)
+        self.answers[delivered.event.id] = {
+            "answer_id": delivered.event.id,
+            "referral_id": referral_id,
+            "kind": kind,
+            "on": on,
+            "stream_seq": delivered.stream_seq,
+            "rejected": False,
+        }
+        self.answered.add(referral_id)
+        self.dates.add(on)
 
 
 _Fold = Callable[[Rows, Any, Delivered], None]
@@ -304,19 +337,23 @@ def _closed(rows: Rows, e: ReferralClosed, _: Delivered) -> None:
     rows.dates.add(e.on)
 
 
-def _accepted(rows: Rows, e: ReferralAccepted, _: Delivered) -> None:
-    rows.referral(e.referral_id, accepted_on=e.accepted_on)
-    rows.dates.add(e.accepted_on)
+def _accepted(rows: Rows, e: ReferralAccepted, d: Delivered) -> None:
+    rows.answer("accepted", e.referral_id, e.accepted_on, d)
 
 
-def _declined(rows: Rows, e: ReferralDeclined, _: Delivered) -> None:
-    rows.referral(e.referral_id, declined_on=e.on)
-    rows.dates.add(e.on)
+def _declined(rows: Rows, e: ReferralDeclined, d: Delivered) -> None:
+    rows.answer("declined", e.referral_id, e.on, d)
 
 
-def _attended(rows: Rows, e: ClientAttended, _: Delivered) -> None:
-    rows.referral(e.referral_id, attended_on=e.on)
-    rows.dates.add(e.on)
+def _attended(rows: Rows, e: ClientAttended, d: Delivered) -> None:
+    rows.answer("attended", e.referral_id, e.on, d)
+
+
+def _refused(rows: Rows, e: AnswerRejected, d: Delivered) -> None:
+    # Refuses the copies of the answer before it in the stream (a later copy may stand). The
+    # days it changes are the referral's before and after (the projection reads them).
+    rows.rejections.append({"b_answer_id": e.answer_id, "b_seq": d.stream_seq})
+    rows.answered.add(e.referral_id)
 
 
 def _treated(rows: Rows, e: TreatmentCompleted, _: Delivered) -> None:
@@ -346,6 +383,7 @@ FOLDS: dict[type[Any], _Fold] = {
     ReferralDeclined: _declined,
     ClientAttended: _attended,
     TreatmentCompleted: _treated,
+    AnswerRejected: _refused,
 }
 """The events reporting projects, each with what it adds to the batch's rows. Every other
 event of the stream (consents, erasures, reporting's own aggregates…) is only tracked."""

@@ -11,7 +11,15 @@ whatever the batch boundaries:
 3. changes to rows an earlier event created (an agent deactivated, a dropout reversed);
 4. each enrolment whose discharges changed takes its latest discharge not reversed, recomputed
    from ``discharges`` (so a discharge and its reversal come out right in any batch split);
-5. the inbox (``applied_events``: an id that arrives twice counts once) and ``position``.
+5. the clinics' answers (``referral_answers``, an answer's latest copy winning), the refusals
+   (``AnswerRejected`` refuses the copies before it), and each referral whose answers changed
+   takes, for each kind, its latest answer that stands; the days it had and has now are
+   touched (a refused answer gives back the day of the answer it had replaced);
+6. the inbox (``applied_events``: an id that arrives twice counts once) and ``position``.
+
+The one exception to "once": a clinic answer arriving again under a *later* stream sequence is
+the clinic publishing it again (after a refusal as early, say), and only moves its answer row
+to that copy. A redelivery keeps its sequence and changes nothing.
 
 Periods come from the events' domain dates; :class:`Touched` tells the indicators which.
 """
@@ -31,7 +39,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pulih.reporting.domain.periods import month_of, week_of
-from pulih.reporting.event_rows import FOLDS, REFERRAL_COLUMNS, Delivered, Rows
+from pulih.reporting.event_rows import (
+    ANSWER_COLUMNS,
+    CLINIC_ANSWERS,
+    FOLDS,
+    REFERRAL_COLUMNS,
+    Delivered,
+    Rows,
+)
 from pulih.reporting.store import ProjectionTables
 
 __all__ = [
@@ -43,6 +58,8 @@ __all__ = [
     "dialect_insert",
     "position",
 ]
+
+_ANSWERED = frozenset(ANSWER_COLUMNS.values())
 
 CONSUMER = "stream"
 """The ``position`` row of the projection of the regency stream."""
@@ -98,19 +115,29 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def _new_events(conn: Connection, tables: ProjectionTables, events: Sequence[Delivered]) -> list[Delivered]:
-    """The events not applied before, once each, in stream order."""
+def _new_events(
+    conn: Connection, tables: ProjectionTables, events: Sequence[Delivered]
+) -> tuple[list[Delivered], list[Delivered]]:
+    """The events to fold, in stream order: those not applied before, once each, and clinic
+    answers published again (a later stream sequence than the copy applied); and of those,
+    the ones the inbox has yet to record."""
     applied = tables.applied_events
     ids = list({d.event.id for d in events})
-    seen: set[UUID] = set()
+    seen: dict[UUID, int] = {}
     for chunk in _chunks(ids):
-        seen.update(conn.scalars(select(applied.c.event_id).where(applied.c.event_id.in_(chunk))))
+        query = select(applied.c.event_id, applied.c.stream_seq).where(applied.c.event_id.in_(chunk))
+        seen.update((event_id, seq) for event_id, seq in conn.execute(query))
+    folded: list[Delivered] = []
     fresh: list[Delivered] = []
     for delivered in events:
-        if delivered.event.id not in seen:
-            seen.add(delivered.event.id)
+        seq = seen.get(delivered.event.id)
+        if seq is None:
             fresh.append(delivered)
-    return fresh
+        elif seq >= delivered.stream_seq or not isinstance(delivered.event.data, CLINIC_ANSWERS):
+            continue
+        seen[delivered.event.id] = delivered.stream_seq
+        folded.append(delivered)
+    return folded, fresh
 
 
 def apply_batch_sync(
@@ -124,20 +151,21 @@ def apply_batch_sync(
     """:func:`apply_batch` on a synchronous session or connection (the rebuild's, or inside
     ``AsyncSession.run_sync``)."""
     conn = session.connection() if isinstance(session, Session) else session
-    fresh = _new_events(conn, tables, events)
-    if not fresh:
+    folded, fresh = _new_events(conn, tables, events)
+    if not folded:
         return Touched()
     rows = Rows(ZoneInfo(timezone))
-    for delivered in fresh:
+    for delivered in folded:
         fold = FOLDS.get(type(delivered.event.data))
         if fold is not None:
             fold(rows, delivered.event.data, delivered)
     _write(conn, tables, rows)
-    conn.execute(
-        insert(tables.applied_events),
-        [{"event_id": d.event.id, "stream_seq": d.stream_seq} for d in fresh],
-    )
-    _advance(conn, tables, max(fresh, key=lambda d: d.stream_seq), consumer)
+    if fresh:
+        conn.execute(
+            insert(tables.applied_events),
+            [{"event_id": d.event.id, "stream_seq": d.stream_seq} for d in fresh],
+        )
+    _advance(conn, tables, max(folded, key=lambda d: d.stream_seq), consumer)
     return Touched.of(rows.dates, rows.qol_enrolments)
 
 
@@ -166,7 +194,11 @@ def _write(conn: Connection, tables: ProjectionTables, rows: Rows) -> None:
         upsert = dialect_insert(conn, r)
         upsert = upsert.on_conflict_do_update(
             index_elements=[r.c.referral_id],
-            set_={name: func.coalesce(upsert.excluded[name], r.c[name]) for name in REFERRAL_COLUMNS},
+            set_={
+                name: func.coalesce(upsert.excluded[name], r.c[name])
+                for name in REFERRAL_COLUMNS
+                if name not in _ANSWERED  # derived from the answers below
+            },
         )
         conn.execute(upsert, list(rows.referrals.values()))
     if rows.deactivations:
@@ -189,6 +221,27 @@ def _write(conn: Connection, tables: ProjectionTables, rows: Rows) -> None:
         )
     if rows.discharged:
         _resync_discharges(conn, tables, sorted(rows.discharged))
+    if rows.answers:
+        a = tables.referral_answers
+        upsert = dialect_insert(conn, a)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[a.c.answer_id],
+                set_={"stream_seq": upsert.excluded.stream_seq, "rejected": False},
+                where=upsert.excluded.stream_seq > a.c.stream_seq,
+            ),
+            list(rows.answers.values()),
+        )
+    if rows.rejections:
+        a = tables.referral_answers
+        conn.execute(
+            update(a)
+            .where(a.c.answer_id == bindparam("b_answer_id"), a.c.stream_seq < bindparam("b_seq"))
+            .values(rejected=True),
+            rows.rejections,
+        )
+    if rows.answered:
+        rows.dates.update(_resync_answers(conn, tables, sorted(rows.answered)))
 
 
 def _resync_discharges(conn: Connection, tables: ProjectionTables, enrolment_ids: Sequence[UUID]) -> None:
@@ -209,6 +262,37 @@ def _resync_discharges(conn: Connection, tables: ProjectionTables, enrolment_ids
                 discharge_reason=latest.with_only_columns(d.c.reason).scalar_subquery(),
             )
         )
+
+
+def _resync_answers(conn: Connection, tables: ProjectionTables, referral_ids: Sequence[UUID]) -> set[date]:
+    """Each referral takes, for each kind of answer, its latest that stands (or none); returns
+    the days that changed, the old and the new (their periods count differently now)."""
+    r, a = tables.referrals, tables.referral_answers
+    columns = [r.c[name] for name in ANSWER_COLUMNS.values()]
+
+    def standing(kind: str) -> Any:
+        return (
+            select(a.c.on)
+            .where(a.c.referral_id == r.c.referral_id, a.c.kind == kind, a.c.rejected.is_not(true()))
+            .order_by(a.c.stream_seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    changed: set[date] = set()
+    for chunk in _chunks(referral_ids):
+        read = select(r.c.referral_id, *columns).where(r.c.referral_id.in_(chunk))
+        before = {row[0]: row[1:] for row in conn.execute(read)}
+        conn.execute(
+            update(r)
+            .where(r.c.referral_id.in_(chunk))
+            .values({name: standing(kind) for kind, name in ANSWER_COLUMNS.items()})
+        )
+        for row in conn.execute(read):
+            for old, new in zip(before.get(row[0], (None,) * len(columns)), row[1:], strict=True):
+                if old != new:
+                    changed.update(day for day in (old, new) if day is not None)
+    return changed
 
 
 def _advance(conn: Connection, tables: ProjectionTables, last: Delivered, consumer: str) -> None:

@@ -70,6 +70,7 @@ class ProjectionTables:
     phase_completions: Table
     follow_ups: Table
     referrals: Table
+    referral_answers: Table
     indicator_cells: Table
     unit_phases: Table
     qol_changes: Table
@@ -211,6 +212,19 @@ def projection_tables(prefix: str = "", meta: MetaData | None = None) -> Project
             Column("closed_on", Date, nullable=True, index=True),
             Column("outcome", String(20), nullable=True),
             Column("back_referral", Boolean, nullable=True),
+        ),
+        # Every clinic answer, so that one the referral service refused (``AnswerRejected``) can
+        # be taken back: a referral's accepted_on, declined_on and attended_on are its latest
+        # answers of each kind that stand (``stream_seq``: its latest copy; ``rejected``: refused
+        # after that copy).
+        referral_answers=table(
+            "referral_answers",
+            Column("answer_id", Uuid, primary_key=True),
+            Column("referral_id", Uuid, nullable=False, index=True),
+            Column("kind", String(10), nullable=False),
+            Column("on", Date, nullable=False),
+            Column("stream_seq", BigInteger, nullable=False),
+            Column("rejected", Boolean, nullable=False),
         ),
         indicator_cells=table(
             "indicator_cells",
