@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from test_reporting_rebuild_generator import generator
 
 from pulih.kit.auth import Role
@@ -28,7 +28,10 @@ from pulih.kit.database import Database
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.settings import Settings
 from pulih.kit.testing import REGENCY, auth, eventually, make_settings, serve
+from pulih.reporting import indicators
 from pulih.reporting.app import build
+from pulih.reporting.indicators import DEFERRED_SINCE
+from pulih.reporting.phases import CHANGED_FROM
 from pulih.reporting.rebuild import connect, last_sequence, rebuild_for
 from pulih.reporting.status import reporting_status
 from pulih.reporting.store import LIVE, REBUILD
@@ -71,15 +74,28 @@ async def stream_last(nats: NatsServer) -> int:
 
 
 async def caught_up(settings: Settings, nats: NatsServer, database: Database) -> None:
-    """Wait until the live projection has applied the whole stream, its own aggregates too."""
+    """Wait until the live projection has settled: the whole stream applied (its own aggregates
+    too), no recount deferred, no phase assessment pending, the aggregates job run."""
 
-    async def lag() -> tuple[int, int]:
+    async def state() -> tuple[int, int, int, bool]:
         found = await reporting_status(database, stream_last_seq=await stream_last(nats))
-        return int(found["lag"]), int(found["aggregates"]["waiting_in_outbox"])
+        p = LIVE.position
+        async with database.engine.connect() as conn:
+            pending = await conn.scalar(
+                select(func.count()).where(p.c.consumer.in_([DEFERRED_SINCE, CHANGED_FROM]))
+            )
+        aggregates = found["aggregates"]
+        return (
+            int(found["lag"]),
+            int(aggregates["waiting_in_outbox"]),
+            int(pending or 0),
+            aggregates["months"] > 0,
+        )
 
-    await eventually(lag, until=lambda state: state == (0, 0), timeout=120)
-    await asyncio.sleep(1.0)  # the aggregates job's last round
-    await eventually(lag, until=lambda state: state == (0, 0), timeout=60)
+    settled = (0, 0, 0, True)
+    await eventually(state, until=lambda now: now == settled, timeout=120)
+    await asyncio.sleep(1.0)  # one more round of the jobs
+    await eventually(state, until=lambda now: now == settled, timeout=60)
 
 
 def _plain(value: Any) -> Any:
@@ -137,6 +153,27 @@ async def table_names(database: Database) -> set[str]:
         return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
 
 
+async def assert_recounts_to_itself(database: Database) -> None:
+    """The live projection's cells equal a full recount of its own facts (done in a transaction
+    rolled back): otherwise a difference from the rebuild is the live consumer's, not the
+    rebuild's."""
+    found = (await snapshot(database))["indicator_cells"]
+    async with database.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await conn.run_sync(
+                lambda sync: indicators.refresh_all_sync(sync, LIVE, today=TODAY, regency=REGENCY)
+            )
+            rows = (await conn.execute(select(LIVE.indicator_cells))).all()
+        finally:
+            await transaction.rollback()
+    recount = sorted((tuple(_plain(v) for v in row) for row in rows), key=repr)
+    assert_same(
+        {"live indicator_cells vs a recount of its facts": found},
+        {"live indicator_cells vs a recount of its facts": recount},
+    )
+
+
 async def live_regency(
     tmp_path: Path, nats: NatsServer, database_url: str, events: int, seed: int
 ) -> Settings:
@@ -146,6 +183,7 @@ async def live_regency(
     app = build(settings)
     async with serve(app):
         await caught_up(settings, nats, app.state.runtime.database)
+        await assert_recounts_to_itself(app.state.runtime.database)
     return settings
 
 

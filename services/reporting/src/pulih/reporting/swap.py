@@ -1,12 +1,13 @@
 """The projection's write lock, and swapping a rebuilt projection in for the live one.
 
 **The write lock** serialises whoever changes the live projection as a whole: the live
-consumer's batches and the swap. On SQLite it is the database's one writer lock, taken when the
-transaction begins (``BEGIN IMMEDIATE``: a transaction that first reads and then writes could
-otherwise fail at its first write when another process committed in between). On PostgreSQL it
-is a transaction-level advisory lock (:data:`WRITE_LOCK`), which the swap takes before locking
-the live tables, so a batch of the live consumer is either wholly before the swap or wholly
-after it.
+consumer's batches, the jobs that recount it, and the swap. On SQLite it is the database's one
+writer lock, taken when the transaction begins (``BEGIN IMMEDIATE``: a transaction that first
+reads and then writes could otherwise fail at its first write when another process committed in
+between). On PostgreSQL it
+is a transaction-level advisory lock (:data:`WRITE_LOCK`, :func:`take_write_lock`), which
+the swap takes before locking the live tables, so a batch of the live consumer is either wholly
+before the swap or wholly after it.
 
 **The swap** is one transaction: with the lock held, the live tables locked and the live
 ``position`` no further than the rebuilt one, it drops the live tables and renames the
@@ -25,7 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, event, inspect, select, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pulih.kit.database import Database
@@ -87,11 +89,21 @@ async def write(database: Database, *, lock: bool = False) -> AsyncIterator[Asyn
         yield conn
 
 
-def take_write_lock_sync(conn: Connection) -> None:
-    """Take the projection's write lock in ``conn``'s transaction (the live consumer calls it
-    first in each batch on PostgreSQL; SQLite's writer lock needs no call)."""
+def take_write_lock_sync(conn: Connection | Session) -> None:
+    """Take the projection's write lock in the transaction of ``conn`` (PostgreSQL; on SQLite a
+    writer holds the database's one writer lock anyway, and this does nothing)."""
+    if isinstance(conn, Session):
+        conn = conn.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _signed(WRITE_LOCK)})
+
+
+async def take_write_lock(session: AsyncSession) -> None:
+    """Take the projection's write lock, first thing in a transaction that writes the live
+    projection: the live consumer's batch, and a job that recounts (stocks rolled forward,
+    phases caught up). On PostgreSQL two such transactions otherwise run at once, and a recount
+    that reads while a batch is uncommitted misses it for good."""
+    await session.run_sync(take_write_lock_sync)
 
 
 def _signed(key: int) -> int:
