@@ -4,10 +4,9 @@
 consumer's batches, the jobs that recount it, and the swap. On SQLite it is the database's one
 writer lock, taken when the transaction begins (``BEGIN IMMEDIATE``: a transaction that first
 reads and then writes could otherwise fail at its first write when another process committed in
-between). On PostgreSQL it
-is a transaction-level advisory lock (:data:`WRITE_LOCK`, :func:`take_write_lock`), which
-the swap takes before locking the live tables, so a batch of the live consumer is either wholly
-before the swap or wholly after it.
+between). On PostgreSQL it is a transaction-level advisory lock (:data:`WRITE_LOCK`,
+:func:`take_write_lock`), which the swap takes before locking the live tables, so a batch of the
+live consumer is either wholly before the swap or wholly after it.
 
 **The swap** is one transaction: with the lock held, the live tables locked and the live
 ``position`` no further than the rebuilt one, it drops the live tables and renames the
