@@ -1,0 +1,101 @@
+"""Reporting's use cases, each in the caller's unit of work (ARCHITECTURE.md, "Inside a service").
+
+Reporting takes no commands: its one use case is bringing the live projection up to date with a
+batch of the regency's stream (:func:`project_batch`): the projection tables
+(:func:`projection.apply_batch`, which keeps its own inbox and position), the indicator cells the
+batch changed (:func:`indicators.refresh`) and the unit phases from the earliest month the
+recount touched (:func:`phases.reassess`), in one transaction with the projection's write lock.
+
+:class:`LiveProjection` is what the live consumer calls for each batch: while it catches up
+(full batches: more are waiting) the recount waits for the last batch, or at most
+:data:`RECOUNT_AT_LEAST_EVERY` seconds. The monthly aggregates are a job of their own
+(:func:`pulih.reporting.aggregates.publish_aggregates`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pulih.kit.batch_consumer import Received
+from pulih.kit.clock import Clock
+from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.unit_of_work import UnitOfWork
+from pulih.reporting import indicators, phases, projection, swap
+from pulih.reporting.deps import ReportingDeps
+from pulih.reporting.domain.phases import PhaseCriteria
+from pulih.reporting.store import LIVE, ProjectionTables
+
+BATCH_SIZE = 1000
+"""Events per transaction: large enough that a commit's cost spreads thin on catch-up."""
+
+RECOUNT_AT_LEAST_EVERY = 30.0
+"""Seconds: while catching up, the indicators are still recounted this often."""
+
+
+async def project_batch(
+    uow: UnitOfWork,
+    received: Sequence[projection.Delivered],
+    *,
+    today: date,
+    regency: str,
+    timezone: str,
+    criteria: PhaseCriteria | Mapping[str, Any],
+    defer: bool = False,
+    tables: ProjectionTables = LIVE,
+) -> date | None:
+    """Apply ``received`` (in stream order) to the projection and recount what it changed, in
+    ``uow``'s transaction, holding the projection's write lock (a swap is wholly before or
+    after). ``defer``: only remember where the batch began (a consumer with more batches
+    waiting). Returns the first day recounted from (None when nothing was recounted)."""
+    await uow.session.run_sync(lambda session: swap.take_write_lock_sync(session.connection()))
+    touched = await projection.apply_batch(uow.session, tables, received, timezone=timezone)
+    since = await indicators.refresh(uow.session, tables, touched, today=today, regency=regency, defer=defer)
+    if since is not None:
+        # From the earliest month the recount touched, and at least the current one: a phase
+        # changes with time alone (outreach in each of the last 3 months…).
+        await phases.reassess(uow.session, tables, since, today=today, criteria=criteria)
+    return since
+
+
+@dataclass
+class LiveProjection:
+    """The live consumer's batch handler: :func:`project_batch` on the regency's day, deferring
+    the recount while full batches say more are waiting (but not past ``recount_every``)."""
+
+    regency: str
+    timezone: str
+    criteria: PhaseCriteria | Mapping[str, Any]
+    clock: Clock
+    batch_size: int = BATCH_SIZE
+    recount_every: float = RECOUNT_AT_LEAST_EVERY
+    recounted: float = field(default_factory=time.monotonic)
+    """When the indicators were last recounted (``time.monotonic``)."""
+
+    @classmethod
+    def of(cls, runtime: ServiceRuntime) -> LiveProjection:
+        """The handler of ``runtime``'s regency, clock and phase criteria."""
+        settings = runtime.settings
+        criteria = runtime.deps_as(ReportingDeps).phase_criteria
+        return cls(
+            regency=settings.regency, timezone=settings.timezone, criteria=criteria, clock=runtime.clock
+        )
+
+    async def __call__(self, uow: UnitOfWork, received: Sequence[Received]) -> None:
+        # A full batch means more are waiting: recount once the consumer has caught up, not
+        # after every batch of a year's backlog (but at least every ``recount_every``).
+        behind = len(received) >= self.batch_size and time.monotonic() - self.recounted < self.recount_every
+        since = await project_batch(
+            uow,
+            received,
+            today=self.clock.today(),
+            regency=self.regency,
+            timezone=self.timezone,
+            criteria=self.criteria,
+            defer=behind,
+        )
+        if since is not None:
+            self.recounted = time.monotonic()
