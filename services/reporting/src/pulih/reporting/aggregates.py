@@ -43,7 +43,7 @@ from pulih.contracts.codes import Indicator, UnitPhase
 from pulih.contracts.events.reporting import AggregateReported
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
-from pulih.reporting import indicators, phases
+from pulih.reporting import indicators, phases, swap
 from pulih.reporting.deps import ReportingDeps
 from pulih.reporting.domain.suppression import suppress
 from pulih.reporting.projection import Touched
@@ -212,6 +212,8 @@ async def publish_aggregates(runtime: ServiceRuntime) -> int:
     today = runtime.clock.today()
     published = 0
     async with runtime.unit_of_work() as uow:
+        # The live consumer's batches recount cells and assess phases too: one at a time.
+        await uow.session.run_sync(lambda session: swap.take_write_lock_sync(session.connection()))
         await _roll_forward(uow.session, LIVE, today=today, deps=deps, regency=regency)
         months = await closed_months(uow.session, LIVE, today=today, regency=regency)
         figures = await true_figures(uow.session, LIVE, months, regency=regency)

@@ -3,13 +3,19 @@
 Reporting takes no commands: its one use case is bringing the live projection up to date with a
 batch of the regency's stream (:func:`project_batch`): the projection tables
 (:func:`projection.apply_batch`, which keeps its own inbox and position), the indicator cells the
-batch changed (:func:`indicators.refresh`) and the unit phases from the earliest month the
-recount touched (:func:`phases.reassess`), in one transaction with the projection's write lock.
+batch changed (:func:`indicators.refresh`), and the earliest day it changed, noted for the unit
+phases (:func:`phases.note_changed`), in one transaction with the projection's write lock.
+
+Assessing the unit phases reads every unit's facts: about 1.2 to 1.5 s on a regency of a
+million events (SQLite), as long as everything else a small batch costs. So a batch only notes
+where the facts changed, and the phases catch up from there (:func:`phases.catch_up`) at most
+every :data:`PHASES_AT_MOST_EVERY` seconds in the consumer, and in the aggregates job
+(:func:`pulih.reporting.aggregates.publish_aggregates`, every ``PULIH_SCHEDULER_SECONDS``): the
+dashboard's phases lag the events by at most about that long, never a minute.
 
 :class:`LiveProjection` is what the live consumer calls for each batch: while it catches up
 (full batches: more are waiting) the recount waits for the last batch, or at most
-:data:`RECOUNT_AT_LEAST_EVERY` seconds. The monthly aggregates are a job of their own
-(:func:`pulih.reporting.aggregates.publish_aggregates`).
+:data:`RECOUNT_AT_LEAST_EVERY` seconds, and so do the phases.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ BATCH_SIZE = 1000
 RECOUNT_AT_LEAST_EVERY = 30.0
 """Seconds: while catching up, the indicators are still recounted this often."""
 
+PHASES_AT_MOST_EVERY = 30.0
+"""Seconds: the live consumer assesses the unit phases at most this often (the job does too)."""
+
 
 async def project_batch(
     uow: UnitOfWork,
@@ -45,19 +54,20 @@ async def project_batch(
     timezone: str,
     criteria: PhaseCriteria | Mapping[str, Any],
     defer: bool = False,
+    assess: bool = False,
     tables: ProjectionTables = LIVE,
 ) -> date | None:
     """Apply ``received`` (in stream order) to the projection and recount what it changed, in
     ``uow``'s transaction, holding the projection's write lock (a swap is wholly before or
     after). ``defer``: only remember where the batch began (a consumer with more batches
-    waiting). Returns the first day recounted from (None when nothing was recounted)."""
+    waiting). The unit phases are noted as changed from the batch's earliest day and, with
+    ``assess``, caught up. Returns the first day recounted from (None when nothing was)."""
     await uow.session.run_sync(lambda session: swap.take_write_lock_sync(session.connection()))
     touched = await projection.apply_batch(uow.session, tables, received, timezone=timezone)
     since = await indicators.refresh(uow.session, tables, touched, today=today, regency=regency, defer=defer)
-    if since is not None:
-        # From the earliest month the recount touched, and at least the current one: a phase
-        # changes with time alone (outreach in each of the last 3 months…).
-        await phases.reassess(uow.session, tables, since, today=today, criteria=criteria)
+    await phases.note_changed(uow.session, tables, touched.earliest)
+    if assess and not defer:
+        await phases.catch_up(uow.session, tables, today=today, criteria=criteria)
     return since
 
 
@@ -72,8 +82,11 @@ class LiveProjection:
     clock: Clock
     batch_size: int = BATCH_SIZE
     recount_every: float = RECOUNT_AT_LEAST_EVERY
+    phases_every: float = PHASES_AT_MOST_EVERY
     recounted: float = field(default_factory=time.monotonic)
     """When the indicators were last recounted (``time.monotonic``)."""
+    assessed: float | None = None
+    """When the unit phases were last assessed here (None: not yet, since the start)."""
 
     @classmethod
     def of(cls, runtime: ServiceRuntime) -> LiveProjection:
@@ -87,7 +100,9 @@ class LiveProjection:
     async def __call__(self, uow: UnitOfWork, received: Sequence[Received]) -> None:
         # A full batch means more are waiting: recount once the consumer has caught up, not
         # after every batch of a year's backlog (but at least every ``recount_every``).
-        behind = len(received) >= self.batch_size and time.monotonic() - self.recounted < self.recount_every
+        now = time.monotonic()
+        behind = len(received) >= self.batch_size and now - self.recounted < self.recount_every
+        assess = self.assessed is None or now - self.assessed >= self.phases_every
         since = await project_batch(
             uow,
             received,
@@ -96,6 +111,9 @@ class LiveProjection:
             timezone=self.timezone,
             criteria=self.criteria,
             defer=behind,
+            assess=assess,
         )
         if since is not None:
-            self.recounted = time.monotonic()
+            self.recounted = now
+        if assess and not behind:
+            self.assessed = now
