@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
 
 from pulih.kit.consumers import is_store_fault, store_commits
 from pulih.kit.database import Database, kit_metadata
@@ -68,3 +69,24 @@ async def test_the_probe_says_no_when_the_store_cannot_be_written(tmp_path: Path
     finally:
         await missing.dispose()
         await no_tables.dispose()
+
+
+async def test_the_probe_says_no_when_the_store_takes_no_new_row(tmp_path: Path) -> None:
+    # a full disk refuses what needs space, while a statement that writes nothing still passes:
+    # the probe must really write a row, not only delete one that is not there
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    error = database.engine.dialect.loaded_dbapi.OperationalError
+
+    def refuse_inserts(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            raise error("database or disk is full")
+
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(kit_metadata.create_all)
+        event.listen(database.engine.sync_engine, "before_cursor_execute", refuse_inserts)
+        assert await store_commits(database, timeout=5) is False
+        event.remove(database.engine.sync_engine, "before_cursor_execute", refuse_inserts)
+        assert await store_commits(database, timeout=5) is True
+    finally:
+        await database.dispose()
