@@ -1,12 +1,18 @@
 """The SQL that counts EVENTS.md's indicators, set-based, the same on SQLite and PostgreSQL.
 
-Each *family* is one ``GROUP BY`` over one projection table that yields one or more indicators
-for every org unit and period at once. The fact joins ``orgs`` (each unit four times: as itself,
-its village, its district and the regency) and, for a flow, ``kinds`` (twice: its month and its
-ISO week, computed in SQL by :class:`month_key` and :class:`week_key`); a stock is counted on one
-day per statement. :func:`insert_family` writes the non-zero counts into ``indicator_cells``
-with one ``INSERT … SELECT``: nothing travels through Python. Distinct counts are distinct at
-every level, not sums of the units' counts.
+Each *family* is one statement over one projection table that yields one or more indicators for
+every org unit and period at once; :func:`insert_family` writes its non-zero counts into
+``indicator_cells`` with one ``INSERT … SELECT``: nothing travels through Python. The flows are
+here, the stocks in :mod:`pulih.reporting.stock_sql`.
+
+A flow is summed in two steps (:func:`_rolled_up`): per unit and period (each distinct day's
+month and ISO week, :class:`month_key` and :class:`week_key`, computed once), then per org unit
+through ``orgs`` (each unit four times: itself, its village, its district and the regency). A
+distinct count is exact at every level: where a client can count for one unit only (their unit
+at registration) the units' distinct counts add up; where not (screenings, enrolments: the
+event's unit), the clients with one fact in the days read are added up and only the others (a
+few) are counted distinct at each org unit. Together about 2.5x faster than one group by over
+facts times org units times periods (a million events: refresh_all 34 s -> 14 s on SQLite).
 
 Every statement has one shape whatever the periods (days, regency and period lists are bound
 parameters), so SQLAlchemy compiles each once per process; the families are built once per set
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from functools import cache
 from typing import Any
 
@@ -35,7 +40,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    column,
     func,
     insert,
     literal,
@@ -43,7 +47,6 @@ from sqlalchemy import (
     select,
     true,
     union_all,
-    values,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -178,7 +181,15 @@ def insert_family(
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
+    return func.sum(_one_if(condition))
+
+
+def _one_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return case((condition, 1), else_=0)
+
+
+ONE = literal(1)
+"""What a fact adds to a count."""
 
 
 def _flow(
@@ -186,32 +197,71 @@ def _flow(
     unit: ColumnElement[Any],
     day: ColumnElement[Any],
     orgs_: CTE,
+    *where: ColumnElement[bool],
     **counts: ColumnElement[Any],
 ) -> Family:
-    """``counts`` (additive: counts and sums) of ``fact`` by the org units of ``unit`` and the
-    month and week of ``day``. The facts are first summed per unit and day, so the org units and
-    periods multiply (eight rows each) the unit-days, not the facts."""
-    daily = (
+    """Sums of ``counts`` (what each row of ``fact`` that ``where`` holds for adds: :data:`ONE`,
+    :func:`_one_if`, a number) by the org units of ``unit`` and the month and week of ``day``."""
+    in_days = day.between(FIRST, LAST)
+    facts = (
         select(
-            unit.label("unit_id"),
-            month_key(day).label("month"),
-            week_key(day).label("week"),
-            *[agg.label(name) for name, agg in counts.items()],
+            unit.label("unit_id"), day.label("day"), *[value.label(name) for name, value in counts.items()]
         )
         .select_from(fact)
-        .where(day.between(FIRST, LAST))
-        .group_by(unit, day)
-        .subquery("daily")
+        .where(in_days, *where)
+        .cte("facts")
     )
-    period = case((KINDS.c.kind == "month", daily.c.month), else_=daily.c.week).label("period")
-    query = (
+    days = select(day.label("day")).select_from(fact).where(in_days).distinct()
+    return Family(_rolled_up(facts, orgs_, tuple(counts), days=days), tuple(counts))
+
+
+def _rolled_up(
+    daily: CTE,
+    orgs_: CTE,
+    names: Sequence[str],
+    per_unit_counts: Mapping[str, Any] | None = None,
+    *,
+    days: Select[Any] | None = None,
+) -> Select[Any]:
+    """The sums of ``daily`` (``unit_id``, ``day`` and a column per name) by org unit and period,
+    in two steps: per unit and period (each distinct day's month and week computed once), then
+    per org unit (four each). Each step groups a few rows per unit and period, where one group
+    by over the facts times org units times periods grouped eight rows per fact: 3x slower.
+    ``per_unit_counts`` replaces the sums of the first step (a count that must be distinct per
+    unit, and adds up over units); ``days`` (distinct, column ``day``) are the days of
+    ``daily``, read through an index of the facts' day where there is one."""
+    distinct_days = (days if days is not None else select(daily.c.day).distinct()).subquery("days")
+    keys = select(
+        distinct_days.c.day,
+        month_key(distinct_days.c.day).label("month"),
+        week_key(distinct_days.c.day).label("week"),
+    ).cte("day_keys")
+    period = case((KINDS.c.kind == "month", keys.c.month), else_=keys.c.week)
+    counts = per_unit_counts or {name: func.sum(daily.c[name]) for name in names}
+    per_unit = (
+        select(daily.c.unit_id, period.label("period"), *[counts[name].label(name) for name in names])
+        .select_from(daily.join(keys, keys.c.day == daily.c.day).join(KINDS, true()))
+        .group_by(daily.c.unit_id, period)
+        .subquery("per_unit")
+    )
+    return (
         select(
-            orgs_.c.level, orgs_.c.org_id, period, *[func.sum(daily.c[name]).label(name) for name in counts]
+            orgs_.c.level,
+            orgs_.c.org_id,
+            per_unit.c.period,
+            *[func.sum(per_unit.c[name]).label(name) for name in names],
         )
-        .select_from(daily.join(orgs_, orgs_.c.unit_id == daily.c.unit_id).join(KINDS, true()))
-        .group_by(orgs_.c.level, orgs_.c.org_id, period)
+        .select_from(per_unit.join(orgs_, orgs_.c.unit_id == per_unit.c.unit_id))
+        .group_by(orgs_.c.level, orgs_.c.org_id, per_unit.c.period)
     )
-    return Family(query, tuple(counts))
+
+
+def summed(parts: Sequence[Select[Any]], names: Sequence[str]) -> Select[Any]:
+    """``parts`` (``level, org_id, period`` and a column per name) added up per org unit and period."""
+    both = union_all(*parts).subquery("parts")
+    return select(
+        both.c.level, both.c.org_id, both.c.period, *[func.sum(both.c[name]).label(name) for name in names]
+    ).group_by(both.c.level, both.c.org_id, both.c.period)
 
 
 @cache
@@ -231,47 +281,77 @@ def flow_families(t: ProjectionTables) -> list[Family]:
     answered = r.join(c, c.c.client_id == r.c.client_id)
     discharged = d.join(c, c.c.client_id == d.c.client_id)
     followed = f.join(c, c.c.client_id == f.c.client_id)
+    completed, back = r.c.outcome == "completed", r.c.back_referral == true()
+    # A dropout reversed later (a late session disproved it) no longer counts.
+    finished, dropped = (
+        d.c.reason == "completed",
+        and_(d.c.reason == "dropped_out", d.c.reversed.is_not(true())),
+    )
+    relapsed = f.c.status == "relapsed"
+    # Where every count of a family is conditional, only the rows some condition holds for are
+    # read further (most follow-ups are not relapses).
     return [
-        _flow(o, o.c.unit_id, o.c.held_on, orgs_, outreach_people_reached=func.sum(o.c.people_reached)),
-        _flow(c, c.c.unit_id, c.c.registered_on, orgs_, clients_registered=func.count()),
-        _flow(e, e.c.unit_id, e.c.enrolled_on, orgs_, clients_enrolled=func.count()),
+        _flow(o, o.c.unit_id, o.c.held_on, orgs_, outreach_people_reached=o.c.people_reached),
+        _flow(c, c.c.unit_id, c.c.registered_on, orgs_, clients_registered=ONE),
+        _flow(e, e.c.unit_id, e.c.enrolled_on, orgs_, clients_enrolled=ONE),
         _flow(
             s,
             s.c.unit_id,
             s.c.held_on,
             orgs_,
-            sessions_held=func.count(),
-            sessions_attended=_count_if(s.c.attended == true()),
+            sessions_held=ONE,
+            sessions_attended=_one_if(s.c.attended == true()),
         ),
-        _flow(r, r.c.unit_id, r.c.referred_on, orgs_, referrals_made=func.count()),
-        _flow(answered, c.c.unit_id, r.c.accepted_on, orgs_, referrals_accepted=func.count()),
+        _flow(r, r.c.unit_id, r.c.referred_on, orgs_, referrals_made=ONE),
+        _flow(answered, c.c.unit_id, r.c.accepted_on, orgs_, referrals_accepted=ONE),
         _flow(
             answered,
             c.c.unit_id,
             r.c.closed_on,
             orgs_,
-            referrals_completed=_count_if(r.c.outcome == "completed"),
-            back_referrals=_count_if(r.c.back_referral == true()),
+            or_(completed, back),
+            referrals_completed=_one_if(completed),
+            back_referrals=_one_if(back),
         ),
         _flow(
             discharged,
             c.c.unit_id,
             d.c.on,
             orgs_,
-            programmes_completed=_count_if(d.c.reason == "completed"),
-            # A dropout reversed later (a late session disproved it) no longer counts.
-            dropouts=_count_if(and_(d.c.reason == "dropped_out", d.c.reversed.is_not(true()))),
+            or_(finished, dropped),
+            programmes_completed=_one_if(finished),
+            dropouts=_one_if(dropped),
         ),
-        _flow(followed, c.c.unit_id, f.c.on, orgs_, follow_ups_relapsed=_count_if(f.c.status == "relapsed")),
+        _flow(followed, c.c.unit_id, f.c.on, orgs_, relapsed, follow_ups_relapsed=ONE),
         _screenings(t, orgs_),
         _qol_improved(t, orgs_),
     ]
 
 
+RISKS = ("low", "moderate", "high")
+
+
 def _screenings(t: ProjectionTables, orgs_: CTE) -> Family:
     """Distinct clients screened, and each by the risk of their last screening in the period (the
-    latest ``screened_on``; the later in the stream on the same day)."""
-    s = t.screenings
+    latest ``screened_on``; the later in the stream on the same day).
+
+    A client screened once in the days read counts once wherever that screening falls: those
+    are added up like any flow. Only the clients screened more than once (a few) need their last
+    screening found in each period at each org unit."""
+    s, c = t.screenings, t.screenings.alias("screened")
+    names = ("clients_screened", *(f"screened_{risk}" for risk in RISKS))
+    in_days = s.c.screened_on.between(FIRST, LAST)
+    counted = select(c.c.client_id).where(c.c.screened_on.between(FIRST, LAST)).group_by(c.c.client_id)
+    once = s.c.client_id.in_(counted.having(func.count() == 1))
+    single = _flow(
+        s,
+        s.c.unit_id,
+        s.c.screened_on,
+        orgs_,
+        once,
+        clients_screened=ONE,
+        **{f"screened_{risk}": _one_if(s.c.overall_risk == risk) for risk in RISKS},
+    )
     period = _period_of(s.c.screened_on)
     rank = func.row_number().over(
         partition_by=[orgs_.c.level, orgs_.c.org_id, period, s.c.client_id],
@@ -280,19 +360,16 @@ def _screenings(t: ProjectionTables, orgs_: CTE) -> Family:
     last = (
         select(orgs_.c.level, orgs_.c.org_id, period.label("period"), s.c.overall_risk, rank.label("rank"))
         .select_from(s.join(orgs_, orgs_.c.unit_id == s.c.unit_id).join(KINDS, true()))
-        .where(s.c.screened_on.between(FIRST, LAST))
+        .where(in_days, s.c.client_id.in_(counted.having(func.count() > 1)))
         .subquery("last_screening")
     )
-    risks = [
-        _count_if(last.c.overall_risk == risk).label(f"screened_{risk}")
-        for risk in ("low", "moderate", "high")
-    ]
-    query = (
+    risks = [_count_if(last.c.overall_risk == risk).label(f"screened_{risk}") for risk in RISKS]
+    again = (
         select(last.c.level, last.c.org_id, last.c.period, func.count().label("clients_screened"), *risks)
         .where(last.c.rank == 1)
         .group_by(last.c.level, last.c.org_id, last.c.period)
     )
-    return Family(query, ("clients_screened", "screened_low", "screened_moderate", "screened_high"))
+    return Family(summed([single.query, again], names), names)
 
 
 def baseline_of(t: ProjectionTables, exit_enrolment: ColumnElement[Any]) -> Any:
@@ -321,72 +398,17 @@ def _qol_improved(t: ProjectionTables, orgs_: CTE) -> Family:
     x = t.qol_assessments.alias("exit_assessment")
     b = t.qol_assessments.alias("baseline_assessment")
     c = t.clients
-    period = _period_of(x.c.assessed_on).label("period")
     fact = x.join(b, b.c.assessment_id == baseline_of(t, x.c.enrollment_id)).join(
         c, c.c.client_id == x.c.client_id
     )
-    query = (
-        select(
-            orgs_.c.level, orgs_.c.org_id, period, func.count(x.c.client_id.distinct()).label("qol_improved")
-        )
-        .select_from(fact.join(orgs_, orgs_.c.unit_id == c.c.unit_id).join(KINDS, true()))
+    improved = (
+        select(c.c.unit_id.label("unit_id"), x.c.assessed_on.label("day"), x.c.client_id)
+        .select_from(fact)
         .where(
             x.c.assessed_on.between(FIRST, LAST), x.c.timepoint == "exit", qol_mean_sum(x) > qol_mean_sum(b)
         )
-        .group_by(orgs_.c.level, orgs_.c.org_id, period)
+        .cte("daily")
     )
-    return Family(query, ("qol_improved",))
-
-
-@cache
-def stock_families(t: ProjectionTables) -> list[Family]:
-    """The stocks of one period, counted on one day (parameters: ``as_of``, ``period``,
-    ``regency``): one cached statement each, for the few periods a batch recounts."""
-    return _stocks(t, AS_OF, PERIOD, None)
-
-
-def stock_families_over(t: ProjectionTables, periods: Sequence[tuple[str, date]]) -> list[Family]:
-    """The stocks of many periods at once, each counted on its day (parameter: ``regency``): one
-    statement reads each table once (compiled each time: a list of rows cannot be cached)."""
-    days = (
-        values(column("period", String), column("as_of", Date), name="stock_days").data(list(periods)).cte()
-    )
-    return _stocks(t, days.c.as_of, days.c.period, days)
-
-
-def _stocks(t: ProjectionTables, as_of: Any, period: Any, days: CTE | None) -> list[Family]:
-    orgs_ = orgs(t)
-    e, r = t.enrolments, t.referrals
-
-    def counted(
-        fact: FromClause, unit: ColumnElement[Any], when: ColumnElement[bool], name: str, n: Any
-    ) -> Family:
-        joined = fact.join(orgs_, orgs_.c.unit_id == unit)
-        if days is not None:
-            joined = joined.join(days, when)
-        query = (
-            select(orgs_.c.level, orgs_.c.org_id, period.label("period"), n.label(name))
-            .select_from(joined)
-            .group_by(orgs_.c.level, orgs_.c.org_id, period)
-        )
-        return Family(query if days is not None else query.where(when), (name,))
-
-    # Active: began on or before the day and was not discharged before it (a pause still counts).
-    active = and_(e.c.enrolled_on <= as_of, or_(e.c.discharged_on.is_(None), e.c.discharged_on >= as_of))
-
-    def unanswered(answer: ColumnElement[Any]) -> ColumnElement[bool]:
-        return or_(answer.is_(None), answer > as_of)
-
-    # Overdue: respond_by passed, and no answer (accepted, declined), cancellation or closing yet.
-    overdue = and_(
-        r.c.respond_by < as_of,
-        r.c.referred_on <= as_of,
-        unanswered(r.c.accepted_on),
-        unanswered(r.c.declined_on),
-        unanswered(r.c.cancelled_on),
-        unanswered(r.c.closed_on),
-    )
-    return [
-        counted(e, e.c.unit_id, active, "clients_active", func.count(e.c.client_id.distinct())),
-        counted(r, r.c.unit_id, overdue, "referrals_overdue", func.count()),
-    ]
+    # A client counts for one unit (theirs at registration): distinct per unit adds up.
+    distinct_clients = {"qol_improved": func.count(improved.c.client_id.distinct())}
+    return Family(_rolled_up(improved, orgs_, ("qol_improved",), distinct_clients), ("qol_improved",))

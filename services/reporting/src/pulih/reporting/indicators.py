@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from pulih.contracts.codes import Indicator
 from pulih.reporting import indicator_sql as sql
+from pulih.reporting import stock_sql
 from pulih.reporting.domain.periods import (
     as_of,
     first_day,
@@ -145,9 +146,16 @@ def refresh_all_sync(
         return
     first, last = span
     params = {"first": first_day(month_of(first)), "last": max(last, today), "regency": regency}
+    # Millions of cells go in: an index built once afterwards costs a third of one kept up to
+    # date row by row. Only the primary key stays (and the transaction hides the rest).
+    secondary = sorted(tables.indicator_cells.indexes, key=lambda index: str(index.name))
+    for index in secondary:
+        index.drop(conn)
     for family in sql.flow_families(tables):
         sql.insert_family(conn, tables, family, params)
-    _recount_stocks(conn, tables, periods_between(first, today), today, regency)
+    _recount_stocks(conn, tables, periods_between(first, today), today, regency, empty=True)
+    for index in secondary:
+        index.create(conn)
     _set_marker(conn, tables, STOCKS_COUNTED, today)
 
 
@@ -180,19 +188,27 @@ def _runs(periods: set[str]) -> list[tuple[date, date, list[str]]]:
 
 
 def _recount_stocks(
-    conn: Connection, tables: ProjectionTables, periods: Sequence[str], today: date, regency: str
+    conn: Connection,
+    tables: ProjectionTables,
+    periods: Sequence[str],
+    today: date,
+    regency: str,
+    *,
+    empty: bool = False,
 ) -> None:
+    """Delete and count again the stocks of ``periods`` (``empty``: there are none to delete)."""
     cells = tables.indicator_cells
     for chunk in _chunks(periods, 400):
-        conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(STOCKS)))
+        if not empty:
+            conn.execute(delete(cells).where(cells.c.period.in_(chunk), cells.c.indicator.in_(STOCKS)))
         if len(chunk) > _ONE_BY_ONE:
             counted = [(period, as_of(period, today)) for period in chunk]
-            for family in sql.stock_families_over(tables, counted):
+            for family in stock_sql.stock_families_over(tables, counted):
                 sql.insert_family(conn, tables, family, {"regency": regency})
             continue
         for period in chunk:
             params = {"as_of": as_of(period, today), "period": period, "regency": regency}
-            for family in sql.stock_families(tables):
+            for family in stock_sql.stock_families(tables):
                 sql.insert_family(conn, tables, family, params)
 
 
