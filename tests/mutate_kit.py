@@ -49,6 +49,7 @@ SCOPES: dict[str, list[str]] = {
         "tests/test_consumer_delivery.py",
         "tests/test_consumer_store_faults.py",
         "tests/test_consumer_pause.py",
+        "tests/test_consumer_handler_timeout.py",
         "tests/test_dead_letter_chain.py",
         "tests/test_durable_refresh.py",
         "kit/tests/test_store_fault_rules.py",

@@ -26,6 +26,14 @@ probes with a growing backoff (``retry_base_seconds`` doubling, at most
 ``PULIH_STORE_RETRY_MAX_SECONDS``) and, once a commit succeeds, applies the same message again.
 However long the outage, nothing is dead-lettered because of it.
 
+A store can also hang without raising (a stopped PostgreSQL, a disk that stalls): every attempt
+gets at most ``PULIH_HANDLER_TIMEOUT_SECONDS`` (30 s by default). An attempt that overruns it is
+cancelled (:class:`HandlerTimedOut`) and judged like any other error: a store fault if the probe
+cannot commit either (the consumer pauses, no attempt spent), the event's fault otherwise (a
+handler that hangs on its own spends an attempt). The probe gets at most the same time (and never
+more than 10 s). A cancelled attempt is not waited for, as its rollback may wait on the very store
+that hangs; should its commit still land, the inbox makes the next attempt a no-op.
+
 ``NotReadyYet`` counts an attempt only while the service is healthy: if the store cannot commit,
 or another consumer of the service is paused (what the event builds on may be waiting there), the
 message is held the same way and retried when they are back; the ``max_deliver`` budget of a
@@ -53,7 +61,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,6 +128,11 @@ class Rejected(Exception):
         super().__init__(f"{error}: {reason}")
         self.error = error
         self.reason = reason
+
+
+class HandlerTimedOut(Exception):
+    """An attempt (or a store probe) did not finish in its time: the store hangs or the handler
+    does. Not a :class:`TimeoutError`: which of the two it was is for the store probe to say."""
 
 
 def retry_delay(attempt: int, base_seconds: float) -> float:
@@ -307,6 +320,8 @@ def subscribe_durable(
     by_type = {model.type_name(): handler for model, handler in handlers.items()}
     consumer_name = f"{runtime.name}.{durable}"
     store_retry_max = settings.store_retry_max_seconds
+    handler_timeout = settings.handler_timeout_seconds
+    probe_timeout = min(handler_timeout, 10.0)
 
     async def fail(msg: Any, attempts: int, error: str, reason: str) -> None:
         meta = msg.raw_message.metadata
@@ -376,19 +391,21 @@ def subscribe_durable(
         if handler is None:
             return
         delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
+
+        async def apply() -> None:
+            async with runtime.unit_of_work(caused_by=event_) as uow:
+                if await inbox.already_applied(uow.session, consumer_name, event_.id):
+                    return
+                await handler(uow, event_, delivery)
+                await inbox.record_applied(uow.session, consumer_name, event_.id, meta.sequence.stream)
+
         round_ = 0
         async with still_working(msg.raw_message, settings.ack_wait_seconds / 3):
             try:
                 while True:
                     round_ += 1
                     try:
-                        async with runtime.unit_of_work(caused_by=event_) as uow:
-                            if await inbox.already_applied(uow.session, consumer_name, event_.id):
-                                return
-                            await handler(uow, event_, delivery)
-                            await inbox.record_applied(
-                                uow.session, consumer_name, event_.id, meta.sequence.stream
-                            )
+                        await within(apply(), handler_timeout, f"the handler of {event_.type}")
                     except Rejected as exc:
                         await fail(msg, attempts, exc.error, exc.reason)
                         return
@@ -396,7 +413,7 @@ def subscribe_durable(
                         await fail(msg, attempts, exc.code, f"{delivery.subject}: {exc.message}")
                         return
                     except NotReadyYet as exc:
-                        if not await store_commits(runtime.database):
+                        if not await store_commits(runtime.database, probe_timeout):
                             pause(exc, event_.id)  # the store, not the event: spend no attempt
                             await wait(round_)
                             continue
@@ -419,10 +436,10 @@ def subscribe_durable(
                         delay = max(retry_delay(attempts, retry_base_seconds), settings.ack_wait_seconds)
                         raise NackMessage(delay=delay) from None
                     except Exception as exc:
-                        if is_store_fault(exc) or not await store_commits(runtime.database):
+                        if is_store_fault(exc) or not await store_commits(runtime.database, probe_timeout):
                             pause(exc, event_.id)
                             await wait(round_)
-                            while not await store_commits(runtime.database):
+                            while not await store_commits(runtime.database, probe_timeout):
                                 round_ += 1
                                 await wait(round_)
                             continue
@@ -465,8 +482,9 @@ async def store_commits(database: Database, timeout: float = 10.0) -> bool:
     ``SELECT 1`` answers from a read-only file or disk; this writes an inbox row and removes it
     in one transaction, and commits, so the pages or the WAL record must really be written.
     """
-    try:
-        async with asyncio.timeout(timeout), database.transaction() as session:
+
+    async def probe() -> None:
+        async with database.transaction() as session:
             await session.execute(
                 inbox.inbox_table.insert().values(
                     consumer=_PROBE_CONSUMER,
@@ -481,12 +499,41 @@ async def store_commits(database: Database, timeout: float = 10.0) -> bool:
                     inbox.inbox_table.c.event_id == _PROBE_EVENT,
                 )
             )
+
+    try:
+        await within(probe(), timeout, "the store probe")
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.debug("store probe failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         return False
     return True
+
+
+async def within(work: Coroutine[Any, Any, None], seconds: float, what: str) -> None:
+    """Run ``work`` for at most ``seconds``; :class:`HandlerTimedOut` (naming ``what``) if it has
+    not finished by then.
+
+    ``work`` runs as a task of its own, cancelled at the deadline but not waited for: a store that
+    hangs may never answer the rollback that the cancellation starts (``asyncio.timeout`` would
+    wait for it). It finishes on its own once the store answers.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(_forget)
+    if not done:
+        raise HandlerTimedOut(f"{what} did not finish within {seconds:g}s")
+    task.result()
+
+
+def _forget(task: asyncio.Task[None]) -> None:
+    """Retrieve what an abandoned attempt ended with, so asyncio does not report it."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("a timed-out attempt ended", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
 @asynccontextmanager

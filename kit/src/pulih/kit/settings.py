@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         le=600,
         description="the longest pause between two probes of a failing store by a paused consumer",
     )
+    handler_timeout_seconds: float = Field(
+        30.0,
+        alias="PULIH_HANDLER_TIMEOUT_SECONDS",
+        gt=0,
+        le=3600,
+        description="the longest one attempt to apply a consumed event may take; one that overruns "
+        "it is a store fault if the store cannot commit either (the consumer pauses), else a failure",
+    )
     outreach_url: str = Field("http://127.0.0.1:8101", alias="PULIH_OUTREACH_URL")
     timezone: str = Field("Asia/Jakarta", alias="PULIH_TIMEZONE", description="the regency's time zone")
     clock: Literal["system", "manual"] = Field(
