@@ -1,34 +1,42 @@
-"""Services killed with SIGKILL under load or mid-backlog, and a store that cannot be written for
-longer than the consumers' retry budget: no acknowledged write lost, no effect applied twice,
-idempotent retries answered as the first time, and no dead letter for an infrastructure fault."""
+"""Services killed with SIGKILL under load (outreach under ``pulih up``, which starts it again) or
+mid-backlog, and a store that cannot be written for longer than the consumers' retry budget: no
+acknowledged write lost, no effect applied twice, idempotent retries answered as the first time,
+and no dead letter for an infrastructure fault."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 from chaos_support import (
     DURABLES,
+    MASTER_KEY,
     Load,
     ServiceProcess,
+    caught_up,
     check_stream,
     dead_letters,
     events_in_stream,
     inbox_duplicates,
     read_model_differences,
     settled,
+    unsent_outbox_rows,
 )
 from test_broker_faults import wait_for_acks
+from test_supervision import Up
 
 from conftest import ChaosRegency
 from pulih.contracts import stream_name
-from pulih.kit.testing import REGENCY, eventually
+from pulih.kit.testing import JWT_SECRET, REGENCY, eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.system]
 
@@ -55,45 +63,76 @@ def applied(database: Any, consumer: str) -> int:
         return int(db.execute("SELECT count(*) FROM inbox WHERE consumer = ?", (consumer,)).fetchone()[0])
 
 
-async def test_outreach_killed_under_load_loses_no_acknowledged_write(
-    regency: ChaosRegency, figures: dict[str, Any]
+async def test_outreach_killed_under_load_is_restarted_by_pulih_up_and_loses_no_acknowledged_write(
+    tmp_path: Path, figures: dict[str, Any]
 ) -> None:
-    # `pulih up` does not restart a dead service yet (kit/local_regency.py): the case restarts it.
-    outreach = await regency.service("outreach").start()
-    await regency.service("rehab").start()
-    load = Load(outreach.url)
-    await load.prepare()
-
-    running = asyncio.create_task(load.run(60))
-    recoveries = []
-    for third in (1, 2):
-        await wait_for_acks(load, 60 * third)
-        outreach.kill()
-        killed = time.monotonic()
-        await outreach.start()
-        recoveries.append(time.monotonic() - killed)
-    await running
-    await settled(regency.nats, outreach, ["rehab"])
-
-    messages = await events_in_stream(regency.nats.url)
-    check = check_stream(messages, load.acks)
-    differing = await load.replayed_differently()
-    figures.update(
-        operations=len(load.acks),
-        faults="outreach SIGKILL 2x",
-        retried_after_crash=load.retried,
-        lost=len(check.lost),
-        duplicated=len(check.duplicated) + len(check.duplicate_ids),
-        replays_differing=len(differing),
-        recover_s=max(recoveries),
+    # the whole regency under `pulih up`, which must start outreach again by itself
+    up = Up(
+        tmp_path / "data",
+        PULIH_JWT_SECRET=JWT_SECRET,
+        PULIH_MASTER_KEY=MASTER_KEY,
+        PULIH_RELAY_POLL_SECONDS="0.2",
+        PULIH_MAX_DELIVER="4",
     )
-    assert load.failures == []
-    assert len(load.acks) == 180
-    assert load.transport_errors > 0, "the kills must have hit requests in flight"
-    assert (check.gaps, check.duplicate_ids, check.lost, check.duplicated) == ([], [], [], [])
-    assert differing == [], "a retry with the same Idempotency-Key must get the first answer"
-    assert read_model_differences(regency.services["rehab"], messages) == {}
-    assert await dead_letters(regency.nats.url) == []
+    await asyncio.to_thread(up.start)
+    try:
+        nats_url = f"nats://127.0.0.1:{up.nats_port}"
+        # the stores `pulih up` gave them (<data dir>/<service>.db), read with connections of our own
+        outreach, rehab, referral = (
+            ServiceProcess(name, up.data_dir, nats_url) for name in ("outreach", "rehab", "referral")
+        )
+        first_pids = up.pids()
+        load = Load(up.url("outreach"))
+        await load.prepare()
+
+        running = asyncio.create_task(load.run(60))
+        recoveries = []
+        for restart in (1, 2):
+            await wait_for_acks(load, 60 * restart)
+            pid = up.pids()["outreach"]
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            await asyncio.to_thread(
+                up.wait_for, rf"outreach exited \(code -9\); restarting in \d+\.\ds \(restart {restart}\)"
+            )
+            await asyncio.to_thread(up.healthy_with_new_pid, "outreach", pid)
+            recoveries.append(time.monotonic() - killed)
+        await running
+        await eventually(
+            lambda: asyncio.to_thread(unsent_outbox_rows, outreach), until=lambda n: n == 0, timeout=60
+        )
+        await eventually(lambda: caught_up(nats_url, "rehab", "referral"), timeout=60)
+
+        messages = await events_in_stream(nats_url)
+        check = check_stream(messages, load.acks)
+        differing = await load.replayed_differently()
+        figures.update(
+            operations=len(load.acks),
+            faults="outreach SIGKILL 2x, restarted by pulih up",
+            retried_after_crash=load.retried,
+            lost=len(check.lost),
+            duplicated=len(check.duplicated) + len(check.duplicate_ids),
+            replays_differing=len(differing),
+            recover_s=max(recoveries),
+        )
+        assert up.process is not None and up.process.poll() is None, "the regency still runs"
+        pids = up.pids()
+        assert pids["outreach"] != first_pids["outreach"]
+        assert {n: p for n, p in pids.items() if n != "outreach"} == {
+            n: p for n, p in first_pids.items() if n != "outreach"
+        }, "only the killed service was started again"
+        assert load.failures == []
+        assert len(load.acks) == 180
+        assert load.transport_errors > 0, "the kills must have hit requests in flight"
+        assert (check.gaps, check.duplicate_ids, check.lost, check.duplicated) == ([], [], [], [])
+        assert differing == [], "a retry with the same Idempotency-Key must get the first answer"
+        for service in (rehab, referral):
+            assert read_model_differences(service, messages) == {}, service.name
+            assert inbox_duplicates(service) == 0
+        assert await dead_letters(nats_url) == []
+    finally:
+        code = await asyncio.to_thread(up.stop)
+    assert code == 0, up.output()
 
 
 async def test_rehab_killed_mid_backlog_applies_every_event_once(
