@@ -30,7 +30,7 @@ from pulih.kit.settings import DEV_JWT_SECRET, Settings
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("outreach", "rehab", "referral")
+SERVICES = ("outreach", "rehab", "referral", "reporting")
 STREAM = "IBM_3301"
 
 

@@ -22,7 +22,7 @@ from pulih.outreach.app import build
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-SERVICES = ("outreach", "rehab", "referral")
+SERVICES = ("outreach", "rehab", "referral", "reporting")
 
 
 @pytest.fixture(autouse=True)
