@@ -1,5 +1,6 @@
 """The CloudEvents 1.0 envelope (structured JSON) that carries every event."""
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, Self, TypeVar, cast
 from uuid import UUID
@@ -64,21 +65,32 @@ class CloudEvent(BaseModel, Generic[E]):
     @model_validator(mode="after")
     def _agrees_with_data(self) -> Self:
         model = type(self.data)
-        if not model.is_concrete():
+        expected = _envelope_of(model)
+        if expected is None:
             return self
-        if self.type != model.type_name():
-            raise ValueError(f"type {self.type} does not match data of {model.type_name()}")
-        source = f"/pulih/{self.regency}/{model.service_name}"
+        type_name, service_name, about = expected
+        if self.type != type_name:
+            raise ValueError(f"type {self.type} does not match data of {type_name}")
+        source = f"/pulih/{self.regency}/{service_name}"
         if self.source != source:
             raise ValueError(f"source {self.source} should be {source}")
-        if self.subject != self.data.subject_id():
-            raise ValueError(f"subject {self.subject} should be {model.about} of the data")
+        if self.subject != str(getattr(self.data, about)):
+            raise ValueError(f"subject {self.subject} should be {about} of the data")
         return self
 
     def to_json(self) -> bytes:
         """The message body: compact JSON, extension attributes left out when unset."""
         unset = {name for name in _EXTENSIONS if getattr(self, name) is None}
         return self.model_dump_json(by_alias=True, exclude=unset).encode()
+
+
+@functools.cache
+def _envelope_of(model: type[Event]) -> tuple[str, str, str] | None:
+    """What the envelope of a ``model`` event must say (type, service, the subject's field), or
+    None for a model that is no concrete event; once per class, as every message is read."""
+    if not model.is_concrete():
+        return None
+    return model.type_name(), model.service_name, model.about
 
 
 def envelope_type(model: type[EventT]) -> type[CloudEvent[EventT]]:
