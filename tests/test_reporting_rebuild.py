@@ -32,7 +32,8 @@ from pulih.reporting import indicators
 from pulih.reporting.app import build
 from pulih.reporting.indicators import DEFERRED_SINCE
 from pulih.reporting.phases import CHANGED_FROM
-from pulih.reporting.rebuild import connect, last_sequence, rebuild_for
+from pulih.reporting.rebuild import rebuild_for
+from pulih.reporting.stream_reader import connect, last_sequence
 from pulih.reporting.status import reporting_status
 from pulih.reporting.store import LIVE, REBUILD
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -159,6 +160,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rebuild.add_argument(
         "--batch", type=int, default=DEFAULT_BATCH, help=f"events per transaction (default {DEFAULT_BATCH})"
     )
+    rebuild.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     rebuild.set_defaults(pulih_command=run_rebuild)
     status = sub.add_parser("status", help="lag behind the stream, last event applied, aggregates published")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -184,13 +186,16 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         f"replay {report.seconds.get('replay', 0):.1f} s, finish {report.seconds.get('finish', 0):.1f} s, "
         f"swap {report.seconds.get('swap', 0):.2f} s{tails}"
     )
+    if args.json:
+        figures = {**dataclasses.asdict(report), "events_per_second": round(report.events_per_second)}
+        print(json.dumps(figures))
     return 0
 
 
 async def projection_status(settings: Settings) -> dict[str, Any]:
     """What ``pulih reporting status`` shows, as plain JSON."""
     from pulih.contracts import stream_name
-    from pulih.reporting.rebuild import connect, last_sequence
+    from pulih.reporting.stream_reader import connect, last_sequence
     from pulih.reporting.status import reporting_status
     from pulih.reporting.swap import database_for, migrate
 
