@@ -33,9 +33,9 @@ from pulih.reporting.app import build
 from pulih.reporting.indicators import DEFERRED_SINCE
 from pulih.reporting.phases import CHANGED_FROM
 from pulih.reporting.rebuild import rebuild_for
-from pulih.reporting.stream_reader import connect, last_sequence
 from pulih.reporting.status import reporting_status
 from pulih.reporting.store import LIVE, REBUILD
+from pulih.reporting.stream_reader import connect, last_sequence
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

@@ -195,8 +195,8 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 async def projection_status(settings: Settings) -> dict[str, Any]:
     """What ``pulih reporting status`` shows, as plain JSON."""
     from pulih.contracts import stream_name
-    from pulih.reporting.stream_reader import connect, last_sequence
     from pulih.reporting.status import reporting_status
+    from pulih.reporting.stream_reader import connect, last_sequence
     from pulih.reporting.swap import database_for, migrate
 
     nc = await connect(settings.nats_url, settings)
