@@ -233,13 +233,50 @@ async def test_a_late_session_republishes_its_month_with_corrected_figures(regen
     assert second["indicators"]["sessions_held"] == 7
     assert second["indicators"]["sessions_attended"] == 6
     assert second["generated_at"] >= first["generated_at"]
-    hidden_before = {k for k, v in first["indicators"].items() if v is None}
-    assert {k for k, v in second["indicators"].items() if v is None} >= hidden_before
     assert_nothing_pinned(second["indicators"])
     assert [(r["period"], r["revision"]) for r in await regency.recorded()] == [
         ("2026-01", 1),
         ("2026-01", 2),
     ]
+    assert await regency.publish() == 0
+
+
+async def test_a_cell_hidden_in_a_young_month_is_published_once_it_has_grown(regency: Regency) -> None:
+    await january(regency)
+    await regency.move_to(D(2026, 2, 3))
+    [(_, first)] = await regency.aggregates()
+    assert first["indicators"]["screened_low"] is None and first["indicators"]["screened_moderate"] is None
+    # Four more clients screened low in January, synced on 3 February: 6 low, 5 moderate.
+    late = [uuid.UUID(int=0xD0 + i) for i in range(4)]
+    await regency.feed(
+        *[e for c in late for e in (registered(c, D(2026, 1, 20)), screened(c, D(2026, 1, 21), "low"))]
+    )
+    assert await regency.publish() == 1
+    [_, (_, second)] = await regency.aggregates()
+    shown = second["indicators"]
+    assert (second["revision"], shown["clients_screened"]) == (2, 11)
+    assert (shown["screened_low"], shown["screened_moderate"], shown["screened_high"]) == (6, 5, 0)
+
+
+async def test_a_change_only_in_hidden_cells_publishes_no_revision(regency: Regency) -> None:
+    clients = await january(regency)
+    await regency.move_to(D(2026, 2, 3))
+    [(_, first)] = await regency.aggregates()
+    [before] = await regency.recorded()
+    # A low-risk client screened again on 29 January, moderate now: 1 low, 6 moderate, 7 in
+    # all. Published, it would be January's revision 1 again, saying that a hidden count moved.
+    await regency.feed(screened(clients[0], D(2026, 1, 29), "moderate"))
+    assert await regency.publish() == 0
+    assert [data for _, data in await regency.aggregates()] == [first]
+    [after] = await regency.recorded()
+    assert after["revision"] == 1 and after["indicators"] == before["indicators"]
+    assert after["true_digest"] != before["true_digest"]  # the new figures are not tried again
+    # A change that shows is published, as revision 2.
+    await regency.feed(regency.session(clients[3], D(2026, 1, 28)))
+    assert await regency.publish() == 1
+    [_, (_, second)] = await regency.aggregates()
+    assert second["revision"] == 2 and second["indicators"]["sessions_held"] == 7
+    assert (second["indicators"]["screened_low"], second["indicators"]["screened_moderate"]) == (None, None)
     assert await regency.publish() == 0
 
 
@@ -288,7 +325,7 @@ async def test_status_says_how_far_the_projection_is_and_what_was_published(rege
     assert status["applied_events"] == regency.seq
     assert (status["applied_seq"], status["lag"]) == (regency.seq, 3)
     assert status["last_event"]["id"] is not None
-    assert status["phases_assessed_to"] == "2026-02"
+    assert status["phases_assessed_to"] == "2026-01"  # closed months only (finding 4)
     assert status["aggregates"]["months"] == 1 and status["aggregates"]["revisions"] == 2
     assert status["aggregates"]["latest"]["period"] == "2026-01"
     assert status["aggregates"]["latest"]["revision"] == 2

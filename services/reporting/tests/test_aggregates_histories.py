@@ -83,6 +83,7 @@ class Check:
         self.runtime = runtime
         self.seen = 0
         self.revisions: dict[str, int] = {}
+        self.shown: dict[str, tuple[Any, Any]] = {}
 
     async def run(self) -> None:
         await publish_aggregates(self.runtime)
@@ -93,6 +94,10 @@ class Check:
             truth = {name: truth.get(name, 0) for name in shown}
             assert data["revision"] == self.revisions.get(period, 0) + 1, period
             self.revisions[period] = data["revision"]
+            # A revision that repeats the last one would only say that a hidden count moved.
+            payload = (shown, data["units_by_phase"])
+            assert self.shown.get(period) != payload, period
+            self.shown[period] = payload
             assert published_is_consistent(shown, truth), (period, shown, truth)
             assert all(shown[name] is None for name, count in truth.items() if 1 <= count < BELOW)
             assert pinned_cells(shown, cap=max(truth.values()) + 2) == {}, (period, shown)

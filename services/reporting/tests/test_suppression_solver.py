@@ -1,11 +1,13 @@
 """A test-side solver: what an outsider can work out from one published aggregate.
 
 It knows only what the national office knows: the published cells, the linear relations between
-indicators that EVENTS.md states, and that counts are non-negative integers. For each null cell
-it searches every assignment of the null cells (exhaustively, up to a cap above the largest true
-value: a second solution inside the cap is a real one, so a cell found unpinned is unpinned) and
-reports the cells that can take only one value. It shares no code with the service's
-suppression, whose relations it restates on its own.
+indicators that EVENTS.md states, that counts are non-negative integers, and that a null is never
+0 (zeros are published, so every null is at least 1). It is not told which nulls are small
+counts and which are complements, so it bounds no null from above. For each null cell it
+searches every assignment of the null cells (exhaustively, from 1 up to a cap above the largest
+true value: a second solution inside the cap is a real one, so a cell found unpinned is
+unpinned) and reports the cells that can take only one value. It shares no code with the
+service's suppression, whose relations it restates on its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import itertools
 from collections.abc import Iterator, Mapping
 
 from pulih.contracts.codes import Indicator
+
+NULL_AT_LEAST = 1
+"""Zeros are published: an outsider knows every null stands for 1 or more."""
 
 Linear = tuple[Mapping[str, int], str]
 """A relation ``Σ coefficient * cell (== or <=) 0``."""
@@ -54,10 +59,10 @@ def _groups(nulls: list[str], relations: list[Linear]) -> list[list[str]]:
 def _solutions(
     group: list[str], known: Mapping[str, int], relations: list[Linear], cap: int
 ) -> Iterator[dict[str, int]]:
-    """Every assignment of ``group``'s cells (0..``cap``) that satisfies the relations (each
+    """Every assignment of ``group``'s cells (1..``cap``) that satisfies the relations (each
     relation must have all its cells in ``group`` or ``known``)."""
     involved = [r for r in relations if all(name in group or name in known for name in r[0])]
-    for values in itertools.product(range(cap + 1), repeat=len(group)):
+    for values in itertools.product(range(NULL_AT_LEAST, cap + 1), repeat=len(group)):
         cells = {**known, **dict(zip(group, values, strict=True))}
         if all(_holds(r, cells) for r in involved):
             yield cells
@@ -71,7 +76,7 @@ def _split(published: Mapping[str, int | None]) -> tuple[list[str], dict[str, in
 def feasible_values(
     published: Mapping[str, int | None], *, cap: int, relations: list[Linear] = EVENTS_MD_RELATIONS
 ) -> dict[str, set[int]]:
-    """Every value each null cell takes in some non-negative integer solution (up to ``cap``)."""
+    """Every value each null cell takes in some solution (from 1 up to ``cap``)."""
     nulls, known = _split(published)
     seen: dict[str, set[int]] = {name: set() for name in nulls}
     for group in _groups(nulls, relations):
@@ -85,14 +90,14 @@ def pinned_cells(
     published: Mapping[str, int | None], *, cap: int, relations: list[Linear] = EVENTS_MD_RELATIONS
 ) -> dict[str, int]:
     """The null cells an outsider can work out, with their value: each null cell is tried at
-    every value up to ``cap`` until two of them are possible (the search stops there)."""
+    every value from 1 up to ``cap`` until two of them are possible (the search stops there)."""
     nulls, known = _split(published)
     pinned: dict[str, int] = {}
     for group in _groups(nulls, relations):
         for name in group:
             others = [n for n in group if n != name]
             possible = []
-            for value in range(cap + 1):
+            for value in range(NULL_AT_LEAST, cap + 1):
                 if next(_solutions(others, {**known, name: value}, relations, cap), None) is not None:
                     possible.append(value)
                     if len(possible) == 2:
@@ -127,8 +132,19 @@ def test_the_solver_works_out_a_total_whose_parts_are_published() -> None:
     assert pinned_cells(published, cap=13) == {"clients_screened": 11}
 
 
-def test_the_solver_works_out_attended_sessions_under_no_session() -> None:
-    assert pinned_cells({"sessions_attended": None, "sessions_held": 0}, cap=3) == {"sessions_attended": 0}
+def test_the_solver_works_out_attended_sessions_under_one_session() -> None:
+    assert pinned_cells({"sessions_attended": None, "sessions_held": 1}, cap=3) == {"sessions_attended": 1}
+
+
+def test_the_solver_knows_two_nulls_adding_up_to_2_are_both_1() -> None:
+    # The review's case: 7 screened, 5 high, low and moderate hidden. Neither can be 0.
+    published: dict[str, int | None] = {
+        "clients_screened": 7,
+        "screened_low": None,
+        "screened_moderate": None,
+        "screened_high": 5,
+    }
+    assert pinned_cells(published, cap=9) == {"screened_low": 1, "screened_moderate": 1}
 
 
 def test_the_solver_cannot_tell_two_hidden_parts_apart() -> None:
@@ -139,4 +155,4 @@ def test_the_solver_cannot_tell_two_hidden_parts_apart() -> None:
         "screened_high": 5,
     }
     assert pinned_cells(published, cap=14) == {}
-    assert feasible_values(published, cap=14)["screened_low"] == set(range(8))
+    assert feasible_values(published, cap=14)["screened_low"] == set(range(1, 7))

@@ -15,10 +15,20 @@ before today's (the regency's local day, ``runtime.clock.today()``):
   through ``true_digest``, a hash of the unsuppressed figures).
 
 Publishing suppresses small counts (:mod:`pulih.reporting.domain.suppression`, threshold
-``[reporting] suppressed_below``), keeping hidden every cell an earlier revision of the month
-hid, and emits the event through the unit of work (the outbox; the relay publishes it to
+``[reporting] suppressed_below``) from the month's figures alone: each revision hides what its
+own figures require, so a cell hidden while a month was young is published once it has grown
+(the module :mod:`pulih.reporting.domain.suppression` says what comparing revisions can still
+tell). It emits the event through the unit of work (the outbox; the relay publishes it to
 ``ibm.<regency>.reporting.aggregate_reported``) together with its ``published_aggregates`` row, in
 one transaction: both are kept or neither.
+
+**A change only in hidden cells is not published.** When the true figures changed but what
+would be published (``indicators`` with their nulls, ``units_by_phase``) equals the latest
+revision's, a new revision would tell the national office that a hidden count changed and
+nothing else: none is published. The latest revision's ``true_digest`` takes the new figures'
+hash instead, so the month is not tried again until its figures change once more
+(``true_digest`` never leaves the regency; it stands for the figures the latest revision
+answers for).
 
 **Which one counts.** Each publication of a month carries ``revision``: 1 the first time, one
 more each time the month is published again. A consumer keeps, for each ``period``, the
@@ -36,7 +46,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import Indicator, UnitPhase
@@ -73,7 +83,12 @@ class LastPublished:
 
     revision: int
     true_digest: str
-    hidden: frozenset[str]
+    indicators: dict[str, int | None]
+    units_by_phase: dict[str, int]
+
+    def shows(self, indicators: dict[str, int | None], units_by_phase: dict[str, int]) -> bool:
+        """Whether publishing these figures would repeat this revision."""
+        return indicators == self.indicators and units_by_phase == self.units_by_phase
 
 
 def _month(index: int) -> str:
@@ -158,13 +173,13 @@ async def latest_published(session: AsyncSession) -> dict[str, LastPublished]:
     t = published_aggregates
     latest = select(t.c.period, func.max(t.c.revision).label("revision")).group_by(t.c.period).subquery()
     rows = await session.execute(
-        select(t.c.period, t.c.revision, t.c.true_digest, t.c.indicators).join(
+        select(t.c.period, t.c.revision, t.c.true_digest, t.c.indicators, t.c.units_by_phase).join(
             latest, (latest.c.period == t.c.period) & (latest.c.revision == t.c.revision)
         )
     )
     return {
-        period: LastPublished(revision, digest, frozenset(k for k, v in shown.items() if v is None))
-        for period, revision, digest, shown in rows
+        period: LastPublished(revision, digest, dict(shown), dict(by_phase))
+        for period, revision, digest, shown, by_phase in rows
     }
 
 
@@ -176,9 +191,18 @@ async def publish(
     below: int,
     now: datetime,
     last: LastPublished | None,
-) -> AggregateReported:
-    """Emit ``figures`` as the month's next revision and record it in ``published_aggregates``."""
-    shown = suppress(figures.indicators, below=below, keep_hidden=last.hidden if last else ())
+) -> AggregateReported | None:
+    """Emit ``figures`` as the month's next revision and record it in ``published_aggregates``;
+    ``None`` when that revision would show what ``last`` shows (only ``last``'s digest moves)."""
+    shown = suppress(figures.indicators, below=below)
+    if last is not None and last.shows(shown, figures.units_by_phase):
+        t = published_aggregates
+        await uow.session.execute(
+            update(t)
+            .where(t.c.period == figures.period, t.c.revision == last.revision)
+            .values(true_digest=figures.digest)
+        )
+        return None
     event = AggregateReported(
         regency=regency,
         period=figures.period,
@@ -206,7 +230,7 @@ async def publish(
 
 async def publish_aggregates(runtime: ServiceRuntime) -> int:
     """Publish the aggregate of every closed month never published or whose true figures
-    changed since; returns how many were published (see the module's docstring)."""
+    changed since; returns how many revisions were published (see the module's docstring)."""
     deps = runtime.deps_as(ReportingDeps)
     regency = runtime.settings.regency
     today = runtime.clock.today()
@@ -222,7 +246,7 @@ async def publish_aggregates(runtime: ServiceRuntime) -> int:
             last = latest.get(period)
             if last is not None and last.true_digest == figures[period].digest:
                 continue
-            await publish(
+            event = await publish(
                 uow,
                 figures[period],
                 regency=regency,
@@ -230,7 +254,8 @@ async def publish_aggregates(runtime: ServiceRuntime) -> int:
                 now=runtime.clock.now(),
                 last=last,
             )
-            published += 1
+            if event is not None:
+                published += 1
     return published
 
 
