@@ -86,14 +86,15 @@ def _phase(unit_id: uuid.UUID, period: str, phase: str, previous: str | None) ->
 
 
 PHASES = [
-    _phase(MAWAR, "2026-01", "rintisan", None),
-    _phase(MAWAR, "2026-02", "tumbuh", "rintisan"),
-    _phase(MAWAR, "2026-03", "tumbuh", "tumbuh"),
-    _phase(MELATI, "2026-01", "tumbuh", None),
-    _phase(MELATI, "2026-02", "tumbuh", "tumbuh"),
-    _phase(MELATI, "2026-03", "rintisan", "tumbuh"),
+    _phase(MAWAR, "2025-12", "rintisan", None),
+    _phase(MAWAR, "2026-01", "tumbuh", "rintisan"),
+    _phase(MAWAR, "2026-02", "tumbuh", "tumbuh"),
+    _phase(MELATI, "2025-12", "tumbuh", None),
+    _phase(MELATI, "2026-01", "tumbuh", "tumbuh"),
+    _phase(MELATI, "2026-02", "rintisan", "tumbuh"),
 ]
-"""Mawar rose to tumbuh in February; Melati fell back in March; Kenanga is not assessed yet."""
+"""Closed months only (today is in March): Mawar rose to tumbuh in January; Melati fell back in
+February; Kenanga is not assessed yet."""
 
 
 def referral(unit_id: uuid.UUID, referred_on: date, respond_by: date, **dates: Any) -> dict[str, Any]:

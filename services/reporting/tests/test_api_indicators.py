@@ -137,8 +137,10 @@ BAD = [
     ({"level": "unit", "id": "mawar"}, "invalid_id", "id"),
     ({"level": "village", "id": "33010120"}, "invalid_id", "id"),
     ({"level": "district", "id": "3301"}, "invalid_id", "id"),
-    ({"level": "province"}, "invalid", "query.level"),
-    ({"by": "day"}, "invalid", "query.by"),
+    ({"level": "province"}, "invalid", "level"),
+    ({"by": "day"}, "invalid", "by"),
+    ({"from": ""}, "invalid_period", "from"),
+    ({"to": ""}, "invalid_period", "to"),
 ]
 
 
@@ -148,6 +150,41 @@ async def test_a_bad_parameter_is_422_naming_it(
 ) -> None:
     r = await api.http.get("/v1/indicators", params=params, headers=auth(Role.FACILITATOR))
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, code, field), r.text
+
+
+@pytest.mark.parametrize(
+    ("accept", "answer"),
+    [
+        (None, "json"),
+        ("text/csv", "csv"),
+        ("TEXT/CSV", "csv"),
+        ("text/csv;q=0", "json"),
+        ("text/csv;q=0.1, application/json;q=0.9", "json"),
+        ("application/json;q=0.5, text/csv", "csv"),
+        ("text/*", "csv"),
+        ("text/csv, */*;q=0.8", "csv"),
+        ("text/csv, */*", "csv"),
+        ("text/csv, application/json", "json"),
+        ("*/*", "json"),
+        ("text/csv;q=nonsense", "json"),
+    ],
+)
+async def test_the_answer_is_negotiated_with_q_values_and_varies_with_accept(
+    api: ReportingApi, accept: str | None, answer: str
+) -> None:
+    headers = auth(Role.FACILITATOR) | ({} if accept is None else {"Accept": accept})
+    r = await api.http.get("/v1/indicators", params={"from": "2026-03"}, headers=headers)
+    assert r.status_code == 200, r.text
+    media = "text/csv" if answer == "csv" else "application/json"
+    assert r.headers["content-type"].split(";")[0] == media
+    assert r.headers["vary"] == "Accept"
+
+
+async def test_every_refusal_of_level_names_it_alike(api: ReportingApi) -> None:
+    bad = await api.get("/v1/indicators", level="province")
+    forbidden = await api.get("/v1/indicators", Role.AGENT, level="village")
+    assert (bad.status_code, forbidden.status_code) == (422, 403)
+    assert bad.json()["field"] == forbidden.json()["field"] == "level"
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ async def test_each_unit_has_its_current_phase_since_when_its_trend_and_history(
     current = {k: (u["phase"], u["assessed"], u["since"], u["trend"]) for k, u in units.items()}
     assert current == {
         str(KENANGA): (None, None, None, None),
-        str(MAWAR): ("tumbuh", "2026-03", "2026-02", "steady"),
-        str(MELATI): ("rintisan", "2026-03", "2026-03", "down"),
+        str(MAWAR): ("tumbuh", "2026-02", "2026-01", "steady"),
+        str(MELATI): ("rintisan", "2026-02", "2026-02", "down"),
     }
     mawar = units[str(MAWAR)]
     assert (mawar["village_code"], mawar["district_code"], mawar["established_on"]) == (
@@ -35,19 +35,19 @@ async def test_each_unit_has_its_current_phase_since_when_its_trend_and_history(
         "2025-06-01",
     )
     assert [(h["period"], h["phase"], h["previous_phase"]) for h in mawar["history"]] == [
-        ("2026-01", "rintisan", None),
-        ("2026-02", "tumbuh", "rintisan"),
-    ], "the history is the unit's moves: March kept February's phase"
+        ("2025-12", "rintisan", None),
+        ("2026-01", "tumbuh", "rintisan"),
+    ], "the history is the unit's moves: February kept January's phase"
     assert mawar["criteria"] == {"rintisan": True, "tumbuh": True}, "what held at the latest assessment"
     assert units[str(KENANGA)]["criteria"] is None
 
 
 async def test_the_counts_cover_the_months_asked_for_and_the_rest_stays_current(api: ReportingApi) -> None:
-    body = (await api.get("/v1/units/phases", from_="2026-02", to="2026-02")).json()
+    body = (await api.get("/v1/units/phases", from_="2026-01", to="2026-01")).json()
     melati = next(u for u in body["units"] if u["unit_id"] == str(MELATI))
-    assert [h["period"] for h in melati["history"]] == ["2026-01", "2026-03"]
-    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-03", "down")
-    assert [row["period"] for row in body["by_month"]] == ["2026-02"]
+    assert [h["period"] for h in melati["history"]] == ["2025-12", "2026-02"]
+    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-02", "down")
+    assert [row["period"] for row in body["by_month"]] == ["2026-01"]
     r = await api.get("/v1/units/phases", from_="2026-03", to="2026-02")
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "from_after_to", "from")
 
@@ -56,9 +56,9 @@ async def test_units_by_phase_are_counted_after_each_months_assessment(api: Repo
     by_month = (await api.get("/v1/units/phases")).json()["by_month"]
     zero = dict.fromkeys(["rintisan", "tumbuh", "berkembang", "tangguh", "prima"], 0)
     assert by_month == [
-        {"period": "2026-01", "units": {**zero, "rintisan": 1, "tumbuh": 1}},
-        {"period": "2026-02", "units": {**zero, "tumbuh": 2}},
-        {"period": "2026-03", "units": {**zero, "rintisan": 1, "tumbuh": 1}},
+        {"period": "2025-12", "units": {**zero, "rintisan": 1, "tumbuh": 1}},
+        {"period": "2026-01", "units": {**zero, "tumbuh": 2}},
+        {"period": "2026-02", "units": {**zero, "rintisan": 1, "tumbuh": 1}},
     ]
 
 
@@ -69,7 +69,11 @@ async def test_one_units_phases_and_an_unknown_unit(api: ReportingApi) -> None:
     r = await api.get("/v1/units/phases", unit_id="00000000-0000-7000-8000-0000000000ff")
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (404, "unknown_unit", "unit_id")
     r = await api.get("/v1/units/phases", unit_id="mawar")
-    assert (r.status_code, r.json()["code"]) == (422, "invalid")
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid", "unit_id")
+    r = await api.get("/v1/units/phases", detail="maybe")
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid", "detail")
+    r = await api.get("/v1/referrals/summary", unit_id="mawar")
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid", "unit_id")
 
 
 async def test_referrals_by_status_and_how_fast_clinics_answered_and_finished(api: ReportingApi) -> None:
@@ -153,4 +157,4 @@ async def test_without_detail_the_units_keep_their_current_phase(api: ReportingA
     units = (await api.get("/v1/units/phases", detail="false")).json()["units"]
     assert [(u["history"], u["criteria"]) for u in units] == [([], None)] * 3
     melati = next(u for u in units if u["unit_id"] == str(MELATI))
-    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-03", "down")
+    assert (melati["phase"], melati["since"], melati["trend"]) == ("rintisan", "2026-02", "down")

@@ -277,13 +277,32 @@ async def test_a_unit_is_assessed_from_its_first_month_and_falls_back_when_outre
         outreach(D(2026, 2, 3)),
         outreach(D(2026, 3, 3)),
     )
-    written = await reassess(store, "2026-04", D(2026, 4, 10))
+    written = await reassess(store, "2026-04", D(2026, 5, 10))
     assert written == 4  # January to April: the months before were never assessed
     assert await history(store) == [
         ("2026-01", "rintisan", None),
         ("2026-02", "tumbuh", "rintisan"),
         ("2026-03", "tumbuh", "tumbuh"),
-        ("2026-04", "rintisan", "tumbuh"),  # no outreach in April (yet)
+        ("2026-04", "rintisan", "tumbuh"),  # no outreach in April
+    ]
+
+
+async def test_on_the_first_of_a_month_only_closed_months_are_assessed(store: Database) -> None:
+    await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)))
+    await put(store, LIVE.agents, agent(D(2026, 1, 15)))
+    await put(
+        store,
+        LIVE.outreach_activities,
+        *(outreach(D(2026, month, 3)) for month in (2, 3)),
+        outreach(D(2026, 1, 20)),
+    )
+    # 1 April: no outreach yet this month, but April is running, not assessed: the unit is
+    # still in the phase of March, not fallen to rintisan.
+    assert await reassess(store, "2026-01", D(2026, 4, 1)) == 3
+    assert await history(store) == [
+        ("2026-01", "rintisan", None),
+        ("2026-02", "tumbuh", "rintisan"),
+        ("2026-03", "tumbuh", "tumbuh"),
     ]
 
 
@@ -297,11 +316,11 @@ async def test_a_late_event_assesses_its_month_and_every_later_one_again(store: 
         outreach(D(2026, 3, 3)),
         outreach(D(2026, 4, 3)),
     )
-    await reassess(store, "2026-01", D(2026, 4, 10))
+    await reassess(store, "2026-01", D(2026, 5, 10))
     assert [phase for _, phase, _ in await history(store)] == ["rintisan", "rintisan", "rintisan", "tumbuh"]
 
-    await put(store, LIVE.outreach_activities, outreach(D(2026, 2, 11)))  # synced in April
-    assert await reassess(store, "2026-02", D(2026, 4, 10)) == 3
+    await put(store, LIVE.outreach_activities, outreach(D(2026, 2, 11)))  # synced in May
+    assert await reassess(store, "2026-02", D(2026, 5, 10)) == 3
     assert await history(store) == [
         ("2026-01", "rintisan", None),
         ("2026-02", "tumbuh", "rintisan"),
@@ -310,12 +329,25 @@ async def test_a_late_event_assesses_its_month_and_every_later_one_again(store: 
     ]
 
 
-async def test_reassessing_the_running_month_keeps_the_months_before_it(store: Database) -> None:
-    await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)), unit(OTHER, D(2026, 6, 1)))
+async def test_the_running_month_is_never_assessed_and_its_old_rows_go(store: Database) -> None:
+    await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)), unit(OTHER, D(2026, 2, 1)))
     await put(store, LIVE.agents, agent(D(2026, 1, 15)))
     await put(store, LIVE.outreach_activities, outreach(D(2026, 1, 20)), outreach(D(2026, 2, 3)))
-    await reassess(store, "2026-01", D(2026, 2, 10))
-    assert await reassess(store, "2026-02", D(2026, 2, 20)) == 1  # OTHER is not established yet
+    # OTHER, established in the running month, has no phase yet
+    assert await reassess(store, "2026-02", D(2026, 2, 20)) == 1
+    # rows of the running month, as assessments before closed months only wrote them
+    stale = {"phase": "rintisan", "previous_phase": None, "criteria": {}}
+    await put(
+        store,
+        LIVE.unit_phases,
+        {"unit_id": UNIT, "period": "2026-02", **stale},
+        {"unit_id": OTHER, "period": "2026-02", **stale},
+    )
+    assert await reassess(store, "2026-02", D(2026, 2, 21)) == 1
+    async with store.transaction() as session:
+        periods = (await session.scalars(select(LIVE.unit_phases.c.period))).all()
+    assert periods == ["2026-01"]
+    assert await reassess(store, "2026-02", D(2026, 3, 1)) == 2  # February closed: both units
     assert await history(store) == [("2026-01", "rintisan", None), ("2026-02", "tumbuh", "rintisan")]
 
 
@@ -329,7 +361,7 @@ async def test_units_by_phase_counts_every_phase_of_a_month(store: Database) -> 
         outreach(D(2026, 2, 3)),
         outreach(D(2026, 1, 3), unit_id=OTHER),
     )
-    await reassess(store, "2026-01", D(2026, 2, 10))
+    await reassess(store, "2026-01", D(2026, 3, 1))
     async with store.transaction() as session:
         counts = await session.run_sync(lambda s: phases.units_by_phase_sync(s, LIVE, "2026-02"))
     assert counts == {"rintisan": 1, "tumbuh": 1, "berkembang": 0, "tangguh": 0, "prima": 0}
@@ -345,36 +377,51 @@ async def note_changed(store: Database, day: date) -> None:
         await phases.note_changed(session, LIVE, day)
 
 
-async def test_catching_up_assesses_what_was_noted_and_once_a_day(store: Database) -> None:
+async def test_catching_up_assesses_changes_in_closed_months_and_each_month_as_it_closes(
+    store: Database,
+) -> None:
     await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)))
     await put(store, LIVE.agents, agent(D(2026, 1, 15)))
     await put(store, LIVE.outreach_activities, outreach(D(2026, 1, 20)), outreach(D(2026, 3, 3)))
-    assert await catch_up(store, D(2026, 3, 10)) == 3  # never assessed: January to March
+    assert await catch_up(store, D(2026, 3, 10)) == 2  # never assessed: January and February
     assert await catch_up(store, D(2026, 3, 10)) == 0  # nothing changed since, same day
+    assert await catch_up(store, D(2026, 3, 11)) == 0  # a new day closes no month
 
     await put(store, LIVE.outreach_activities, outreach(D(2026, 2, 11)))  # a late sync
     await note_changed(store, D(2026, 2, 11))
     await note_changed(store, D(2026, 3, 9))  # a later day changes nothing to where it starts
-    assert await catch_up(store, D(2026, 3, 10)) == 2  # February and March
-    assert [phase for _, phase, _ in await history(store)] == ["rintisan", "tumbuh", "tumbuh"]
-    assert await catch_up(store, D(2026, 3, 10)) == 0
+    assert await catch_up(store, D(2026, 3, 11)) == 1  # February: March is running
+    assert [phase for _, phase, _ in await history(store)] == ["rintisan", "tumbuh"]
+    assert await catch_up(store, D(2026, 3, 11)) == 0
 
-    assert await catch_up(store, D(2026, 3, 11)) == 1  # a new day: March again
-    assert await catch_up(store, D(2026, 4, 1)) == 2  # March, closed now, and April
-    assert [phase for _, phase, _ in await history(store)] == ["rintisan", "tumbuh", "tumbuh", "rintisan"]
+    await note_changed(store, D(2026, 3, 12))  # the running month: waits for it to close
+    assert await catch_up(store, D(2026, 3, 12)) == 0
+    assert await catch_up(store, D(2026, 4, 1)) == 1  # March, closed now
+    assert await catch_up(store, D(2026, 4, 2)) == 0
+    assert await history(store) == [
+        ("2026-01", "rintisan", None),
+        ("2026-02", "tumbuh", "rintisan"),
+        ("2026-03", "tumbuh", "tumbuh"),
+    ]
 
 
-async def test_a_referral_passing_its_respond_by_unanswered_counts_the_next_day(store: Database) -> None:
+async def test_a_referral_unanswered_by_the_end_of_a_month_counts_once_it_closes(store: Database) -> None:
     await put(store, LIVE.units, unit(UNIT, D(2026, 1, 15)))
-    await put(store, LIVE.referrals, referral(D(2026, 3, 12)))
+    await put(store, LIVE.referrals, referral(D(2026, 3, 31)))  # due on the month's last day
     criteria = PhaseCriteria.from_tables({"rintisan": {"referrals_answered_in_time_percent": 100}})
 
-    async def rintisan_holds(today: date) -> bool:
+    async def march() -> dict[str, Any] | None:
         async with store.transaction() as session:
             await phases.catch_up(session, LIVE, today=today, criteria=criteria)
             p = LIVE.unit_phases
-            record = await session.scalar(select(p.c.criteria).where(p.c.period == "2026-03"))
-        return bool(record["rintisan"]["referrals_answered_in_time_percent"])
+            record: dict[str, Any] | None = await session.scalar(
+                select(p.c.criteria).where(p.c.period == "2026-03")
+            )
+        return record
 
-    assert await rintisan_holds(D(2026, 3, 12))  # due today: not late yet
-    assert not await rintisan_holds(D(2026, 3, 13))  # no event arrived; a day passed
+    today = D(2026, 3, 31)
+    assert await march() is None  # March is running
+    today = D(2026, 4, 1)
+    record = await march()
+    assert record is not None
+    assert not record["rintisan"]["referrals_answered_in_time_percent"]

@@ -73,15 +73,18 @@ Trend = Literal["up", "down", "steady"]
 
 
 class UnitPhaseView(View):
-    """A unit with its current phase (its latest assessment) and the moves that led there."""
+    """A unit with its current phase (its latest assessment: of the last closed month, the
+    running month is not assessed) and the moves that led there."""
 
     unit_id: UUID
     name: str
     village_code: str
     district_code: str
     established_on: date | None
-    phase: UnitPhase | None = Field(description="after the latest assessment (null before the first)")
-    assessed: str | None = Field(description="the month of the latest assessment")
+    phase: UnitPhase | None = Field(
+        description="after the latest assessment (null before the first: a unit's first month to close)"
+    )
+    assessed: str | None = Field(description="the month of the latest assessment (a closed month)")
     since: str | None = Field(description="the month the unit entered its current phase")
     trend: Trend | None = Field(description="the latest assessment against the one before")
     criteria: dict[str, Any] | None = Field(
@@ -101,7 +104,7 @@ class PhaseCount(View):
 
 class UnitPhases(View):
     """``GET /v1/units/phases``: every unit the caller may see, and the month-by-month counts
-    (months with no assessment left out)."""
+    (months with no assessment left out, the running month among them)."""
 
     units: list[UnitPhaseView]
     by_month: list[PhaseCount]

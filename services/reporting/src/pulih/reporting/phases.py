@@ -2,20 +2,25 @@
 (:mod:`pulih.reporting.phase_facts`), judged by :mod:`pulih.reporting.domain.phases`, written to
 ``unit_phases`` as each unit's history.
 
-:func:`reassess` assesses every unit for each month from ``from_month`` up to today's month (the
-running month too: its row is provisional until the month ends). A month's assessment starts
-from the phase of the month before, so an event dated in an earlier month changes that month and
-can change every later one: they are all assessed again, in order. A unit is assessed from the
-month it was established; months missing before ``from_month`` (no event arrived in them) are
-assessed first.
+Phases are assessed monthly (DOMAIN.md), for **closed months only**: the running month is never
+assessed, since "outreach / sessions in each of the last 3 months" cannot hold on its first days
+and every unit would seem to fall to ``rintisan`` on the 1st. A unit's current phase is its
+last closed month's assessment. :func:`reassess` assesses every unit for each month from
+``from_month`` up to the month before today's. A month's assessment starts from the phase of the
+month before, so an event dated in an earlier month (a device syncing days after the month
+closed) changes that month and can change every later one: they are all assessed again, in
+order. A unit is assessed from the month it was established (a unit established this month has
+no phase yet); months missing before ``from_month`` (no event arrived in them) are assessed
+first.
 
 One assessment reads every unit's facts (about a second at a million events on SQLite), too much
 for every batch of the live consumer. So the consumer only *notes* the earliest day a batch
 touched (:func:`note_changed`: one row of ``position``), and :func:`catch_up`, run by the
-periodic job (``aggregates.publish_aggregates``), assesses from there. It also assesses again
-once a day whatever arrived, from the month of the last assessment: a referral becomes due as
-its ``respond_by`` passes, and a month assessed while it ran is assessed once more after it
-closed. The rebuild calls :func:`reassess` directly, once, from the first unit's month.
+periodic job (``aggregates.publish_aggregates``), assesses from there when that day lies in a
+closed month (a change in the running month waits for it to close). It also assesses the months
+that closed since the last assessment, from that assessment's month. A closed month's facts no
+longer depend on the day they are read (every ``respond_by`` in it has passed), so nothing else
+is assessed again. The rebuild calls :func:`reassess` directly, once, from the first unit's month.
 """
 
 from __future__ import annotations
@@ -120,15 +125,19 @@ async def catch_up(
     today: date,
     criteria: PhaseCriteria | Mapping[str, Any],
 ) -> int:
-    """Assess what changed since the last assessment: from the earliest day noted, and from the
-    last assessment's month if it was not today; rows written (0 when nothing was due)."""
+    """Assess what changed in closed months since the last assessment (from the earliest day
+    noted), and the months that closed since then (from that assessment's month); rows written
+    (0 when nothing was due: a change in the running month waits for it to close)."""
+    running = month_index(today)
 
     def run(sync: Session) -> int:
         conn = _connection(sync)
         changed, assessed_on = _marked(conn, tables, CHANGED_FROM), _marked(conn, tables, ASSESSED_ON)
-        if changed is None and assessed_on == today:
+        starts = [day for day in (changed, assessed_on) if day is not None and month_index(day) < running]
+        if not starts and assessed_on is not None:
+            if changed is not None:  # the running month's: assessed with the month once it closes
+                _mark(conn, tables, CHANGED_FROM, None)
             return 0
-        starts = [day for day in (changed, assessed_on) if day is not None]
         return reassess_sync(conn, tables, min(starts, default=today), today=today, criteria=criteria)
 
     return await session.run_sync(run)
@@ -162,7 +171,7 @@ def reassess_sync(
     """:func:`reassess` on a synchronous session or connection."""
     conn = _connection(session)
     judge = criteria if isinstance(criteria, PhaseCriteria) else PhaseCriteria.from_tables(criteria)
-    last = month_index(today)
+    last = month_index(today) - 1  # the last closed month: the running one is not assessed
     wanted = min(month_of(from_month), last)
     units = established_months(conn, tables)
     before = _assessed_before(conn, tables, wanted)
@@ -180,6 +189,8 @@ def reassess_sync(
     if changed is not None and month_index(changed) >= wanted:
         _mark(conn, tables, CHANGED_FROM, None)
     _mark(conn, tables, ASSESSED_ON, today)
+    # rows of a month not closed yet (written before phases were assessed on closed months only)
+    conn.execute(delete(tables.unit_phases).where(tables.unit_phases.c.period > month_name(last)))
     if not starts:
         return 0
     earliest = min(start for start, _ in starts.values())
@@ -227,8 +238,9 @@ async def reassess(
     today: date,
     criteria: PhaseCriteria | Mapping[str, Any],
 ) -> int:
-    """Assess every unit for each month from ``from_month`` (``YYYY-MM`` or a day in it) up to
-    ``today``'s month and write those rows of ``unit_phases``, in the caller's transaction;
+    """Assess every unit for each closed month from ``from_month`` (``YYYY-MM`` or a day in it)
+    up to the month before ``today``'s and write those rows of ``unit_phases`` (the running
+    month's rows, if any, are deleted), in the caller's transaction;
     returns how many rows it wrote. ``criteria`` is a :class:`PhaseCriteria` or the
     ``[reporting.phases]`` tables (``ReportingDeps.phase_criteria``)."""
     return await session.run_sync(reassess_sync, tables, from_month, today=today, criteria=criteria)

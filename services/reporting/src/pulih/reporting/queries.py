@@ -119,9 +119,9 @@ async def unit_phases(
     *,
     detail: bool = True,
 ) -> UnitPhases:
-    """Every unit (or one) with its current phase (its latest assessment, with the criteria that
-    held then), the month it entered it, its latest move and its history of moves; and how many
-    units stood in each phase after each assessment of ``months``.
+    """Every unit (or one) with its current phase (its latest assessment, of a closed month,
+    with the criteria that held then), the month it entered it, its latest move and its history
+    of moves; and how many units stood in each phase after each assessment of ``months``.
 
     The monthly rows repeat a phase for months on end: the history is the assessments that
     changed it (a unit's first included), so a regency's hundreds of units stay one small read.

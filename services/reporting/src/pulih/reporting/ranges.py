@@ -78,7 +78,8 @@ def period_range(by: PeriodKind, since: str | None, until: str | None, today: da
     twelve months or thirteen weeks up to today's); 422 for a bad form, a start after the end,
     or a range longer than :data:`MOST_PERIODS`."""
     current = month_of(today) if by is PeriodKind.MONTH else week_of(today)
-    end = _start_of(by, until or current, "to")
+    # an empty ``to=`` is a bad period, as an empty ``from=`` is (not "left out")
+    end = _start_of(by, current if until is None else until, "to")
     if since is not None:
         start = _start_of(by, since, "from")
     elif by is PeriodKind.MONTH:

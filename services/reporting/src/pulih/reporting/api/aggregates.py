@@ -3,6 +3,10 @@
 The one route a national token may read: the figures here are the suppressed ones, exactly as
 the national office received them. Facilitators and admins read it too (to see what BNN sees);
 agents and clinics may not.
+
+``generated_at`` is given with the regency's offset, as the event carried it (``+07:00`` in
+Jakarta): PostgreSQL gives the instant back in UTC, and SQLite keeps no offset at all; there the
+stored value is the regency's wall-clock time, which is what the job's clock writes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +42,13 @@ class PublishedAggregate(BaseModel):
     indicators: dict[str, int | None] = Field(description="indicator → count, null where suppressed")
     units_by_phase: dict[str, int] = Field(description="phase → how many units were in it")
     suppressed_below: int = Field(description="counts from 1 to this minus one are null")
+
+
+def in_regency_time(moment: datetime, timezone: str) -> datetime:
+    """``moment`` with the regency's offset: an aware one converted, a naive one (SQLite keeps
+    no offset) read as the regency's wall-clock time."""
+    zone = ZoneInfo(timezone)
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
 class PublishedAggregates(BaseModel):
@@ -70,7 +82,8 @@ async def published_aggregates(
         rows = await aggregates.published(session, period=period, every_revision=every_revision)
     if period is not None and not rows:
         raise NotFound("not_published", f"no aggregate was published for {period}", "period")
-    return PublishedAggregates(
-        regency=runtime.settings.regency,
-        aggregates=[PublishedAggregate.model_validate(row) for row in rows],
-    )
+    timezone = runtime.settings.timezone
+    shown = [PublishedAggregate.model_validate(row) for row in rows]
+    for aggregate in shown:
+        aggregate.generated_at = in_regency_time(aggregate.generated_at, timezone)
+    return PublishedAggregates(regency=runtime.settings.regency, aggregates=shown)

@@ -19,7 +19,7 @@ from pulih.kit.auth import CurrentUser, Principal, Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden, Invalid, NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS
+from pulih.reporting.api.params import READERS, choice, one_of
 from pulih.reporting.bodies import INDICATORS, IndicatorTable, OrgLevel
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.ranges import MOST_ROWS, period_range
@@ -63,9 +63,50 @@ def _agent_scope(principal: Principal, level: OrgLevel, org_id: str | None) -> s
     return own
 
 
-def _wants_csv(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return any(part.split(";")[0].strip() == CSV for part in accept.split(","))
+def _quality(params: list[str]) -> float:
+    """A media range's ``q`` (1 when it has none; 0, not acceptable, when it is malformed)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
+def _acceptance(accept: str, media_type: str) -> tuple[float, int]:
+    """How much ``accept`` wants ``media_type``: the ``q`` of the most specific range that
+    matches it (``type/subtype`` over ``type/*`` over ``*/*``, RFC 9110 §12.5.1), and how
+    specific that range was (2, 1, 0; -1 when none matched). Media types are case-insensitive."""
+    kind, _, subtype = media_type.partition("/")
+    best: tuple[int, float] = (-1, 0.0)
+    for media_range in accept.split(","):
+        name, *params = media_range.split(";")
+        wanted_kind, _, wanted_subtype = name.strip().lower().partition("/")
+        if (wanted_kind, wanted_subtype) == (kind, subtype):
+            specific = 2
+        elif (wanted_kind, wanted_subtype) == (kind, "*"):
+            specific = 1
+        elif (wanted_kind, wanted_subtype) == ("*", "*"):
+            specific = 0
+        else:
+            continue
+        if specific > best[0]:
+            best = (specific, _quality(params))
+    return best[1], best[0]
+
+
+def wants_csv(accept: str | None) -> bool:
+    """Whether to answer CSV: when ``Accept`` gives ``text/csv`` a higher ``q`` than JSON (or the
+    same ``q`` through a more specific range, as in ``text/csv, */*``). JSON otherwise: it is
+    the default, also when neither is acceptable."""
+    if not accept:
+        return False
+    csv_q, csv_specific = _acceptance(accept, CSV)
+    json_q, json_specific = _acceptance(accept, "application/json")
+    return csv_q > 0 and (csv_q, csv_specific) > (json_q, json_specific)
 
 
 def _as_csv(table: IndicatorTable) -> str:
@@ -87,7 +128,7 @@ def _as_csv(table: IndicatorTable) -> str:
         200: {
             "content": {CSV: {"schema": {"type": "string"}}},
             "description": "JSON, or CSV (a header row, then one row per org unit and period) "
-            "when the request sends `Accept: text/csv`",
+            "when `Accept` prefers `text/csv` to JSON (q-values count)",
         },
         403: {"description": "an agent asking for another unit or a level above unit"},
         404: {"description": "no org unit with this id at this level"},
@@ -98,7 +139,14 @@ async def indicators(
     request: Request,
     runtime: RuntimeDep,
     principal: CurrentUser,
-    level: Annotated[OrgLevel, Query(description="unit, village, district or regency")] = OrgLevel.REGENCY,
+    level_name: Annotated[
+        str,
+        Query(
+            alias="level",
+            description="unit, village, district or regency",
+            json_schema_extra=one_of(OrgLevel),
+        ),
+    ] = OrgLevel.REGENCY.value,
     org_id: Annotated[
         str | None, Query(alias="id", description="one org unit (all of the level if left out)")
     ] = None,
@@ -106,11 +154,14 @@ async def indicators(
     until: Annotated[
         str | None, Query(alias="to", description="last period, included (default: today's)")
     ] = None,
-    by: Annotated[PeriodKind, Query(description="month or week")] = PeriodKind.MONTH,
+    by_name: Annotated[
+        str, Query(alias="by", description="month or week", json_schema_extra=one_of(PeriodKind))
+    ] = PeriodKind.MONTH.value,
 ) -> Response:
     """Every indicator for each org unit at ``level`` (or the one ``id``) and each period from
     ``from`` to ``to``: the regency's true counts, a missing cell being 0. Agents: their own
-    unit at level ``unit`` only."""
+    unit at level ``unit`` only. The answer varies with ``Accept`` (it says so: ``Vary``)."""
+    level, by = choice(OrgLevel, level_name, "level"), choice(PeriodKind, by_name, "by")
     wanted = _agent_scope(principal, level, _checked_id(level, org_id))
     periods = period_range(by, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
@@ -128,11 +179,13 @@ async def indicators(
     table = IndicatorTable(
         level=level, by=by, from_=periods.first, to=periods.last, indicators=list(INDICATORS), rows=rows
     )
-    if _wants_csv(request):
+    if wants_csv(request.headers.get("accept")):
         filename = f"pulih-{runtime.settings.regency}-{level.value}-{periods.first}-{periods.last}.csv"
         return Response(
             _as_csv(table),
             media_type=f"{CSV}; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Vary": "Accept"},
         )
-    return Response(table.model_dump_json(by_alias=True), media_type="application/json")
+    return Response(
+        table.model_dump_json(by_alias=True), media_type="application/json", headers={"Vary": "Accept"}
+    )

@@ -1,15 +1,60 @@
-"""Who may read the regency's own figures, shared by the reporting routes."""
+"""Who may read the regency's own figures, and the query values the reporting routes read.
+
+The routes read their enum, UUID and yes/no parameters here rather than letting FastAPI refuse
+them, so that every refusal of one parameter names it the same way (``level``, never
+``query.level`` for a bad value and ``level`` for a forbidden one).
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pulih.kit.auth import Principal, Role
-from pulih.kit.errors import Forbidden
+from pulih.kit.errors import Forbidden, Invalid
 
 READERS = (Role.AGENT, Role.FACILITATOR, Role.ADMIN)
 """Who reads the regency's own figures: agents their unit's, facilitators and admins all. A
 national token reads only the published aggregates, a clinic nothing of this."""
+
+E = TypeVar("E", bound=StrEnum)
+
+YES = frozenset({"true", "1", "yes", "on"})
+NO = frozenset({"false", "0", "no", "off"})
+
+
+def one_of(kind: type[StrEnum]) -> dict[str, Any]:
+    """The OpenAPI schema of a string parameter that takes ``kind``'s values."""
+    return {"enum": [member.value for member in kind]}
+
+
+def choice(kind: type[E], value: str, field: str) -> E:
+    """``value`` as a member of ``kind``; 422 naming ``field`` if it is none of them."""
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(member.value for member in kind)
+        raise Invalid("invalid", f"{field} must be one of {known}, not {value!r}", field) from None
+
+
+def unit_id_of(value: str | None, field: str = "unit_id") -> UUID | None:
+    """``value`` as a unit's UUID (None when left out); 422 naming ``field`` if it is not one."""
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        raise Invalid("invalid", f"{field} must be a unit's UUID, not {value!r}", field) from None
+
+
+def yes_no(value: str, field: str) -> bool:
+    """``true``/``false`` (or ``1``/``0``, ``yes``/``no``, ``on``/``off``, any case); 422 naming
+    ``field`` for anything else."""
+    word = value.strip().lower()
+    if word in YES or word in NO:
+        return word in YES
+    raise Invalid("invalid", f"{field} must be true or false, not {value!r}", field)
 
 
 def unit_scope(principal: Principal, unit_id: UUID | None) -> UUID | None:

@@ -4,14 +4,13 @@ figures of the dashboard, over a range of months (the last twelve by default).""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.reporting import figures
-from pulih.reporting.api.params import READERS, unit_scope
+from pulih.reporting.api.params import READERS, unit_id_of, unit_scope
 from pulih.reporting.bodies import QolSummary, ReferralSummary
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.ranges import period_range
@@ -25,7 +24,10 @@ Since = Annotated[
 Until = Annotated[
     str | None, Query(alias="to", description="last month, YYYY-MM, included (default: this month)")
 ]
-OneUnit = Annotated[UUID | None, Query(description="one unit (the whole regency if left out)")]
+OneUnit = Annotated[
+    str | None,
+    Query(description="one unit (the whole regency if left out)", json_schema_extra={"format": "uuid"}),
+]
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     403: {"description": "an agent asking for another unit; a national or clinic token"},
@@ -46,7 +48,7 @@ async def referral_summary(
     """Referrals made in the range by status; how many clinics answered and how many in time;
     the median days from referral to acceptance and to closing; and every referral overdue
     today (unanswered after ``respond_by``), whenever it was made. Agents: their own unit."""
-    scope = unit_scope(principal, unit_id)
+    scope = unit_scope(principal, unit_id_of(unit_id))
     today = runtime.clock.today()
     months = period_range(PeriodKind.MONTH, since, until, today)
     async with runtime.database.sessions() as session:
@@ -64,7 +66,7 @@ async def qol_summary(
     """WHOQOL-BREF change (exit against baseline) of the clients who left the programme in the
     range: mean score per domain at both ends, mean change, and how many improved. Agents:
     their own unit."""
-    scope = unit_scope(principal, unit_id)
+    scope = unit_scope(principal, unit_id_of(unit_id))
     months = period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
     async with runtime.database.sessions() as session:
         return await figures.qol_summary(session, LIVE, scope, months)
