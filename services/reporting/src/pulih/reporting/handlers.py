@@ -11,7 +11,8 @@ million events (SQLite), as long as everything else a small batch costs. So a ba
 where the facts changed, and the phases catch up from there (:func:`phases.catch_up`) at most
 every :data:`PHASES_AT_MOST_EVERY` seconds in the consumer, and in the aggregates job
 (:func:`pulih.reporting.aggregates.publish_aggregates`, every ``PULIH_SCHEDULER_SECONDS``): the
-dashboard's phases lag the events by at most about that long, never a minute.
+dashboard's phases lag the events by at most about that long, never a minute (phases are of
+closed months only: an event of the running month counts once the month closes).
 
 :class:`LiveProjection` is what the live consumer calls for each batch: while it catches up
 (full batches: more are waiting) the recount waits for the last batch, or at most
