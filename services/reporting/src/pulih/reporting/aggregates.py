@@ -5,9 +5,9 @@ moves). Each run looks at every *closed* month, from the first month with data u
 before today's (the regency's local day, ``runtime.clock.today()``):
 
 - it rolls the projection forward in time first: stocks (``clients_active``,
-  ``referrals_overdue``) counted on a closed month's last day, and unit phases assessed from
-  the earliest day the consumer noted as changed, or again from the last assessment's month
-  once a day (:func:`pulih.reporting.phases.catch_up`);
+  ``referrals_overdue``) counted on a closed month's last day, and unit phases assessed (closed
+  months only) from the earliest closed day the consumer noted as changed, and for every month
+  that closed since the last run (:func:`pulih.reporting.phases.catch_up`);
 - it reads the month's true figures: the regency-level indicator cells and ``units_by_phase``
   (the units in each phase after that month's assessment);
 - it publishes when the month was never published, or when its true figures changed since the
