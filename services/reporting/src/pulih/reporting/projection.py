@@ -152,6 +152,10 @@ def apply_batch_sync(
     ``AsyncSession.run_sync``)."""
     conn = session.connection() if isinstance(session, Session) else session
     folded, fresh = _new_events(conn, tables, events)
+    if events:
+        # repeats move the position too: the projection has seen the stream up to there (a stream
+        # that ends with a redelivered event would otherwise show a lag forever)
+        _advance(conn, tables, max(events, key=lambda d: d.stream_seq), consumer)
     if not folded:
         return Touched()
     rows = Rows(ZoneInfo(timezone))
@@ -165,7 +169,6 @@ def apply_batch_sync(
             insert(tables.applied_events),
             [{"event_id": d.event.id, "stream_seq": d.stream_seq} for d in fresh],
         )
-    _advance(conn, tables, max(folded, key=lambda d: d.stream_seq), consumer)
     return Touched.of(rows.dates, rows.qol_enrolments)
 
 
