@@ -17,6 +17,7 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -35,6 +36,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from pulih.kit.settings import Settings
@@ -158,13 +160,23 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--fresh", action="store_true", help="drop what a rebuild that died left instead of resuming it"
     )
     rebuild.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help=f"events per transaction (default {DEFAULT_BATCH})"
+        "--batch",
+        type=_positive,
+        default=DEFAULT_BATCH,
+        help=f"events per transaction (default {DEFAULT_BATCH})",
     )
     rebuild.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     rebuild.set_defaults(pulih_command=run_rebuild)
     status = sub.add_parser("status", help="lag behind the stream, last event applied, aggregates published")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(pulih_command=run_status)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -215,6 +227,15 @@ async def projection_status(settings: Settings) -> dict[str, Any]:
 
 def run_status(settings: Settings, args: argparse.Namespace) -> int:
     """``pulih reporting status``: the exit code."""
+    url = make_url(settings.database_url_for("reporting"))
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # status only reads: it must not leave an empty store behind in the wrong data dir
+        print(
+            f"pulih reporting status: no reporting store at {url.database}: has reporting run with "
+            "this data dir (PULIH_DATA_DIR)?",
+            file=sys.stderr,
+        )
+        return 1
     try:
         found = asyncio.run(projection_status(settings))
     except (OSError, nats.errors.Error) as exc:

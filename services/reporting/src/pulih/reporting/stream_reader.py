@@ -48,7 +48,13 @@ PULL_TIMEOUT = 30.0
 async def connect(nats_url: str, settings: Settings | None = None) -> Client:
     """A connection to the regency's NATS server (with its TLS settings, when given)."""
     tls = nats_tls(settings) if settings is not None else None
-    return await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3, tls=tls)
+
+    async def quiet(_: Exception) -> None:
+        # a failure surfaces as the exception connect() or the next request raises; nats-py's
+        # default callback would print a traceback for each reconnect attempt as well
+        return None
+
+    return await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3, tls=tls, error_cb=quiet)
 
 
 async def last_sequence(nc: Client, regency: str) -> int:
