@@ -173,3 +173,55 @@ export function dumbbells({ width, label, rows, format, startLabel, endLabel, co
   });
   return chart;
 }
+
+/**
+ * Lines over categories (months), one per series, with a point for every value (a null leaves a
+ * gap). A series may carry notes: a point with a note is drawn hollow and its title says it
+ * (e.g. a total over hidden cells, "≥ 40 (2 hidden)").
+ */
+export function lines({ width, height = 210, label, categories, series, format }) {
+  const chart = frame(width, height, label);
+  const left = 38, right = 10, top = 12, bottom = 26;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const all = series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined));
+  const { top: max, step } = scale(Math.max(0, ...all));
+  const y = (v) => top + plotH - (v / max) * plotH;
+  const band = plotW / Math.max(1, categories.length);
+  const x = (i) => left + band * i + band / 2;
+  for (let tick = 0; tick <= max; tick += step) {
+    chart.append(
+      svg("line", { class: "gridline", x1: left, x2: width - right, y1: y(tick), y2: y(tick) }),
+      svg("text", { class: "tick", x: left - 6, y: y(tick) + 4, "text-anchor": "end", text: format(tick) }),
+    );
+  }
+  const labelEvery = Math.ceil(44 / band);
+  categories.forEach((category, i) => {
+    if (i % labelEvery === (categories.length - 1) % labelEvery) {
+      chart.append(svg("text", { class: "tick", x: x(i), y: height - 8, "text-anchor": "middle", text: category.short }));
+    }
+  });
+  chart.append(svg("line", { class: "axis", x1: left, x2: width - right, y1: y(0), y2: y(0) }));
+  for (const s of series) {
+    const runs = [[]];
+    s.values.forEach((value, i) => {
+      if (value === null || value === undefined) runs.push([]);
+      else runs.at(-1).push(`${x(i)},${y(value)}`);
+    });
+    for (const run of runs.filter((r) => r.length > 1)) {
+      chart.append(svg("polyline", { class: "line", points: run.join(" "), stroke: s.color }));
+    }
+    s.values.forEach((value, i) => {
+      if (value === null || value === undefined) return;
+      const note = s.notes ? s.notes[i] : null;
+      chart.append(svg("circle", {
+        class: note ? "point inexact" : "point", cx: x(i), cy: y(value), r: note ? 4 : 3.5,
+        fill: s.color, stroke: s.color, "data-period": category(categories[i]),
+      }, svg("title", { text: `${s.label} · ${categories[i].long}: ${note || format(value)}` })));
+    });
+  }
+  return chart;
+}
+
+function category(c) {
+  return c.key ?? c.short;
+}

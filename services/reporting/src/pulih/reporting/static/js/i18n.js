@@ -176,6 +176,11 @@ const LABELS = {
 
 export const LANGUAGES = Object.keys(LABELS);
 
+/** Add a page's own labels ({id: {...}, en: {...}}) to the shared ones (the national page's). */
+export function addLabels(extra) {
+  for (const lang of LANGUAGES) Object.assign(LABELS[lang], extra[lang] || {});
+}
+
 let current = LANGUAGES.includes(localStorage.getItem(STORE_KEY)) ? localStorage.getItem(STORE_KEY) : "id";
 
 export function language() {
