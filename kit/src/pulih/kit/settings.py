@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         description="base64 of 32 bytes; wraps every client's data key",
     )
     programme_file: Path | None = Field(None, alias="PULIH_PROGRAMME_FILE")
+    reporting_mode: Literal["regency", "national"] = Field(
+        "regency",
+        alias="PULIH_REPORTING_MODE",
+        description="national: the reporting service is the national office's view, on the hub",
+    )
+    federation_file: Path | None = Field(
+        None,
+        alias="PULIH_FEDERATION_FILE",
+        description="the federation's list of regencies (deploy/federation.toml): their names, and "
+        "which are expected to report; without it the national view knows those it has received",
+    )
     relay_batch_size: int = Field(256, alias="PULIH_RELAY_BATCH_SIZE", ge=1, le=10_000)
     relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
     max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)

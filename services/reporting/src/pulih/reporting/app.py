@@ -13,6 +13,7 @@ from pulih.reporting import consumers
 from pulih.reporting.aggregates import publish_aggregates
 from pulih.reporting.api import aggregates, dashboard, indicators, phases
 from pulih.reporting.deps import ReportingDeps
+from pulih.reporting.national import store as national_store  # noqa: F401  (its tables on the metadata)
 
 spec = ServiceSpec(
     name="reporting",

@@ -1,0 +1,186 @@
+"""The national view's store: the highest revision of a regency's month wins, and the totals by
+regency, province and nation say how many figures were hidden (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from national_seed import aggregate
+
+import pulih.reporting
+from pulih.contracts import new_event
+from pulih.contracts.events.reporting import AggregateReported
+from pulih.kit.database import Database
+from pulih.kit.migrations import upgrade_to_head
+from pulih.reporting.national.directory import Directory
+from pulih.reporting.national.figures import (
+    NationalCell,
+    last_closed_month,
+    national_phases,
+    national_rows,
+    regency_statuses,
+)
+from pulih.reporting.national.projection import apply_aggregates
+
+MIGRATIONS = Path(pulih.reporting.__file__).parent / "migrations"
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Database]:
+    """A migrated reporting store."""
+    database = Database(database_url)
+    await upgrade_to_head(database, MIGRATIONS)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def feed(store: Database, *events: AggregateReported) -> int:
+    async with store.transaction() as session:
+        return await apply_aggregates(session, events)
+
+
+async def rows(store: Database, **query: object) -> list[NationalCell]:
+    async with store.sessions() as session:
+        return await national_rows(session, start="2026-01", end="2026-12", **query)  # type: ignore[arg-type]
+
+
+def one(cells: list[NationalCell], org_unit: str, period: str, indicator: str) -> NationalCell:
+    (cell,) = [c for c in cells if (c.org_unit, c.period, c.indicator) == (org_unit, period, indicator)]
+    return cell
+
+
+async def test_the_highest_revision_wins_and_an_older_or_equal_one_changes_nothing(store: Database) -> None:
+    assert await feed(store, aggregate("3301", "2026-09", revision=2, base=20)) == 1
+    assert await feed(store, aggregate("3301", "2026-09", revision=1, base=99)) == 0
+    assert await feed(store, aggregate("3301", "2026-09", revision=2, base=77)) == 0
+    cells = await rows(store, level="regency", indicator="clients_screened")
+    assert [(c.org_unit, c.period, c.value) for c in cells] == [("3301", "2026-09", 20)]
+    assert (
+        await feed(store, aggregate("3301", "2026-09", revision=3, base=30, hidden=("clients_screened",)))
+        == 1
+    )
+    (cell,) = await rows(store, level="regency", indicator="clients_screened")
+    assert (cell.value, cell.hidden, cell.reporting, cell.exact) == (0, 1, 1, False)
+
+
+async def test_within_one_batch_the_highest_revision_wins_whatever_the_order(store: Database) -> None:
+    assert (
+        await feed(
+            store,
+            aggregate("3301", "2026-09", revision=3, base=30),
+            aggregate("3301", "2026-09", revision=1, base=10),
+            aggregate("3301", "2026-09", revision=2, base=20),
+        )
+        == 1
+    )
+    (cell,) = await rows(store, level="regency", indicator="dropouts")
+    assert cell.value == 30
+
+
+async def test_a_replayed_envelope_changes_nothing(store: Database) -> None:
+    event = new_event(aggregate("3301", "2026-09", base=12), regency="3301")
+    async with store.transaction() as session:
+        assert await apply_aggregates(session, [event]) == 1
+    async with store.transaction() as session:
+        assert await apply_aggregates(session, [event, event]) == 0
+    (cell,) = await rows(store, level="nation", indicator="dropouts")
+    assert (cell.value, cell.reporting) == (12, 1)
+
+
+async def test_sums_by_regency_province_and_nation_count_the_hidden_cells(store: Database) -> None:
+    await feed(
+        store,
+        aggregate("3301", "2026-09", base=10, hidden=("dropouts",)),
+        aggregate("3302", "2026-09", base=20),
+        aggregate("7471", "2026-09", base=5, hidden=("dropouts", "qol_improved")),
+        aggregate("3301", "2026-10", base=1),
+    )
+    directory = Directory(regencies={"3301": "Cilacap", "3302": "Banyumas"}, provinces={"33": "Jawa Tengah"})
+    regencies = await rows(store, level="regency", indicator="dropouts", directory=directory)
+    assert [(c.org_unit, c.name, c.period, c.value, c.hidden) for c in regencies] == [
+        ("3301", "Cilacap", "2026-09", 0, 1),
+        ("3301", "Cilacap", "2026-10", 1, 0),
+        ("3302", "Banyumas", "2026-09", 20, 0),
+        ("7471", "7471", "2026-09", 0, 1),
+    ]
+    provinces = await rows(store, level="province", directory=directory)
+    central_java = one(provinces, "33", "2026-09", "dropouts")
+    assert (central_java.name, central_java.value, central_java.hidden, central_java.reporting) == (
+        "Jawa Tengah",
+        20,
+        1,
+        2,
+    )
+    assert not central_java.exact
+    assert one(provinces, "33", "2026-09", "clients_screened").exact
+    assert one(provinces, "33", "2026-09", "clients_screened").value == 30
+    assert one(provinces, "74", "2026-09", "qol_improved").hidden == 1
+    nation = await rows(store, level="nation")
+    total = one(nation, "ID", "2026-09", "dropouts")
+    assert (total.name, total.value, total.hidden, total.reporting, total.exact) == (
+        "Indonesia",
+        20,
+        2,
+        3,
+        False,
+    )
+    screened = one(nation, "ID", "2026-09", "clients_screened")
+    assert (screened.value, screened.hidden, screened.exact) == (35, 0, True)
+    assert one(nation, "ID", "2026-10", "clients_screened").reporting == 1
+    assert len(nation) == 2 * 19
+    # one org unit: a province, a regency, the regencies of a province
+    assert {c.org_unit for c in await rows(store, level="province", code="74")} == {"74"}
+    assert {c.org_unit for c in await rows(store, level="regency", code="3302")} == {"3302"}
+    assert {c.org_unit for c in await rows(store, level="regency", code="33")} == {"3301", "3302"}
+
+
+async def test_units_by_phase_add_up(store: Database) -> None:
+    await feed(
+        store,
+        aggregate("3301", "2026-09", phases={"rintisan": 2, "prima": 1}),
+        aggregate("3302", "2026-09", phases={"rintisan": 3, "tumbuh": 4}),
+        aggregate("3302", "2026-09", revision=2, phases={"rintisan": 1, "tumbuh": 6}),
+    )
+    async with store.sessions() as session:
+        nation = await national_phases(session, level="nation", start="2026-09", end="2026-09")
+        regencies = await national_phases(session, level="regency", start="2026-09", end="2026-09")
+    assert [(c.org_unit, c.phase, c.units) for c in nation] == [
+        ("ID", "rintisan", 3),
+        ("ID", "tumbuh", 6),
+        ("ID", "prima", 1),
+    ]
+    assert [(c.org_unit, c.phase, c.units) for c in regencies] == [
+        ("3301", "rintisan", 2),
+        ("3301", "prima", 1),
+        ("3302", "rintisan", 1),
+        ("3302", "tumbuh", 6),
+    ]
+
+
+async def test_silent_regencies_are_the_expected_or_known_without_the_last_closed_month(
+    store: Database,
+) -> None:
+    await feed(
+        store,
+        aggregate("3301", "2026-10", revision=2),
+        aggregate("3302", "2026-09"),
+        aggregate("7471", "2026-10"),
+    )
+    directory = Directory(regencies={"3301": "Cilacap", "3302": "Banyumas", "3303": "Purbalingga"})
+    closed = last_closed_month(date(2026, 11, 3))
+    assert closed == "2026-10"
+    assert last_closed_month(date(2027, 1, 1)) == "2026-12"
+    async with store.sessions() as session:
+        statuses = await regency_statuses(session, last_closed_month=closed, directory=directory)
+    assert [(s.code, s.name, s.last_period, s.revision, s.silent) for s in statuses] == [
+        ("3301", "Cilacap", "2026-10", 2, False),
+        ("3302", "Banyumas", "2026-09", 1, True),
+        ("3303", "Purbalingga", None, None, True),
+        ("7471", "7471", "2026-10", 1, False),
+    ]
+    assert statuses[0].province == "33" and statuses[0].last_received_at is not None
