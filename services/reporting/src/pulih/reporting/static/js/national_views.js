@@ -89,11 +89,11 @@ export function renderKpis(node, data, choice) {
 export function renderProvinces(card, data, width, choice, onChoose) {
   const rowsOf = (code) => data.provinceRows.get(code)?.get(choice.month);
   const max = Math.max(0, ...data.provinces.map((p) => rowsOf(p.code)?.value ?? 0));
-  const barW = Math.max(40, Math.min(220, Math.floor(width * 0.28)));
+  const barW = Math.max(40, Math.min(140, Math.floor(width * 0.12)));
   const provinceTable = el("div", { class: "table-wrap" }, el("table", { class: "provinces" },
     el("thead", {}, el("tr", {},
       el("th", { text: t("n_col_code") }), el("th", { text: t("n_col_province") }),
-      el("th", { class: "num", text: t("n_col_value") }), el("th", { "aria-hidden": "true" }),
+      el("th", { class: "num", text: t("n_col_value") }), el("th", { class: "bar-cell", "aria-hidden": "true" }),
       el("th", { class: "num", text: t("n_col_reporting") }))),
     el("tbody", {}, data.provinces.map((p) => {
       const row = rowsOf(p.code);
