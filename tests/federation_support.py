@@ -15,34 +15,77 @@ regency's services), ``fed.secrets`` for the rest.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.js.api import StreamInfo
+from nats.js.api import PubAck, StreamInfo
+from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from pulih.contracts import CloudEvent, Event, new_event, subject_for
+from pulih.contracts.events import AggregateReported
 from pulih.kit.federation import names
 from pulih.kit.federation.national_stream import declare_national_streams
 from pulih.kit.federation.render import render_hub, render_link, render_regency, write_files
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import Federation, Hub, HubNode, load_federation
+from pulih.kit.messaging import regency_stream_config
 from pulih.kit.nats_server import free_port, nats_server_binary, port_open
 from pulih.kit.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 FEDERATION_FILE = ROOT / "deploy" / "federation.toml"
 HOST = "127.0.0.1"
+E = TypeVar("E", bound=Event)
+
+
+def _event_samples() -> Any:
+    """contracts/tests/event_samples.py: a valid event of every kind, with fresh ids."""
+    spec = importlib.util.spec_from_file_location(
+        "event_samples", ROOT / "contracts" / "tests" / "event_samples.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.setdefault("event_samples", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+_samples = _event_samples()
+
+
+def regency_event(model: type[E], code: str, **overrides: Any) -> CloudEvent[E]:
+    """A realistic ``model`` event of regency ``code`` in its envelope (fresh ids; ``overrides``
+    replace fields of the data)."""
+    if model is AggregateReported:
+        overrides.setdefault("regency", code)
+    return new_event(_samples.sample(model, **overrides), regency=code)
+
+
+def aggregate(
+    code: str, period: str = "2026-09", revision: int = 1, **overrides: Any
+) -> CloudEvent[AggregateReported]:
+    """An ``AggregateReported`` of regency ``code`` for ``period``."""
+    return regency_event(AggregateReported, code, period=period, revision=revision, **overrides)
+
+
+async def publish_event(js: JetStreamContext, event: CloudEvent[Event], code: str | None = None) -> PubAck:
+    """Publish ``event`` on its subject in regency ``code`` (its own by default), as the outbox
+    relay does (``Nats-Msg-Id`` = the event id)."""
+    subject = subject_for(event, code or event.regency)
+    return await js.publish(subject, event.to_json(), headers={"Nats-Msg-Id": str(event.id)})
 
 
 @dataclass
@@ -141,6 +184,22 @@ class RegencyNode:
         """The URL Pulih's services connect with (user ``pulih``, account ``PULIH``)."""
         return f"nats://{names.SERVICE_USER}:{self.secrets.service(self.code)}@{HOST}:{self.server.port}"
 
+    async def connect(self) -> NatsClient:
+        """A connection as Pulih's services."""
+        return await nats.connect(self.service_url, connect_timeout=2)
+
+    async def declare_stream(self) -> None:
+        """Declare the regency's stream ``IBM_<code>`` as the services do (idempotent)."""
+        nc = await self.connect()
+        try:
+            js = nc.jetstream()
+            try:
+                await js.stream_info(names.regency_stream(self.code))
+            except NotFoundError:
+                await js.add_stream(regency_stream_config(self.code))
+        finally:
+            await nc.close()
+
     def clinic_credentials(self, clinic_id: str) -> tuple[str, str]:
         """(user, password) of one of the regency's clinics."""
         return f"clinic-{clinic_id}", self.secrets.clinic(self.code, clinic_id)
@@ -237,9 +296,13 @@ class RunningFederation:
         """Every message of ``NATIONAL`` in order: (subject, decoded JSON body)."""
         return await stream_bodies(self.hub_admin_url, names.NATIONAL_STREAM)
 
-    async def wait_linked(self, code: str, linked: bool = True, timeout: float = 15.0) -> None:
+    async def wait_linked(
+        self, code: str, linked: bool = True, timeout: float = 15.0, *, server_name: str | None = None
+    ) -> None:
         """Wait until regency ``code``'s leaf link is (or, with ``linked=False``, is no longer)
-        connected to the hub, as the hub's ``/leafz`` reports it."""
+        connected to the hub, as the hub's ``/leafz`` reports it (by the server name of the leaf,
+        ``r<code>`` unless ``server_name``)."""
+        leaf_name = server_name or names.domain(code)
 
         async def connected() -> bool:
             for server in self.hub_servers:
@@ -248,7 +311,7 @@ class RunningFederation:
                 with_code = [
                     leaf
                     for leaf in (await server.leafz()).get("leafs") or []
-                    if leaf.get("name") == names.domain(code)
+                    if leaf.get("name") == leaf_name
                 ]
                 if with_code:
                     return True
