@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pulih.kit import backup, dlq
 from pulih.kit.auth import Role, issue_token
+from pulih.kit.federation import cli as federation
 from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
 from pulih.kit.tail import run_tail
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     backup.add_commands(sub)
     dlq.add_parser(sub)
+    federation.add_parser(sub)
     # Commands of installed services (``pulih reporting …``): each entry point adds its parsers,
     # which name the function to run as ``pulih_command(settings, args) -> exit code``.
     for command in entry_points(group="pulih.commands"):
