@@ -3,6 +3,10 @@
 Claims: ``sub`` (who), ``role`` (agent, facilitator, clinic, national, admin, service),
 ``regency``, and ``unit_id`` for agents or ``clinic_id`` for clinics. Tokens are HS256 with the
 regency's secret; ``pulih up`` prints development tokens for every role.
+
+The national view (reporting with ``PULIH_REPORTING_MODE=national``, on the hub) serves the scope
+:data:`NATIONAL_SCOPE` instead of a regency: its tokens carry ``"regency": "national"`` (``pulih
+token national --scope national``), and a regency's token is refused there as another regency's.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pulih.kit.errors import Forbidden, Unauthorized
+from pulih.kit.settings import Settings
 
 ALGORITHM = "HS256"
+
+NATIONAL_SCOPE = "national"
+"""The ``regency`` claim of a token for the national view: the whole federation, aggregates only."""
 
 
 class Role(StrEnum):
@@ -93,7 +101,8 @@ def decode_token(token: str, secret: str, regency: str) -> Principal:
     except (jwt.PyJWTError, ValidationError) as exc:
         raise Unauthorized("invalid_token", "the bearer token is not valid") from exc
     if principal.regency != regency:
-        raise Forbidden("wrong_regency", f"this deployment serves regency {regency}")
+        serves = "the national view" if regency == NATIONAL_SCOPE else f"regency {regency}"
+        raise Forbidden("wrong_regency", f"this deployment serves {serves}")
     if principal.role is Role.AGENT and principal.unit_id is None:
         raise Unauthorized("invalid_token", "an agent token must name its unit_id")
     if principal.role is Role.CLINIC and not principal.clinic_id:
@@ -112,7 +121,13 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing_token", "send Authorization: Bearer <token>")
     settings = request.app.state.settings
-    return decode_token(credentials.credentials, settings.jwt_secret.get_secret_value(), settings.regency)
+    return decode_token(credentials.credentials, settings.jwt_secret.get_secret_value(), scope_of(settings))
+
+
+def scope_of(settings: Settings) -> str:
+    """What a deployment's tokens must name as ``regency``: its regency's code, or
+    :data:`NATIONAL_SCOPE` for the national view."""
+    return NATIONAL_SCOPE if settings.reporting_mode == "national" else settings.regency
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -31,6 +31,10 @@ one unit of work; every message is acknowledged after the commit. What
 
 The unit of work of a batch applies many events, so it is caused by none of them: whatever
 ``apply`` emits starts a chain of its own.
+
+A consumer reads the regency's stream unless told another (``stream=``: the national view reads
+``NATIONAL`` on the hub); one that reads another stream may send its dead letters elsewhere too
+(``dead_letters=``, a :class:`DeadLetterRoute`: ``national.dlq.reporting`` on ``NATIONAL_DLQ``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
@@ -51,12 +57,14 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from pulih.contracts import Event, stream_name
-from pulih.contracts.events.dead_letters import dead_letter_model
+from pulih.contracts import Event, new_event, stream_name
+from pulih.contracts.events.dead_letters import dead_letter_model, dead_letter_of
 from pulih.kit.batch_apply import BatchApplier, BatchApply, Received
+from pulih.kit.emitter import current_traceparent
+from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 
-__all__ = ["BatchApply", "BatchConsumer", "Received", "subscribe_batches"]
+__all__ = ["BatchApply", "BatchConsumer", "DeadLetterRoute", "Received", "subscribe_batches"]
 
 log = logging.getLogger("pulih.batch_consumer")
 _tracer = trace.get_tracer("pulih.batch_consumer")
@@ -74,15 +82,19 @@ def subscribe_batches(
     types: Collection[type[Event]] | None = None,
     retry_base_seconds: float = 1.0,
     max_wait: float = 0.2,
+    stream: str | None = None,
+    dead_letters: DeadLetterRoute | None = None,
 ) -> None:
     """Register durable consumer ``<service>-<durable>`` of ``subject`` that applies batches.
 
     ``apply`` gets up to ``batch_size`` events in stream order, in one unit of work: only events
     of ``types`` (all when None); the others are acknowledged and skipped. A fetch waits at most
     ``max_wait`` seconds for messages, so a quiet stream's events are applied that soon.
-    ``tracks_itself``: see the module's docstring. The consumer starts after the broker and
-    stops before it (``runtime.batch_consumers``). ``ValueError`` for a service without a
-    dead-letter event or a batch size under 1.
+    ``tracks_itself``: see the module's docstring. The durable is on ``stream`` (default: the
+    regency's); its dead letters go to ``dead_letters`` (default: the regency's dead-letter
+    subject). The consumer starts after the broker and stops before it
+    (``runtime.batch_consumers``). ``ValueError`` for a service without a dead-letter event or a
+    batch size under 1.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -98,8 +110,11 @@ def subscribe_batches(
         types=None if types is None else frozenset(model.type_name() for model in types),
         retry_base_seconds=retry_base_seconds,
         max_wait=max_wait,
+        stream=stream,
+        dead_letters=dead_letters,
     )
-    runtime.durables.append(consumer.durable)
+    if stream is None:  # the kit refreshes the regency stream's durables; the others refresh themselves
+        runtime.durables.append(consumer.durable)
     runtime.batch_consumers.append(consumer)
 
 
@@ -127,6 +142,8 @@ class BatchConsumer:
         types: frozenset[str] | None,
         retry_base_seconds: float,
         max_wait: float,
+        stream: str | None = None,
+        dead_letters: DeadLetterRoute | None = None,
     ) -> None:
         self.broker = broker
         self.name = f"{runtime.name}.{durable}"
@@ -137,8 +154,9 @@ class BatchConsumer:
         self.batch_size = batch_size
         self.max_wait = max_wait
         self.settings = runtime.settings
-        self.stream = stream_name(runtime.settings.regency)
-        self.applier = BatchApplier(
+        self.stream = stream or stream_name(runtime.settings.regency)
+        applier = BatchApplier if dead_letters is None else _RoutedApplier
+        self.applier = applier(
             runtime,
             broker,
             name=self.name,
@@ -147,6 +165,10 @@ class BatchConsumer:
             types=types,
             retry_base_seconds=retry_base_seconds,
         )
+        self.applier.stream = self.stream
+        if isinstance(self.applier, _RoutedApplier):
+            assert dead_letters is not None
+            self.applier.route = dead_letters
         self._running = False
         self._busy = False
         self._task: asyncio.Task[None] | None = None
@@ -309,3 +331,72 @@ class _PullRequests:
 
 class PullRefused(Exception):
     """JetStream answered a pull request with an error status (409, 503…)."""
+
+
+@dataclass(frozen=True)
+class DeadLetterRoute:
+    """Where a consumer of a stream other than the regency's sends its dead letters: ``subject``
+    on ``stream`` (e.g. ``national.dlq.reporting`` on ``NATIONAL_DLQ``). A letter's envelope names
+    the regency of the refused message's subject (``ibm.<code>.…``), or ``regency`` where that
+    subject names none."""
+
+    subject: str
+    stream: str
+    regency: str
+
+
+_ROUTED_LETTER_IDS = uuid.UUID("2d7c4a1e-93b0-4c57-8f6e-0a5d1b3e7f29")
+"""Namespace of routed dead letters' ids: one message refused twice (a crash before its ``term``)
+gives one id, so the stream's duplicate window keeps one letter."""
+
+
+class _RoutedApplier(BatchApplier):
+    """A :class:`BatchApplier` whose dead letters go to a :class:`DeadLetterRoute`."""
+
+    route: DeadLetterRoute
+
+    async def _dead_letter(self, message: Msg, attempts: int, error: str, reason: str) -> None:
+        stream_seq = message.metadata.sequence.stream
+        parts = message.subject.split(".")
+        regency = (
+            parts[1] if len(parts) > 1 and parts[0] == "ibm" and parts[1].isdigit() else self.route.regency
+        )
+        data = dead_letter_of(
+            self.runtime.name,
+            consumer=self.name,
+            subject=message.subject,
+            stream_seq=stream_seq,
+            attempts=attempts,
+            error=error,
+            reason=reason,
+            payload=message.data,
+        )
+        letter_id = uuid.uuid5(_ROUTED_LETTER_IDS, f"{self.route.subject}/{self.name}/{stream_seq}")
+        letter = new_event(
+            data,
+            regency=regency,
+            id=letter_id,
+            correlationid=str(letter_id),
+            traceparent=current_traceparent(),
+        )
+        headers = {
+            **envelope_headers(letter),
+            "Pulih-Dlq-Error": data.error,
+            "Pulih-Dlq-Reason": " ".join(data.reason.split())[:500],
+        }
+        js = self.broker.connection.jetstream()
+        await js.publish(
+            self.route.subject, letter.to_json(), timeout=5.0, stream=self.route.stream, headers=headers
+        )
+        log.warning(
+            "dead-lettered",
+            extra={
+                "consumer": self.name,
+                "subject": message.subject,
+                "stream_seq": stream_seq,
+                "error": error,
+                "reason": reason,
+                "to": self.route.subject,
+            },
+        )
+        await message.term()

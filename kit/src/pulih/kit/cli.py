@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from importlib.metadata import entry_points
 from uuid import UUID
 
 from pulih.kit import backup, dlq
-from pulih.kit.auth import Role, issue_token
+from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token, scope_of
 from pulih.kit.federation import cli as federation
 from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--unit", type=UUID, help="the agent's unit_id")
     token.add_argument("--clinic", help="the clinic's id")
     token.add_argument("--sub", help="who the token is for (default: <role>-dev)")
+    token.add_argument(
+        "--scope",
+        help="the regency code the token is for, or 'national' for the national view "
+        "(default: PULIH_REGENCY; national where PULIH_REPORTING_MODE=national)",
+    )
     return parser
 
 
@@ -102,12 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "clinic" and not args.clinic:
             print("pulih: a clinic token needs --clinic <clinic_id>", file=sys.stderr)
             return 2
+        scope = args.scope or scope_of(settings)
+        if scope != NATIONAL_SCOPE and not re.fullmatch(r"[0-9]{4}", scope):
+            print(
+                f"pulih: --scope is a 4-digit regency code or {NATIONAL_SCOPE}, not {scope!r}",
+                file=sys.stderr,
+            )
+            return 2
         print(
             issue_token(
                 settings.jwt_secret.get_secret_value(),
                 sub=args.sub or f"{args.role}-dev",
                 role=args.role,
-                regency=settings.regency,
+                regency=scope,
                 unit_id=args.unit,
                 clinic_id=args.clinic,
             )

@@ -5,13 +5,17 @@ own dependencies (programme, vault, HTTP clients) are built first, so a bad prog
 the service at start with a message that names it, not at the first request. The
 API starts even when NATS is down: commands keep landing in the outbox, and the broker, the
 stream, the consumers and the relay come up as soon as NATS answers.
+
+A service outside a regency (the national view, on the hub) declares or waits for its own
+streams (``ServiceSpec.streams``) instead of the regency's, and one that publishes nothing
+through an outbox (``publishes=False``) runs no relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,8 @@ log = logging.getLogger("pulih.service")
 Subscribe = Callable[[ServiceRuntime, NatsBroker], None]
 Background = Callable[[ServiceRuntime], "asyncio.Task[None]"]
 Dependencies = Callable[[Settings], ServiceDeps]
+Streams = Callable[[NatsBroker, ServiceRuntime], Awaitable[None]]
+"""Declares, or checks, the streams a service uses once connected; raising retries the connection."""
 
 
 class StartupError(RuntimeError):
@@ -70,17 +76,27 @@ class ServiceSpec:
     subscribe: Subscribe | None = None
     background: Sequence[Background] = field(default_factory=tuple)
     version: str = "1.0.0"
+    streams: Streams | None = None
+    """Instead of the regency's stream: what the service declares or waits for on connecting
+    (its consumers' durables then refresh themselves: none is on the regency stream)."""
+    publishes: bool = True
+    """False: the service emits nothing through an outbox, and runs no relay."""
 
 
-async def _connect_when_possible(runtime: ServiceRuntime, broker: NatsBroker) -> None:
+async def _connect_when_possible(
+    runtime: ServiceRuntime, broker: NatsBroker, streams: Streams | None = None
+) -> None:
     delay = 0.5
     while True:
         try:
             await broker.connect()
-            await ensure_regency_stream(
-                broker, runtime.settings.regency, StreamLimits.from_settings(runtime.settings)
-            )
-            await refresh_durables(broker, runtime)
+            if streams is None:
+                await ensure_regency_stream(
+                    broker, runtime.settings.regency, StreamLimits.from_settings(runtime.settings)
+                )
+                await refresh_durables(broker, runtime)
+            else:
+                await streams(broker, runtime)
             await broker.start()
             for consumer in runtime.batch_consumers:
                 await consumer.start()
@@ -151,26 +167,29 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             deps=deps,
             clock=clock_from(settings.clock, settings.timezone, settings.clock_start),
         )
-        relay = OutboxRelay(
-            database,
-            stream_publisher(broker, settings.regency),
-            batch_size=settings.relay_batch_size,
-            poll_seconds=settings.relay_poll_seconds,
-            ready=lambda: _connected(broker),
-        )
-        runtime.relay = relay
-        runtime.emitter = Emitter(settings.regency, wake=relay.wake)
+        relay: OutboxRelay | None = None
+        if spec.publishes:
+            relay = OutboxRelay(
+                database,
+                stream_publisher(broker, settings.regency),
+                batch_size=settings.relay_batch_size,
+                poll_seconds=settings.relay_poll_seconds,
+                ready=lambda: _connected(broker),
+            )
+            runtime.relay = relay
+            runtime.emitter = Emitter(settings.regency, wake=relay.wake)
         if spec.subscribe is not None:
             spec.subscribe(runtime, broker)
         app.state.runtime = runtime
-        connecting = asyncio.create_task(_connect_when_possible(runtime, broker))
+        connecting = asyncio.create_task(_connect_when_possible(runtime, broker, spec.streams))
         tasks = [make(runtime) for make in spec.background]
         try:
             yield
         finally:
             for task in [connecting, *tasks]:
                 await _cancel(task)
-            await relay.stop()
+            if relay is not None:
+                await relay.stop()
             for consumer in runtime.batch_consumers:
                 await consumer.stop()
             with suppress(Exception):

@@ -13,7 +13,7 @@ from pulih.reporting import consumers
 from pulih.reporting.aggregates import publish_aggregates
 from pulih.reporting.api import aggregates, dashboard, indicators, phases
 from pulih.reporting.deps import ReportingDeps
-from pulih.reporting.national import store as national_store  # noqa: F401  (its tables on the metadata)
+from pulih.reporting.national.spec import spec as national_spec
 
 spec = ServiceSpec(
     name="reporting",
@@ -35,8 +35,10 @@ spec = ServiceSpec(
 
 
 def build(settings: Settings | None = None) -> FastAPI:
-    """The reporting app for ``settings`` (environment variables by default)."""
-    return create_app(spec, settings)
+    """The reporting app for ``settings`` (environment variables by default): the regency's, or
+    the national view with ``PULIH_REPORTING_MODE=national``."""
+    settings = settings or Settings()
+    return create_app(national_spec if settings.reporting_mode == "national" else spec, settings)
 
 
 app = build()

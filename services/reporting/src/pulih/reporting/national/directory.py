@@ -8,11 +8,12 @@ Kemendagri regency code; its name comes from :data:`pulih.kit.federation.names.P
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pulih.kit.federation.names import PROVINCES
+from pulih.kit.federation.topology import load_federation
 
 NATION = "ID"
 """The org unit code of the nation."""
@@ -25,18 +26,8 @@ def province_of(regency: str) -> str:
     return regency[:2]
 
 
-def _federation_module(name: str) -> Any:
-    """``pulih.kit.federation.<name>`` (None where the kit has no federation package)."""
-    try:
-        return importlib.import_module(f"pulih.kit.federation.{name}")
-    except ImportError:
-        return None
-
-
 def _province_names() -> dict[str, str]:
-    names = _federation_module("names")
-    provinces = getattr(names, "PROVINCES", None) if names is not None else None
-    return {str(code): str(name) for code, name in (provinces or {}).items()}
+    return dict(PROVINCES)
 
 
 @dataclass(frozen=True)
@@ -54,11 +45,8 @@ class Directory:
         for a file that cannot be read."""
         if federation_file is None:
             return cls()
-        topology = _federation_module("topology")
-        if topology is None:
-            raise ValueError("PULIH_FEDERATION_FILE needs pulih.kit.federation, which is not installed")
-        federation = topology.load_federation(federation_file)
-        return cls(regencies={str(r.code): str(r.name) for r in federation.regencies})
+        federation = load_federation(federation_file)
+        return cls(regencies={r.code: r.name for r in federation.regencies})
 
     @property
     def expected(self) -> frozenset[str]:

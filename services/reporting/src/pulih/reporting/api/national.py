@@ -1,0 +1,355 @@
+"""``GET /v1/national/…``: the national office's figures, as JSON or CSV.
+
+- ``/regencies``: every regency expected (the federation list) or heard from, its latest month
+  and whether it is silent (nothing of the last closed month of the national view's clock);
+- ``/indicators``: indicators by nation, province or regency and month; a total says how many
+  regency figures were suppressed (``hidden``) and so are missing from its ``value``;
+- ``/phases``: how many IBM units were in each phase, by the same org units.
+
+National and admin tokens of the national view only (``"regency": "national"``). CSV when
+``Accept`` prefers ``text/csv``, as ``/v1/indicators`` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from pulih.contracts.codes import Indicator
+from pulih.kit.auth import Role, allow
+from pulih.kit.deps import RuntimeDep
+from pulih.kit.errors import Invalid
+from pulih.reporting.api.indicators import CSV, wants_csv
+from pulih.reporting.api.params import choice, one_of
+from pulih.reporting.domain.periods import PeriodKind
+from pulih.reporting.national.deps import DirectoryDep
+from pulih.reporting.national.directory import NATION
+from pulih.reporting.national.figures import (
+    NationalLevel,
+    last_closed_month,
+    national_phases,
+    national_rows,
+    regency_statuses,
+)
+from pulih.reporting.national.store import national_aggregates
+from pulih.reporting.ranges import MOST_ROWS, PeriodRange, period_range
+
+router = APIRouter(prefix="/v1/national", tags=["national"])
+
+NATIONAL_READERS = (Role.NATIONAL, Role.ADMIN)
+"""Who reads the national view: the national office, and the hub's administrators."""
+
+_CODE_FORMS = {
+    NationalLevel.PROVINCE: (re.compile(r"^[0-9]{2}$"), "a 2-digit province code"),
+    NationalLevel.REGENCY: (
+        re.compile(r"^[0-9]{2}([0-9]{2})?$"),
+        "a 4-digit regency code (or a province's 2)",
+    ),
+}
+
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {CSV: {"schema": {"type": "string"}}},
+        "description": "JSON, or CSV (a header row, then a row each) when `Accept` prefers `text/csv`",
+    },
+    403: {"description": "a token of a regency, or a role other than national or admin"},
+    422: {"description": "a bad level, code, period or indicator (`field` names the parameter)"},
+}
+
+
+class RegencyView(BaseModel):
+    """A regency as the national office sees it."""
+
+    code: str
+    name: str
+    province: str
+    province_name: str
+    last_period: str | None = Field(description="the latest month it reported")
+    last_received_at: datetime | None = Field(description="when its latest aggregate arrived")
+    revision: int | None = Field(description="the revision held for last_period")
+    silent: bool = Field(description="no aggregate of last_closed_month has arrived")
+
+
+class RegenciesView(BaseModel):
+    """``GET /v1/national/regencies``."""
+
+    last_closed_month: str
+    regencies: list[RegencyView]
+
+
+class CellView(BaseModel):
+    """One indicator of one org unit in one month."""
+
+    level: str
+    org_unit: str = Field(description="ID, a province's 2 digits or a regency's 4")
+    name: str
+    period: str
+    indicator: str
+    value: int = Field(description="the sum of the published regency figures")
+    hidden: int = Field(description="how many regency figures of the total were suppressed")
+    reporting: int = Field(description="how many regencies' aggregates the total adds up")
+    exact: bool = Field(description="nothing was hidden")
+
+
+class IndicatorsView(BaseModel):
+    """``GET /v1/national/indicators``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    level: str
+    from_: str = Field(alias="from")
+    to: str
+    rows: list[CellView]
+
+
+class PhaseView(BaseModel):
+    """How many units of one org unit were in one phase in one month."""
+
+    level: str
+    org_unit: str
+    name: str
+    period: str
+    phase: str
+    units: int
+
+
+class PhasesView(BaseModel):
+    """``GET /v1/national/phases``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    level: str
+    from_: str = Field(alias="from")
+    to: str
+    rows: list[PhaseView]
+
+
+def _checked_code(level: NationalLevel, code: str | None) -> str | None:
+    if code is None:
+        return None
+    if level is NationalLevel.NATION:
+        if code != NATION:
+            raise Invalid("invalid_code", f"the nation's code is {NATION}; leave code out", "code")
+        return None
+    form, what = _CODE_FORMS[level]
+    if not form.match(code):
+        raise Invalid("invalid_code", f"code must be {what} at level {level.value}", "code")
+    return code
+
+
+def _answer(
+    request: Request, body: dict[str, Any], columns: Sequence[str], rows: Iterable[dict[str, Any]], name: str
+) -> Response:
+    if wants_csv(request.headers.get("accept")):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else _csv_value(row[c]) for c in columns])
+        return Response(
+            out.getvalue(),
+            media_type=f"{CSV}; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', "Vary": "Accept"},
+        )
+    return Response(
+        json.dumps(body, separators=(",", ":"), default=_json_value),
+        media_type="application/json",
+        headers={"Vary": "Accept"},
+    )
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _months(runtime: RuntimeDep, since: str | None, until: str | None) -> PeriodRange:
+    return period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
+
+
+Since = Annotated[str | None, Query(alias="from", description="first month, YYYY-MM (default: a year back)")]
+Until = Annotated[str | None, Query(alias="to", description="last month, included (default: this month)")]
+Level = Annotated[
+    str,
+    Query(alias="level", description="nation, province or regency", json_schema_extra=one_of(NationalLevel)),
+]
+Code = Annotated[
+    str | None,
+    Query(
+        description="one org unit of the level: a province's 2 digits, a regency's 4 (at level regency, a "
+        "province's 2 give its regencies)"
+    ),
+]
+
+
+@router.get(
+    "/regencies",
+    response_model=RegenciesView,
+    dependencies=[allow(*NATIONAL_READERS)],
+    responses=_CSV_RESPONSE,
+)
+async def regencies(request: Request, runtime: RuntimeDep, directory: DirectoryDep) -> Response:
+    """Every regency expected or heard from, in code order: its latest month, when its latest
+    aggregate arrived, and whether it is silent (nothing of the last closed month)."""
+    closed = last_closed_month(runtime.clock.today())
+    async with runtime.database.sessions() as session:
+        statuses = await regency_statuses(session, last_closed_month=closed, directory=directory)
+    rows = [
+        {
+            "code": s.code,
+            "name": s.name,
+            "province": s.province,
+            "province_name": s.province_name,
+            "last_period": s.last_period,
+            "last_received_at": s.last_received_at,
+            "revision": s.revision,
+            "silent": s.silent,
+        }
+        for s in statuses
+    ]
+    columns = list(RegencyView.model_fields)
+    return _answer(
+        request,
+        {"last_closed_month": closed, "regencies": rows},
+        columns,
+        rows,
+        f"pulih-national-regencies-{closed}",
+    )
+
+
+@router.get(
+    "/indicators",
+    response_model=IndicatorsView,
+    response_model_by_alias=True,
+    dependencies=[allow(*NATIONAL_READERS)],
+    responses=_CSV_RESPONSE,
+)
+async def indicators(
+    request: Request,
+    runtime: RuntimeDep,
+    directory: DirectoryDep,
+    level_name: Level = NationalLevel.NATION.value,
+    code: Code = None,
+    since: Since = None,
+    until: Until = None,
+    indicator_name: Annotated[
+        str | None,
+        Query(
+            alias="indicator",
+            description="one indicator (all if left out)",
+            json_schema_extra=one_of(Indicator),
+        ),
+    ] = None,
+) -> Response:
+    """Indicators of each org unit at ``level`` (or the one ``code``) by month from ``from`` to
+    ``to``: months that org unit reported, org units in code order, indicators in the
+    catalogue's order."""
+    level = choice(NationalLevel, level_name, "level")
+    wanted = _checked_code(level, code)
+    indicator = None if indicator_name is None else choice(Indicator, indicator_name, "indicator").value
+    months = _months(runtime, since, until)
+    async with runtime.database.sessions() as session:
+        if level is NationalLevel.REGENCY and (wanted is None or len(wanted) == 2):
+            count = select(func.count(func.distinct(national_aggregates.c.regency))).where(
+                national_aggregates.c.period >= months.first, national_aggregates.c.period <= months.last
+            )
+            if wanted is not None:
+                count = count.where(national_aggregates.c.regency.startswith(wanted))
+            most = (
+                int(await session.scalar(count) or 0)
+                * len(months.periods)
+                * (1 if indicator else len(Indicator))
+            )
+            if most > MOST_ROWS:
+                raise Invalid(
+                    "too_many_rows",
+                    f"that may be {most} rows, more than {MOST_ROWS}: ask for one indicator, one province "
+                    "(code) or fewer months",
+                    "from",
+                )
+        cells = await national_rows(
+            session,
+            level=level,
+            code=wanted,
+            start=months.first,
+            end=months.last,
+            indicator=indicator,
+            directory=directory,
+        )
+    rows = [
+        {
+            "level": c.level,
+            "org_unit": c.org_unit,
+            "name": c.name,
+            "period": c.period,
+            "indicator": c.indicator,
+            "value": c.value,
+            "hidden": c.hidden,
+            "reporting": c.reporting,
+            "exact": c.exact,
+        }
+        for c in cells
+    ]
+    body = {"level": level.value, "from": months.first, "to": months.last, "rows": rows}
+    name = f"pulih-national-{level.value}-{months.first}-{months.last}"
+    return _answer(request, body, list(CellView.model_fields), rows, name)
+
+
+@router.get(
+    "/phases",
+    response_model=PhasesView,
+    response_model_by_alias=True,
+    dependencies=[allow(*NATIONAL_READERS)],
+    responses=_CSV_RESPONSE,
+)
+async def phases(
+    request: Request,
+    runtime: RuntimeDep,
+    directory: DirectoryDep,
+    level_name: Level = NationalLevel.NATION.value,
+    code: Code = None,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    """How many IBM units were in each phase, per org unit at ``level`` (or the one ``code``)
+    and month, by each regency's latest aggregate of the month."""
+    level = choice(NationalLevel, level_name, "level")
+    wanted = _checked_code(level, code)
+    months = _months(runtime, since, until)
+    async with runtime.database.sessions() as session:
+        cells = await national_phases(
+            session, level=level, code=wanted, start=months.first, end=months.last, directory=directory
+        )
+    rows = [
+        {
+            "level": c.level,
+            "org_unit": c.org_unit,
+            "name": c.name,
+            "period": c.period,
+            "phase": c.phase,
+            "units": c.units,
+        }
+        for c in cells
+    ]
+    body = {"level": level.value, "from": months.first, "to": months.last, "rows": rows}
+    name = f"pulih-national-phases-{level.value}-{months.first}-{months.last}"
+    return _answer(request, body, list(PhaseView.model_fields), rows, name)

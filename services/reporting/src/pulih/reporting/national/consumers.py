@@ -1,0 +1,95 @@
+"""What the national view subscribes to: ``NATIONAL``, every regency's aggregates, in batches.
+
+One durable consumer (``reporting-national``, filter ``ibm.*.reporting.aggregate_reported``)
+reads the hub's ``NATIONAL`` stream in order and hands each batch to :func:`apply_batch` in one
+unit of work; the kit's inbox skips what was applied already (a redelivery, a replay). The
+stream is the hub's, declared by ``pulih federation declare``: until it exists the service
+waits, saying so (:func:`wait_for_national`), and declares nothing itself.
+
+An aggregate whose ``regency`` (in its payload or envelope) is not the code of its subject
+(``ibm.<code>.…``) is refused (``forged_regency``): it is dead-lettered on
+``national.dlq.reporting`` (stream ``NATIONAL_DLQ``) and counts nowhere. The servers already
+stop a regency from publishing under another's code; this is the view's own check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError
+
+from pulih.contracts.events.reporting import AggregateReported
+from pulih.kit.batch_consumer import DeadLetterRoute, Received, subscribe_batches
+from pulih.kit.consumers import Rejected
+from pulih.kit.federation import names
+from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.unit_of_work import UnitOfWork
+from pulih.reporting.national.projection import Arrival, record_arrivals
+
+DURABLE = names.NATIONAL_DURABLE.removeprefix("reporting-")
+"""The durable's name: ``reporting-national``."""
+
+BATCH_SIZE = 500
+"""Aggregates per transaction (514 regencies' month is about one batch)."""
+
+
+class NationalStreamMissing(RuntimeError):
+    """The hub has no ``NATIONAL`` stream yet."""
+
+
+def subject_regency(subject: str) -> str | None:
+    """The regency code of an ``ibm.<code>.…`` subject (None for any other)."""
+    parts = subject.split(".")
+    if len(parts) > 2 and parts[0] == "ibm" and len(parts[1]) == 4 and parts[1].isdigit():
+        return parts[1]
+    return None
+
+
+def arrival_of(received: Received) -> Arrival:
+    """The aggregate of ``received``; :class:`Rejected` (``forged_regency``) when it claims a
+    regency other than its subject's."""
+    aggregate = received.event.data
+    assert isinstance(aggregate, AggregateReported)
+    code = subject_regency(received.subject)
+    if code is None or aggregate.regency != code or received.event.regency != code:
+        raise Rejected(
+            "forged_regency",
+            f"an aggregate of regency {aggregate.regency} (envelope {received.event.regency}) on "
+            f"{received.subject}: a regency reports only its own",
+        )
+    return Arrival(aggregate, received.event.id, received.stream_seq)
+
+
+async def apply_batch(uow: UnitOfWork, received: Sequence[Received]) -> None:
+    """Keep the highest revision of each regency's month among ``received`` (in the batch's unit
+    of work); a forged aggregate refuses the batch, which the kit then applies one at a time."""
+    await record_arrivals(uow.session, [arrival_of(r) for r in received])
+
+
+async def wait_for_national(broker: NatsBroker, runtime: ServiceRuntime) -> None:
+    """Connecting: check that the hub has ``NATIONAL`` (the service's connection retries, and
+    logs why, until it has)."""
+    try:
+        await broker.connection.jetstream().stream_info(names.NATIONAL_STREAM)
+    except NotFoundError:
+        raise NationalStreamMissing(
+            f"the hub has no {names.NATIONAL_STREAM} stream yet (declare it: pulih federation declare)"
+        ) from None
+
+
+def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
+    """Register the national view's consumer of ``NATIONAL``."""
+    subscribe_batches(
+        runtime,
+        broker,
+        durable=DURABLE,
+        subject=names.NATIONAL_FILTER,
+        apply=apply_batch,
+        batch_size=BATCH_SIZE,
+        types=[AggregateReported],
+        stream=names.NATIONAL_STREAM,
+        dead_letters=DeadLetterRoute(
+            names.NATIONAL_DLQ_REPORTING, names.NATIONAL_DLQ_STREAM, runtime.settings.regency
+        ),
+    )
