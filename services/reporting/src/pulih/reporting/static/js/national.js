@@ -110,6 +110,9 @@ async function load({ figuresOnly = false } = {}) {
     const figures = await indicatorRows(base.range, state.choice.indicator);
     if (ticket !== state.loading) return;  // a newer load (another indicator) has started
     const data = { ...base, ...figures };
+    // the months from the first any regency reported (of the last twelve) to the last closed one
+    const first = base.months.findIndex((period) => data.nation.has(period) || base.nationPhases.has(period));
+    data.months = base.months.slice(first < 0 ? base.months.length - 1 : first);
     data.reported = (period) => data.regencies.filter((r) => data.regencyRows.get(r.code)?.get(period)?.reporting).length;
     state.data = data;
     if (!data.months.includes(state.choice.month)) state.choice.month = data.lastClosed;
