@@ -184,3 +184,17 @@ async def test_silent_regencies_are_the_expected_or_known_without_the_last_close
         ("7471", "7471", "2026-10", 1, False),
     ]
     assert statuses[0].province == "33" and statuses[0].last_received_at is not None
+
+
+def test_an_aggregate_under_another_regencys_subject_is_refused_as_forged() -> None:
+    from pulih.kit.batch_consumer import Received
+    from pulih.kit.consumers import Rejected
+    from pulih.reporting.national.consumers import arrival_of
+
+    own = new_event(aggregate("3301", "2026-09"), regency="3301")
+    assert arrival_of(Received(own, 7, "ibm.3301.reporting.aggregate_reported", 1)).key == ("3301", "2026-09")
+    forged = new_event(aggregate("3302", "2026-09"), regency="3302")
+    for subject in ("ibm.3301.reporting.aggregate_reported", "elsewhere"):
+        with pytest.raises(Rejected) as refused:
+            arrival_of(Received(forged, 8, subject, 1))
+        assert refused.value.error == "forged_regency"

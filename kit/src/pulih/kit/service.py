@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ async def _connect_when_possible(
         except Exception as exc:
             log.warning(
                 "NATS at %s not ready (%s); retrying in %.1fs",
-                runtime.settings.nats_url,
+                without_password(runtime.settings.nats_url),
                 exc,
                 delay,
             )
@@ -116,10 +117,16 @@ async def _connect_when_possible(
                 await broker.stop()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-    log.info("connected to NATS at %s", runtime.settings.nats_url)
+    log.info("connected to NATS at %s", without_password(runtime.settings.nats_url))
     runtime.broker = broker
     if runtime.relay is not None:
         runtime.relay.start()
+
+
+def without_password(url: str) -> str:
+    """``url`` (one NATS URL or several, comma-separated) with each password replaced by ``***``,
+    for the logs."""
+    return re.sub(r"(://[^:/@,]+:)[^@,]*@", r"\1***@", url)
 
 
 def _connected(broker: NatsBroker) -> bool:
