@@ -21,10 +21,9 @@ from fastapi.responses import JSONResponse
 
 from pulih.kit.auth import Role, allow
 from pulih.kit.deps import RuntimeDep
-from pulih.kit.runtime import ServiceRuntime
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.national import dhis2
-from pulih.reporting.national.directory import Directory
+from pulih.reporting.national.deps import DirectoryDep
 from pulih.reporting.national.figures import (
     NationalLevel,
     last_closed_month,
@@ -39,15 +38,6 @@ router = APIRouter(prefix="/v1/national/dhis2", tags=["national", "dhis2"])
 NATIONAL_READERS = (Role.NATIONAL, Role.ADMIN)
 
 
-def _directory(runtime: ServiceRuntime) -> Directory:
-    """The national view's directory of regencies: the one its dependencies hold, or the
-    federation file's."""
-    held = getattr(runtime.deps, "directory", None)
-    if isinstance(held, Directory):
-        return held
-    return Directory.load(runtime.settings.federation_file)
-
-
 def _attachment(body: dict[str, Any], filename: str) -> JSONResponse:
     return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -57,12 +47,11 @@ def _attachment(body: dict[str, Any], filename: str) -> JSONResponse:
     dependencies=[allow(*NATIONAL_READERS)],
     responses={200: {"description": "DHIS2 metadata: dataElements, organisationUnits, dataSets"}},
 )
-async def metadata(runtime: RuntimeDep) -> JSONResponse:
+async def metadata(runtime: RuntimeDep, directory: DirectoryDep) -> JSONResponse:
     """The DHIS2 metadata import file (``POST /api/metadata``, or the Import/Export app): a data
     element per indicator and per unit phase, Indonesia, the provinces and every regency the
     national view expects or has received, and Pulih's monthly data set. UIDs are stable: import
     it again after a regency joins."""
-    directory = _directory(runtime)
     closed = last_closed_month(runtime.clock.today())
     async with runtime.database.sessions() as session:
         statuses = await regency_statuses(session, last_closed_month=closed, directory=directory)
@@ -80,6 +69,7 @@ async def metadata(runtime: RuntimeDep) -> JSONResponse:
 )
 async def data_value_sets(
     runtime: RuntimeDep,
+    directory: DirectoryDep,
     since: Annotated[
         str | None, Query(alias="from", description="first month, YYYY-MM (default: twelve months back)")
     ] = None,
@@ -93,7 +83,6 @@ async def data_value_sets(
     absent, not 0. Import the metadata first."""
     last_closed = runtime.clock.today().replace(day=1) - timedelta(days=1)
     months = period_range(PeriodKind.MONTH, since, until, last_closed)
-    directory = _directory(runtime)
     async with runtime.database.sessions() as session:
         figures = await national_rows(
             session, level=NationalLevel.REGENCY, start=months.first, end=months.last, directory=directory
