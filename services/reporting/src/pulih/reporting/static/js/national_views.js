@@ -116,7 +116,7 @@ export function renderProvinces(card, data, width, choice, onChoose) {
     el("tfoot", {}, el("tr", { "data-nation": "" },
       el("td", {}), el("td", { text: t("n_total") }),
       el("td", { class: "num" }, totalCell(data.nation.get(choice.month))),
-      el("td", {}),
+      el("td", { class: "bar-cell" }),
       el("td", { class: "num" }, el("span", {
         class: "reporting-of", text: t("n_of", { part: number(data.reported(choice.month)), whole: number(data.regencies.length) }),
       }))))));
