@@ -271,3 +271,15 @@ def test_the_csv_button_asks_for_every_regency_figure_as_csv(base_url: str) -> N
     assert any(line.startswith("regency,3302,Banyumas,2026-10,clients_screened,") for line in lines), lines[
         :3
     ]
+
+
+def test_the_page_and_its_files_are_served_by_the_national_service(base_url: str) -> None:
+    """``/`` is the national page (not the regency dashboard), with the dashboard's CSP; its
+    scripts come from the service itself."""
+    page = httpx.get(f"{base_url}/")
+    assert page.status_code == 200
+    assert "Dasbor Nasional IBM" in page.text and "/static/js/national.js" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("js/national.js", "js/national_views.js", "js/national_labels.js", "national.css"):
+        assert httpx.get(f"{base_url}/static/{asset}").status_code == 200, asset
+    assert httpx.get(f"{base_url}/static/../app.py").status_code == 404
