@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import httpx
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.js.api import PubAck, StreamInfo
+from nats.js.api import DeliverPolicy, PubAck, StreamInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -328,18 +328,20 @@ class RunningFederation:
 
 
 async def stream_bodies(url: str, stream: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every message of ``stream`` (subject, JSON body), read by sequence with the stream's API."""
+    """Every message of ``stream`` (subject, JSON body; ``{}`` for an empty one), in order, read
+    with an ordered consumer (``url``: comma-separated servers with credentials)."""
     nc = await nats.connect(url.split(","), connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
-        info = await js.stream_info(stream)
-        found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            found.append((msg.subject or "", json.loads(msg.data or b"{}")))
+        expected = (await js.stream_info(stream)).state.messages
+        if expected == 0:
+            return []
+        sub = await js.subscribe(">", stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+        found: list[tuple[str, dict[str, Any]]] = []
+        while len(found) < expected:
+            msg = await sub.next_msg(timeout=5)
+            found.append((msg.subject, json.loads(msg.data or b"{}")))
+        await sub.unsubscribe()
         return found
     finally:
         await nc.close()
