@@ -198,3 +198,23 @@ def test_an_aggregate_under_another_regencys_subject_is_refused_as_forged() -> N
         with pytest.raises(Rejected) as refused:
             arrival_of(Received(forged, 8, subject, 1))
         assert refused.value.error == "forged_regency"
+
+
+async def test_a_later_revision_in_a_later_batch_updates_the_province_and_nation_totals(
+    store: Database,
+) -> None:
+    await feed(store, aggregate("3301", "2026-09", base=10), aggregate("3302", "2026-09", base=5))
+    await feed(store, aggregate("3301", "2026-09", revision=2, base=1, hidden=("dropouts",)))
+    for level, org_unit in (("nation", "ID"), ("province", "33")):
+        cells = await rows(store, level=level)
+        assert (
+            one(cells, org_unit, "2026-09", "sessions_held").value,
+            one(cells, org_unit, "2026-09", "sessions_held").reporting,
+        ) == (6, 2)
+        dropouts = one(cells, org_unit, "2026-09", "dropouts")
+        assert (dropouts.value, dropouts.hidden, dropouts.exact) == (5, 1, False)
+    async with store.sessions() as session:
+        phases = await national_phases(session, level="province", start="2026-09", end="2026-09")
+    assert {(c.phase, c.units) for c in phases} == {
+        (p, 2) for p in ("rintisan", "tumbuh", "berkembang", "tangguh", "prima")
+    }

@@ -19,7 +19,8 @@ Totals are honest about suppression: a cell's ``value`` is the sum of the regenc
 were published, ``hidden`` how many regency figures of it were suppressed (null) and so are
 missing from the sum, ``reporting`` how many regencies' aggregates it adds up, and ``exact``
 whether nothing was hidden. A regency's own hidden figure is ``value`` 0, ``hidden`` 1. A month
-no regency of the org unit reported has no row. Every total is one ``GROUP BY`` in the store.
+no regency of the org unit reported has no row. The provinces' and the nation's totals are kept
+up to date as aggregates arrive (:mod:`.totals`): a request reads them.
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import Indicator, UnitPhase
-from pulih.reporting.national.directory import NATION, Directory, province_of
-from pulih.reporting.national.store import national_aggregates, national_cells, national_phase_units
+from pulih.reporting.national.directory import Directory, province_of
+from pulih.reporting.national.store import (
+    national_aggregates,
+    national_cells,
+    national_phase_totals,
+    national_phase_units,
+    national_totals,
+)
 
 INDICATOR_ORDER = {i.value: n for n, i in enumerate(Indicator)}
 PHASE_ORDER = {p.value: n for n, p in enumerate(UnitPhase)}
@@ -115,6 +122,10 @@ def _org_filter(
     return [regency == code]
 
 
+def _order(column: ColumnElement[str], order: dict[str, int]) -> ColumnElement[int]:
+    return case(order, value=column, else_=len(order))
+
+
 async def national_rows(
     session: AsyncSession,
     *,
@@ -127,39 +138,45 @@ async def national_rows(
 ) -> list[NationalCell]:
     """Every indicator (or the one ``indicator``) of each org unit at ``level`` (or the one
     ``code``) for each month from ``start`` to ``end`` (both included) that it reported: org
-    units in code order, then months, then indicators in the catalogue's order."""
+    units in code order, then months, then indicators in the catalogue's order. A regency's
+    figures are read from its cells, a province's and the nation's from their totals."""
     level = NationalLevel(level)
     directory = directory or Directory()
-    c = national_cells.c
-    hidden = func.sum(case((c.value.is_(None), 1), else_=0))
-    measures = (func.coalesce(func.sum(c.value), 0), hidden, func.count())
-    query: Select[Any]
-    if level is NationalLevel.NATION:
-        query = select(func.min(NATION), c.period, c.indicator, *measures).group_by(c.period, c.indicator)
+    query: Any
+    if level is NationalLevel.REGENCY:
+        c = national_cells.c
+        query = select(
+            c.regency,
+            c.period,
+            c.indicator,
+            func.coalesce(c.value, 0),
+            case((c.value.is_(None), 1), else_=0),
+            literal(1),
+        ).where(c.period >= start, c.period <= end, *_org_filter(level, code, c.regency, c.province))
+        org, period, name = c.regency, c.period, c.indicator
     else:
-        org = c.regency if level is NationalLevel.REGENCY else c.province
-        query = select(org, c.period, c.indicator, *measures).group_by(org, c.period, c.indicator)
-    query = query.where(c.period >= start, c.period <= end, *_org_filter(level, code, c.regency, c.province))
-    if indicator is not None:
-        query = query.where(c.indicator == indicator)
-    rows: Sequence[Any] = (await session.execute(query)).all()
-    cells = [
-        NationalCell(
-            level=level.value,
-            org_unit=NATION if level is NationalLevel.NATION else org_unit,
-            name=directory.name_of(level.value, org_unit),
-            period=period,
-            indicator=name,
-            value=int(value),
-            hidden=int(hidden_count),
-            reporting=int(reporting),
-            exact=int(hidden_count) == 0,
+        t = national_totals.c
+        query = select(t.org_unit, t.period, t.indicator, t.value, t.hidden, t.reporting).where(
+            t.level == level.value, t.period >= start, t.period <= end
         )
-        for org_unit, period, name, value, hidden_count, reporting in rows
-    ]
-    cells.sort(
-        key=lambda cell: (cell.org_unit, cell.period, INDICATOR_ORDER.get(cell.indicator, 99), cell.indicator)
-    )
+        if code is not None and level is NationalLevel.PROVINCE:
+            query = query.where(t.org_unit == code)
+        org, period, name = t.org_unit, t.period, t.indicator
+    if indicator is not None:
+        query = query.where(name == indicator)
+    query = query.order_by(org, period, _order(name, INDICATOR_ORDER), name)
+    rows: Sequence[Any] = (await session.execute(query)).all()
+    names: dict[str, str] = {}
+    cells = []
+    for org_unit, month, indicator_name, value, hidden, reporting in rows:
+        label = names.get(org_unit)
+        if label is None:
+            label = names[org_unit] = directory.name_of(level.value, org_unit)
+        cells.append(
+            NationalCell(
+                level.value, org_unit, label, month, indicator_name, value, hidden, reporting, hidden == 0
+            )
+        )
     return cells
 
 
@@ -177,29 +194,29 @@ async def national_phases(
     :func:`national_rows`, phases from rintisan to prima."""
     level = NationalLevel(level)
     directory = directory or Directory()
-    p = national_phase_units.c
-    units = func.sum(p.units)
-    query: Select[Any]
-    if level is NationalLevel.NATION:
-        query = select(func.min(NATION), p.period, p.phase, units).group_by(p.period, p.phase)
-    else:
-        org = p.regency if level is NationalLevel.REGENCY else p.province
-        query = select(org, p.period, p.phase, units).group_by(org, p.period, p.phase)
-    query = query.where(p.period >= start, p.period <= end, *_org_filter(level, code, p.regency, p.province))
-    rows: Sequence[Any] = (await session.execute(query)).all()
-    cells = [
-        NationalPhaseCell(
-            level=level.value,
-            org_unit=NATION if level is NationalLevel.NATION else org_unit,
-            name=directory.name_of(level.value, org_unit),
-            period=period,
-            phase=phase,
-            units=int(count),
+    query: Any
+    if level is NationalLevel.REGENCY:
+        p = national_phase_units.c
+        query = select(p.regency, p.period, p.phase, p.units).where(
+            p.period >= start, p.period <= end, *_org_filter(level, code, p.regency, p.province)
         )
-        for org_unit, period, phase, count in rows
+        org, period, phase = p.regency, p.period, p.phase
+    else:
+        t = national_phase_totals.c
+        query = select(t.org_unit, t.period, t.phase, t.units).where(
+            t.level == level.value, t.period >= start, t.period <= end
+        )
+        if code is not None and level is NationalLevel.PROVINCE:
+            query = query.where(t.org_unit == code)
+        org, period, phase = t.org_unit, t.period, t.phase
+    query = query.order_by(org, period, _order(phase, PHASE_ORDER), phase)
+    rows: Sequence[Any] = (await session.execute(query)).all()
+    return [
+        NationalPhaseCell(
+            level.value, org_unit, directory.name_of(level.value, org_unit), month, name, int(units)
+        )
+        for org_unit, month, name, units in rows
     ]
-    cells.sort(key=lambda cell: (cell.org_unit, cell.period, PHASE_ORDER.get(cell.phase, 99), cell.phase))
-    return cells
 
 
 async def regency_statuses(

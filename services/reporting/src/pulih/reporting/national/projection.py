@@ -5,7 +5,8 @@ higher ``revision`` when a late event changes it. :func:`record_arrivals` keeps,
 month, the aggregate with the highest revision it has seen: an older or equal revision (a
 redelivery, a replay of the stream, a revision overtaken on the way) changes nothing. The
 figures are stored one row per indicator and per phase alongside (``national_cells``,
-``national_phase_units``), replaced together with their aggregate.
+``national_phase_units``), replaced together with their aggregate, and the totals of the
+provinces and months they touch are recounted (:mod:`.totals`).
 
 That the aggregate is the regency's own (its payload's ``regency`` is the code in its subject)
 is the consumer's check (:mod:`pulih.reporting.national.consumers`), made before anything here.
@@ -25,6 +26,7 @@ from pulih.contracts import CloudEvent
 from pulih.contracts.events.reporting import AggregateReported
 from pulih.reporting.national.directory import province_of
 from pulih.reporting.national.store import national_aggregates, national_cells, national_phase_units
+from pulih.reporting.national.totals import refresh_totals
 
 _KEYS_PER_QUERY = 400
 """(regency, period) pairs per ``IN (…)``: two bound parameters each, well under SQLite's limit."""
@@ -132,6 +134,7 @@ async def record_arrivals(
     ]
     if phases:
         await session.execute(national_phase_units.insert(), phases)
+    await refresh_totals(session, {(province_of(a.aggregate.regency), a.aggregate.period) for a in winners})
     return len(winners)
 
 

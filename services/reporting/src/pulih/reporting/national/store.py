@@ -2,8 +2,10 @@
 
 ``national_aggregates`` holds, per regency and month, the ``AggregateReported`` with the highest
 ``revision`` the hub has received (as it arrived). ``national_cells`` and ``national_phase_units``
-are the same figures one row per indicator (or phase), so that a province's or the nation's
-totals are one ``GROUP BY``: a cell's ``value`` is null where the regency suppressed it. They
+are the same figures one row per indicator (or phase): a cell's ``value`` is null where the regency
+suppressed it. ``national_totals`` and ``national_phase_totals`` hold the provinces' and the
+nation's sums, recounted for the provinces and months each batch touched, so that the national
+figures of 514 regencies are read, not added up, on every request. They
 live on reporting's :data:`~pulih.reporting.store.metadata`, so the migrations (``0003``) create
 them in every reporting store; only a national-mode service fills them.
 """
@@ -54,5 +56,37 @@ national_phase_units = Table(
 )
 """How many of a regency's units were in a phase, by its latest aggregate of a month."""
 
-NATIONAL_TABLES = (national_aggregates, national_cells, national_phase_units)
+national_totals = Table(
+    "national_totals",
+    metadata,
+    Column("level", String(10), primary_key=True),
+    Column("org_unit", String(4), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("indicator", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("hidden", Integer, nullable=False),
+    Column("reporting", Integer, nullable=False),
+)
+"""An indicator of a province or the nation in a month, added up from ``national_cells`` each
+time a batch changes one of its regencies: ``value`` the published figures' sum, ``hidden``
+how many were suppressed, ``reporting`` how many regencies it adds up."""
+
+national_phase_totals = Table(
+    "national_phase_totals",
+    metadata,
+    Column("level", String(10), primary_key=True),
+    Column("org_unit", String(4), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("phase", String(20), primary_key=True),
+    Column("units", Integer, nullable=False),
+)
+"""How many units of a province or the nation were in a phase in a month."""
+
+NATIONAL_TABLES = (
+    national_aggregates,
+    national_cells,
+    national_phase_units,
+    national_totals,
+    national_phase_totals,
+)
 """The national view's tables."""

@@ -7,7 +7,8 @@ Create Date: 2026-12-01 09:00:00.000000
 The tables of the reporting service in national mode (``PULIH_REPORTING_MODE=national``):
 ``national_aggregates`` (the highest revision of each regency's aggregate of each month, as the
 hub received it), and its figures one row per indicator (``national_cells``, null where the
-regency suppressed the count) and per phase (``national_phase_units``). A regency's store
+regency suppressed the count) and per phase (``national_phase_units``), and the sums of the
+provinces and the nation (``national_totals``, ``national_phase_totals``). A regency's store
 has them too, empty.
 """
 
@@ -63,10 +64,34 @@ def upgrade() -> None:
         sa.Column("units", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("period", "phase", "regency", name=op.f("pk_national_phase_units")),
     )
+    op.create_table(
+        "national_totals",
+        sa.Column("level", sa.String(length=10), nullable=False),
+        sa.Column("org_unit", sa.String(length=4), nullable=False),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("indicator", sa.String(length=40), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.Column("hidden", sa.Integer(), nullable=False),
+        sa.Column("reporting", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("level", "org_unit", "period", "indicator", name=op.f("pk_national_totals")),
+    )
+    op.create_table(
+        "national_phase_totals",
+        sa.Column("level", sa.String(length=10), nullable=False),
+        sa.Column("org_unit", sa.String(length=4), nullable=False),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("phase", sa.String(length=20), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "level", "org_unit", "period", "phase", name=op.f("pk_national_phase_totals")
+        ),
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_table("national_phase_totals")
+    op.drop_table("national_totals")
     op.drop_table("national_phase_units")
     with op.batch_alter_table("national_cells", schema=None) as batch_op:
         batch_op.drop_index("ix_national_cells_province")
