@@ -1,0 +1,155 @@
+"""Hub node lost: the national hub as a 3-node JetStream cluster (``NATIONAL`` at R3), rendered by
+``pulih federation render`` for a federation with ``nodes``, and regencies 3301 and 3302 whose
+links list the three nodes' leaf URLs. While the regencies publish aggregates at a steady rate,
+the node leading ``NATIONAL`` is killed with SIGKILL: the two others elect a new leader, the
+links that went through the dead node move to a live one, and every aggregate reaches
+``NATIONAL`` exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from federation_support import (
+    ConfiguredServer,
+    RunningFederation,
+    aggregate,
+    publish_event,
+    running_federation,
+)
+from nats.js.api import StreamInfo
+
+from pulih.kit.testing import eventually
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
+CODES = ("3301", "3302")
+PER_REGENCY = 60
+"""Aggregates each regency publishes: five years of months."""
+INTERVAL = 0.1
+"""Seconds between two aggregates of one regency (10 a second each, 6 s in all)."""
+KILL_AFTER = 15
+"""The leader is killed once each regency has published this many."""
+Key = tuple[str, str, int]
+
+
+def period(i: int) -> str:
+    """The ``i``-th month from January 2021."""
+    return f"{2021 + i // 12}-{i % 12 + 1:02d}"
+
+
+def expected_keys() -> list[Key]:
+    """(regency, period, revision) of everything published: every month at revision 1, and every
+    fifth month again at revision 2 (a late event changed it)."""
+    return [
+        (code, period(i), revision)
+        for code in CODES
+        for i in range(PER_REGENCY)
+        for revision in ((1, 2) if i % 5 == 4 else (1,))
+    ]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[RunningFederation]:
+    with running_federation(tmp_path, CODES, cluster=True) as fed:
+        yield fed
+
+
+async def settled(fed: RunningFederation, dead: str | None = None) -> StreamInfo:
+    """``NATIONAL``'s info once it has a leader other than ``dead`` and every other replica is
+    current."""
+
+    async def probe() -> StreamInfo | None:
+        return await fed.national_info()
+
+    def ready(info: StreamInfo | None) -> bool:
+        return (
+            info is not None
+            and info.cluster is not None
+            and info.cluster.leader not in (None, dead)
+            and all(peer.current for peer in info.cluster.replicas or [] if peer.name != dead)
+        )
+
+    info = await eventually(probe, until=ready, timeout=20)
+    assert info is not None
+    return info
+
+
+async def linked_to(server: ConfiguredServer) -> set[str]:
+    """The leaf servers (``r<code>``) connected to one hub node."""
+    return {leaf["name"] for leaf in (await server.leafz()).get("leafs") or []}
+
+
+async def publish_steadily(fed: RunningFederation, code: str, half_way: asyncio.Event) -> list[Key]:
+    """Publish the regency's aggregates into ``IBM_<code>`` at a steady rate, as its reporting
+    service's outbox relay would; set ``half_way`` after :data:`KILL_AFTER` of them."""
+    published: list[Key] = []
+    nc = await fed.regencies[code].connect()
+    try:
+        js = nc.jetstream()
+        started = time.monotonic()
+        for n, (_, month, revision) in enumerate(k for k in expected_keys() if k[0] == code):
+            await asyncio.sleep(max(0.0, started + n * INTERVAL - time.monotonic()))
+            ack = await publish_event(js, aggregate(code, month, revision))
+            assert not ack.duplicate
+            published.append((code, month, revision))
+            if len(published) == KILL_AFTER:
+                half_way.set()
+    finally:
+        await nc.close()
+    return published
+
+
+async def test_a_hub_node_killed_loses_no_aggregate(cluster: RunningFederation) -> None:
+    fed = cluster
+    assert len(fed.hub_servers) == 3
+    for node in fed.regencies.values():
+        await node.declare_stream()
+    declared = await fed.declare_national()
+    assert declared.config.num_replicas == 3
+    for code in CODES:
+        await fed.wait_linked(code)
+    leader = (await settled(fed)).cluster.leader  # type: ignore[union-attr]
+    victim = next(server for server in fed.hub_servers if server.name == leader)
+    links_on_victim = await linked_to(victim)
+
+    halves = {code: asyncio.Event() for code in CODES}
+    publishers = [asyncio.create_task(publish_steadily(fed, code, halves[code])) for code in CODES]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in halves.values())), timeout=20)
+    assert await fed.national_count() > 0, "nothing reached NATIONAL before the kill"
+    victim.kill()  # SIGKILL, mid-stream
+    published = [key for keys in await asyncio.gather(*publishers) for key in keys]
+    assert sorted(published) == sorted(expected_keys())
+
+    # Sources keep each regency's order: once every regency's last aggregate is in, anything a
+    # failover replayed would be in too.
+    await fed.wait_national(len(published), timeout=45)
+    last = {code: [k for k in published if k[0] == code][-1] for code in CODES}
+
+    async def arrived() -> Counter[Key]:
+        return Counter(
+            (body["data"]["regency"], body["data"]["period"], body["data"]["revision"])
+            for _, body in await fed.national_messages()
+        )
+
+    counts = await eventually(arrived, until=lambda c: all(c[k] for k in last.values()), timeout=30)
+    missing = sorted(set(published) - set(counts))
+    doubled = sorted(k for k, n in counts.items() if n > 1)
+    assert not missing, f"aggregates lost when {leader} died: {missing}"
+    assert not doubled, f"aggregates stored twice after {leader} died: {doubled}"
+    assert set(counts) == set(published)
+
+    info = await settled(fed, dead=leader)  # a new leader, the other survivor current
+    assert info.config.num_replicas == 3
+    assert info.cluster is not None
+    peers = {peer.name: peer for peer in info.cluster.replicas or []}
+    assert leader in peers and not peers[leader].current, "the dead node is still a replica, behind"
+    survivors = [server for server in fed.hub_servers if server.process is not None]
+    for code in CODES:
+        await fed.wait_linked(code)  # on a live node, whichever it was on before
+    now_linked = set().union(*[await linked_to(server) for server in survivors])
+    assert {f"r{code}" for code in CODES} <= now_linked, links_on_victim
