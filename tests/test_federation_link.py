@@ -482,7 +482,7 @@ async def test_the_national_user_reads_aggregates_and_nothing_else(linked: Runni
             "national.dlq.other",
         ]
         for subject in refused_publishes:
-            found = await violations(lambda s=subject: nc.request(s, b"{}", timeout=0.5))  # type: ignore[misc]
+            found = await violations(lambda s=subject: nc.publish(s, b"{}"))  # type: ignore[misc]
             assert "permissions violation" in found[0].lower(), (subject, found)
         for subject in (">", "ibm.>", "national.deliver.>", f"$JS.ACK.{names.NATIONAL_STREAM}.>"):
             found = await violations(lambda s=subject: nc.subscribe(s))  # type: ignore[misc]
