@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import nats
 
-from pulih.kit.auth import Role, issue_token
+from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token
 from pulih.kit.federation import names, national_stream, render
 from pulih.kit.federation.render import write_files
 from pulih.kit.federation.secrets import Secrets
@@ -202,6 +202,10 @@ class ServerSupervisor(NatsSupervisor):
         return code
 
 
+def _federation_words(reason: str) -> str:
+    return reason.replace("stopping the regency", "stopping the federation")
+
+
 def _say(text: str) -> None:
     print(f"[federation] {text}", flush=True)
 
@@ -284,9 +288,7 @@ def development_tokens(settings: Settings, codes: list[str]) -> dict[str, str]:
         tokens[f"ADMIN_TOKEN_{code}"] = issue_token(
             secret, sub=f"admin-{code}-dev", role=Role.ADMIN, regency=code
         )
-    tokens["NATIONAL_TOKEN"] = issue_token(
-        secret, sub="bnn-dev", role=Role.NATIONAL, regency=names.HUB_DOMAIN
-    )
+    tokens["NATIONAL_TOKEN"] = issue_token(secret, sub="bnn-dev", role=Role.NATIONAL, regency=NATIONAL_SCOPE)
     return tokens
 
 
@@ -419,11 +421,6 @@ async def run_federation(
             f"hub: nats-server on 127.0.0.1:{lay.hub_client_port}, leaf port {lay.hub_leaf_port} "
             "(domain national)"
         )
-        await _declare(lay, secrets, codes)
-        _say(
-            f"hub: streams {names.NATIONAL_STREAM} (a source per regency: {', '.join(codes)}) "
-            f"and {names.NATIONAL_DLQ_STREAM}"
-        )
         for place in lay.regencies:
             server = ServerSupervisor(
                 f"r{place.code}/nats-server",
@@ -473,6 +470,13 @@ async def run_federation(
 
         if not await _wait_all_healthy(running, health_timeout):
             return 0 if stop.is_set() else 1
+        # Declared once the regencies' streams exist and their links are up: the hub's sources
+        # find them at once (a source that fails retries only after 10 s, then 20 s…).
+        await _declare(lay, secrets, codes)
+        _say(
+            f"hub: streams {names.NATIONAL_STREAM} (a source per regency: {', '.join(codes)}) "
+            f"and {names.NATIONAL_DLQ_STREAM}"
+        )
         _print_up(settings, fed, lay)
 
         stopper = asyncio.create_task(stop.wait())
@@ -481,7 +485,7 @@ async def run_federation(
         for task in running.tasks:
             if task in done and (reason := task.result()):
                 print(
-                    reason.replace("stopping the regency", "stopping the federation"),
+                    _federation_words(reason),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -545,8 +549,8 @@ async def _wait_all_healthy(running: Running, timeout: float) -> bool:
             supervisor, healthy = await next_done
             task = by_supervisor[supervisor]
             if not healthy:
-                if task.done() and task.result():
-                    print(task.result(), file=sys.stderr, flush=True)
+                if task.done() and (reason := task.result()):
+                    print(_federation_words(reason), file=sys.stderr, flush=True)
                 elif not running.stop.is_set():
                     print(
                         f"{supervisor.name} did not start; see its log: {supervisor.log}",
