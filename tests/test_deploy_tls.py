@@ -109,8 +109,14 @@ def clinic_of(fed: Federation) -> str:
 
 def installed(files: TlsFiles, directory: Path, *, verify: bool | None = None) -> TlsFiles:
     """``files`` (where deploy/README.md installs them) as found in ``directory`` instead."""
+
+    def moved(path: str) -> str:
+        return str(directory / Path(path).name)
+
     return TlsFiles(
-        *(str(directory / Path(path).name) for path in (files.cert_file, files.key_file, files.ca_file)),
+        moved(files.cert_file),
+        moved(files.key_file),
+        moved(files.ca_file),
         verify=files.verify if verify is None else verify,
     )
 

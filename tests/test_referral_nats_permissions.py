@@ -8,7 +8,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from referral_regency import CLINIC_PASSWORDS, ROOT, SERVICE_PASSWORD, clinic_users, secured_nats
 from system_support import stream_messages
 
+from pulih.kit.federation.render import render_regency, write_files
+from pulih.kit.federation.secrets import Secrets
+from pulih.kit.federation.topology import load_federation
 from pulih.kit.nats_server import NatsServer, nats_server_binary
 from pulih.kit.testing import eventually
 
@@ -259,21 +261,18 @@ def test_the_generator_refuses_a_clinic_limit_too_small_for_an_answer() -> None:
         clinic_users.accounts_block("3301", "s", {A: "a"}, clinic_max_payload=512)
 
 
-def test_the_regency_config_of_deploy_loads_the_generated_users(tmp_path: Path) -> None:
-    text = (ROOT / "deploy" / "nats" / "regency.conf").read_text()
-    if "/etc/pulih/tls/" in text:  # the server's certificate, issued for the test by deploy/'s script
-        issue = ROOT / "deploy" / "tls" / "issue_certificates.py"
-        tls = tmp_path / "tls"
-        for command in (
-            ["ca", "--dir", str(tls), "--name", "test CA"],
-            ["server", "--ca", str(tls), "--dir", str(tls), "--host", "localhost"],
-        ):
-            subprocess.run([sys.executable, str(issue), *command], check=True, capture_output=True)
-        text = text.replace("/etc/pulih/tls/", f"{tls}/")
-    conf = tmp_path / "regency.conf"
-    conf.write_text(text)
+def test_a_rendered_regency_server_loads_the_hand_made_accounts(tmp_path: Path) -> None:
+    """clinic_users.py's block in place of the accounts.conf ``pulih federation render`` writes
+    (the link cut, as the block has no LINK account): the server starts with it, not without."""
+    fed = load_federation(ROOT / "deploy" / "federation.toml")
+    files = render_regency(fed, "3301", Secrets.load_or_create(tmp_path / "secrets.json"), link_up=False)
+    files.pop("accounts.conf")
+    conf = write_files(tmp_path / "r3301", files)[0]
+    assert conf.name == "nats.conf"
     missing = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
-    assert missing.returncode != 0, "the regency config must not start without its users"
-    (tmp_path / "users.conf").write_text(clinic_users.accounts_block("3301", "s3cret", {A: "a", B: "b"}))
+    assert missing.returncode != 0, "the regency config must not start without its accounts"
+    (conf.parent / "accounts.conf").write_text(
+        clinic_users.accounts_block("3301", "s3cret", {A: "a", B: "b"})
+    )
     valid = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True)
     assert valid.returncode == 0, valid.stdout + valid.stderr
