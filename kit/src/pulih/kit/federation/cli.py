@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nats
 
-from pulih.kit.federation import local, national_stream
+from pulih.kit.federation import control, local, national_stream
 from pulih.kit.federation import render as rendering
 from pulih.kit.federation.local import DEFAULT_BASE_PORT, DEFAULT_DATA_DIR, DEFAULT_FILE
 from pulih.kit.federation.secrets import Secrets
@@ -123,16 +123,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 )
             )
         if command in ("link-down", "link-up"):
-            print(local.set_link(args.federation_dir, args.code, up=command == "link-up"))
+            print(control.set_link(args.federation_dir, args.code, up=command == "link-up"))
             return 0
         if command == "hub-down":
-            print(local.hold_hub(args.federation_dir))
+            print(control.hold_hub(args.federation_dir))
             return 0
         if command == "hub-up":
-            print(local.release_hub(args.federation_dir))
+            print(control.release_hub(args.federation_dir))
             return 0
         if command == "status":
-            print(local.status(args.federation_dir))
+            print(control.status(args.federation_dir))
             return 0
     except FederationError as exc:
         print(f"pulih federation: {exc}", file=sys.stderr)
