@@ -7,7 +7,7 @@ a local federation.
 - ``declare --hub-url nats://hub:<password>@hub:4222 [--replicas N]``: the streams ``NATIONAL``
   (a source per regency of the list) and ``NATIONAL_DLQ`` on the hub; again after adding a
   regency (existing sources are kept).
-- ``up --regencies 3301,3302,7471 [--base-port 14200] [--data-dir .pulih/federation]``: a hub and
+- ``up --regencies 3301,3302,7471 [--base-port 15200] [--data-dir .pulih/federation]``: a hub and
   those regencies on this machine (:mod:`pulih.kit.federation.local`).
 - ``link-down <code>`` / ``link-up <code>``: cut or restore a running regency's link to the hub;
   ``hub-down`` / ``hub-up``: stop the running hub and start it again; ``status``: what runs.

@@ -55,7 +55,7 @@ from pulih.kit.local_regency import (
 from pulih.kit.nats_server import NatsServer, port_open
 from pulih.kit.settings import Settings
 
-DEFAULT_BASE_PORT = 14200
+DEFAULT_BASE_PORT = 15200
 DEFAULT_DATA_DIR = Path(".pulih/federation")
 DEFAULT_FILE = Path("deploy/federation.toml")
 STATE_FILE = "federation.json"
