@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 
 from pulih.kit import idempotency
+from pulih.kit.auth import scope_of
 from pulih.kit.clock import clock_from
 from pulih.kit.clock_api import router as clock_router
 from pulih.kit.consumers import refresh_durables
@@ -150,8 +151,8 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     """The service's ASGI app; its lifespan migrates the store and starts messaging."""
     settings = settings or Settings()
-    setup_logging(spec.name, settings.regency)
-    setup_tracing(spec.name, settings.regency)
+    setup_logging(spec.name, scope_of(settings))
+    setup_tracing(spec.name, scope_of(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
