@@ -9,31 +9,19 @@ server, which the supervisor of ``up`` then leaves stopped until the file is gon
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from pathlib import Path
 
 from pulih.kit.federation import render
-from pulih.kit.federation.local import HUB_HELD, STATE_FILE, layout
+from pulih.kit.federation.layout import HUB_HELD, read_state, saved_layout
 from pulih.kit.federation.render import write_files
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import FederationError, load_federation
-from pulih.kit.local_regency import installed_services
 from pulih.kit.nats_server import port_open
 
-
-def read_state(data_dir: Path) -> dict[str, object]:
-    """The state an ``up`` wrote (:class:`FederationError` if none ever ran in ``data_dir``)."""
-    path = data_dir.resolve() / STATE_FILE
-    if not path.exists():
-        raise FederationError(
-            f"no local federation in {data_dir.resolve()}: start one with `pulih federation up` "
-            "(or give its --data-dir)"
-        )
-    state: dict[str, object] = json.loads(path.read_text())
-    return state
+__all__ = ["hold_hub", "read_state", "release_hub", "running_pid", "set_link", "status"]
 
 
 def running_pid(data_dir: Path, name: str) -> int:
@@ -56,9 +44,7 @@ def running_pid(data_dir: Path, name: str) -> int:
 def set_link(data_dir: Path, code: str, *, up: bool) -> str:
     """Cut (``up=False``) or restore a running regency's link to the hub: render its ``link.conf``
     and have its server reload it. Returns what was done."""
-    state = read_state(data_dir)
-    codes = [str(c) for c in state["regencies"]]  # type: ignore[attr-defined]
-    lay = layout(data_dir, int(state["base_port"]), codes, installed_services())  # type: ignore[call-overload]
+    lay = saved_layout(data_dir)
     place = lay.regency(code)
     pid = running_pid(data_dir, f"r{code}/nats-server")
     fed = load_federation(lay.data_dir / "federation.toml")
