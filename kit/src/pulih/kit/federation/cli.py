@@ -9,6 +9,9 @@ a local federation.
   regency (existing sources are kept).
 - ``up --regencies 3301,3302,7471 [--base-port 15200] [--data-dir .pulih/federation]``: a hub and
   those regencies on this machine (:mod:`pulih.kit.federation.local`).
+- ``demo [--months 3] [--seed 11]``: a few months of work in every regency of the running
+  federation (started with ``PULIH_CLOCK=manual``), through their APIs, until the national view
+  has them all (:mod:`pulih.kit.federation.demo`).
 - ``link-down <code>`` / ``link-up <code>``: cut or restore a running regency's link to the hub;
   ``hub-down`` / ``hub-up``: stop the running hub and start it again; ``status``: what runs.
 """
@@ -24,7 +27,7 @@ import nats
 
 from pulih.kit.federation import control, local, national_stream
 from pulih.kit.federation import render as rendering
-from pulih.kit.federation.local import DEFAULT_BASE_PORT, DEFAULT_DATA_DIR, DEFAULT_FILE
+from pulih.kit.federation.layout import DEFAULT_BASE_PORT, DEFAULT_DATA_DIR, DEFAULT_FILE, parse_codes
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import FederationError, load_federation
 from pulih.kit.settings import Settings
@@ -79,6 +82,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"the federation list to take names and clinics from (default {DEFAULT_FILE})",
     )
 
+    demo = commands.add_parser(
+        "demo", help="a few months of work in every regency of the running (manual-clock) federation"
+    )
+    demo.add_argument(
+        "--months", type=int, default=3, help="closed months each regency publishes (default 3)"
+    )
+    demo.add_argument("--seed", type=int, default=11, help="the same seed makes the same people (default 11)")
+    _data_dir(demo)
+
     for name, what in (("link-down", "cut"), ("link-up", "restore")):
         link = commands.add_parser(name, help=f"{what} a running regency's link to the hub")
         link.add_argument("code", help="the regency's code, e.g. 3301")
@@ -116,11 +128,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return asyncio.run(
                 local.run_federation(
                     settings,
-                    codes=local.parse_codes(args.regencies),
+                    codes=parse_codes(args.regencies),
                     base_port=args.base_port,
                     data_dir=args.federation_dir,
                     federation_file=file,
                 )
+            )
+        if command == "demo":
+            from pulih.kit.federation import demo as demo_run  # rich, from the reporting service
+
+            return asyncio.run(
+                demo_run.run_demo(settings, data_dir=args.federation_dir, months=args.months, seed=args.seed)
             )
         if command in ("link-down", "link-up"):
             print(control.set_link(args.federation_dir, args.code, up=command == "link-up"))

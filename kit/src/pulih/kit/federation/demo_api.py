@@ -1,0 +1,156 @@
+"""One regency's public APIs as ``pulih federation demo`` uses them: a facilitator establishes units
+and registers agents and clinics, agents register, screen, enrol and refer clients and hold
+sessions, a clinic answers over HTTP, an admin moves each service's manual clock, and the
+regency's reporting says what it has counted and published. Nothing here reaches past the APIs a
+field app, a clinic or an administrator has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import httpx
+
+from pulih.kit.auth import Role, issue_token
+from pulih.kit.federation.layout import RegencyPlace
+
+RETRIES_NOT_YET_KNOWN = 10
+"""How often a command is sent again when the service has not yet heard of an event it names
+(``409 not_yet_known`` after its own five-second wait)."""
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+class RegencyApi:
+    """The APIs of one running regency, with tokens signed by the federation's secret."""
+
+    def __init__(self, place: RegencyPlace, secret: str, http: httpx.AsyncClient) -> None:
+        self.place = place
+        self.code = place.code
+        self.secret = secret
+        self.http = http
+        self.facilitator = issue_token(secret, sub=f"fasilitator-{self.code}-demo", role=Role.FACILITATOR,
+                                       regency=self.code)  # fmt: skip
+        self.admin = issue_token(secret, sub=f"admin-{self.code}-demo", role=Role.ADMIN, regency=self.code)
+
+    def agent_token(self, agent_id: str, unit_id: str) -> str:
+        """A token of agent ``agent_id`` of unit ``unit_id``."""
+        return issue_token(self.secret, sub=agent_id, role=Role.AGENT, regency=self.code, unit_id=unit_id)
+
+    def clinic_token(self, clinic_id: str) -> str:
+        """A token of clinic ``clinic_id`` (its answers over HTTP)."""
+        return issue_token(
+            self.secret, sub=clinic_id, role=Role.CLINIC, regency=self.code, clinic_id=clinic_id
+        )
+
+    async def request(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        *,
+        ok: tuple[int, ...] = (200, 201),
+        after: list[str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send a request; :class:`DemoError` (naming the service, the path and the answer) unless
+        its status is in ``ok``. A command names the events it depends on in ``after``
+        (``Pulih-After``) and is sent again while the service has not heard of them."""
+        url = f"{self.place.url(service)}{path}"
+        headers = {"Authorization": f"Bearer {token}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        if after:
+            headers["Pulih-After"] = ",".join(after)
+        for _ in range(RETRIES_NOT_YET_KNOWN):
+            try:
+                answer = await self.http.request(method, url, json=body, headers=headers, params=params)
+            except httpx.TransportError as exc:
+                raise DemoError(
+                    f"r{self.code} {service} does not answer at {self.place.url(service)} ({exc!r}): "
+                    "is the federation still running?"
+                ) from None
+            if answer.status_code == 401:
+                raise DemoError(
+                    f"r{self.code} {service} refuses the demo's tokens ({answer.text}): run the demo with "
+                    "the PULIH_JWT_SECRET the federation runs with"
+                )
+            not_yet = answer.status_code in (404, 409) and answer.status_code not in ok
+            if not_yet and _error_code(answer) in ("not_yet_known", "client_not_found", "not_screened"):
+                await asyncio.sleep(0.2)
+                continue
+            break
+        if answer.status_code not in ok:
+            raise DemoError(f"r{self.code} {service} {method} {path}: {answer.status_code} {answer.text}")
+        return answer
+
+    async def post(
+        self, service: str, path: str, token: str, body: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        """``POST`` a command; its JSON answer."""
+        answer: dict[str, Any] = (await self.request("POST", service, path, token, body, **kw)).json()
+        return answer
+
+    async def get(self, service: str, path: str, token: str, **params: str) -> Any:
+        """``GET`` a resource; its JSON answer."""
+        return (await self.request("GET", service, path, token, params=params)).json()
+
+    # the clocks
+
+    async def clock(self, service: str) -> tuple[date, bool]:
+        """A service's date and whether its clock is manual."""
+        body = await self.get(service, "/v1/admin/clock", self.admin)
+        return date.fromisoformat(body["today"]), bool(body["manual"])
+
+    async def move_clocks(self, today: date) -> None:
+        """Every service's manual clock to ``today`` (time-driven rules run at once)."""
+        for service in self.place.ports:
+            await self.request("PUT", service, "/v1/admin/clock", self.admin, {"today": str(today)})
+
+    # what the regency's reporting knows
+
+    async def month_figures(self, period: str) -> dict[str, int]:
+        """The regency's true figures of ``period`` (its own reporting, unsuppressed)."""
+        body = await self.get(
+            "reporting",
+            "/v1/indicators",
+            self.facilitator,
+            level="regency",
+            by="month",
+            **{"from": period, "to": period},
+        )
+        rows = body["rows"]
+        return {k: int(v) for k, v in rows[0]["indicators"].items()} if rows else {}
+
+    async def published(self) -> dict[str, dict[str, Any]]:
+        """The latest aggregate of every month the regency has published, by period."""
+        body = await self.get("reporting", "/v1/aggregates", self.facilitator)
+        return {a["period"]: a for a in body["aggregates"]}
+
+    async def wait_counted(self, period: str, expected: dict[str, int], timeout: float) -> dict[str, int]:
+        """Wait until the reporting counts ``expected`` in ``period`` (events take a moment to
+        travel from outreach, rehab and referral); the differences left when ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            figures = await self.month_figures(period)
+            missing = {k: v for k, v in expected.items() if figures.get(k, 0) != v}
+            if not missing or time.monotonic() > deadline:
+                return {k: figures.get(k, 0) for k in missing}
+            await asyncio.sleep(0.3)
+
+
+def _error_code(answer: httpx.Response) -> str:
+    """The ``code`` of an error answer (``{"code", "message", "field"}``), or ``""``."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("code") or "") if isinstance(body, dict) else ""
