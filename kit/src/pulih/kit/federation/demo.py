@@ -302,13 +302,14 @@ def _summary(
     cells: dict[tuple[str, str], tuple[int, int]],
 ) -> None:
     table = Table(
-        title=f"The demo's months ({plan.first:%Y-%m} to {plan.periods[-1]:%Y-%m}) at the national view"
+        title=f"The demo's months at the national view ({lay.national_url}/)",
+        caption="each month: clients screened · the regency's cells published / suppressed (null)",
     )
     table.add_column("regency")
     table.add_column("province")
     for month in plan.periods:
-        table.add_column(f"{month:%Y-%m}\nscreened · cells shown/hidden", justify="right")
-    table.add_column("national\nlast month", justify="right")
+        table.add_column(f"{month:%Y-%m}", justify="right")
+    table.add_column("last month", justify="right")
     for demo in demos:
         code = demo.regency.code
         regency = fed.regency(code)

@@ -340,6 +340,8 @@ class RegencyDemo:
                 self.answers = [a for a in self.answers if a.referral_id != due.referral_id]
             elif due.body["answer"] == "accepted":
                 self.count(due.on, "referrals_accepted")
+            elif due.body.get("back_referral"):  # rehab enrols the client in aftercare that day
+                self.count(due.on, "clients_enrolled")
 
     def people_of(self, month: date) -> list[date]:
         """The days new clients come in ``month`` (about the regency's monthly number), in order."""
