@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -15,10 +17,13 @@ from fastapi import FastAPI
 from national_seed import aggregate
 
 from pulih.kit.auth import NATIONAL_SCOPE, issue_token
+from pulih.kit.federation.names import PROVINCES
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.testing import JWT_SECRET, REGENCY, auth, service_app
+from pulih.reporting.api.indicators import CSV
 from pulih.reporting.app import build
 from pulih.reporting.national.projection import apply_aggregates
+from pulih.reporting.national.store import national_aggregates
 
 FEDERATION = """
 [hub]
@@ -249,3 +254,89 @@ async def test_a_regency_deployment_has_no_national_routes(tmp_path: Path, datab
     async with service_app(build, tmp_path, database_url) as (http, _):
         assert (await http.get("/v1/national/regencies", headers=auth("national"))).status_code == 404
     assert REGENCY != NATIONAL_SCOPE
+
+
+async def test_a_year_of_every_figure_of_all_514_regencies_is_one_answer(
+    tmp_path: Path, database_url: str
+) -> None:
+    """What the dashboard's CSV button asks for (every regency, every indicator, twelve months)
+    is served for the whole of Indonesia; more than that is refused, naming ``from``."""
+    async with service_app(
+        build,
+        tmp_path,
+        database_url,
+        PULIH_REPORTING_MODE="national",
+        PULIH_CLOCK="manual",
+        PULIH_CLOCK_START="2026-11-10",
+    ) as (http, app):
+        runtime: ServiceRuntime = app.state.runtime
+        codes = [f"{province}{n:02d}" for province in PROVINCES for n in range(1, 15)][:514]
+        async with runtime.database.transaction() as session:
+            await session.execute(
+                national_aggregates.insert(),
+                [
+                    {
+                        "regency": code,
+                        "period": "2026-10",
+                        "revision": 1,
+                        "event_id": uuid4(),
+                        "generated_at": datetime(2026, 11, 1, tzinfo=UTC),
+                        "indicators": {},
+                        "units_by_phase": {},
+                        "suppressed_below": 5,
+                        "received_at": datetime(2026, 11, 1, tzinfo=UTC),
+                        "stream_seq": n,
+                    }
+                    for n, code in enumerate(codes, start=1)
+                ],
+            )
+        year = {"level": "regency", "from": "2025-11", "to": "2026-10"}
+        answer = await http.get("/v1/national/indicators", params=year, headers={**national(), "Accept": CSV})
+        assert answer.status_code == 200, answer.text
+        two_years = {**year, "from": "2024-11"}
+        refused = await http.get("/v1/national/indicators", params=two_years, headers=national())
+        assert (refused.status_code, refused.json()["code"], refused.json()["field"]) == (
+            422,
+            "too_many_rows",
+            "from",
+        )
+
+
+async def test_when_an_aggregate_arrived_is_said_with_its_offset(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/v1/national/regencies", headers=national())).json()
+    received = [r["last_received_at"] for r in body["regencies"] if r["last_received_at"]]
+    assert received
+    for moment in received:
+        assert datetime.fromisoformat(moment).utcoffset() == timedelta(0), moment
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"level": "province", "code": "99"}, "unknown_province"),
+        ({"level": "regency", "code": "99"}, "unknown_province"),
+        ({"level": "regency", "code": "3399"}, "unknown_regency"),
+    ],
+)
+async def test_an_org_unit_nobody_knows_is_422_naming_code(
+    api: httpx.AsyncClient, params: dict[str, str], code: str
+) -> None:
+    for path in ("/v1/national/indicators", "/v1/national/phases"):
+        answer = await api.get(path, params=params, headers=national())
+        assert (answer.status_code, answer.json()["code"], answer.json()["field"]) == (422, code, "code")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"level": "province", "code": "74"},  # a province of the table, without an expected regency
+        {"level": "regency", "code": "3303"},  # expected, never reported
+        {"level": "regency", "code": "7471"},  # not in the federation list, but heard from
+        {"level": "regency", "code": "51"},  # a province nobody reports in yet
+    ],
+)
+async def test_an_org_unit_the_view_knows_is_answered_even_without_figures(
+    api: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    answer = await api.get("/v1/national/indicators", params=params, headers=national())
+    assert answer.status_code == 200, answer.text

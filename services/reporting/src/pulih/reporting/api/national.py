@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import Indicator
 from pulih.kit.auth import Role, allow
@@ -33,7 +34,7 @@ from pulih.reporting.api.indicators import CSV, wants_csv
 from pulih.reporting.api.params import choice, one_of
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.national.deps import DirectoryDep
-from pulih.reporting.national.directory import NATION
+from pulih.reporting.national.directory import NATION, Directory
 from pulih.reporting.national.figures import (
     NationalLevel,
     last_closed_month,
@@ -42,7 +43,7 @@ from pulih.reporting.national.figures import (
     regency_statuses,
 )
 from pulih.reporting.national.store import national_aggregates
-from pulih.reporting.ranges import MOST_ROWS, PeriodRange, period_range
+from pulih.reporting.ranges import PeriodRange, period_range
 
 router = APIRouter(prefix="/v1/national", tags=["national"])
 
@@ -56,6 +57,15 @@ _CODE_FORMS = {
         "a 4-digit regency code (or a province's 2)",
     ),
 }
+
+REGENCIES_OF_INDONESIA = 514
+"""Every kabupaten and kota: the most regencies a national view may hear from."""
+
+MOST_NATIONAL_ROWS = REGENCIES_OF_INDONESIA * 12 * len(Indicator)
+"""The most rows one ``/indicators`` answer may hold: a year of every figure of every regency of
+Indonesia (117,192 rows with 19 indicators, read in about 0.6 s on SQLite), what the national
+dashboard's CSV button asks for. A regency's own API stops at 50,000; a national view's whole
+year has to fit in one file."""
 
 _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -145,6 +155,29 @@ def _checked_code(level: NationalLevel, code: str | None) -> str | None:
     if not form.match(code):
         raise Invalid("invalid_code", f"code must be {what} at level {level.value}", "code")
     return code
+
+
+async def _check_known(session: AsyncSession, directory: Directory, code: str | None) -> None:
+    """422 for a province or regency ``code`` the national view has never heard of: not a
+    province of Indonesia nor of any regency it expects or has received; a regency neither
+    expected (the federation list) nor received."""
+    if code is None:
+        return
+    a = national_aggregates.c
+    if len(code) == 2:
+        if code in directory.provinces or any(r.startswith(code) for r in directory.expected):
+            return
+        if await session.scalar(select(a.regency).where(a.regency.startswith(code)).limit(1)) is None:
+            raise Invalid("unknown_province", f"no province {code} is known to the national view", "code")
+        return
+    if code in directory.expected:
+        return
+    if await session.scalar(select(a.regency).where(a.regency == code).limit(1)) is None:
+        raise Invalid(
+            "unknown_regency",
+            f"regency {code} is neither expected (the federation list) nor ever heard from",
+            "code",
+        )
 
 
 def _answer(
@@ -268,6 +301,7 @@ async def indicators(
     indicator = None if indicator_name is None else choice(Indicator, indicator_name, "indicator").value
     months = _months(runtime, since, until)
     async with runtime.database.sessions() as session:
+        await _check_known(session, directory, wanted)
         if level is NationalLevel.REGENCY and (wanted is None or len(wanted) == 2):
             count = select(func.count(func.distinct(national_aggregates.c.regency))).where(
                 national_aggregates.c.period >= months.first, national_aggregates.c.period <= months.last
@@ -279,11 +313,11 @@ async def indicators(
                 * len(months.periods)
                 * (1 if indicator else len(Indicator))
             )
-            if most > MOST_ROWS:
+            if most > MOST_NATIONAL_ROWS:
                 raise Invalid(
                     "too_many_rows",
-                    f"that may be {most} rows, more than {MOST_ROWS}: ask for one indicator, one province "
-                    "(code) or fewer months",
+                    f"that may be {most} rows, more than {MOST_NATIONAL_ROWS}: ask for one indicator, one "
+                    "province (code) or fewer months",
                     "from",
                 )
         cells = await national_rows(
@@ -336,6 +370,7 @@ async def phases(
     wanted = _checked_code(level, code)
     months = _months(runtime, since, until)
     async with runtime.database.sessions() as session:
+        await _check_known(session, directory, wanted)
         cells = await national_phases(
             session, level=level, code=wanted, start=months.first, end=months.last, directory=directory
         )

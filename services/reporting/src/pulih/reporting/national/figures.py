@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -110,6 +110,13 @@ def last_closed_month(today: date) -> str:
     """The month before ``today``'s: the latest one every regency should have reported."""
     months = today.year * 12 + today.month - 2
     return f"{months // 12:04d}-{months % 12 + 1:02d}"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment`` with its offset: SQLite gives back the UTC it was stored in without one."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _org_filter(
@@ -256,7 +263,7 @@ async def regency_statuses(
                 province=province,
                 province_name=directory.province_name(province),
                 last_period=period,
-                last_received_at=received,
+                last_received_at=_utc(received),
                 revision=revisions.get(code),
                 silent=code not in reported,
             )

@@ -102,7 +102,7 @@ async def record_arrivals(
                 "indicators": {str(k): v for k, v in a.aggregate.indicators.items()},
                 "units_by_phase": {str(k): v for k, v in a.aggregate.units_by_phase.items()},
                 "suppressed_below": a.aggregate.suppressed_below,
-                "received_at": a.received_at or received,
+                "received_at": (a.received_at or received).astimezone(UTC),  # SQLite keeps no offset
                 "stream_seq": a.stream_seq,
             }
             for a in winners
