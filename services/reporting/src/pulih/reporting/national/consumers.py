@@ -9,7 +9,10 @@ waits, saying so (:func:`wait_for_national`), and declares nothing itself.
 An aggregate whose ``regency`` (in its payload or envelope) is not the code of its subject
 (``ibm.<code>.…``) is refused (``forged_regency``): it is dead-lettered on
 ``national.dlq.reporting`` (stream ``NATIONAL_DLQ``) and counts nowhere. The servers already
-stop a regency from publishing under another's code; this is the view's own check.
+stop a regency from publishing under another's code; this is the view's own check. Any other
+event on an aggregate subject (a regency's ``ClientScreened`` published there by mistake) is
+dead-lettered too (``not_an_aggregate``), not skipped in silence: only aggregates may cross, and
+the national office has to hear of whatever else did.
 """
 
 from __future__ import annotations
@@ -47,10 +50,14 @@ def subject_regency(subject: str) -> str | None:
 
 
 def arrival_of(received: Received) -> Arrival:
-    """The aggregate of ``received``; :class:`Rejected` (``forged_regency``) when it claims a
-    regency other than its subject's."""
+    """The aggregate of ``received``; :class:`Rejected` when it is no aggregate
+    (``not_an_aggregate``) or claims a regency other than its subject's (``forged_regency``)."""
     aggregate = received.event.data
-    assert isinstance(aggregate, AggregateReported)
+    if not isinstance(aggregate, AggregateReported):
+        raise Rejected(
+            "not_an_aggregate",
+            f"a {received.event.type} on {received.subject}: only AggregateReported leaves a regency",
+        )
     code = subject_regency(received.subject)
     if code is None or aggregate.regency != code or received.event.regency != code:
         raise Rejected(
@@ -63,7 +70,8 @@ def arrival_of(received: Received) -> Arrival:
 
 async def apply_batch(uow: UnitOfWork, received: Sequence[Received]) -> None:
     """Keep the highest revision of each regency's month among ``received`` (in the batch's unit
-    of work); a forged aggregate refuses the batch, which the kit then applies one at a time."""
+    of work); a refused event (forged, or no aggregate) refuses the batch, which the kit then
+    applies one at a time."""
     await record_arrivals(uow.session, [arrival_of(r) for r in received])
 
 
@@ -87,7 +95,7 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         subject=names.NATIONAL_FILTER,
         apply=apply_batch,
         batch_size=BATCH_SIZE,
-        types=[AggregateReported],
+        types=None,  # every event: what is not an aggregate is dead-lettered (arrival_of)
         stream=names.NATIONAL_STREAM,
         dead_letters=DeadLetterRoute(
             names.NATIONAL_DLQ_REPORTING, names.NATIONAL_DLQ_STREAM, runtime.settings.regency
