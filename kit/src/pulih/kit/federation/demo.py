@@ -85,7 +85,7 @@ class Screen:
     terminal; a plain line per step otherwise."""
 
     def __init__(self) -> None:
-        self.console = Console(stderr=False)
+        self.console = Console(soft_wrap=True)
         self.terminal = self.console.is_terminal
         self.progress = Progress(
             SpinnerColumn(),

@@ -59,4 +59,8 @@ def print_up(fed: Federation, lay: Layout, tokens: dict[str, str], tokens_file: 
         "Cut a regency's link with `pulih federation link-down <code>` (`link-up <code>` restores it); "
         "stop the hub with `pulih federation hub-down` (`hub-up`)."
     )
+    print(
+        "Fill the regencies with a few months of work, until the national dashboard shows them: "
+        "`pulih federation demo` in another terminal (this federation must run with PULIH_CLOCK=manual)."
+    )
     print("Ctrl-C stops everything; the data stays for the next `pulih federation up`.\n", flush=True)
