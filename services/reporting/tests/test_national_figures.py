@@ -4,7 +4,7 @@ regency, province and nation say how many figures were hidden (SQLite and Postgr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -184,6 +184,17 @@ async def test_silent_regencies_are_the_expected_or_known_without_the_last_close
         ("7471", "7471", "2026-10", 1, False),
     ]
     assert statuses[0].province == "33" and statuses[0].last_received_at is not None
+
+
+async def test_when_an_aggregate_arrived_is_the_same_instant_read_back(store: Database) -> None:
+    """Given in any offset, read back as the same instant in UTC (SQLite keeps no offset)."""
+    arrived = datetime(2026, 11, 1, 8, 30, tzinfo=timezone(timedelta(hours=7)))
+    async with store.transaction() as session:
+        await apply_aggregates(session, [aggregate("3301", "2026-10")], received_at=arrived)
+    async with store.sessions() as session:
+        (status,) = await regency_statuses(session, last_closed_month="2026-10")
+    assert status.last_received_at == arrived
+    assert status.last_received_at is not None and status.last_received_at.utcoffset() == timedelta(0)
 
 
 def test_an_aggregate_under_another_regencys_subject_is_refused_as_forged() -> None:
