@@ -475,7 +475,7 @@ async def test_a_regencys_aggregate_reaches_national_over_the_tls_link(
         assert "tls://" in (tmp_path / "r3301" / "link.conf").read_text()
         assert await eventually(lambda: national_ids(hub, secrets), until=bool, timeout=20) == [sent]
         [leaf] = (await hub.leafz())["leafs"]
-        assert leaf["name"] == names.domain(REGENCY) and leaf["account"] == names.HUB_ACCOUNT
+        assert leaf["name"] == names.domain(REGENCY) and leaf["account"] == names.hub_link_account(REGENCY)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """The national link against real nats-servers: a hub and regencies 3301 and 3302, each from the
 configs ``pulih federation render`` writes. What crosses is the regencies' aggregates and nothing
 else, and the servers, not Pulih's code, keep it so: a hub with its own administrator's
-credentials cannot reach into a regency, a regency cannot offer aggregates under another's code,
-the national user reads the aggregates and nothing else, and a link cut for a while catches up
-exactly once."""
+credentials cannot reach into a regency, a regency cannot offer aggregates under another's code
+(its link lands in its own hub account ``R<code>``, from which ``NATIONAL`` imports only that
+code's subjects), the national user reads the aggregates and nothing else, a link cut for a while
+catches up exactly once, and ``NATIONAL`` declared before any link is up sources every regency
+once the links come."""
 
 from __future__ import annotations
 
@@ -292,12 +294,15 @@ async def test_a_regency_cannot_offer_aggregates_under_another_regencys_code(tmp
     with running_federation(tmp_path / "federation", CODES) as fed:
         await fed.regencies["3301"].declare_stream()
         # 3302's own server is away; a rogue server, rendered as 3302's (domain r3302, stream
-        # IBM_3302 with a forged aggregate), links with 3301's link credentials
+        # IBM_3302 with a forged aggregate), links with 3301's link credentials: the hub puts it
+        # in 3301's account R3301, from which NATIONAL imports only 3301's subjects
         fed.regencies["3302"].server.stop()
         await fed.wait_linked("3302", linked=False)
         rogue, rogue_port = rogue_leaf(fed, tmp_path / "rogue", credentials_of="3301")
         try:
             await fed.wait_linked("3301", server_name="rogue")
+            [leaf] = [leaf for leaf in (await fed.hub.leafz())["leafs"] if leaf["name"] == "rogue"]
+            assert leaf["account"] == names.hub_link_account("3301")
             forged = aggregate("3302", "2026-05")
             rnc = await nats.connect(f"nats://pulih:{fed.secrets.service('3302')}@127.0.0.1:{rogue_port}")
             try:
@@ -493,3 +498,31 @@ async def test_the_national_user_reads_aggregates_and_nothing_else(linked: Runni
 
 async def _count(items: list[str]) -> int:
     return len(items)
+
+
+async def test_national_declared_before_the_regencies_link_comes_up_and_sources_them(tmp_path: Path) -> None:
+    """The order after a hub restart, or when a regency's link is late: ``NATIONAL`` and its
+    sources exist before any link. The hub keeps running (nats-server 2.15.1 panicked in
+    ``trySetupSourceConsumer`` in this order when every link shared the account of ``NATIONAL``),
+    and once the links are up the aggregates arrive, each once."""
+    with running_federation(tmp_path / "federation", CODES, link_up=False) as fed:
+        waiting = {code: [aggregate(code, "2026-02"), aggregate(code, "2026-03")] for code in CODES}
+        for code in CODES:
+            await fed.regencies[code].declare_stream()
+            await publish(fed, code, *waiting[code])
+        await fed.declare_national()
+        assert await fed.national_count() == 0
+        for code in CODES:
+            fed.regencies[code].link_up()
+        for code in CODES:
+            await fed.wait_linked(code)
+            assert fed.hub.process is not None and fed.hub.process.poll() is None, "the hub died"
+        events = [e for code in CODES for e in waiting[code]]
+        ids = await arrived(fed, *events, timeout=45)
+        assert all(ids[str(e.id)] == 1 for e in events) and len(ids) == len(events)
+        leafs = (await fed.hub.leafz())["leafs"]
+        assert {(leaf["name"], leaf["account"]) for leaf in leafs} == {
+            (names.domain(code), names.hub_link_account(code)) for code in CODES
+        }
+        log = fed.hub.log_file.read_text(errors="replace")
+        assert "panic" not in log and "[FTL]" not in log

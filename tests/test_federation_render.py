@@ -15,6 +15,7 @@ import pytest
 from referral_regency import deploy_module
 
 from pulih.kit.federation import names
+from pulih.kit.federation.accounts import hub_accounts
 from pulih.kit.federation.national_stream import (
     declare_national_streams,
     merged_sources,
@@ -137,9 +138,43 @@ def test_adding_a_regency_adds_a_source_and_a_user_and_changes_no_other_regency(
     hub_before, hub_after = render_hub(before, secrets)["hub.conf"], render_hub(after, secrets)["hub.conf"]
     assert '"user": "r7471"' not in hub_before and '"user": "r7471"' in hub_after
     assert hub_after.count('"user": "r') == hub_before.count('"user": "r') + 1
+    assert '"R7471": {' not in hub_before and '"R7471": {' in hub_after
+    assert hub_after.count('"account": "R7471"') == 3, "NATIONAL imports 7471's three subjects"
     sources = national_stream_config(before.codes).sources or []
     assert [s.name for s in merged_sources(sources, after.codes)] == ["IBM_3301", "IBM_3302", "IBM_7471"]
     assert merged_sources(sources, ["3302"]) == sources, "a source is never dropped"
+
+
+def test_each_regencys_link_has_a_hub_account_of_its_own(fed: Federation, secrets: Secrets) -> None:
+    links = {code: secrets.link(code) for code in fed.codes}
+    accounts = hub_accounts(secrets.hub_admin(), secrets.national(), links)
+    assert set(accounts) == {names.HUB_ACCOUNT, *(f"R{code}" for code in fed.codes)}
+    national = accounts[names.HUB_ACCOUNT]
+    assert isinstance(national, dict)
+    assert [u["user"] for u in national["users"]] == [names.HUB_ADMIN_USER, names.NATIONAL_USER]
+    imported: dict[str, list[str]] = {}
+    for entry in national["imports"]:
+        ((kind, target),) = entry.items()
+        imported.setdefault(target["account"], []).append(f"{kind} {target['subject']}")
+    for code in fed.codes:
+        own = accounts[names.hub_link_account(code)]
+        assert isinstance(own, dict)
+        assert "jetstream" not in own and "imports" not in own
+        assert own["users"] == [{"user": f"r{code}", "password": secrets.link(code)}], "no permissions"
+        exported = [
+            f"{kind} {export[kind]}"
+            for export in own["exports"]
+            for kind in ("service", "stream")
+            if kind in export
+        ]
+        assert all(export["accounts"] == [names.HUB_ACCOUNT] for export in own["exports"])
+        assert exported == [
+            f"service $JS.r{code}.API.CONSUMER.CREATE.IBM_{code}.*.ibm.{code}.reporting.aggregate_reported",
+            f"service $JS.FC.IBM_{code}.>",
+            f"stream national.deliver.r{code}.>",
+        ]
+        assert imported[names.hub_link_account(code)] == exported
+        assert set(CODES_IN_TEXT.findall(str(own))) == {code}
 
 
 def test_nats_server_accepts_every_rendered_file(fed: Federation, secrets: Secrets, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The NATS accounts of a regency's server, and the users of the national hub.
+"""The NATS accounts of a regency's server, and those of the national hub.
 
 A regency's server has three accounts:
 
@@ -21,10 +21,18 @@ A regency's server has three accounts:
   its deliveries on ``national.deliver.r<code>.>``. Whatever else the hub asks for, or publishes,
   has no importer in the regency: nothing answers, nothing is stored, nothing is delivered.
 
-On the hub, each regency's link logs in as user ``r<code>`` of account ``NATIONAL``, whose
-permissions the hub enforces: it may send in only the deliveries of its own domain (and consumer
-replies), and the hub sends it only the consumer-create requests and flow control of its own
-stream. A link that claims another regency's domain is asked for nothing.
+On the hub, each regency's link logs in as user ``r<code>`` of an account of its own, ``R<code>``
+(:func:`~pulih.kit.federation.names.hub_link_account`): no JetStream, no other user. The account
+boundary is the permission. ``R<code>`` exports to ``NATIONAL``, and ``NATIONAL`` imports, exactly
+what the source of that regency's aggregates needs: the consumer-create request pinned to the
+aggregates (``$JS.r<code>.API.CONSUMER.CREATE.IBM_<code>.*.ibm.<code>.reporting.aggregate_reported``)
+and the flow control of ``IBM_<code>`` (services the hub sends to the link), and the deliveries on
+``national.deliver.r<code>.>`` (a stream the link sends in). So a link can only offer into its own
+account, only its own deliver prefix reaches ``NATIONAL``, and no regency sees another's interest: a
+link that claims another regency's domain is asked for nothing, and what it sends stops at its
+account. The link users carry no permissions: whatever they might publish or subscribe to besides
+these subjects has no importer or exporter in any other account, so a permission list would only
+repeat the exports (and would have to allow the ``_R_.`` replies of the service imports).
 """
 
 from __future__ import annotations
@@ -231,21 +239,6 @@ def accounts_block(
     return "accounts " + conf_value(accounts) + "\n"
 
 
-def link_user_permissions(code: str) -> dict[str, object]:
-    """What the hub lets regency ``code``'s leaf link do: send in only the deliveries of its own
-    source (and the replies to the hub's consumer requests), and be sent only the consumer
-    requests and flow control of its own stream."""
-    return {
-        "publish": {"allow": [f"{names.deliver_prefix(code)}.>", "$JSC.R.>"]},
-        "subscribe": {
-            "allow": [
-                f"{names.js_api(code)}.CONSUMER.CREATE.{names.regency_stream(code)}.>",
-                names.flow_control(code),
-            ]
-        },
-    }
-
-
 def national_user_permissions() -> dict[str, object]:
     """What the national reporting may do on the hub: its own durable on ``NATIONAL`` (create,
     info, pull, acknowledge), the stream's info, publish its dead letters, and receive replies."""
@@ -266,19 +259,51 @@ def national_user_permissions() -> dict[str, object]:
     }
 
 
-def hub_accounts(admin_password: str, national_password: str, links: dict[str, str]) -> dict[str, object]:
-    """The hub's one account ``NATIONAL``: its administrator, the national reporting, and each
-    regency's link user (``links``: code → password)."""
-    users: list[object] = [
-        {"user": names.HUB_ADMIN_USER, "password": admin_password},
-        {
-            "user": names.NATIONAL_USER,
-            "password": national_password,
-            "permissions": national_user_permissions(),
-        },
+def hub_link_account_config(code: str, password: str) -> dict[str, object]:
+    """The hub's account ``R<code>`` of regency ``code``'s leaf link: its user ``r<code>``
+    (``password``), and the exports to ``NATIONAL`` of what the source needs (no JetStream)."""
+    to_national = [names.HUB_ACCOUNT]
+    return {
+        "users": [{"user": names.link_user(code), "password": password}],
+        "exports": [
+            {"service": names.source_consumer_create(code, domain_prefix=True), "accounts": to_national},
+            {"service": names.flow_control(code), "accounts": to_national},
+            {"stream": f"{names.deliver_prefix(code)}.>", "accounts": to_national},
+        ],
+    }
+
+
+def national_imports(code: str) -> list[object]:
+    """What ``NATIONAL`` imports from ``R<code>``: the exports of :func:`hub_link_account_config`."""
+    account = names.hub_link_account(code)
+    return [
+        {"service": {"account": account, "subject": names.source_consumer_create(code, domain_prefix=True)}},
+        {"service": {"account": account, "subject": names.flow_control(code)}},
+        {"stream": {"account": account, "subject": f"{names.deliver_prefix(code)}.>"}},
     ]
+
+
+def hub_accounts(admin_password: str, national_password: str, links: dict[str, str]) -> dict[str, object]:
+    """The hub's accounts: ``NATIONAL`` (JetStream; its administrator and the national reporting;
+    the imports of each regency's part), and one ``R<code>`` per regency with its link user
+    (``links``: code → password)."""
+    imports: list[object] = []
+    for code in links:
+        imports += national_imports(code)
+    national: dict[str, object] = {
+        "jetstream": "enabled",
+        "users": [
+            {"user": names.HUB_ADMIN_USER, "password": admin_password},
+            {
+                "user": names.NATIONAL_USER,
+                "password": national_password,
+                "permissions": national_user_permissions(),
+            },
+        ],
+    }
+    if imports:
+        national["imports"] = imports
+    accounts: dict[str, object] = {names.HUB_ACCOUNT: national}
     for code, password in links.items():
-        users.append(
-            {"user": names.link_user(code), "password": password, "permissions": link_user_permissions(code)}
-        )
-    return {names.HUB_ACCOUNT: {"jetstream": "enabled", "users": users}}
+        accounts[names.hub_link_account(code)] = hub_link_account_config(code, password)
+    return accounts

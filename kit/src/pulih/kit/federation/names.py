@@ -5,8 +5,9 @@ its province is the first two digits (``33``, Jawa Tengah). Everything the regen
 national hub agree on is spelled here once::
 
     regency 3301:  JetStream domain r3301, stream IBM_3301, accounts PULIH, CLINICS, LINK
-    hub:           JetStream domain national, streams NATIONAL and NATIONAL_DLQ, account NATIONAL
-                   users hub (admin), national (national reporting), r3301 (3301's leaf link)
+    hub:           JetStream domain national, streams NATIONAL and NATIONAL_DLQ,
+                   account NATIONAL (users hub, the admin, and national, the national reporting),
+                   account R3301 (user r3301: 3301's leaf link), one such account per regency
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ SERVICE_USER = "pulih"
 """The user of every Pulih service on a regency's server."""
 
 HUB_ACCOUNT = "NATIONAL"
-"""On the hub: the one account, with JetStream; its users are :data:`HUB_ADMIN_USER`,
-:data:`NATIONAL_USER` and one leaf user per regency (:func:`link_user`)."""
+"""On the hub: the account with JetStream and the national streams; its users are
+:data:`HUB_ADMIN_USER` and :data:`NATIONAL_USER`. Each regency's leaf link logs in to an account
+of its own (:func:`hub_link_account`), from which ``NATIONAL`` imports that regency's part."""
 HUB_ADMIN_USER = "hub"
 """The hub's administrator: declares the national streams."""
 NATIONAL_USER = "national"
@@ -132,6 +134,13 @@ def aggregate_subject(code: str) -> str:
 def link_user(code: str) -> str:
     """The hub's user a regency's leaf link logs in as, e.g. ``r3301``."""
     return domain(code)
+
+
+def hub_link_account(code: str) -> str:
+    """The hub's account of regency ``code``'s leaf link, e.g. ``R3301``: its one user is
+    :func:`link_user`; no JetStream; it exports to :data:`HUB_ACCOUNT` only what the source of the
+    regency's aggregates needs."""
+    return f"R{check_code(code)}"
 
 
 def js_api(code: str) -> str:

@@ -10,7 +10,9 @@ A regency gets three files, in one directory:
 
 The hub gets ``hub.conf`` (one server), or ``hub-1.conf`` … ``hub-3.conf`` for a 3-node cluster:
 domain ``national``, the leaf-node port (TLS with client certificates when asked), the account
-``NATIONAL`` with the users ``hub``, ``national`` and one ``r<code>`` per regency.
+``NATIONAL`` with the users ``hub`` and ``national``, and one account ``R<code>`` per regency whose
+one user ``r<code>`` is that regency's leaf link (:func:`.accounts.hub_accounts`). Every node of a
+cluster has the same accounts.
 """
 
 from __future__ import annotations
