@@ -1,6 +1,16 @@
-"""A federation for benchmarks: the national hub and a real ``nats-server`` per regency, each
-from the configs ``pulih.kit.federation.render`` renders, on free local ports, launched in
-parallel. Also the aggregates a regency publishes (realistic figures, some suppressed).
+"""A federation for benchmarks: the national hub, rendered by ``pulih.kit.federation.render``,
+and the regencies' servers, on free local ports, launched in parallel. Also the aggregates a
+regency publishes (realistic figures, some suppressed).
+
+The regencies run either as one ``nats-server`` each, from the very configs ``render_regency``
+renders (``per_server=1``), or several to a simulation server (``per_server`` > 1): 514
+``nats-server`` processes on a 2-core machine measure the machine, not the hub. A simulation
+server gives each of its regencies the accounts a regency's server has, renamed apart:
+``PULIH_<code>`` (JetStream, the stream ``IBM_<code>``, the service user ``pulih-<code>``) and
+``LINK_<code>`` (the mapping and imports :func:`pulih.kit.federation.accounts.link_account`
+renders), and one leaf remote per ``LINK_<code>``, logging in to the hub as ``r<code>`` with that
+regency's link password. The hub cannot tell the difference: it carries one leaf connection, one
+account ``R<code>`` and one ``NATIONAL`` source per regency, as in production.
 
 Not a test helper (``tests/federation_support.py`` is): nothing here asserts; it starts, watches
 and stops processes, and says when one died.
@@ -8,18 +18,21 @@ and stops processes, and says when one died.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 from pulih.contracts import CloudEvent, new_event
 from pulih.contracts.codes import Indicator, UnitPhase
 from pulih.contracts.events import AggregateReported
 from pulih.kit.federation import names
-from pulih.kit.federation.render import render_hub, render_regency, write_files
+from pulih.kit.federation.accounts import conf_value, regency_accounts
+from pulih.kit.federation.render import MAX_PAYLOAD, render_hub, render_regency, write_files
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import Federation, Hub, HubNode, Regency
 from pulih.kit.nats_server import free_port, nats_server_binary, port_open
@@ -136,9 +149,15 @@ class World:
         return self.url(names.NATIONAL_USER, self.secrets.national())
 
     def service_url(self, code: str) -> str:
-        """Regency ``code``'s services' URL (user ``pulih``)."""
+        """Regency ``code``'s services' URL (user ``pulih``, or ``pulih-<code>`` on a simulation
+        server)."""
         server = self.regencies[code]
-        return f"nats://{names.SERVICE_USER}:{self.secrets.service(code)}@{HOST}:{server.port}"
+        user = names.SERVICE_USER if server.name == names.domain(code) else service_user(code)
+        return f"nats://{user}:{self.secrets.service(code)}@{HOST}:{server.port}"
+
+    def regency_servers(self) -> list[Process]:
+        """Every regency or simulation server, once each."""
+        return list({id(p): p for p in self.regencies.values()}.values())
 
     def hub_died(self) -> str | None:
         """Why a hub server died, or None while all run."""
@@ -148,7 +167,7 @@ class World:
         return None
 
     def stop(self) -> None:
-        for server in [*self.regencies.values(), *self.hub]:
+        for server in [*self.regency_servers(), *self.hub]:
             server.stop()
 
 
@@ -175,28 +194,88 @@ def start_hub(directory: Path, codes: list[str], *, cluster: bool) -> World:
     return world
 
 
-def start_regencies(world: World, directory: Path, codes: list[str]) -> None:
-    """Render a server per regency of ``codes`` (its link dials every hub node) and launch them
-    all at once; returns when each listens."""
+def start_regencies(world: World, directory: Path, codes: list[str], per_server: int = 1) -> None:
+    """Start the servers of the regencies ``codes`` (each link dials every hub node): one rendered
+    server per regency, or ``per_server`` regencies to a simulation server
+    (:func:`simulation_config`); launched all at once, returns when each listens."""
     leaf_urls = world.fed.hub.leaf_addresses()
-    for code in codes:
-        regency_dir = directory / names.domain(code)
-        port = free_port()
-        files = render_regency(
-            world.fed,
-            code,
-            world.secrets,
-            listen_host=HOST,
-            client_port=port,
-            store_dir=regency_dir / "store",
-            hub_leaf_urls=leaf_urls,
-            sync_always=False,
-        )
-        write_files(regency_dir, files)
-        world.regencies[code] = Process(names.domain(code), regency_dir / "nats.conf", port, 0)
-        world.regencies[code].launch()
-    for server in world.regencies.values():
+    servers = []
+    if per_server <= 1:
+        for code in codes:
+            regency_dir = directory / names.domain(code)
+            port = free_port()
+            files = render_regency(
+                world.fed,
+                code,
+                world.secrets,
+                listen_host=HOST,
+                client_port=port,
+                store_dir=regency_dir / "store",
+                hub_leaf_urls=leaf_urls,
+                sync_always=False,
+            )
+            write_files(regency_dir, files)
+            world.regencies[code] = Process(names.domain(code), regency_dir / "nats.conf", port, 0)
+            servers.append(world.regencies[code])
+    else:
+        for start in range(0, len(codes), per_server):
+            chunk = codes[start : start + per_server]
+            name = f"sim-{start // per_server + 1:03d}"
+            sim_dir = directory / name
+            port = free_port()
+            text = simulation_config(world, name, chunk, port=port, store_dir=sim_dir / "store")
+            write_files(sim_dir, {"nats.conf": text})
+            server = Process(name, sim_dir / "nats.conf", port, 0)
+            servers.append(server)
+            for code in chunk:
+                world.regencies[code] = server
+    for server in servers:
+        server.launch()
+    for server in servers:
         server.wait_listening()
+
+
+def service_user(code: str) -> str:
+    """The service user of regency ``code`` on a simulation server (user names are per server)."""
+    return f"{names.SERVICE_USER}-{code}"
+
+
+def simulated_accounts(code: str, service_password: str) -> dict[str, object]:
+    """Regency ``code``'s accounts as rendered (:func:`regency_accounts`: ``PULIH`` with its
+    exports to ``LINK``, and ``LINK``), renamed ``PULIH_<code>`` and ``LINK_<code>`` so that many
+    regencies share a server; the clinics' account is left out (no clinic runs here)."""
+    rendered = regency_accounts(code, service_password, {}, link=True)
+    service, link = f"{names.SERVICE_ACCOUNT}_{code}", f"{names.LINK_ACCOUNT}_{code}"
+    pulih = dict(cast(dict[str, Any], rendered[names.SERVICE_ACCOUNT]))
+    pulih["exports"] = [e for e in pulih["exports"] if e["accounts"] == [names.LINK_ACCOUNT]]
+    pulih["users"] = [{"user": service_user(code), "password": service_password}]
+    text = json.dumps({service: pulih, link: rendered[names.LINK_ACCOUNT]})
+    text = text.replace(f'"{names.LINK_ACCOUNT}"', f'"{link}"').replace(
+        f'"{names.SERVICE_ACCOUNT}"', f'"{service}"'
+    )
+    return dict(json.loads(text))
+
+
+def simulation_config(world: World, name: str, codes: list[str], *, port: int, store_dir: Path) -> str:
+    """A simulation server for the regencies ``codes``: their accounts (:func:`simulated_accounts`)
+    and one leaf remote per regency, bound to its ``LINK_<code>``, logging in as ``r<code>``."""
+    accounts: dict[str, object] = {}
+    remotes = []
+    domain = conf_value(name.replace("-", ""))  # any domain but the hub's: the mappings do not use it
+    for code in codes:
+        accounts.update(simulated_accounts(code, world.secrets.service(code)))
+        user, password = names.link_user(code), world.secrets.link(code)
+        urls = [f"nats-leaf://{user}:{password}@{a}" for a in world.fed.hub.leaf_addresses()]
+        remotes.append({"urls": urls, "account": f"{names.LINK_ACCOUNT}_{code}"})
+    return (
+        f"# A benchmark's simulation server: regencies {', '.join(codes)}, each in accounts of its own.\n"
+        f"server_name: {conf_value(name)}\n"
+        f"listen: {conf_value(f'{HOST}:{port}')}\n"
+        f"max_payload: {MAX_PAYLOAD}\n"
+        f"jetstream {{\n  store_dir: {conf_value(str(store_dir))}\n  domain: {domain}\n}}\n"
+        "accounts " + conf_value(accounts) + "\n"
+        "leafnodes {\n  remotes = " + conf_value(remotes, 1) + "\n}\n"
+    )
 
 
 def year_of_aggregates(code: str, months: int, seed: int) -> list[CloudEvent[AggregateReported]]:

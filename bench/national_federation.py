@@ -2,28 +2,35 @@
 takes to catch up, the hub's memory, and how fast the national API answers. Prints tables, then
 one JSON line; not a test.
 
-    .venv/bin/python bench/national_federation.py [--regencies 514] [--months 12] [--cluster]
-        [--requests 100]
+    .venv/bin/python bench/national_federation.py [--regencies 514] [--months 12] [--per-server 32]
+        [--cluster] [--requests 100]
 
-What runs, all on this machine and all real: the hub rendered by ``pulih.kit.federation.render``
-(one server, or with ``--cluster`` three nodes and ``NATIONAL`` at R3), and one ``nats-server``
-per regency, rendered the same way, whose leaf link dials the hub with that regency's own
-credentials (so the hub carries one leaf connection, one user and one ``NATIONAL`` source per
-regency, as in production). What is simulated: the regencies' services. Each regency's
-``AggregateReported`` events are published straight into its ``IBM_<code>`` stream, as its
-reporting service's outbox relay would publish them, while the link is already up but
+What is real, all on this machine: the hub, rendered by ``pulih.kit.federation.render`` (one
+server, or with ``--cluster`` three nodes and ``NATIONAL`` at R3), with one account ``R<code>`` and
+one leaf connection per regency, each logging in with that regency's own credentials, and one
+``NATIONAL`` source per regency; the regencies' streams ``IBM_<code>`` and their ``LINK`` accounts
+as rendered; the national reporting (its real app and consumer). What is simulated: the
+regencies' servers are shared, ``--per-server`` regencies to a ``nats-server`` (each regency in
+accounts of its own there, ``PULIH_<code>`` and ``LINK_<code>``, with its own leaf remote: see
+``federation_world``), because 514 processes on a laptop measure the laptop, not the hub
+(``--per-server 1`` runs one rendered server per regency); and the regencies' services: each
+regency's ``AggregateReported`` events are published straight into its ``IBM_<code>`` stream, as
+its reporting service's outbox relay would publish them, while the link is already up but
 ``NATIONAL`` not yet declared: the hub then catches up with every regency's year at once, the
 worst case (a hub back after a long outage, or a first deployment).
 
 The steps, each timed:
-1. the hub starts; every regency server starts and links (the hub's ``/varz`` counts the leafs);
+1. the hub starts; every regency (or simulation) server starts and links (the hub's ``/varz``
+   counts the leafs);
 2. each regency publishes ``--months`` aggregates;
 3. ``NATIONAL`` is declared with a source per regency; the hub sources every aggregate;
 4. the reporting service in national mode (this process, its real lifespan, a fresh SQLite
    store) consumes ``NATIONAL`` until its durable has acknowledged the last message;
 5. ``GET /v1/national/indicators?level=province`` and ``GET /v1/national/regencies``, each
    ``--requests`` times after a warm-up, through the app's ASGI interface.
-The hub's resident memory (VmRSS, and its peak VmHWM) is read from /proc after each step.
+The hub's resident memory (VmRSS, and its peak VmHWM) and CPU time are read from /proc after each
+step; its log's warnings (stalled readloops, slow consumers, closed leaf connections) are counted
+at the end.
 """
 
 from __future__ import annotations
@@ -73,12 +80,17 @@ class Figures:
     regencies: int
     months: int
     cluster: bool
+    per_server: int = 1
+    regency_servers: int = 0
     steps: dict[str, float] = field(default_factory=dict)
     """Step name → seconds."""
     hub_rss_mib: dict[str, float] = field(default_factory=dict)
     """Moment → the hub's VmRSS (the sum over its nodes), MiB."""
     hub_peak_mib: float = 0.0
     hub_cpu_seconds: float = 0.0
+    hub_cpu_by_step: dict[str, float] = field(default_factory=dict)
+    """Moment → the hub's CPU seconds (user + system, all nodes) so far."""
+    hub_warnings: dict[str, int] = field(default_factory=dict)
     regency_rss_mib: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     failure: str | None = None
@@ -103,7 +115,26 @@ def note_rss(world: World, figures: Figures, moment: str) -> None:
     figures.hub_rss_mib[moment] = sum(s.rss_kib() for s in world.hub) / 1024
     figures.hub_peak_mib = sum(s.rss_kib("VmHWM") for s in world.hub) / 1024
     figures.hub_cpu_seconds = sum(s.cpu_seconds() for s in world.hub)
-    console.print(f"  hub RSS {moment}: {figures.hub_rss_mib[moment]:,.0f} MiB")
+    figures.hub_cpu_by_step[moment] = figures.hub_cpu_seconds
+    console.print(
+        f"  hub RSS {moment}: {figures.hub_rss_mib[moment]:,.0f} MiB, "
+        f"CPU so far {figures.hub_cpu_seconds:.1f} s"
+    )
+
+
+WARNINGS = {
+    "readloop stalled": "Readloop processing time",
+    "slow consumer": "Slow Consumer",
+    "leaf connection closed": "Leafnode connection closed",
+    "stale connection": "Stale Client Connection",
+    "error": "[ERR]",
+}
+
+
+def count_warnings(world: World, figures: Figures) -> None:
+    """How often the hub's log says each of :data:`WARNINGS` (every node)."""
+    text = "".join(s.log_file.read_text(errors="replace") for s in world.hub)
+    figures.hub_warnings = {name: text.count(mark) for name, mark in WARNINGS.items()}
 
 
 async def watch(
@@ -246,15 +277,18 @@ async def national_view(world: World, figures: Figures, directory: Path, request
         figures.latencies = await time_requests(app, requests)
 
 
-async def measure(directory: Path, regencies: int, months: int, cluster: bool, requests: int) -> Figures:
-    figures = Figures(regencies, months, cluster)
+async def measure(
+    directory: Path, regencies: int, months: int, cluster: bool, requests: int, per_server: int
+) -> Figures:
+    figures = Figures(regencies, months, cluster, per_server)
     codes = regency_codes(regencies)
     started = time.perf_counter()
     world = start_hub(directory, codes, cluster=cluster)
     try:
         note_rss(world, figures, "idle")
         started = time.perf_counter()
-        start_regencies(world, directory, codes)
+        start_regencies(world, directory, codes, per_server)
+        figures.regency_servers = len(world.regency_servers())
         figures.steps["regency servers listen"] = time.perf_counter() - started
         figures.steps["every link up"] = await watch(
             world, "leaf links up", len(codes), lambda: leaf_count(world), timeout=300
@@ -263,7 +297,7 @@ async def measure(directory: Path, regencies: int, months: int, cluster: bool, r
         started = time.perf_counter()
         await publish_regencies(world, codes, months)
         figures.steps["regencies publish"] = time.perf_counter() - started
-        figures.regency_rss_mib = sum(s.rss_kib() for s in world.regencies.values()) / 1024
+        figures.regency_rss_mib = sum(s.rss_kib() for s in world.regency_servers()) / 1024
 
         started = time.perf_counter()
         nc = await nats.connect(world.hub_admin(), connect_timeout=5)
@@ -281,6 +315,7 @@ async def measure(directory: Path, regencies: int, months: int, cluster: bool, r
         figures.failure = str(failure)
         console.print(f"[bold red]stopped: {failure}")
     finally:
+        count_warnings(world, figures)
         world.stop()
     return figures
 
@@ -293,12 +328,23 @@ def percentile(values: list[float], p: float) -> float:
 def report(figures: Figures) -> None:
     load = os.getloadavg()[0]
     hub = "a 3-node cluster, NATIONAL at R3" if figures.cluster else "one server"
+    if figures.per_server <= 1:
+        servers = f"a real, rendered nats-server per regency ({figures.regency_servers})"
+    else:
+        servers = (
+            f"{figures.regency_servers} simulation nats-servers carrying {figures.per_server} regencies each "
+            "(accounts PULIH_<code> and LINK_<code>, one leaf remote per regency)"
+        )
     print()
     print(
+        f"real: the hub ({hub}, rendered), with {figures.regencies} leaf connections, each logging in as "
+        f"its regency's r<code> into its own account R<code>, and {figures.regencies} NATIONAL sources; "
+        "the national reporting (its app and consumer, SQLite)"
+    )
+    print(
         f"simulated: {figures.regencies} regencies x {figures.months} months = {figures.aggregates:,} "
-        f"aggregates; a real nats-server per regency, linked to the hub ({hub}) with its own "
-        "credentials; the regencies' services not run: their aggregates published straight into "
-        "each IBM_<code> (as the outbox relay would), before NATIONAL was declared"
+        f"aggregates, on {servers}; the regencies' services not run: their aggregates published "
+        "straight into each IBM_<code> (as the outbox relay would), before NATIONAL was declared"
     )
     print(f"load average {load:.1f} on {os.cpu_count()} cores; national view on SQLite, in this process")
     if figures.failure:
@@ -316,9 +362,19 @@ def report(figures: Figures) -> None:
         print(f"hub RSS {moment:<40} {mib:>8,.0f} MiB")
     print(f"hub peak RSS (VmHWM){'':<28} {figures.hub_peak_mib:>8,.0f} MiB")
     print(f"hub CPU time{'':<36} {figures.hub_cpu_seconds:>8.1f} s")
+    previous = 0.0
+    for moment, cpu in figures.hub_cpu_by_step.items():
+        print(f"  hub CPU until {moment:<33} {cpu - previous:>8.1f} s")
+        previous = cpu
+    if figures.hub_warnings:
+        said = ", ".join(f"{name} {n}" for name, n in figures.hub_warnings.items())
+        print(f"hub log: {said}")
     if figures.regency_rss_mib:
         per = figures.regency_rss_mib / figures.regencies
-        print(f"regency servers' RSS, all{'':<23} {figures.regency_rss_mib:>8,.0f} MiB ({per:.0f} MiB each)")
+        print(
+            f"regency servers' RSS, all{'':<23} {figures.regency_rss_mib:>8,.0f} MiB "
+            f"({per:.1f} MiB per regency, {figures.regency_servers} servers)"
+        )
     if figures.latencies:
         print()
         print(f"{'GET':<42} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
@@ -332,6 +388,8 @@ def report(figures: Figures) -> None:
                 "months": figures.months,
                 "aggregates": figures.aggregates,
                 "hub": "cluster" if figures.cluster else "single",
+                "regencies_per_server": figures.per_server,
+                "regency_servers": figures.regency_servers,
                 "load_average": round(load, 1),
                 "cores": os.cpu_count(),
                 "failure": figures.failure,
@@ -339,6 +397,8 @@ def report(figures: Figures) -> None:
                 "hub_rss_mib": {k: round(v) for k, v in figures.hub_rss_mib.items()},
                 "hub_peak_rss_mib": round(figures.hub_peak_mib),
                 "hub_cpu_seconds": round(figures.hub_cpu_seconds, 1),
+                "hub_cpu_seconds_by_moment": {k: round(v, 1) for k, v in figures.hub_cpu_by_step.items()},
+                "hub_log": figures.hub_warnings,
                 "regency_servers_rss_mib": round(figures.regency_rss_mib),
                 "requests": {
                     name: {
@@ -357,16 +417,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--regencies", type=int, default=514)
     parser.add_argument("--months", type=int, default=12)
+    parser.add_argument(
+        "--per-server",
+        type=int,
+        default=32,
+        help="regencies per simulation nats-server (1: a rendered server per regency)",
+    )
     parser.add_argument("--cluster", action="store_true", help="a 3-node hub, NATIONAL at R3")
     parser.add_argument("--requests", type=int, default=100, help="timed requests per route")
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it (logs, stores)")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        report(asyncio.run(measure(args.keep, args.regencies, args.months, args.cluster, args.requests)))
+        report(
+            asyncio.run(
+                measure(args.keep, args.regencies, args.months, args.cluster, args.requests, args.per_server)
+            )
+        )
         return
     with tempfile.TemporaryDirectory() as name:
-        report(asyncio.run(measure(Path(name), args.regencies, args.months, args.cluster, args.requests)))
+        report(
+            asyncio.run(
+                measure(Path(name), args.regencies, args.months, args.cluster, args.requests, args.per_server)
+            )
+        )
 
 
 if __name__ == "__main__":
