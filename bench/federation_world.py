@@ -38,6 +38,17 @@ from pulih.kit.federation.topology import Federation, Hub, HubNode, Regency
 from pulih.kit.nats_server import free_port, nats_server_binary, port_open
 
 HOST = "127.0.0.1"
+_TAKEN: set[int] = set()
+
+
+def unused_port() -> int:
+    """A free local port that this run has not handed out yet: hundreds of servers are given
+    their ports before any of them binds one, so ``free_port`` alone can hand out one twice."""
+    while True:
+        port = free_port()
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 def regency_codes(count: int) -> list[str]:
@@ -51,9 +62,11 @@ def federation(codes: list[str], *, cluster: bool) -> Federation:
     """The regencies ``codes`` and a hub on free local ports (one server, or three nodes)."""
     regencies = tuple(Regency(code, f"Kabupaten {code}") for code in codes)
     if not cluster:
-        return Federation(Hub(host=HOST, client_port=free_port(), leaf_port=free_port()), regencies)
+        return Federation(Hub(host=HOST, client_port=unused_port(), leaf_port=unused_port()), regencies)
     nodes = tuple(
-        HubNode(f"hub-{i}", HOST, client_port=free_port(), leaf_port=free_port(), cluster_port=free_port())
+        HubNode(
+            f"hub-{i}", HOST, client_port=unused_port(), leaf_port=unused_port(), cluster_port=unused_port()
+        )
         for i in (1, 2, 3)
     )
     hub = Hub(host=HOST, client_port=nodes[0].client_port, leaf_port=nodes[0].leaf_port, nodes=nodes)
@@ -176,7 +189,7 @@ def start_hub(directory: Path, codes: list[str], *, cluster: bool) -> World:
     fed = federation(codes, cluster=cluster)
     secrets = Secrets.load_or_create(directory / "secrets.json")
     hub_dir = directory / "hub"
-    monitors = [free_port() for _ in range(3 if cluster else 1)]
+    monitors = [unused_port() for _ in range(3 if cluster else 1)]
     files = render_hub(
         fed, secrets, listen_host=HOST, store_dir=hub_dir / "store", sync_always=False, monitor_ports=monitors
     )
@@ -203,7 +216,7 @@ def start_regencies(world: World, directory: Path, codes: list[str], per_server:
     if per_server <= 1:
         for code in codes:
             regency_dir = directory / names.domain(code)
-            port = free_port()
+            port = unused_port()
             files = render_regency(
                 world.fed,
                 code,
@@ -222,7 +235,7 @@ def start_regencies(world: World, directory: Path, codes: list[str], per_server:
             chunk = codes[start : start + per_server]
             name = f"sim-{start // per_server + 1:03d}"
             sim_dir = directory / name
-            port = free_port()
+            port = unused_port()
             text = simulation_config(world, name, chunk, port=port, store_dir=sim_dir / "store")
             write_files(sim_dir, {"nats.conf": text})
             server = Process(name, sim_dir / "nats.conf", port, 0)

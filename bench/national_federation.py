@@ -258,7 +258,10 @@ async def national_view(world: World, figures: Figures, directory: Path, request
             "PULIH_ENV": "development",
             "PULIH_REPORTING_MODE": "national",
             "PULIH_DATA_DIR": str(directory),
-            "NATS_URL": ",".join(world.national()),
+            # one node: kit's make_broker does not split a comma-separated NATS_URL (nats-py then
+            # refuses it, "invalid connect url option"); the client learns the other nodes from
+            # the cluster itself
+            "NATS_URL": world.national()[0],
             "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'reporting.db'}",
             "PULIH_JWT_SECRET": JWT_SECRET,
             "PULIH_PROGRAMME_FILE": None,
