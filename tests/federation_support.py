@@ -43,7 +43,7 @@ from pulih.kit.federation.render import render_hub, render_link, render_regency,
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import Federation, Hub, HubNode, load_federation
 from pulih.kit.messaging import regency_stream_config
-from pulih.kit.nats_server import free_port, nats_server_binary, port_open
+from pulih.kit.nats_server import free_port, kill_process, nats_server_binary, port_open, stop_process
 from pulih.kit.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,22 +144,14 @@ class ConfiguredServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop it (SIGTERM, then SIGKILL); the store stays."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            kill_process(self.process)
         self.process = None
 
     async def leafz(self) -> dict[str, Any]:

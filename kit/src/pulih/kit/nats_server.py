@@ -39,6 +39,25 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a process this one started: SIGTERM, then SIGKILL if it is still there after
+    ``timeout`` seconds; it is reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process this one started, as a crash would, and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 class NatsServer:
     """One ``nats-server`` process with JetStream on, its store under ``store_dir``."""
 
@@ -103,22 +122,14 @@ class NatsServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL); the store stays."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:
         """Kill the process at once, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            kill_process(self.process)
         self.process = None
 
     def __enter__(self) -> NatsServer:
