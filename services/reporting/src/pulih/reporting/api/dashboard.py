@@ -16,9 +16,6 @@ from fastapi.responses import Response
 from pulih.kit.errors import NotFound
 from pulih.reporting.api import summaries
 
-router = APIRouter(tags=["dashboard"])
-router.include_router(summaries.router)
-
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 MEDIA_TYPES = {
@@ -55,20 +52,30 @@ def _assets() -> dict[str, Path]:
 ASSETS = _assets()
 
 
-def _serve(path: Path) -> Response:
+def serve(path: Path) -> Response:
+    """One file of ``static/`` with its media type and the dashboard's headers."""
     return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
 
 
-@router.get("/", include_in_schema=False)
-async def dashboard() -> Response:
-    """The dashboard page (it asks for a token before it shows anything)."""
-    return _serve(STATIC / "index.html")
+assets = APIRouter(tags=["dashboard"])
+"""``/static/…``: the files of ``static/``, for the regency dashboard and the national one."""
 
 
-@router.get("/static/{asset:path}", include_in_schema=False)
+@assets.get("/static/{asset:path}", include_in_schema=False)
 async def static_asset(asset: str) -> Response:
     """One of the dashboard's own files (scripts, styles, icons)."""
     path = ASSETS.get(asset)
     if path is None:
         raise NotFound("not_found", f"no dashboard file {asset}")
-    return _serve(path)
+    return serve(path)
+
+
+router = APIRouter(tags=["dashboard"])
+router.include_router(summaries.router)
+router.include_router(assets)
+
+
+@router.get("/", include_in_schema=False)
+async def dashboard() -> Response:
+    """The dashboard page (it asks for a token before it shows anything)."""
+    return serve(STATIC / "index.html")

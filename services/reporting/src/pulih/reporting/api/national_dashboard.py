@@ -12,22 +12,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from pulih.kit.errors import NotFound
-from pulih.reporting.api.dashboard import ASSETS, STATIC, _serve
+from pulih.reporting.api.dashboard import STATIC, assets, serve
 
 router = APIRouter(tags=["dashboard"])
+router.include_router(assets)
 
 
 @router.get("/", include_in_schema=False)
 async def national_dashboard() -> Response:
     """The national dashboard page (it asks for a token before it shows anything)."""
-    return _serve(STATIC / "national.html")
-
-
-@router.get("/static/{asset:path}", include_in_schema=False)
-async def static_asset(asset: str) -> Response:
-    """One of the dashboard's own files (scripts, styles, icons)."""
-    path = ASSETS.get(asset)
-    if path is None:
-        raise NotFound("not_found", f"no dashboard file {asset}")
-    return _serve(path)
+    return serve(STATIC / "national.html")
