@@ -197,18 +197,32 @@ async def test_when_an_aggregate_arrived_is_the_same_instant_read_back(store: Da
     assert status.last_received_at is not None and status.last_received_at.utcoffset() == timedelta(0)
 
 
-def test_an_aggregate_under_another_regencys_subject_is_refused_as_forged() -> None:
+def test_an_aggregate_under_another_regencys_subject_or_link_is_refused_as_forged() -> None:
     from pulih.kit.batch_consumer import Received
     from pulih.kit.consumers import Rejected
     from pulih.reporting.national.consumers import arrival_of
+    from pulih.reporting.national.provenance import SOURCE_HEADER, source_name
 
+    def through(code: str) -> dict[str, str]:
+        return {SOURCE_HEADER: f"{source_name(code)} 7 ibm.{code}.reporting.aggregate_reported > x"}
+
+    subject = "ibm.3301.reporting.aggregate_reported"
     own = new_event(aggregate("3301", "2026-09"), regency="3301")
-    assert arrival_of(Received(own, 7, "ibm.3301.reporting.aggregate_reported", 1)).key == ("3301", "2026-09")
+    assert arrival_of(Received(own, 7, subject, 1, through("3301"))).key == ("3301", "2026-09")
     forged = new_event(aggregate("3302", "2026-09"), regency="3302")
-    for subject in ("ibm.3301.reporting.aggregate_reported", "elsewhere"):
+    for subject_, headers in (
+        (subject, through("3301")),  # another's payload under the regency's subject
+        ("elsewhere", through("3302")),
+        ("ibm.3302.reporting.aggregate_reported", through("3301")),  # 3301's link claiming 3302
+        ("ibm.3302.reporting.aggregate_reported", {SOURCE_HEADER: "IBM_3302:wronghash 7 x > x"}),
+        ("ibm.3302.reporting.aggregate_reported", {SOURCE_HEADER: "IBM_3302 7"}),
+    ):
         with pytest.raises(Rejected) as refused:
-            arrival_of(Received(forged, 8, subject, 1))
-        assert refused.value.error == "forged_regency"
+            arrival_of(Received(forged, 8, subject_, 1, headers))
+        assert refused.value.error == "forged_regency", (subject_, headers)
+    with pytest.raises(Rejected) as refused:
+        arrival_of(Received(forged, 9, "ibm.3302.reporting.aggregate_reported", 1))
+    assert refused.value.error == "unsourced"
 
 
 async def test_a_later_revision_in_a_later_batch_updates_the_province_and_nation_totals(

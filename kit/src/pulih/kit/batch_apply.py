@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -44,12 +44,15 @@ log = logging.getLogger("pulih.batch_consumer")
 
 @dataclass(frozen=True)
 class Received:
-    """One event of a batch and how it came: its subject, stream sequence and attempt number."""
+    """One event of a batch and how it came: its subject, stream sequence, attempt number and the
+    message's headers (those the server stamped too, such as a sourced message's
+    ``Nats-Stream-Source``; empty for a message without headers)."""
 
     event: CloudEvent[Any]
     stream_seq: int
     subject: str
     attempt: int
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 BatchApply = Callable[[UnitOfWork, Sequence[Received]], Awaitable[None]]
@@ -142,7 +145,9 @@ class BatchApplier:
                     await erase(self.broker, self.stream, delivery)
                 continue
             if self.types is None or event.type in self.types:
-                received = Received(event, meta.sequence.stream, message.subject, meta.num_delivered)
+                received = Received(
+                    event, meta.sequence.stream, message.subject, meta.num_delivered, message.headers or {}
+                )
                 held.append((message, received))
         return held
 

@@ -6,10 +6,15 @@ unit of work; the kit's inbox skips what was applied already (a redelivery, a re
 stream is the hub's, declared by ``pulih federation declare``: until it exists the service
 waits, saying so (:func:`wait_for_national`), and declares nothing itself.
 
-An aggregate whose ``regency`` (in its payload or envelope) is not the code of its subject
-(``ibm.<code>.…``) is refused (``forged_regency``): it is dead-lettered on
-``national.dlq.reporting`` (stream ``NATIONAL_DLQ``) and counts nowhere. The servers already
-stop a regency from publishing under another's code; this is the view's own check. Any other
+An aggregate counts only if three say the same regency: the hub, whose ``Nats-Stream-Source``
+header names the regency link it came through (``IBM_<code>:<hash>``, stamped by the hub, not
+the regency: :mod:`.provenance`), its subject (``ibm.<code>.…``) and its ``regency`` (in its
+payload and envelope). Otherwise it is refused: ``unsourced`` without that header (it did not
+come through any regency's link), ``forged_regency`` when they differ (a regency's server
+claiming another's subject, or its services another's code). A refused aggregate is
+dead-lettered on ``national.dlq.reporting`` (stream ``NATIONAL_DLQ``) and counts nowhere. The
+servers already stop a regency from publishing under another's code; this is the view's own
+check, and the one that holds against a regency server that lies about the subject. Any other
 event on an aggregate subject (a regency's ``ClientScreened`` published there by mistake) is
 dead-lettered too (``not_an_aggregate``), not skipped in silence: only aggregates may cross, and
 the national office has to hear of whatever else did.
@@ -29,6 +34,7 @@ from pulih.kit.federation import names
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.reporting.national.projection import Arrival, record_arrivals
+from pulih.reporting.national.provenance import SOURCE_HEADER, source_of, sourced_from
 
 DURABLE = names.NATIONAL_DURABLE.removeprefix("reporting-")
 """The durable's name: ``reporting-national``."""
@@ -51,7 +57,8 @@ def subject_regency(subject: str) -> str | None:
 
 def arrival_of(received: Received) -> Arrival:
     """The aggregate of ``received``; :class:`Rejected` when it is no aggregate
-    (``not_an_aggregate``) or claims a regency other than its subject's (``forged_regency``)."""
+    (``not_an_aggregate``), came through no regency's link (``unsourced``), or its subject,
+    payload and link do not name one same regency (``forged_regency``)."""
     aggregate = received.event.data
     if not isinstance(aggregate, AggregateReported):
         raise Rejected(
@@ -64,6 +71,19 @@ def arrival_of(received: Received) -> Arrival:
             "forged_regency",
             f"an aggregate of regency {aggregate.regency} (envelope {received.event.regency}) on "
             f"{received.subject}: a regency reports only its own",
+        )
+    source = source_of(received.headers)
+    if source is None:
+        raise Rejected(
+            "unsourced",
+            f"an aggregate of regency {code} on {received.subject} without {SOURCE_HEADER}: "
+            "it came through no regency's link",
+        )
+    if not sourced_from(received.headers, code):
+        raise Rejected(
+            "forged_regency",
+            f"an aggregate of regency {code} on {received.subject} came through the link of "
+            f"{source.name}: a regency reports only its own",
         )
     return Arrival(aggregate, received.event.id, received.stream_seq)
 
