@@ -16,12 +16,14 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -111,14 +113,19 @@ class CellView(BaseModel):
     exact: bool = Field(description="nothing was hidden")
 
 
-class IndicatorsView(BaseModel):
-    """``GET /v1/national/indicators``."""
+class _FiguresView(BaseModel):
+    """What a figures route answers before its rows: the level and months asked for."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     level: str
     from_: str = Field(alias="from")
     to: str
+
+
+class IndicatorsView(_FiguresView):
+    """``GET /v1/national/indicators``."""
+
     rows: list[CellView]
 
 
@@ -133,14 +140,9 @@ class PhaseView(BaseModel):
     units: int
 
 
-class PhasesView(BaseModel):
+class PhasesView(_FiguresView):
     """``GET /v1/national/phases``."""
 
-    model_config = ConfigDict(populate_by_name=True)
-
-    level: str
-    from_: str = Field(alias="from")
-    to: str
     rows: list[PhaseView]
 
 
@@ -180,9 +182,16 @@ async def _check_known(session: AsyncSession, directory: Directory, code: str | 
         )
 
 
+def _rows(items: Iterable[object], view: type[BaseModel]) -> list[dict[str, Any]]:
+    """Each item as a row of ``view``: its attributes named as the view's fields, in their order."""
+    return [{field: getattr(item, field) for field in view.model_fields} for item in items]
+
+
 def _answer(
-    request: Request, body: dict[str, Any], columns: Sequence[str], rows: Iterable[dict[str, Any]], name: str
+    request: Request, body: dict[str, Any], view: type[BaseModel], rows: Iterable[dict[str, Any]], name: str
 ) -> Response:
+    """``body`` as JSON, or ``rows`` as CSV (the columns of ``view``) in a file called ``name``."""
+    columns = list(view.model_fields)
     if wants_csv(request.headers.get("accept")):
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -234,56 +243,38 @@ Code = Annotated[
 ]
 
 
-@router.get(
-    "/regencies",
-    response_model=RegenciesView,
-    dependencies=[allow(*NATIONAL_READERS)],
-    responses=_CSV_RESPONSE,
-)
-async def regencies(request: Request, runtime: RuntimeDep, directory: DirectoryDep) -> Response:
-    """Every regency expected or heard from, in code order: its latest month, when its latest
-    aggregate arrived, and whether it is silent (nothing of the last closed month)."""
-    closed = last_closed_month(runtime.clock.today())
-    async with runtime.database.sessions() as session:
-        statuses = await regency_statuses(session, last_closed_month=closed, directory=directory)
-    rows = [
-        {
-            "code": s.code,
-            "name": s.name,
-            "province": s.province,
-            "province_name": s.province_name,
-            "last_period": s.last_period,
-            "last_received_at": s.last_received_at,
-            "revision": s.revision,
-            "silent": s.silent,
-        }
-        for s in statuses
-    ]
-    columns = list(RegencyView.model_fields)
-    return _answer(
-        request,
-        {"last_closed_month": closed, "regencies": rows},
-        columns,
-        rows,
-        f"pulih-national-regencies-{closed}",
-    )
+@dataclass(frozen=True)
+class Asked:
+    """What a figures route was asked for: the level, its one org unit (or all) and the months."""
+
+    level: NationalLevel
+    code: str | None
+    months: PeriodRange
+
+    def body(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The JSON answer: what was asked, then the rows."""
+        return {"level": self.level.value, "from": self.months.first, "to": self.months.last, "rows": rows}
+
+    def file_name(self, *what: str) -> str:
+        """The CSV file's name: ``what`` (if anything), the level and the months."""
+        return "-".join(("pulih-national", *what, self.level.value, self.months.first, self.months.last))
 
 
-@router.get(
-    "/indicators",
-    response_model=IndicatorsView,
-    response_model_by_alias=True,
-    dependencies=[allow(*NATIONAL_READERS)],
-    responses=_CSV_RESPONSE,
-)
-async def indicators(
-    request: Request,
+def _asked(
     runtime: RuntimeDep,
-    directory: DirectoryDep,
     level_name: Level = NationalLevel.NATION.value,
     code: Code = None,
     since: Since = None,
     until: Until = None,
+) -> Asked:
+    level = choice(NationalLevel, level_name, "level")
+    return Asked(level, _checked_code(level, code), _months(runtime, since, until))
+
+
+AskedDep = Annotated[Asked, Depends(_asked)]
+
+
+def _indicator(
     indicator_name: Annotated[
         str | None,
         Query(
@@ -292,14 +283,49 @@ async def indicators(
             json_schema_extra=one_of(Indicator),
         ),
     ] = None,
+) -> str | None:
+    return None if indicator_name is None else choice(Indicator, indicator_name, "indicator").value
+
+
+IndicatorDep = Annotated[str | None, Depends(_indicator)]
+"""The one indicator asked for, or None for all (after :data:`AskedDep`, as in the OpenAPI document)."""
+
+
+def _route(path: str, view: type[BaseModel]) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A national route: national and admin tokens only, JSON as ``view`` or CSV."""
+    return router.get(
+        path,
+        response_model=view,
+        response_model_by_alias=True,
+        dependencies=[allow(*NATIONAL_READERS)],
+        responses=_CSV_RESPONSE,
+    )
+
+
+@_route("/regencies", RegenciesView)
+async def regencies(request: Request, runtime: RuntimeDep, directory: DirectoryDep) -> Response:
+    """Every regency expected or heard from, in code order: its latest month, when its latest
+    aggregate arrived, and whether it is silent (nothing of the last closed month)."""
+    closed = last_closed_month(runtime.clock.today())
+    async with runtime.database.sessions() as session:
+        statuses = await regency_statuses(session, last_closed_month=closed, directory=directory)
+    rows = _rows(statuses, RegencyView)
+    body = {"last_closed_month": closed, "regencies": rows}
+    return _answer(request, body, RegencyView, rows, f"pulih-national-regencies-{closed}")
+
+
+@_route("/indicators", IndicatorsView)
+async def indicators(
+    request: Request,
+    runtime: RuntimeDep,
+    directory: DirectoryDep,
+    asked: AskedDep,
+    indicator: IndicatorDep,
 ) -> Response:
     """Indicators of each org unit at ``level`` (or the one ``code``) by month from ``from`` to
     ``to``: months that org unit reported, org units in code order, indicators in the
     catalogue's order."""
-    level = choice(NationalLevel, level_name, "level")
-    wanted = _checked_code(level, code)
-    indicator = None if indicator_name is None else choice(Indicator, indicator_name, "indicator").value
-    months = _months(runtime, since, until)
+    level, wanted, months = asked.level, asked.code, asked.months
     async with runtime.database.sessions() as session:
         await _check_known(session, directory, wanted)
         if level is NationalLevel.REGENCY and (wanted is None or len(wanted) == 2):
@@ -329,62 +355,23 @@ async def indicators(
             indicator=indicator,
             directory=directory,
         )
-    rows = [
-        {
-            "level": c.level,
-            "org_unit": c.org_unit,
-            "name": c.name,
-            "period": c.period,
-            "indicator": c.indicator,
-            "value": c.value,
-            "hidden": c.hidden,
-            "reporting": c.reporting,
-            "exact": c.exact,
-        }
-        for c in cells
-    ]
-    body = {"level": level.value, "from": months.first, "to": months.last, "rows": rows}
-    name = f"pulih-national-{level.value}-{months.first}-{months.last}"
-    return _answer(request, body, list(CellView.model_fields), rows, name)
+    rows = _rows(cells, CellView)
+    return _answer(request, asked.body(rows), CellView, rows, asked.file_name())
 
 
-@router.get(
-    "/phases",
-    response_model=PhasesView,
-    response_model_by_alias=True,
-    dependencies=[allow(*NATIONAL_READERS)],
-    responses=_CSV_RESPONSE,
-)
-async def phases(
-    request: Request,
-    runtime: RuntimeDep,
-    directory: DirectoryDep,
-    level_name: Level = NationalLevel.NATION.value,
-    code: Code = None,
-    since: Since = None,
-    until: Until = None,
-) -> Response:
+@_route("/phases", PhasesView)
+async def phases(request: Request, runtime: RuntimeDep, directory: DirectoryDep, asked: AskedDep) -> Response:
     """How many IBM units were in each phase, per org unit at ``level`` (or the one ``code``)
     and month, by each regency's latest aggregate of the month."""
-    level = choice(NationalLevel, level_name, "level")
-    wanted = _checked_code(level, code)
-    months = _months(runtime, since, until)
     async with runtime.database.sessions() as session:
-        await _check_known(session, directory, wanted)
+        await _check_known(session, directory, asked.code)
         cells = await national_phases(
-            session, level=level, code=wanted, start=months.first, end=months.last, directory=directory
+            session,
+            level=asked.level,
+            code=asked.code,
+            start=asked.months.first,
+            end=asked.months.last,
+            directory=directory,
         )
-    rows = [
-        {
-            "level": c.level,
-            "org_unit": c.org_unit,
-            "name": c.name,
-            "period": c.period,
-            "phase": c.phase,
-            "units": c.units,
-        }
-        for c in cells
-    ]
-    body = {"level": level.value, "from": months.first, "to": months.last, "rows": rows}
-    name = f"pulih-national-phases-{level.value}-{months.first}-{months.last}"
-    return _answer(request, body, list(PhaseView.model_fields), rows, name)
+    rows = _rows(cells, PhaseView)
+    return _answer(request, asked.body(rows), PhaseView, rows, asked.file_name("phases"))
