@@ -3,7 +3,9 @@
 links list the three nodes' leaf URLs. While the regencies publish aggregates at a steady rate,
 the node leading ``NATIONAL`` is killed with SIGKILL: the two others elect a new leader, the
 links that went through the dead node move to a live one, and every aggregate reaches
-``NATIONAL`` exactly once."""
+``NATIONAL`` exactly once. The national reporting, given the three nodes' URLs comma-separated
+in its ``NATS_URL``, follows the cluster through the loss and counts every month of both
+regencies at its latest revision."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from federation_support import (
     ConfiguredServer,
@@ -23,7 +26,9 @@ from federation_support import (
 )
 from nats.js.api import StreamInfo
 
-from pulih.kit.testing import eventually
+from pulih.kit.auth import NATIONAL_SCOPE, issue_token
+from pulih.kit.testing import JWT_SECRET, eventually, make_settings, serve
+from pulih.reporting.app import build
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -35,6 +40,9 @@ INTERVAL = 0.1
 KILL_AFTER = 15
 """The leader is killed once each regency has published this many."""
 Key = tuple[str, str, int]
+HEADERS = {
+    "Authorization": f"Bearer {issue_token(JWT_SECRET, sub='bnn', role='national', regency=NATIONAL_SCOPE)}"
+}
 
 
 def period(i: int) -> str:
@@ -104,13 +112,45 @@ async def publish_steadily(fed: RunningFederation, code: str, half_way: asyncio.
     return published
 
 
-async def test_a_hub_node_killed_loses_no_aggregate(cluster: RunningFederation) -> None:
+async def months_counted(http: httpx.AsyncClient) -> dict[str, list[tuple[str, int]]]:
+    """Per regency, (period, regencies reporting) of every month the national view holds."""
+    screened = await http.get(
+        "/v1/national/indicators",
+        params={
+            "level": "regency",
+            "from": period(0),
+            "to": period(PER_REGENCY - 1),
+            "indicator": "clients_screened",
+        },
+        headers=HEADERS,
+    )
+    assert screened.status_code == 200, screened.text
+    held: dict[str, list[tuple[str, int]]] = {}
+    for row in screened.json()["rows"]:
+        held.setdefault(row["org_unit"], []).append((row["period"], row["reporting"]))
+    return held
+
+
+async def test_a_hub_node_killed_loses_no_aggregate(cluster: RunningFederation, tmp_path: Path) -> None:
     fed = cluster
     assert len(fed.hub_servers) == 3
     for node in fed.regencies.values():
         await node.declare_stream()
     declared = await fed.declare_national()
     assert declared.config.num_replicas == 3
+    assert fed.national_url.count(",") == 2  # all three nodes, comma-separated
+    settings = make_settings(
+        tmp_path / "national",
+        nats_url=fed.national_url,
+        PULIH_REPORTING_MODE="national",
+        PULIH_CLOCK="manual",
+        PULIH_CLOCK_START="2026-11-05",
+    )
+    async with serve(build(settings)) as http:
+        await _kill_the_leader(fed, http)
+
+
+async def _kill_the_leader(fed: RunningFederation, http: httpx.AsyncClient) -> None:
     for code in CODES:
         await fed.wait_linked(code)
     leader = (await settled(fed)).cluster.leader  # type: ignore[union-attr]
@@ -153,3 +193,12 @@ async def test_a_hub_node_killed_loses_no_aggregate(cluster: RunningFederation) 
         await fed.wait_linked(code)  # on a live node, whichever it was on before
     now_linked = set().union(*[await linked_to(server) for server in survivors])
     assert {f"r{code}" for code in CODES} <= now_linked, links_on_victim
+
+    # The national view, connected through the three URLs, counted every month of both regencies.
+    every_month = {code: [(period(i), 1) for i in range(PER_REGENCY)] for code in CODES}
+    await eventually(lambda: months_counted(http), until=lambda held: held == every_month, timeout=45)
+    regencies = (await http.get("/v1/national/regencies", headers=HEADERS)).json()["regencies"]
+    assert [(r["code"], r["last_period"], r["revision"]) for r in regencies] == [
+        (code, period(PER_REGENCY - 1), 2)
+        for code in CODES  # the last month was revised
+    ]

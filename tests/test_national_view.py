@@ -2,7 +2,9 @@
 rendered configs, the reporting service in national mode connected to the hub as user
 ``national``. It waits for ``NATIONAL``, then every regency's aggregates reach its figures, the
 latest revision of each month counting once; an aggregate that claims another regency's code
-is dead-lettered on ``national.dlq.reporting`` and counts nowhere."""
+is dead-lettered on ``national.dlq.reporting`` and counts nowhere. Every message of ``NATIONAL``
+carries the hub's ``Nats-Stream-Source`` naming the link of the regency of its subject, which
+the national view checks."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pulih.kit.auth import NATIONAL_SCOPE, issue_token
 from pulih.kit.federation import names
 from pulih.kit.testing import JWT_SECRET, eventually, make_settings, serve
 from pulih.reporting.app import build
+from pulih.reporting.national.provenance import SOURCE_HEADER, source_name
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -89,6 +92,21 @@ async def consumed(hub_url: str) -> bool:
         await nc.close()
 
 
+async def sources_stamped(hub_url: str) -> list[tuple[str, str]]:
+    """(subject, ``Nats-Stream-Source``) of every message in ``NATIONAL``, in order."""
+    nc = await nats.connect(hub_url.split(","))
+    try:
+        js = nc.jetstream()
+        last = (await js.stream_info(names.NATIONAL_STREAM)).state.last_seq
+        found = []
+        for seq in range(1, last + 1):
+            held = await js.get_msg(names.NATIONAL_STREAM, seq)
+            found.append((held.subject, (held.headers or {}).get(SOURCE_HEADER, "")))
+        return found
+    finally:
+        await nc.close()
+
+
 async def test_aggregates_of_two_regencies_reach_the_national_figures(
     tmp_path: Path, service_log: Lines
 ) -> None:
@@ -141,6 +159,10 @@ async def test_aggregates_of_two_regencies_reach_the_national_figures(
                     await rnc.close()
 
             await fed.wait_national(len(published) + 1)
+            stamped = await sources_stamped(fed.hub_admin_url)
+            assert len(stamped) == len(published) + 1
+            for subject, source in stamped:  # stamped by the hub: the link each came through
+                assert source.startswith(f"{source_name(subject.split('.')[1])} "), (subject, source)
             await eventually(lambda: consumed(fed.hub_admin_url), timeout=30)
             screened = await nation(http, "clients_screened")
             assert (screened["2026-10"]["value"], screened["2026-10"]["exact"]) == (32, True)

@@ -60,7 +60,7 @@ from sqlalchemy import inspect, make_url, update
 from pulih.contracts import regency_subjects, stream_name
 from pulih.kit.database import Database
 from pulih.kit.local_regency import default_nats_port, installed_services
-from pulih.kit.messaging import nats_tls
+from pulih.kit.messaging import nats_servers, nats_tls
 from pulih.kit.nats_server import NatsServer, free_port
 from pulih.kit.outbox import outbox_table
 from pulih.kit.settings import Settings, async_driver_url
@@ -144,7 +144,9 @@ def _sha256(path: Path) -> str:
 
 
 async def _connect(settings: Settings, url: str) -> NatsClient:
-    return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2, tls=nats_tls(settings))
+    return await nats.connect(
+        nats_servers(url), connect_timeout=3, max_reconnect_attempts=2, tls=nats_tls(settings)
+    )
 
 
 async def snapshot_stream(nc: NatsClient, stream: str, dest: Path) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from nats.js.kv import KeyValue
 
 from pulih.contracts import CloudEvent, InvalidEvent, parse_event, stream_name
 from pulih.contracts.events.dead_letters import DEAD_LETTER_EVENTS, EventDeadLettered
-from pulih.kit.messaging import nats_tls
+from pulih.kit.messaging import nats_servers, nats_tls
 from pulih.kit.settings import Settings
 
 SERVICES = tuple(model.service_name for model in DEAD_LETTER_EVENTS)
@@ -446,7 +446,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             "pulih: dlq replay needs ids, a filter (--service, --since, --reason) or --all", file=sys.stderr
         )
         return 2
-    nc = await nats.connect(settings.nats_url, connect_timeout=3, tls=nats_tls(settings))
+    nc = await nats.connect(nats_servers(settings.nats_url), connect_timeout=3, tls=nats_tls(settings))
     try:
         js = nc.jetstream()
         regency = settings.regency

@@ -65,13 +65,25 @@ def nats_tls(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def nats_servers(nats_url: str) -> list[str]:
+    """The servers of ``NATS_URL``: one URL, or several separated by commas (a cluster's nodes,
+    e.g. ``nats://national:pw@hub-1:4222,nats://national:pw@hub-2:4222``), each tried in turn
+    at connect and at reconnect. nats-py takes a list; one string with commas it refuses
+    ("invalid connect url option")."""
+    servers = [url.strip() for url in nats_url.split(",") if url.strip()]
+    if not servers:
+        raise ValueError("NATS_URL names no server")
+    return servers
+
+
 def make_broker(nats_url: str, *, name: str, tls: ssl.SSLContext | None = None) -> NatsBroker:
     """A FastStream NATS broker with OpenTelemetry propagation through message headers.
 
-    ``tls`` (see :func:`nats_tls`) is used when the server requires TLS, as deploy/ does.
+    ``nats_url`` may list several servers, comma-separated (:func:`nats_servers`). ``tls`` (see
+    :func:`nats_tls`) is used when the server requires TLS, as deploy/ does.
     """
     return NatsBroker(
-        nats_url,
+        nats_servers(nats_url),
         name=name,
         middlewares=[NatsTelemetryMiddleware()],
         max_reconnect_attempts=-1,

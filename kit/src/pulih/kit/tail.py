@@ -16,6 +16,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import regency_subjects, stream_name
+from pulih.kit.messaging import nats_servers
 
 _DEAD_LETTER_TYPE = ".EventDeadLettered.v"
 _SHOWN_PAYLOAD = 200
@@ -150,7 +151,8 @@ async def connect_once(nats_url: str) -> Client:
 
     try:
         return await asyncio.wait_for(
-            nats.connect(nats_url, connect_timeout=3, allow_reconnect=False, error_cb=quiet), timeout=5
+            nats.connect(nats_servers(nats_url), connect_timeout=3, allow_reconnect=False, error_cb=quiet),
+            timeout=5,
         )
     except Exception as exc:
         raise Unreachable(f"no NATS server answers at {nats_url} ({type(exc).__name__})") from None
