@@ -260,7 +260,7 @@ class Asked:
         return "-".join(("pulih-national", *what, self.level.value, self.months.first, self.months.last))
 
 
-def _asked(
+async def _asked(
     runtime: RuntimeDep,
     level_name: Level = NationalLevel.NATION.value,
     code: Code = None,
@@ -274,7 +274,7 @@ def _asked(
 AskedDep = Annotated[Asked, Depends(_asked)]
 
 
-def _indicator(
+async def _indicator(
     indicator_name: Annotated[
         str | None,
         Query(
