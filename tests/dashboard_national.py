@@ -12,23 +12,17 @@ serves the real app on it in national mode, on a free port, NATS down.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import httpx
+from dashboard_support import reporting_process
 
 from pulih.contracts.codes import Indicator, UnitPhase
 from pulih.contracts.events.reporting import AggregateReported
 from pulih.kit.auth import Role, issue_token
 from pulih.kit.database import Database
 from pulih.kit.migrations import upgrade_to_head
-from pulih.kit.nats_server import free_port
 from pulih.kit.testing import JWT_SECRET
 from pulih.reporting.national.projection import apply_aggregates
 
@@ -159,56 +153,14 @@ def seed(data_dir: Path) -> str:
     return url
 
 
-@contextmanager
-def national_server(data_dir: Path, database_url: str, timeout: float = 60) -> Iterator[str]:
+def national_server(data_dir: Path, database_url: str, timeout: float = 60) -> AbstractContextManager[str]:
     """``uvicorn pulih.reporting.app:app`` in national mode on a free port, its clock on
     :data:`TODAY`; yields its base URL and stops it afterwards."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PULIH_", "NATS_", "DATABASE_"))},
-        "PULIH_ENV": "development",
-        "PULIH_REPORTING_MODE": "national",
-        "PULIH_FEDERATION_FILE": str(federation_file(data_dir)),
-        "PULIH_DATA_DIR": str(data_dir),
-        "DATABASE_URL": database_url,
-        "NATS_URL": f"nats://127.0.0.1:{free_port()}",  # nobody listens: the API works without NATS
-        "PULIH_JWT_SECRET": JWT_SECRET,
-        "PULIH_CLOCK": "manual",
-        "PULIH_CLOCK_START": TODAY.isoformat(),
-        "PULIH_SCHEDULER_SECONDS": "3600",
-    }
-    log = (data_dir / "uvicorn.log").open("wb")
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "pulih.reporting.app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"reporting did not start: {(data_dir / 'uvicorn.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    return reporting_process(
+        data_dir,
+        database_url,
+        today=TODAY,
+        timeout=timeout,
+        PULIH_REPORTING_MODE="national",
+        PULIH_FEDERATION_FILE=str(federation_file(data_dir)),
+    )

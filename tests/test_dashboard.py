@@ -12,7 +12,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +20,20 @@ if not os.environ.get("CI"):  # CI must have both: there, a missing one fails lo
 
 from chromium import Browser, Page, chromium, chromium_path
 from dashboard_regency import reporting_server, seed
+from dashboard_support import (
+    ARTIFACTS,
+    card_titles,
+    figures_on_page,
+    refused,
+    sign_in,
+    sign_out,
+    switch_language,
+)
 
 from pulih.kit.auth import Role
 from pulih.kit.testing import token
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
-
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 CARDS = ["card-funnel", "card-risk", "card-sessions", "card-referrals", "card-phases", "card-qol"]
 TITLES = {
@@ -76,24 +82,6 @@ SLARANG = (
 """The first pilot unit's id, from the scope menu."""
 
 
-def sign_in(page: Page, bearer: str) -> None:
-    """Type the token into the sign-in form and send it, as a person would."""
-    page.wait_for("document.body.dataset.state === 'login'")
-    page.evaluate(
-        f"document.getElementById('token').value = {json.dumps(bearer)};"
-        "document.getElementById('login-form').requestSubmit(); true"
-    )
-
-
-def card_titles(page: Page) -> list[str]:
-    return list(page.evaluate("[...document.querySelectorAll('.card h2')].map((h) => h.textContent)"))
-
-
-def figures_on_page(page: Page) -> int:
-    """Charts, tables and headline tiles anywhere on the page."""
-    return int(page.evaluate("document.querySelectorAll('svg.chart, table, .kpi').length"))
-
-
 def drawn(page: Page) -> None:
     """Wait until every card has its chart."""
     page.wait_for(
@@ -128,15 +116,7 @@ def test_without_a_token_the_page_shows_only_the_sign_in_form(browser: Browser, 
 def test_a_bad_or_unentitled_token_is_told_so_and_sees_no_figures(
     browser: Browser, base_url: str, bearer: str, message: str
 ) -> None:
-    page = browser.new_page()
-    page.open(f"{base_url}/")
-    sign_in(page, bearer)
-    page.wait_for(f"document.getElementById('login-error').textContent === {json.dumps(message)}")
-    assert page.evaluate("document.body.dataset.state") == "login"
-    assert figures_on_page(page) == 0
-    assert page.evaluate("sessionStorage.getItem('pulih.token')") is None
-    # the API's 401/403 answers are logged by the browser as failed loads; nothing else may be
-    assert [p for p in page.console_errors() if "status of 40" not in p] == []
+    refused(browser, base_url, bearer, message)
 
 
 def test_a_facilitator_sees_every_chart_in_indonesian_then_english(browser: Browser, base_url: str) -> None:
@@ -159,8 +139,7 @@ def test_a_facilitator_sees_every_chart_in_indonesian_then_english(browser: Brow
     assert page.evaluate("document.querySelectorAll('#card-risk svg.chart rect.bar').length") >= 12
     page.screenshot(ARTIFACTS / "dashboard-laptop-id.png")
 
-    page.evaluate("document.querySelector('[data-lang=en]').click(); true")
-    page.wait_for("document.documentElement.lang === 'en'")
+    switch_language(page, "en")
     assert card_titles(page) == TITLES["en"]
     assert page.evaluate("document.getElementById('logout').textContent") == "Sign out"
     page.screenshot(ARTIFACTS / "dashboard-laptop-en.png")
@@ -168,8 +147,7 @@ def test_a_facilitator_sees_every_chart_in_indonesian_then_english(browser: Brow
     page.open(f"{base_url}/")  # English is remembered, and so is the sign-in (this tab's session)
     drawn(page)
     assert card_titles(page) == TITLES["en"]
-    page.evaluate("document.querySelector('[data-lang=id]').click(); true")
-    page.wait_for("document.documentElement.lang === 'id'")
+    switch_language(page, "id")
     assert page.console_errors() == []
 
 
@@ -228,8 +206,7 @@ def test_an_agent_sees_their_own_unit(browser: Browser, base_url: str) -> None:
     sign_in(page, token(Role.FACILITATOR))
     drawn(page)
     unit = page.evaluate(SLARANG)
-    page.evaluate("document.getElementById('logout').click(); true")
-    page.wait_for("document.body.dataset.state === 'login'")
+    sign_out(page)
     assert figures_on_page(page) == 0, "signing out takes every figure off the page"
 
     sign_in(page, token(Role.AGENT, unit_id=uuid.UUID(unit)))

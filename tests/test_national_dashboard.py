@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,13 +23,21 @@ if not os.environ.get("CI"):  # CI must have both: there, a missing one fails lo
 
 from chromium import Browser, Page, chromium, chromium_path
 from dashboard_national import national_server, national_token, seed
+from dashboard_support import (
+    ARTIFACTS,
+    card_titles,
+    figures_on_page,
+    refused,
+    sign_in,
+    sign_out,
+    switch_language,
+)
 
 from pulih.kit.auth import Role
 from pulih.kit.testing import token
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 NOTHING = "\N{EN DASH}"
 """What a total shows when no regency of it reported."""
 CARDS = ["card-provinces", "card-silent", "card-trend", "card-phases"]
@@ -55,15 +62,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     with chromium(tmp_path_factory.mktemp("chromium") / "profile") as browser:
         yield browser
         browser.close()
-
-
-def sign_in(page: Page, bearer: str) -> None:
-    """Type the token into the sign-in form and send it, as a person would."""
-    page.wait_for("document.body.dataset.state === 'login'")
-    page.evaluate(
-        f"document.getElementById('token').value = {json.dumps(bearer)};"
-        "document.getElementById('login-form').requestSubmit(); true"
-    )
 
 
 def drawn(page: Page) -> None:
@@ -91,19 +89,6 @@ def choose(page: Page, select: str, value: str) -> None:
     )
 
 
-def card_titles(page: Page) -> list[str]:
-    return list(
-        page.evaluate(
-            "[...document.querySelectorAll('.card h2')]"
-            ".map((h) => h.textContent.replace(/\\s+/g, ' ').trim())"
-        )
-    )
-
-
-def figures_on_page(page: Page) -> int:
-    return int(page.evaluate("document.querySelectorAll('svg.chart, table, .kpi').length"))
-
-
 def test_without_a_token_the_page_shows_only_the_sign_in_form(browser: Browser, base_url: str) -> None:
     page = browser.new_page()
     page.viewport(1280, 900)
@@ -128,14 +113,7 @@ def test_without_a_token_the_page_shows_only_the_sign_in_form(browser: Browser, 
 def test_a_bad_or_unentitled_token_is_told_so_and_sees_no_figures(
     browser: Browser, base_url: str, bearer: str, message: str
 ) -> None:
-    page = browser.new_page()
-    page.open(f"{base_url}/")
-    sign_in(page, bearer)
-    page.wait_for(f"document.getElementById('login-error').textContent === {json.dumps(message)}")
-    assert page.evaluate("document.body.dataset.state") == "login"
-    assert figures_on_page(page) == 0
-    assert page.evaluate("sessionStorage.getItem('pulih.token')") is None
-    assert [p for p in page.console_errors() if "status of 40" not in p] == []
+    refused(browser, base_url, bearer, message)
 
 
 def points(page: Page) -> list[dict[str, Any]]:
@@ -225,16 +203,13 @@ def test_the_national_office_sees_provinces_trends_phases_and_who_is_silent(
         ".startsWith('Sesi diadakan, September 2026')"
     )
 
-    page.evaluate("document.querySelector('[data-lang=en]').click(); true")
-    page.wait_for("document.documentElement.lang === 'en'")
+    switch_language(page, "en")
     assert card_titles(page) == TITLES["en"]
     assert page.evaluate("document.getElementById('logout').textContent") == "Sign out"
     page.screenshot(ARTIFACTS / "national-laptop-en.png")
-    page.evaluate("document.querySelector('[data-lang=id]').click(); true")
-    page.wait_for("document.documentElement.lang === 'id'")
+    switch_language(page, "id")
 
-    page.evaluate("document.getElementById('logout').click(); true")
-    page.wait_for("document.body.dataset.state === 'login'")
+    sign_out(page)
     assert figures_on_page(page) == 0, "signing out takes every figure off the page"
     assert page.console_errors() == []
 
