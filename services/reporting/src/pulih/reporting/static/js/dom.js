@@ -32,3 +32,12 @@ export function replace(node, ...children) {
   node.replaceChildren();
   return fill(node, {}, children);
 }
+
+/** The element with this id. */
+export const $ = (id) => document.getElementById(id);
+
+/** The width a card leaves its chart: its inner width, less its padding. */
+export function widthOf(card) {
+  const style = getComputedStyle(card);
+  return Math.floor(card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
+}

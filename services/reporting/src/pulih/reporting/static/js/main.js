@@ -1,32 +1,21 @@
-// The dashboard's start: sign-in, language, what to load for whom, and drawing the cards.
-// Without a valid token the page shows only the sign-in form: every figure comes from the API,
-// which answers 401 to a missing or bad token and 403 to a role that may not read it.
+// The dashboard's start: what to load for whom, and drawing the cards. Signing in, the language
+// and the page's states are the session's (session.js): without a valid token the page shows only
+// the sign-in form: every figure comes from the API, which answers 401 to a missing or bad token
+// and 403 to a role that may not read it.
 
-import { ApiError, claimsOf, downloadCsv, forgetToken, getJson, saveToken, savedToken } from "./api.js";
-import { el, replace } from "./dom.js";
-import { applyLabels, language, month, setLanguage, t } from "./i18n.js";
+import { claimsOf, getJson } from "./api.js";
+import { $, el, replace, widthOf } from "./dom.js";
+import { applyLabels, month, t } from "./i18n.js";
+import { reload, saveCsv, startDashboard } from "./session.js";
 import { renderFunnel, renderKpis, renderPhases, renderQol, renderReferrals, renderRisk, renderSessions } from "./views.js";
 
-const $ = (id) => document.getElementById(id);
-const state = { data: null, claims: {}, unit: "", funnelMonth: null, loading: 0 };
+const state = { data: null, claims: {}, unit: "", funnelMonth: null };
 
-function setPage(name) {
-  document.body.dataset.state = name;
-  $("login").hidden = name !== "login";
-  $("dashboard").hidden = name === "login";
-  $("logout").hidden = name === "login";
-}
-
-/** Back to the sign-in form, with no figure left on the page. */
-function showLogin(message) {
+/** No figure and no scope left (signing out, a refused token). */
+function clear() {
   state.data = null;
-  for (const card of document.querySelectorAll("#dashboard .card, #kpis")) card.replaceChildren();
   $("scope").replaceChildren();
   $("regency").textContent = "";
-  $("login-error").hidden = !message;
-  $("login-error").textContent = message || "";
-  setPage("login");
-  $("token").focus();
 }
 
 function indicatorQuery() {
@@ -40,36 +29,22 @@ function seriesOf(table) {
   return { months: table.rows.map((row) => row.period), series };
 }
 
-async function load() {
-  const token = savedToken();
-  if (!token) return showLogin();
+async function fetchFigures(token) {
   state.claims = claimsOf(token);
-  const ticket = ++state.loading;
-  setPage("loading");
-  $("status").textContent = t("loading");
   const unit = state.claims.role === "agent" ? undefined : state.unit || undefined;
-  try {
-    const [table, referrals, qol, phases] = await Promise.all([
-      getJson("/v1/indicators", indicatorQuery()),
-      getJson("/v1/referrals/summary", { unit_id: unit }),
-      getJson("/v1/qol/summary", { unit_id: unit }),
-      getJson("/v1/units/phases", { detail: "false" }),
-    ]);
-    if (ticket !== state.loading) return;  // a newer load (another scope) has started
-    state.data = { ...seriesOf(table), referrals, qol, phases };
-    if (!state.data.months.includes(state.funnelMonth)) state.funnelMonth = state.data.months.at(-1);
-    $("status").textContent = "";
-    render();
-    setPage("ready");
-  } catch (error) {
-    if (ticket !== state.loading) return;
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-      forgetToken();
-      return showLogin(t(error.status === 401 ? "bad_token" : "no_right"));
-    }
-    $("status").textContent = t("load_failed");
-    setPage("error");
-  }
+  const [table, referrals, qol, phases] = await Promise.all([
+    getJson("/v1/indicators", indicatorQuery()),
+    getJson("/v1/referrals/summary", { unit_id: unit }),
+    getJson("/v1/qol/summary", { unit_id: unit }),
+    getJson("/v1/units/phases", { detail: "false" }),
+  ]);
+  return { ...seriesOf(table), referrals, qol, phases };
+}
+
+function show(data) {
+  state.data = data;
+  if (!data.months.includes(state.funnelMonth)) state.funnelMonth = data.months.at(-1);
+  render();
 }
 
 function renderScope() {
@@ -83,11 +58,6 @@ function renderScope() {
   replace(select,
     el("option", { value: "", text: t("whole_regency") }),
     state.data.phases.units.map((u) => el("option", { value: u.unit_id, text: u.name, selected: u.unit_id === state.unit })));
-}
-
-function widthOf(card) {
-  const style = getComputedStyle(card);
-  return Math.floor(card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
 }
 
 function render() {
@@ -111,46 +81,9 @@ function render() {
   draw("card-qol", renderQol);
 }
 
-function start() {
-  applyLabels();
-  for (const button of document.querySelectorAll("[data-lang]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
-    button.addEventListener("click", () => {
-      setLanguage(button.dataset.lang);
-      for (const other of document.querySelectorAll("[data-lang]")) {
-        other.setAttribute("aria-pressed", String(other.dataset.lang === language()));
-      }
-      applyLabels();
-      render();
-    });
-  }
-  $("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = $("token").value.trim();
-    if (!token) return;
-    $("token").value = "";
-    saveToken(token);
-    load();
-  });
-  $("logout").addEventListener("click", () => {
-    forgetToken();
-    showLogin();
-  });
-  $("scope").addEventListener("change", (event) => {
-    state.unit = event.target.value;
-    load();
-  });
-  $("csv").addEventListener("click", () => {
-    downloadCsv("/v1/indicators", indicatorQuery()).catch(() => {
-      $("status").textContent = t("load_failed");
-    });
-  });
-  let resizing = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(render, 150);
-  });
-  load();
-}
-
-start();
+$("scope").addEventListener("change", (event) => {
+  state.unit = event.target.value;
+  reload();
+});
+$("csv").addEventListener("click", () => saveCsv("/v1/indicators", indicatorQuery()));
+startDashboard({ fetch: fetchFigures, show, render, clear });

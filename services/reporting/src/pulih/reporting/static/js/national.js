@@ -1,34 +1,23 @@
-// The national dashboard's start: sign-in, language, loading the national figures and drawing the
-// cards. Without a valid national token the page shows only the sign-in form: every figure comes
-// from /v1/national/*, which answers 401 to a missing or bad token and 403 to a regency's roles.
+// The national dashboard's start: loading the national figures and drawing the cards. Signing
+// in, the language and the page's states are the session's (session.js): without a valid national
+// token the page shows only the sign-in form: every figure comes from /v1/national/*, which
+// answers 401 to a missing or bad token and 403 to a regency's roles.
 
-import { ApiError, downloadCsv, forgetToken, getJson, saveToken, savedToken } from "./api.js";
-import { el, replace } from "./dom.js";
-import { applyLabels, language, month, setLanguage, t } from "./i18n.js";
+import { getJson } from "./api.js";
+import { $, el, replace, widthOf } from "./dom.js";
+import { applyLabels, month, t } from "./i18n.js";
 import { INDICATORS } from "./national_labels.js";
 import { indicatorName, renderKpis, renderPhases, renderProvinces, renderSilent, renderTrend } from "./national_views.js";
+import { reload, saveCsv, startDashboard } from "./session.js";
 
-const $ = (id) => document.getElementById(id);
 const MONTHS = 12;
-const state = { data: null, choice: { indicator: INDICATORS[0], month: null, province: "" }, loading: 0 };
+const state = { data: null, choice: { indicator: INDICATORS[0], month: null, province: "" } };
 
-function setPage(name) {
-  document.body.dataset.state = name;
-  $("login").hidden = name !== "login";
-  $("dashboard").hidden = name === "login";
-  $("logout").hidden = name === "login";
-}
-
-/** Back to the sign-in form, with no figure left on the page. */
-function showLogin(message) {
+/** No figure and no month to choose left (signing out, a refused token). */
+function clear() {
   state.data = null;
-  for (const card of document.querySelectorAll("#dashboard .card, #kpis")) card.replaceChildren();
   $("month").replaceChildren();
   $("scope-name").textContent = "";
-  $("login-error").hidden = !message;
-  $("login-error").textContent = message || "";
-  setPage("login");
-  $("token").focus();
 }
 
 /** "2026-10" moved by n months. */
@@ -84,61 +73,45 @@ async function indicatorRows(range, indicator) {
   return { nation: only(byUnit(nation.rows)), provinceRows: byUnit(provinces.rows), regencyRows: byUnit(regencies.rows) };
 }
 
-async function load({ figuresOnly = false } = {}) {
-  if (!savedToken()) return showLogin();
-  const ticket = ++state.loading;
-  if (!figuresOnly) setPage("loading");
-  $("status").textContent = t("loading");
-  try {
-    let base = state.data;
-    if (!figuresOnly || !base) {
-      const listing = await getJson("/v1/national/regencies");
-      const lastClosed = listing.last_closed_month;
-      const months = monthsTo(lastClosed);
-      const range = { from: months[0], to: months.at(-1) };
-      const phase = (level) => getJson("/v1/national/phases", { level, ...range });
-      const [nationPhases, provincePhases] = await Promise.all([phase("nation"), phase("province")]);
-      base = {
-        lastClosed, months, range,
-        regencies: listing.regencies,
-        provinces: provincesOf(listing.regencies),
-        silent: listing.regencies.filter((r) => r.silent).sort((a, b) => a.code.localeCompare(b.code)),
-        nationPhases: only(phasesByUnit(nationPhases.rows)),
-        provincePhases: phasesByUnit(provincePhases.rows),
-      };
-    }
-    const figures = await indicatorRows(base.range, state.choice.indicator);
-    if (ticket !== state.loading) return;  // a newer load (another indicator) has started
-    const data = { ...base, ...figures };
-    // the months from the first any regency reported (of the last twelve) to the last closed one
-    const first = base.months.findIndex((period) => data.nation.has(period) || base.nationPhases.has(period));
-    data.months = base.months.slice(first < 0 ? base.months.length - 1 : first);
-    data.reported = (period) => data.regencies.filter((r) => data.regencyRows.get(r.code)?.get(period)?.reporting).length;
-    state.data = data;
-    if (!data.months.includes(state.choice.month)) state.choice.month = data.lastClosed;
-    if (!data.provinces.some((p) => p.code === state.choice.province)) state.choice.province = "";
-    $("status").textContent = "";
-    render();
-    setPage("ready");
-  } catch (error) {
-    if (ticket !== state.loading) return;
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-      forgetToken();
-      return showLogin(t(error.status === 401 ? "bad_token" : "no_right"));
-    }
-    $("status").textContent = t("load_failed");
-    setPage("error");
+/** The listing, the months and the phases; the figures of the indicator chosen. With
+ * figuresOnly, only the figures (another indicator): the rest is the page's already. */
+async function fetchFigures(_token, { figuresOnly }) {
+  let base = state.data;
+  if (!figuresOnly || !base) {
+    const listing = await getJson("/v1/national/regencies");
+    const lastClosed = listing.last_closed_month;
+    const months = monthsTo(lastClosed);
+    const range = { from: months[0], to: months.at(-1) };
+    const phase = (level) => getJson("/v1/national/phases", { level, ...range });
+    const [nationPhases, provincePhases] = await Promise.all([phase("nation"), phase("province")]);
+    base = {
+      lastClosed, months, range,
+      regencies: listing.regencies,
+      provinces: provincesOf(listing.regencies),
+      silent: listing.regencies.filter((r) => r.silent).sort((a, b) => a.code.localeCompare(b.code)),
+      nationPhases: only(phasesByUnit(nationPhases.rows)),
+      provincePhases: phasesByUnit(provincePhases.rows),
+    };
   }
+  const figures = await indicatorRows(base.range, state.choice.indicator);
+  return { base, figures };
+}
+
+function show({ base, figures }) {
+  const data = { ...base, ...figures };
+  // the months from the first any regency reported (of the last twelve) to the last closed one
+  const first = base.months.findIndex((period) => data.nation.has(period) || base.nationPhases.has(period));
+  data.months = base.months.slice(first < 0 ? base.months.length - 1 : first);
+  data.reported = (period) => data.regencies.filter((r) => data.regencyRows.get(r.code)?.get(period)?.reporting).length;
+  state.data = data;
+  if (!data.months.includes(state.choice.month)) state.choice.month = data.lastClosed;
+  if (!data.provinces.some((p) => p.code === state.choice.province)) state.choice.province = "";
+  render();
 }
 
 function renderChoices() {
   replace($("indicator"), INDICATORS.map((name) => el("option", { value: name, selected: name === state.choice.indicator, text: indicatorName(name) })));
   replace($("month"), [...state.data.months].reverse().map((period) => el("option", { value: period, selected: period === state.choice.month, text: month(period, true) })));
-}
-
-function widthOf(card) {
-  const style = getComputedStyle(card);
-  return Math.floor(card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
 }
 
 function render() {
@@ -162,51 +135,16 @@ function render() {
   renderSilent($("card-silent"), data);
 }
 
-function start() {
-  applyLabels();
-  for (const button of document.querySelectorAll("[data-lang]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
-    button.addEventListener("click", () => {
-      setLanguage(button.dataset.lang);
-      for (const other of document.querySelectorAll("[data-lang]")) {
-        other.setAttribute("aria-pressed", String(other.dataset.lang === language()));
-      }
-      applyLabels();
-      render();
-    });
-  }
-  $("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = $("token").value.trim();
-    if (!token) return;
-    $("token").value = "";
-    saveToken(token);
-    load();
-  });
-  $("logout").addEventListener("click", () => {
-    forgetToken();
-    showLogin();
-  });
-  $("indicator").addEventListener("change", (event) => {
-    state.choice.indicator = event.target.value;
-    load({ figuresOnly: true });
-  });
-  $("month").addEventListener("change", (event) => {
-    state.choice.month = event.target.value;
-    render();
-  });
-  $("csv").addEventListener("click", () => {
-    const range = state.data ? state.data.range : {};
-    downloadCsv("/v1/national/indicators", { level: "regency", ...range }).catch(() => {
-      $("status").textContent = t("load_failed");
-    });
-  });
-  let resizing = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizing);
-    resizing = setTimeout(render, 150);
-  });
-  load();
-}
-
-start();
+$("indicator").addEventListener("change", (event) => {
+  state.choice.indicator = event.target.value;
+  reload({ figuresOnly: true });
+});
+$("month").addEventListener("change", (event) => {
+  state.choice.month = event.target.value;
+  render();
+});
+$("csv").addEventListener("click", () => {
+  const range = state.data ? state.data.range : {};
+  saveCsv("/v1/national/indicators", { level: "regency", ...range });
+});
+startDashboard({ fetch: fetchFigures, show, render, clear });
