@@ -43,7 +43,7 @@ from pulih.kit.federation.render import render_hub, render_link, render_regency,
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import Federation, Hub, HubNode, load_federation
 from pulih.kit.messaging import regency_stream_config
-from pulih.kit.nats_server import free_port, kill_process, nats_server_binary, port_open, stop_process
+from pulih.kit.nats_server import ServerProcess, free_port, nats_server_binary, port_open
 from pulih.kit.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ async def publish_event(js: JetStreamContext, event: CloudEvent[Event], code: st
 
 
 @dataclass
-class ConfiguredServer:
+class ConfiguredServer(ServerProcess):
     """A ``nats-server`` process run from a config file written elsewhere."""
 
     name: str
@@ -141,18 +141,6 @@ class ConfiguredServer:
         """Make the server read its config files again (SIGHUP, as ``nats-server --signal reload``)."""
         assert self.process is not None and self.process.poll() is None, f"{self.name} is not running"
         os.kill(self.process.pid, signal.SIGHUP)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop it (SIGTERM, then SIGKILL); the store stays."""
-        if self.process is not None:
-            stop_process(self.process, timeout)
-        self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.process is not None:
-            kill_process(self.process)
-        self.process = None
 
     async def leafz(self) -> dict[str, Any]:
         """The server's ``/leafz`` monitoring answer."""

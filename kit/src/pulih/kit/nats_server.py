@@ -58,7 +58,27 @@ def kill_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-class NatsServer:
+class ServerProcess:
+    """A server process this one started (``process``, None while it is not running), to stop
+    or kill; its store stays either way. :class:`NatsServer` is one; so is any server a test
+    starts from a config of its own."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL); the store stays."""
+        if self.process is not None:
+            stop_process(self.process, timeout)
+        self.process = None
+
+    def kill(self) -> None:
+        """Kill the process at once, as a crash would."""
+        if self.process is not None:
+            kill_process(self.process)
+        self.process = None
+
+
+class NatsServer(ServerProcess):
     """One ``nats-server`` process with JetStream on, its store under ``store_dir``."""
 
     def __init__(
@@ -119,18 +139,6 @@ class NatsServer:
                 raise TimeoutError(f"nats-server did not listen on {self.port} within {timeout}s")
             time.sleep(0.05)
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the process (SIGTERM, then SIGKILL); the store stays."""
-        if self.process is not None:
-            stop_process(self.process, timeout)
-        self.process = None
-
-    def kill(self) -> None:
-        """Kill the process at once, as a crash would."""
-        if self.process is not None:
-            kill_process(self.process)
-        self.process = None
 
     def __enter__(self) -> NatsServer:
         return self.start()
