@@ -7,7 +7,10 @@ demo").
 - Its weeks cover every day of a month once.
 - Against a running federation on a manual clock (two regencies of two provinces), one month of
   work reaches the national view: the large regency's figures published, the small one's partly
-  suppressed; a second run continues with the next month.
+  suppressed, its table showing the national view's figures; a second run continues with the next
+  month; a third, with the hub held, works its month without waiting for the hub; after a restart
+  of ``up`` the clocks stand where the demo left them and the held month arrives.
+- ``up``'s terminal shows a service's warnings, errors and tracebacks, not its INFO lines.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from test_federation_local import ROOT, Federation, national
 from pulih.contracts.codes import Substance
 from pulih.kit.federation.demo_data import month_random, person
 from pulih.kit.federation.demo_regency import next_month, weeks
+from pulih.kit.federation.supervision import for_terminal
 from pulih.outreach.domain.assist import AssistAnswers, Injecting, SubstanceAnswers, score_assist
 from pulih.outreach.domain.identity import validate_nik
 
@@ -99,11 +103,54 @@ async def test_the_demo_fills_the_regencies_until_the_national_view_has_them(tmp
         assert screened["3301"]["value"] >= 5 and screened["3301"]["exact"], screened  # Cilacap: ~24 a month
         assert any(r["hidden"] for r in rows if r["org_unit"] == "7471"), "Kendari: small counts hidden"
 
+        table = next(line for line in done.stdout.splitlines() if "│ 3301 Cilacap" in line)
+        assert f"{screened['3301']['value']} · " in table, table  # the national view's figure
+
         again = await asyncio.to_thread(demo, fed, "--months", "1")
         assert again.returncode == 0, again.stdout + again.stderr
         assert "every regency's 2026-05 has arrived" in again.stdout, again.stdout
+
+        assert "hub stopped" in fed.control("hub-down")
+        held = await asyncio.to_thread(demo, fed, "--months", "1")
+        assert held.returncode == 0, held.stdout + held.stderr
+        assert "the hub is held" in held.stdout and "not yet" in held.stdout, held.stdout
+        assert (fed.data_dir / "clock").read_text().strip() == "2026-07-01"
+        assert fed.interrupt() == 0, fed.output()[-3000:]
+
+        del fed.env["PULIH_CLOCK_START"]  # the clocks start where the demo left them
+        fed.up()
+        assert "the manual clocks start on 2026-07-01" in fed.output()
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:  # June waited in the regencies' streams while the hub was held
+            listed = await national(fed, "/v1/national/regencies", fed.tokens()["NATIONAL_TOKEN"])
+            if {r["last_period"] for r in listed["regencies"]} == {"2026-06"}:
+                break
+            assert asyncio.get_running_loop().time() < deadline, listed
+            await asyncio.sleep(1)
+        assert listed["last_closed_month"] == "2026-06"
     finally:
         for regency in fed.regencies.values():
             await regency.http.aclose()
         code = fed.interrupt()
     assert code == 0, fed.output()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("2026-11-26 08:16:38,452 INFO [3301/rehab trace=-] pulih.service: connected to NATS\n", False),
+        (
+            "2026-11-26 08:16:54,892 \x1b[32mINFO\x1b[0m     - IBM_3302 | ibm.3302.outreach.> | Received\n",
+            False,
+        ),
+        (
+            "2026-11-26 08:21:34,748 WARNING [national/reporting trace=-] pulih.batch_consumer: failed\n",
+            True,
+        ),
+        ("2026-11-26 08:21:34,810 \x1b[33mWARNING\x1b[0m  -      |            - Connection broken\n", True),
+        ("nats.errors.UnexpectedEOF: nats: unexpected EOF\n", True),
+        ("Traceback (most recent call last):\n", True),
+    ],
+)
+def test_up_shows_a_services_warnings_and_errors_not_its_info_lines(line: str, shown: bool) -> None:
+    assert for_terminal(line) is shown

@@ -369,6 +369,18 @@ async def test_figures_of_two_regencies_arrive_at_the_national_view(tmp_path: Pa
     fed.up()
     watch = HubWatch()
     try:
+        # a second `up` on the same data (on other ports) is refused: it would share the stores
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "pulih.kit.cli", "federation", "up", "--regencies", ",".join(CODES),
+             "--base-port", str(free_base(CODES)), "--data-dir", str(fed.data_dir)],
+            cwd=ROOT, env=fed.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1 and "a federation already runs in" in second.stderr, second
+        assert str(fed.base) in (fed.data_dir / "federation.json").read_text()  # its state untouched
+        # the terminal has the federation's lines, not every service's INFO lines (their logs do)
+        assert "pulih.service: connected to NATS" not in fed.output()
+        assert "connected to NATS" in (fed.data_dir / "r3301" / "logs" / "outreach.log").read_text()
         tokens = fed.tokens()
         await watch.start(tokens["HUB_NATS_URL"])
         cilacap, kendari = fed.regencies["3301"], fed.regencies["7471"]
@@ -451,6 +463,7 @@ async def test_the_hub_down_for_a_month_and_the_national_view_catches_up(tmp_pat
         said = fed.control("hub-down")
         assert "hub stopped" in said
         assert not port_open("127.0.0.1", fed.base)
+        assert "already held" in fed.control("hub-down")
         # April in the regencies, the hub away: new clients screened, enrolled, their sessions held
         for regency in regencies:
             await regency.move_clocks(date(2026, 4, 20))
@@ -502,3 +515,6 @@ async def test_the_hub_down_for_a_month_and_the_national_view_catches_up(tmp_pat
             await regency.http.aclose()
         code = fed.interrupt()
     assert code == 0, fed.output()[-3000:]
+    # the held hub was started again by its own supervisor, not counted as a crash and a restart
+    assert "hub/nats-server released and started again" in fed.output()
+    assert "hub/nats-server exited" not in fed.output()

@@ -50,6 +50,9 @@ def set_link(data_dir: Path, code: str, *, up: bool) -> str:
     fed = load_federation(lay.data_dir / "federation.toml")
     secrets = Secrets.load_or_create(lay.data_dir / "secrets.json")
     link = place.nats_dir / "link.conf"
+    was = "cut" if place.link_cut else "up"
+    if was == ("up" if up else "cut"):
+        return f"r{code}: the link to the hub is already {was} (nothing to do)"
     write_files(place.nats_dir, {"link.conf": render.render_link(fed, code, secrets, up=up)})
     os.kill(pid, signal.SIGHUP)
     if up:
@@ -67,8 +70,10 @@ def hold_hub(data_dir: Path, timeout: float = 15.0) -> str:
     """Stop the running federation's hub server and keep it stopped until :func:`release_hub`."""
     state = read_state(data_dir)
     port = int(state["base_port"])  # type: ignore[call-overload]
-    pid = running_pid(data_dir, "hub/nats-server")
     held = data_dir.resolve() / "hub" / HUB_HELD
+    if held.exists() and (data_dir.resolve() / "pids").exists():
+        return "the hub is already held (nothing to do): `pulih federation hub-up` starts it"
+    pid = running_pid(data_dir, "hub/nats-server")
     held.write_text("held by `pulih federation hub-down`\n")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -106,6 +111,7 @@ def status(data_dir: Path) -> str:
     """What of the local federation in ``data_dir`` runs: each process with its pid, each
     regency's link, whether the hub is held."""
     state = read_state(data_dir)
+    lay = saved_layout(data_dir)
     root = data_dir.resolve()
     pids = root / "pids"
     running: dict[str, int] = {}
@@ -123,10 +129,7 @@ def status(data_dir: Path) -> str:
     lines += [f"  {name:<22} pid {pid}" for name, pid in running.items()]
     if (root / "hub" / HUB_HELD).exists():
         lines.append("  the hub is held (`pulih federation hub-up` starts it)")
-    for code in state["regencies"]:  # type: ignore[attr-defined]
-        link = root / f"r{code}" / "nats" / "link.conf"
-        cut = link.exists() and "remotes" not in link.read_text()
-        lines.append(
-            f"  r{code} link: {'cut (`pulih federation link-up ' + str(code) + '`)' if cut else 'up'}"
-        )
+    for place in lay.regencies:
+        link = f"cut (`pulih federation link-up {place.code}`)" if place.link_cut else "up"
+        lines.append(f"  r{place.code} link: {link}")
     return "\n".join(lines)

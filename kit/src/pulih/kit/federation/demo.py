@@ -15,7 +15,12 @@ It needs ``pulih federation up`` running with ``PULIH_CLOCK=manual`` (it reads t
 data dir) and the same ``PULIH_JWT_SECRET`` (its tokens are signed with it). The same ``--seed``
 makes the same people and the same days. It continues where the clocks stand: a second run (or a
 run after a restart, when the clocks are back at today) starts in the first month after both the
-latest clock and the latest month any regency published, so no closed month is touched again.
+latest clock and the latest month any regency published, so no closed month is touched again. It
+writes the date it leaves the clocks on to ``<data dir>/clock``, where the next ``up`` starts them.
+
+With the hub held (``hub-down``) or a regency's link cut (``link-down``) the regencies still work
+their months; the demo then waits only for the regencies whose aggregates can reach the national
+view, and says which will arrive after ``hub-up`` or ``link-up``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token
 from pulih.kit.federation.demo_api import DemoError, RegencyApi
 from pulih.kit.federation.demo_data import month_random, profile
 from pulih.kit.federation.demo_regency import SETTLE_SECONDS, RegencyDemo, next_month, weeks
-from pulih.kit.federation.layout import Layout, saved_layout
+from pulih.kit.federation.layout import CLOCK_FILE, Layout, saved_layout
 from pulih.kit.federation.topology import Federation, FederationError, load_federation
 from pulih.kit.nats_server import port_open
 from pulih.kit.settings import Settings
@@ -87,6 +92,8 @@ class Screen:
     def __init__(self) -> None:
         self.console = Console(soft_wrap=True)
         self.terminal = self.console.is_terminal
+        if not self.terminal:
+            self.console.width = 160  # a file or a pipe: the summary's table on one line per regency
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -138,7 +145,10 @@ def check_running(lay: Layout) -> None:
             f"the federation in {lay.data_dir} is not running: start it in another terminal with "
             "`PULIH_CLOCK=manual pulih federation up` (and the same --data-dir)"
         )
-    closed = [p for p in lay.ports() if p != lay.hub_leaf_port and not port_open("127.0.0.1", p)]
+    held = {lay.hub_client_port} if lay.hub_held else set()  # `hub-down`: the regencies go on
+    closed = [
+        p for p in lay.ports() if p != lay.hub_leaf_port and p not in held and not port_open("127.0.0.1", p)
+    ]
     if closed:
         raise FederationError(
             f"the federation in {lay.data_dir} is not (yet) answering on port(s) "
@@ -250,15 +260,32 @@ async def _wait_national(
         if moved.status_code != 200:
             raise DemoError(f"the national reporting's clock: {moved.status_code} {moved.text}")
     last = f"{plan.periods[-1]:%Y-%m}"
-    codes = [p.code for p in lay.regencies]
     reader = {"Authorization": f"Bearer {_national_reader(secret)}"}
-    screen.add("national", f"national view: waiting for {last} of {len(codes)} regencies", total=len(codes))
+    if lay.hub_held:
+        screen.say(
+            "national view: the hub is held, so the demo's months wait in the regencies' streams; they "
+            "reach the national view after `pulih federation hub-up` (within about a minute)"
+        )
+        codes: list[str] = []
+    else:
+        codes = [p.code for p in lay.regencies if not p.link_cut]
+        for place in lay.regencies:
+            if place.link_cut:
+                screen.say(
+                    f"national view: r{place.code}'s link is cut, so its months reach the national view "
+                    f"after `pulih federation link-up {place.code}`"
+                )
+    if codes:
+        waiting = f"national view: waiting for {last} of {len(codes)} regencies"
+        screen.add("national", waiting, total=len(codes))
     deadline = time.monotonic() + timeout
     while True:
         answer = await http.get(f"{lay.national_url}/v1/national/regencies", headers=reader)
         if answer.status_code != 200:
             raise DemoError(f"the national view: {answer.status_code} {answer.text}")
         by_code = {r["code"]: r for r in answer.json()["regencies"]}
+        if not codes:
+            return by_code
         arrived = [c for c in codes if (by_code.get(c, {}).get("last_period") or "") >= last]
         screen.progress.update(screen.tasks["national"], completed=len(arrived))
         if len(arrived) == len(codes):
@@ -274,10 +301,25 @@ async def _wait_national(
         await asyncio.sleep(0.5)
 
 
+@dataclass
+class Cells:
+    """One regency's month in the national view: its clients screened (``None`` when the regency
+    suppressed it), and how many of its cells are published and how many suppressed."""
+
+    screened: int | None = None
+    shown: int = 0
+    hidden: int = 0
+
+    def __str__(self) -> str:
+        if not self.shown and not self.hidden:
+            return "not yet"
+        return f"{'hidden' if self.screened is None else self.screened} · {self.shown}/{self.hidden}"
+
+
 async def _national_figures(
     http: httpx.AsyncClient, lay: Layout, secret: str, plan: Plan
-) -> dict[tuple[str, str], tuple[int, int]]:
-    """(regency, period) → (shown, hidden) cells of the demo's months in the national view."""
+) -> dict[tuple[str, str], Cells]:
+    """(regency, period) → its cells of the demo's months in the national view."""
     answer = await http.get(
         f"{lay.national_url}/v1/national/indicators",
         params={"level": "regency", "from": f"{plan.first:%Y-%m}", "to": f"{plan.periods[-1]:%Y-%m}"},
@@ -285,10 +327,13 @@ async def _national_figures(
     )
     if answer.status_code != 200:
         raise DemoError(f"the national view's indicators: {answer.status_code} {answer.text}")
-    cells: dict[tuple[str, str], tuple[int, int]] = {}
+    cells: dict[tuple[str, str], Cells] = {}
     for row in answer.json()["rows"]:
-        shown, hidden = cells.get((row["org_unit"], row["period"]), (0, 0))
-        cells[(row["org_unit"], row["period"])] = (shown + (row["hidden"] == 0), hidden + row["hidden"])
+        cell = cells.setdefault((row["org_unit"], row["period"]), Cells())
+        cell.shown += row["hidden"] == 0
+        cell.hidden += row["hidden"]
+        if row["indicator"] == "clients_screened" and row["hidden"] == 0:
+            cell.screened = row["value"]
     return cells
 
 
@@ -299,11 +344,12 @@ def _summary(
     plan: Plan,
     demos: list[RegencyDemo],
     national: dict[str, dict[str, Any]],
-    cells: dict[tuple[str, str], tuple[int, int]],
+    cells: dict[tuple[str, str], Cells],
 ) -> None:
     table = Table(
         title=f"The demo's months at the national view ({lay.national_url}/)",
-        caption="each month: clients screened · the regency's cells published / suppressed (null)",
+        caption="each month: clients screened ('hidden': a small count the regency suppressed) · the "
+        "regency's cells published / suppressed; 'not yet': the month has not reached the hub",
     )
     table.add_column("regency")
     table.add_column("province")
@@ -315,10 +361,7 @@ def _summary(
         regency = fed.regency(code)
         row = [f"{code} {regency.name}", regency.province_name]
         for month in plan.periods:
-            period = f"{month:%Y-%m}"
-            shown, hidden = cells.get((code, period), (0, 0))
-            screened = demo.recorded.get(period, Counter[str]())["clients_screened"]
-            row.append(f"{screened} · {shown}/{hidden}")
+            row.append(str(cells.get((code, f"{month:%Y-%m}"), Cells())))
         row.append(str(national.get(code, {}).get("last_period") or "-"))
         table.add_row(*row)
     screen.console.print(table)
@@ -371,6 +414,8 @@ async def run_demo(
                         demo.regency.code, f"r{demo.regency.code} {demo.regency.name}", total=4 * months
                     )
                 await asyncio.gather(*(_run_regency(demo, plan, screen) for demo in demos))
+                # where the next `up` starts the clocks (a restart would put them back at today)
+                (lay.data_dir / CLOCK_FILE).write_text(f"{plan.after}\n")
                 national = await _wait_national(http, lay, secret, plan, screen, national_timeout)
                 cells = await _national_figures(http, lay, secret, plan)
             _summary(screen, fed, lay, plan, demos, national, cells)

@@ -30,6 +30,11 @@ STATE_FILE = "federation.json"
 federation, for ``link-down``, ``link-up``, ``hub-down``, ``hub-up`` and ``demo``."""
 HUB_HELD = "held"
 """``<data dir>/hub/held``: while it exists the hub's server is kept stopped."""
+LOCK_FILE = "lock"
+"""``<data dir>/lock``: locked by the ``up`` that runs there, so that a second one is refused."""
+CLOCK_FILE = "clock"
+"""``<data dir>/clock``: the date ``demo`` left the manual clocks on; the next ``up`` on the
+manual clock starts them there (unless ``PULIH_CLOCK_START`` says otherwise)."""
 NATIONAL_SERVICE = "reporting"
 """The service that runs in national mode at the hub."""
 
@@ -52,6 +57,12 @@ class RegencyPlace:
         """A service's base URL."""
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    @property
+    def link_cut(self) -> bool:
+        """Whether ``link-down`` cut this regency's link (its rendered ``link.conf`` has no remote)."""
+        link = self.nats_dir / "link.conf"
+        return link.exists() and "remotes" not in link.read_text()
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -73,6 +84,11 @@ class Layout:
     def national_dir(self) -> Path:
         """The national reporting's data dir."""
         return self.data_dir / "national"
+
+    @property
+    def hub_held(self) -> bool:
+        """Whether ``hub-down`` holds the hub."""
+        return (self.hub_dir / HUB_HELD).exists()
 
     @property
     def national_url(self) -> str:

@@ -11,7 +11,9 @@ federation list (:mod:`pulih.kit.federation.local_config`), with the passwords o
 Ports and directories: :mod:`pulih.kit.federation.layout`. Everything is supervised as ``pulih
 up`` supervises a regency (:mod:`pulih.kit.federation.supervision`): a process that dies is
 started again; Ctrl-C stops it all; the data stays, and a second ``up`` reuses it and the
-secrets. What it prints: :mod:`pulih.kit.federation.output`.
+secrets (and, on the manual clock, starts the clocks where ``demo`` left them). ``<data dir>/lock``
+keeps a second ``up`` off data that one runs on. What it prints: :mod:`pulih.kit.federation.output`;
+the terminal gets the services' warnings and errors, their logs every line.
 
 While it runs, :mod:`.control` cuts or restores a regency's link and stops or starts the hub
 (the supervisor here waits while the hub is held instead of restarting it), and :mod:`.demo`
@@ -21,20 +23,25 @@ fills the regencies with a few months of work.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import sys
+from datetime import date
 from pathlib import Path
+from typing import IO
 
 import nats
 
 from pulih.kit.federation import names, national_stream
 from pulih.kit.federation.dev_tokens import write_token_files
 from pulih.kit.federation.layout import (
+    CLOCK_FILE,
     DEFAULT_BASE_PORT,
     DEFAULT_DATA_DIR,
     DEFAULT_FILE,
     HUB_HELD,
+    LOCK_FILE,
     NATIONAL_SERVICE,
     Layout,
     layout,
@@ -75,6 +82,34 @@ async def _declare(lay: Layout, secrets: Secrets, codes: list[str]) -> None:
         await nc.close()
 
 
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Lock ``<data dir>/lock`` for this ``up`` (released when it exits, however it exits); a second
+    ``up`` on the same data would run a second set of servers on the same stores, so it is refused."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise FederationError(
+            f"a federation already runs in {data_dir} (`pulih federation status` says what): stop it "
+            "with Ctrl-C in its terminal, or give this one another --data-dir"
+        ) from None
+    return lock
+
+
+def clock_start(settings: Settings, data_dir: Path) -> date | None:
+    """Where the manual clocks start: where ``demo`` left them (``<data dir>/clock``), unless the
+    federation runs on the system clock or ``PULIH_CLOCK_START`` is given."""
+    saved = data_dir / CLOCK_FILE
+    if settings.clock != "manual" or settings.clock_start is not None or not saved.exists():
+        return None
+    try:
+        return date.fromisoformat(saved.read_text().strip())
+    except ValueError:
+        return None
+
+
 async def run_federation(
     settings: Settings,
     *,
@@ -92,6 +127,7 @@ async def run_federation(
         print("the reporting service is not installed (pip install -e services/reporting)", file=sys.stderr)
         return 1
     lay = layout(data_dir, base_port, codes, services)
+    lock = lock_data_dir(lay.data_dir)  # held until the federation stops
     taken = [p for p in lay.ports() if port_open("127.0.0.1", p)]
     if taken:
         raise FederationError(
@@ -115,6 +151,13 @@ async def run_federation(
     write_state(lay, federation_file)
     held = lay.hub_dir / HUB_HELD
     held.unlink(missing_ok=True)  # a new `up` starts the hub
+    start = clock_start(settings, lay.data_dir)
+    clock = {"PULIH_CLOCK_START": start.isoformat()} if start is not None else {}
+    if start is not None:
+        say(
+            f"the manual clocks start on {start}, where `pulih federation demo` left them "
+            f"(PULIH_CLOCK_START=<date> starts them elsewhere)"
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,6 +202,7 @@ async def run_federation(
                     "PULIH_DATA_DIR": str(place.data_dir),
                     "NATS_URL": nats_url(names.SERVICE_USER, secrets.service(place.code), place.nats_port),
                     **{f"PULIH_{name.upper()}_URL": place.url(name) for name in place.ports},
+                    **clock,
                 },
             )
             (place.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -167,6 +211,16 @@ async def run_federation(
                     running, place.data_dir, f"r{place.code}", service, place.ports[service.name], env, policy
                 )
             say(f"r{place.code} ({regency.name}): {', '.join(s.name for s in services)} starting")
+        if not await wait_all_healthy(running, health_timeout):
+            return 0 if stop.is_set() else 1
+        # Declared once the regencies' streams exist and their links are up: the hub's sources
+        # find them at once (a source that fails retries only after 10 s, then 20 s…); and before
+        # the national reporting starts, which reads NATIONAL.
+        await _declare(lay, secrets, codes)
+        say(
+            f"hub: streams {names.NATIONAL_STREAM} (a source per regency: {', '.join(codes)}) "
+            f"and {names.NATIONAL_DLQ_STREAM}"
+        )
         national = next(s for s in services if s.name == NATIONAL_SERVICE)
         national_env = service_env(
             dict(os.environ),
@@ -175,6 +229,7 @@ async def run_federation(
                 "PULIH_DATA_DIR": str(lay.national_dir),
                 "NATS_URL": nats_url(names.NATIONAL_USER, secrets.national(), lay.hub_client_port),
                 "PULIH_FEDERATION_FILE": str(lay.data_dir / "federation.toml"),
+                **clock,
             },
         )
         (lay.national_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -182,18 +237,10 @@ async def run_federation(
             running, lay.national_dir, "national", national, lay.national_port, national_env, policy
         )
         say("national: reporting (national mode) starting")
-
-        if not await wait_all_healthy(running, health_timeout):
+        if not await wait_all_healthy(running, health_timeout, running.services[-1:]):
             return 0 if stop.is_set() else 1
-        # Declared once the regencies' streams exist and their links are up: the hub's sources
-        # find them at once (a source that fails retries only after 10 s, then 20 s…).
-        await _declare(lay, secrets, codes)
-        say(
-            f"hub: streams {names.NATIONAL_STREAM} (a source per regency: {', '.join(codes)}) "
-            f"and {names.NATIONAL_DLQ_STREAM}"
-        )
         tokens, tokens_file = write_token_files(settings, lay)
-        print_up(fed, lay, tokens, tokens_file)
+        print_up(fed, lay, tokens, tokens_file, manual_clock=settings.clock == "manual")
 
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *running.tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -212,4 +259,5 @@ async def run_federation(
         for server in reversed(running.servers):  # the regencies, then the hub
             await server.shutdown()
         pids.remove()
+        lock.close()
         print("stopped.", flush=True)

@@ -20,7 +20,9 @@ def federation_words(reason: str) -> str:
     return reason.replace("stopping the regency", "stopping the federation")
 
 
-def print_up(fed: Federation, lay: Layout, tokens: dict[str, str], tokens_file: Path) -> None:
+def print_up(
+    fed: Federation, lay: Layout, tokens: dict[str, str], tokens_file: Path, *, manual_clock: bool
+) -> None:
     """The federation is up: the hub, the national reporting, each regency's addresses, the
     tokens, the logs, and the commands that act on it."""
     print(
@@ -53,14 +55,21 @@ def print_up(fed: Federation, lay: Layout, tokens: dict[str, str], tokens_file: 
         print(f"  {key}={token}")
     print(
         f"\nLogs: {lay.hub_dir / 'nats-server.log'}, {lay.national_dir / 'logs'}/, and per regency "
-        f"{lay.data_dir}/r<code>/logs/ and r<code>/nats/nats-server.log; pids in {lay.data_dir / 'pids'}."
+        f"{lay.data_dir}/r<code>/logs/ and r<code>/nats/nats-server.log; pids in {lay.data_dir / 'pids'}. "
+        "Here: the services' warnings and errors (their logs have every line)."
     )
     print(
         "Cut a regency's link with `pulih federation link-down <code>` (`link-up <code>` restores it); "
         "stop the hub with `pulih federation hub-down` (`hub-up`)."
     )
-    print(
-        "Fill the regencies with a few months of work, until the national dashboard shows them: "
-        "`pulih federation demo` in another terminal (this federation must run with PULIH_CLOCK=manual)."
-    )
+    if manual_clock:
+        print(
+            "Fill the regencies with a few months of work, until the national dashboard shows them: "
+            "`pulih federation demo` in another terminal."
+        )
+    else:
+        print(
+            "This federation runs on the system clock, so `pulih federation demo` cannot close months in "
+            "it: for the demo, stop it (Ctrl-C) and start it with `PULIH_CLOCK=manual pulih federation up`."
+        )
     print("Ctrl-C stops everything; the data stays for the next `pulih federation up`.\n", flush=True)

@@ -9,10 +9,12 @@ The hub's server can be held (:func:`pulih.kit.federation.control.hold_hub`): wh
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pulih.kit.federation.output import federation_words, say
 from pulih.kit.federation.topology import FederationError
@@ -61,14 +63,24 @@ class ServerSupervisor(NatsSupervisor):
         self.held = held
 
     async def wait(self) -> int:
-        code = await super().wait()
-        if self.held is not None and self.held.exists():
+        """Wait for the server to exit. A held server is started again here once it is released (not
+        by :meth:`run`, which would call that a crash and a restart)."""
+        while True:
+            code = await super().wait()
+            if self.held is None or not self.held.exists():
+                return code
             self.pids.set(self.name, None)
             say(f"{self.name} stopped and held ({self.held} exists): `pulih federation hub-up` starts it")
             while self.held.exists() and not self.stop.is_set():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
-            return 0
-        return code
+            if self.stop.is_set():
+                return 0
+            try:
+                pid = await self.spawn()
+            except (RuntimeError, TimeoutError) as exc:
+                say(f"{self.name} did not start again: {exc}; see its log: {self.log}")
+                return 1
+            say(f"{self.name} released and started again (pid {pid})")
 
 
 @dataclass
@@ -102,6 +114,44 @@ async def start_server(running: Running, supervisor: ServerSupervisor) -> None:
     running.tasks[asyncio.create_task(supervisor.run())] = supervisor
 
 
+LOG_LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ +(\S+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def for_terminal(line: str) -> bool:
+    """Whether a service's output line is shown in ``up``'s terminal: everything but its INFO and
+    DEBUG log lines (a dozen services' every message would bury what matters)."""
+    level = LOG_LEVEL.match(ANSI.sub("", line))
+    return level is None or level.group(1) not in ("INFO", "DEBUG")
+
+
+async def _copy_quietly(prefix: str, stream: asyncio.StreamReader, file: TextIO) -> None:
+    while line := await stream.readline():
+        text = line.decode(errors="replace")
+        if for_terminal(text):
+            sys.stdout.write(f"{prefix} {text}")
+            sys.stdout.flush()
+        file.write(text)
+        file.flush()
+
+
+async def _pipe_quietly(prefix: str, stream: asyncio.StreamReader, log: Path) -> None:
+    with log.open("a", encoding="utf-8") as file:
+        await _copy_quietly(prefix, stream, file)
+
+
+class QuietServiceSupervisor(ServiceSupervisor):
+    """A service whose log gets every line and the terminal only its warnings, errors and tracebacks."""
+
+    async def spawn(self) -> int:
+        pid = await super().spawn()
+        if self.pipe is not None:  # not started yet: no line has been read
+            self.pipe.cancel()
+        assert self.process is not None and self.process.stdout is not None
+        self.pipe = asyncio.create_task(_pipe_quietly(f"[{self.name}]", self.process.stdout, self.log))
+        return pid
+
+
 async def start_service(
     running: Running,
     data_dir: Path,
@@ -113,7 +163,7 @@ async def start_service(
 ) -> None:
     """Start a service as ``<prefix>/<name>`` on ``port``, its log in ``data_dir/logs``, and supervise it."""
     named = InstalledService(f"{prefix}/{service.name}", service.app, port)
-    supervisor = ServiceSupervisor(
+    supervisor = QuietServiceSupervisor(
         named, port, env, data_dir / "logs" / f"{service.name}.log", policy, running.pids, running.stop
     )
     await supervisor.spawn()
@@ -121,18 +171,21 @@ async def start_service(
     running.tasks[asyncio.create_task(supervisor.run())] = supervisor
 
 
-async def wait_all_healthy(running: Running, timeout: float) -> bool:
-    """Wait for every service's ``/healthz``, saying each one as it answers; ``False`` (and why,
-    naming the log) when one does not."""
+async def wait_all_healthy(
+    running: Running, timeout: float, services: list[ServiceSupervisor] | None = None
+) -> bool:
+    """Wait for the ``/healthz`` of every service (or of ``services``), saying each one as it
+    answers; ``False`` (and why, naming the log) when one does not."""
     by_supervisor = {s: t for t, s in running.tasks.items()}
-    total = len(running.services)
+    waiting = running.services if services is None else services
+    total = len(waiting)
     started = time.monotonic()
 
     async def one(supervisor: ServiceSupervisor) -> tuple[ServiceSupervisor, bool]:
         return supervisor, await _wait_healthy(supervisor, by_supervisor[supervisor], timeout)
 
     ready = 0
-    pending = [asyncio.create_task(one(s)) for s in running.services]
+    pending = [asyncio.create_task(one(s)) for s in waiting]
     try:
         for next_done in asyncio.as_completed(pending):
             supervisor, healthy = await next_done
@@ -154,5 +207,5 @@ async def wait_all_healthy(running: Running, timeout: float) -> bool:
             )
         return True
     finally:
-        for waiting in pending:
-            waiting.cancel()
+        for probe in pending:
+            probe.cancel()
