@@ -7,18 +7,22 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from reporting_histories import Delivery
 from sqlalchemy import Table, select
 
+import pulih.reporting
 from pulih.contracts import CloudEvent, Event, new_event
 from pulih.kit.database import Database
+from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.testing import REGENCY
 from pulih.reporting import indicators, projection
 from pulih.reporting.store import LIVE, metadata
 
+MIGRATIONS = Path(pulih.reporting.__file__).parent / "migrations"
 TODAY = date(2026, 3, 15)
 TIMEZONE = "Asia/Jakarta"
 
@@ -72,6 +76,17 @@ class Projection:
     async def rows(self, table: Table) -> list[Any]:
         async with self.database.transaction() as session:
             return list(await session.execute(select(table)))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Database]:
+    """A reporting store migrated to head (SQLite and PostgreSQL), empty."""
+    database = Database(database_url)
+    await upgrade_to_head(database, MIGRATIONS)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -3,18 +3,14 @@ regency, province and nation say how many figures were hidden (SQLite and Postgr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from national_seed import aggregate
 
-import pulih.reporting
 from pulih.contracts import new_event
 from pulih.contracts.events.reporting import AggregateReported
 from pulih.kit.database import Database
-from pulih.kit.migrations import upgrade_to_head
 from pulih.reporting.national.directory import Directory
 from pulih.reporting.national.figures import (
     NationalCell,
@@ -24,19 +20,6 @@ from pulih.reporting.national.figures import (
     regency_statuses,
 )
 from pulih.reporting.national.projection import apply_aggregates
-
-MIGRATIONS = Path(pulih.reporting.__file__).parent / "migrations"
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Database]:
-    """A migrated reporting store."""
-    database = Database(database_url)
-    await upgrade_to_head(database, MIGRATIONS)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def feed(store: Database, *events: AggregateReported) -> int:

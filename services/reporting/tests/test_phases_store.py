@@ -4,21 +4,16 @@ to ``unit_phases``, late events that assess later months again (SQLite and Postg
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select
 
 from pulih.kit.database import Database
-from pulih.kit.migrations import upgrade_to_head
 from pulih.reporting import phase_facts, phases
 from pulih.reporting.domain.phases import PhaseCriteria, UnitMonth
 from pulih.reporting.store import LIVE
 
-MIGRATIONS = Path(phases.__file__).parent / "migrations"
 D = date
 UNIT = uuid.UUID("00000000-0000-7000-8000-0000000000a1")
 OTHER = uuid.UUID("00000000-0000-7000-8000-0000000000a2")
@@ -26,16 +21,6 @@ OTHER = uuid.UUID("00000000-0000-7000-8000-0000000000a2")
 
 def ids() -> uuid.UUID:
     return uuid.uuid4()
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade_to_head(database, MIGRATIONS)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def put(store: Database, table: Any, *rows: dict[str, Any]) -> None:
