@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pulih.kit.messaging import make_broker, nats_servers
+from pulih.kit.messaging import make_broker, nats_servers, without_password
 from pulih.kit.nats_server import NatsServer, free_port
-from pulih.kit.service import without_password
 from pulih.kit.tail import connect_once
 
 

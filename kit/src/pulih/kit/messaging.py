@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,6 +64,12 @@ def nats_tls(settings: Settings) -> ssl.SSLContext | None:
     if settings.nats_cert_file is not None and settings.nats_key_file is not None:
         context.load_cert_chain(str(settings.nats_cert_file), str(settings.nats_key_file))
     return context
+
+
+def without_password(url: str) -> str:
+    """``url`` (one NATS URL or several, comma-separated) with each password replaced by ``***``,
+    for the logs."""
+    return re.sub(r"(://[^:/@,]+:)[^@,]*@", r"\1***@", url)
 
 
 def nats_servers(nats_url: str) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pulih.kit.messaging import (
     make_broker,
     nats_tls,
     stream_publisher,
+    without_password,
 )
 from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.outbox import OutboxRelay
@@ -122,12 +122,6 @@ async def _connect_when_possible(
     runtime.broker = broker
     if runtime.relay is not None:
         runtime.relay.start()
-
-
-def without_password(url: str) -> str:
-    """``url`` (one NATS URL or several, comma-separated) with each password replaced by ``***``,
-    for the logs."""
-    return re.sub(r"(://[^:/@,]+:)[^@,]*@", r"\1***@", url)
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -16,7 +16,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import regency_subjects, stream_name
-from pulih.kit.messaging import nats_servers
+from pulih.kit.messaging import nats_servers, without_password
 
 _DEAD_LETTER_TYPE = ".EventDeadLettered.v"
 _SHOWN_PAYLOAD = 200
@@ -155,7 +155,8 @@ async def connect_once(nats_url: str) -> Client:
             timeout=5,
         )
     except Exception as exc:
-        raise Unreachable(f"no NATS server answers at {nats_url} ({type(exc).__name__})") from None
+        where = without_password(nats_url)
+        raise Unreachable(f"no NATS server answers at {where} ({type(exc).__name__})") from None
 
 
 def run_tail(

@@ -30,6 +30,7 @@ from pulih.kit.federation import render as rendering
 from pulih.kit.federation.layout import DEFAULT_BASE_PORT, DEFAULT_DATA_DIR, DEFAULT_FILE, parse_codes
 from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import FederationError, load_federation
+from pulih.kit.messaging import nats_servers
 from pulih.kit.settings import Settings
 
 
@@ -181,7 +182,7 @@ def render(file: Path, out: Path, secrets_file: Path | None, *, tls: bool = True
 async def declare(file: Path, hub_url: str, replicas: int | None) -> int:
     """Declare the national streams for every regency of the list ``file`` on the hub."""
     fed = load_federation(file)
-    nc = await nats.connect(hub_url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await nats.connect(nats_servers(hub_url), connect_timeout=5, max_reconnect_attempts=2)
     try:
         await national_stream.declare_national_streams(
             nc.jetstream(), fed.codes, replicas=replicas or fed.hub.replicas
