@@ -2,7 +2,7 @@
 until the national dashboard shows them all.
 
 It drives each regency only through its public APIs, as its facilitators, agents, clinics and
-administrator would (:mod:`.demo_regency`): units and agents in villages of the regency, clients
+administrator would (the simulator's ``RegencySim``): units and agents in villages of the regency, clients
 registered with their consent and screened, enrolled, in sessions, referred to the regency's
 clinics, and each service's manual clock moved week by week. Each closed month the regency's
 reporting publishes its ``AggregateReported`` (small counts suppressed), which its link carries to
@@ -48,13 +48,16 @@ from rich.progress import (
 from rich.table import Table
 
 from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token
-from pulih.kit.federation.demo_api import DemoError, RegencyApi
-from pulih.kit.federation.demo_data import month_random, profile
-from pulih.kit.federation.demo_regency import SETTLE_SECONDS, RegencyDemo, next_month, weeks
+from pulih.kit.federation.demo_data import profile
+from pulih.kit.federation.demo_regency import demo_regency
 from pulih.kit.federation.layout import CLOCK_FILE, Layout, saved_layout
 from pulih.kit.federation.topology import Federation, FederationError, load_federation
 from pulih.kit.nats_server import port_open
 from pulih.kit.settings import Settings
+from pulih.kit.simulate.api import RegencyApi
+from pulih.kit.simulate.api import SimulationError as DemoError
+from pulih.kit.simulate.months import next_month, weeks
+from pulih.kit.simulate.regency import SETTLE_SECONDS, RegencySim
 
 DEFAULT_MONTHS = 3
 DEFAULT_SEED = 11
@@ -203,20 +206,17 @@ async def plan_months(
     return Plan(first, months)
 
 
-async def _run_regency(demo: RegencyDemo, plan: Plan, screen: Screen) -> None:
-    key = demo.regency.code
-    label = f"r{key} {demo.regency.name}"
+async def _run_regency(demo: RegencySim, name: str, plan: Plan, screen: Screen) -> None:
+    key = demo.code
+    label = f"r{key} {name}"
     await demo.prepare(plan.first)
     screen.update(key, f"{label}: {len(demo.units)} units, {sum(len(u.agents) for u in demo.units)} agents")
-    serial = 1
     for month in plan.periods:
         period = f"{month:%Y-%m}"
-        rng = month_random(demo.seed, key, month)
         baseline = await demo.month_baseline(month)
         people = demo.people_of(month)
         for number, (start, end) in enumerate(weeks(month), 1):
-            coming = [day for day in people if start <= day <= end]
-            serial = await demo.run_week(rng, start, end, coming, serial)
+            await demo.run_week(month, number, start, end, people)
             screen.update(key, f"{label}: {period} week {number}", advance=1)
         recorded = demo.recorded.get(period, Counter[str]())
         expected = {name: baseline[name] + recorded.get(name, 0) for name in baseline}
@@ -342,7 +342,7 @@ def _summary(
     fed: Federation,
     lay: Layout,
     plan: Plan,
-    demos: list[RegencyDemo],
+    demos: list[RegencySim],
     national: dict[str, dict[str, Any]],
     cells: dict[tuple[str, str], Cells],
 ) -> None:
@@ -357,7 +357,7 @@ def _summary(
         table.add_column(f"{month:%Y-%m}", justify="right")
     table.add_column("last month", justify="right")
     for demo in demos:
-        code = demo.regency.code
+        code = demo.code
         regency = fed.regency(code)
         row = [f"{code} {regency.name}", regency.province_name]
         for month in plan.periods:
@@ -367,9 +367,7 @@ def _summary(
     screen.console.print(table)
     for demo in demos:
         if demo.refused:
-            screen.say(
-                f"r{demo.regency.code}: {len(demo.refused)} clinic answer(s) refused, e.g. {demo.refused[0]}"
-            )
+            screen.say(f"r{demo.code}: {len(demo.refused)} clinic answer(s) refused, e.g. {demo.refused[0]}")
     screen.say(
         f"\nThe national dashboard: {lay.national_url}/  (sign in with NATIONAL_TOKEN from "
         f"{lay.data_dir / 'tokens.env'})"
@@ -402,7 +400,7 @@ async def run_demo(
         apis = [RegencyApi(place, secret, http) for place in lay.regencies]
         try:
             plan = await plan_months(apis, lay, secret, months, http)
-            demos = [RegencyDemo(api, fed.regency(api.code), profile(i), seed) for i, api in enumerate(apis)]
+            demos = [demo_regency(api, fed.regency(api.code), profile(i), seed) for i, api in enumerate(apis)]
             with Screen() as screen:
                 screen.say(
                     f"Filling {len(demos)} regencies with {months} month(s) of work, {plan.first:%Y-%m} to "
@@ -410,10 +408,10 @@ async def run_demo(
                     "by week."
                 )
                 for demo in demos:
-                    screen.add(
-                        demo.regency.code, f"r{demo.regency.code} {demo.regency.name}", total=4 * months
-                    )
-                await asyncio.gather(*(_run_regency(demo, plan, screen) for demo in demos))
+                    screen.add(demo.code, f"r{demo.code} {fed.regency(demo.code).name}", total=4 * months)
+                await asyncio.gather(
+                    *(_run_regency(demo, fed.regency(demo.code).name, plan, screen) for demo in demos)
+                )
                 # where the next `up` starts the clocks (a restart would put them back at today)
                 (lay.data_dir / CLOCK_FILE).write_text(f"{plan.after}\n")
                 national = await _wait_national(http, lay, secret, plan, screen, national_timeout)

@@ -1,50 +1,19 @@
-"""The made-up people and answers of ``pulih federation demo``, drawn from a seeded random source:
-the same seed, regency and month give the same people, the same screenings and the same days.
+"""How big each regency of ``pulih federation demo`` is; its people are the simulator's
+(:mod:`pulih.kit.simulate.people`).
 
-Each regency of the demo has a size (:func:`profile`): the first named is a large regency (most of
-its monthly figures are published), the second a middling one, the third a small one (most of
-its figures fall under the suppression threshold of 5 and are published as null), and so on
-round. Every person is made up: a name from the lists below, a NIK that agrees with the birth
-date, the sex and the regency's first district (``<code>01``), and a serial that differs from
-month to month, so a second demo registers new people.
+The first regency named is a large one (most of its monthly figures are published), the second a
+middling one, the third a small one (most of its figures fall under the suppression threshold of
+5 and are published as null), and so on round.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
 
-FIRST_NAMES_M = ("Budi", "Agus", "Joko", "Rudi", "Andi", "Dedi", "Eko", "Hendra", "Rizky", "Fajar",
-                 "Yusuf", "Bayu")  # fmt: skip
-FIRST_NAMES_F = ("Siti", "Dewi", "Rina", "Wulan", "Ayu", "Putri", "Indah", "Lestari", "Nur", "Fitri",
-                 "Maya", "Ratna")  # fmt: skip
-LAST_NAMES = ("Santoso", "Wijaya", "Saputra", "Pratama", "Hidayat", "Kurniawan", "Setiawan", "Nugroho",
-              "Lubis", "Siregar", "Rahman", "Hasibuan", "Tanjung", "Purnomo", "Suryadi")  # fmt: skip
-STREETS = ("Jl. Merdeka", "Jl. Sudirman", "Jl. Diponegoro", "Jl. Ahmad Yani", "Jl. Pahlawan", "Jl. Kartini")
+from pulih.kit.simulate.people import month_random, person
+from pulih.kit.simulate.scenario import Scenario, load_scenario
 
-WHOQOL_BASELINE = {f"q{i}": 2 if i in (3, 4, 26) else 3 for i in range(1, 27)}
-"""A baseline WHOQOL-BREF (the README walkthrough's)."""
-
-LOW_RISK: tuple[list[dict[str, Any]], ...] = (
-    [{"substance": "cannabis", "ever_used": True, "q2": 2, "q3": 0, "q4": 0, "q5": 0, "q6": 0, "q7": 0}],
-    [{"substance": "alcohol", "ever_used": True, "q2": 3, "q3": 0, "q4": 0, "q5": 0, "q6": 3, "q7": 0}],
-)
-"""WHO ASSIST v3 answers scoring low risk (cannabis 2, alcohol 6)."""
-MODERATE_RISK: tuple[list[dict[str, Any]], ...] = (
-    [{"substance": "amphetamine_type_stimulants", "ever_used": True, "q2": 4, "q3": 4, "q4": 5, "q5": 5,
-      "q6": 3, "q7": 3},
-     {"substance": "tobacco", "ever_used": True, "q2": 6, "q3": 3, "q4": 0, "q6": 0, "q7": 0}],
-    [{"substance": "cannabis", "ever_used": True, "q2": 4, "q3": 3, "q4": 4, "q5": 0, "q6": 3, "q7": 0}],
-)  # fmt: skip
-"""Answers scoring moderate risk (the walkthrough's sabu and tobacco: 24; cannabis: 14)."""
-HIGH_RISK: tuple[list[dict[str, Any]], ...] = (
-    [{"substance": "amphetamine_type_stimulants", "ever_used": True, "q2": 6, "q3": 6, "q4": 7, "q5": 8,
-      "q6": 6, "q7": 6}],
-    [{"substance": "opioids", "ever_used": True, "q2": 4, "q3": 5, "q4": 6, "q5": 6, "q6": 6, "q7": 3}],
-)  # fmt: skip
-"""Answers scoring high risk (sabu daily: 39; opioids: 30)."""
+__all__ = ["PROFILES", "Profile", "demo_scenario", "month_random", "person", "profile"]
 
 
 @dataclass(frozen=True)
@@ -64,67 +33,15 @@ def profile(index: int) -> Profile:
     return PROFILES[index % len(PROFILES)]
 
 
-@dataclass(frozen=True)
-class Person:
-    """A made-up client: the identity outreach seals, and the screening they will give."""
-
-    full_name: str
-    nik: str
-    birth_date: date
-    sex: str
-    phone: str
-    address: str
-    risk: str
-    substances: list[dict[str, Any]]
-    injecting: str
-
-    def identity(self) -> dict[str, str]:
-        """The identity as ``POST /v1/clients`` takes it."""
-        return {
-            "full_name": self.full_name,
-            "nik": self.nik,
-            "birth_date": str(self.birth_date),
-            "sex": self.sex,
-            "phone": self.phone,
-            "address": self.address,
-        }
-
-
-def month_random(seed: int, code: str, month: date, purpose: str = "work") -> random.Random:
-    """The random source of one regency's month (for ``purpose``): the same seed, regency and
-    month, the same draws."""
-    return random.Random(f"pulih-demo:{seed}:{code}:{month:%Y-%m}:{purpose}")
-
-
-def person(rng: random.Random, code: str, month: date, serial: int, on: date) -> Person:
-    """A new client of regency ``code`` registered on ``on``; ``serial`` (1-99) numbers the month's
-    people, so a NIK never repeats across the demo's months."""
-    sex = rng.choice(("m", "m", "m", "f"))  # most clients of the programme are men
-    first = rng.choice(FIRST_NAMES_M if sex == "m" else FIRST_NAMES_F)
-    born = on - timedelta(days=rng.randint(17 * 365, 45 * 365))
-    day = born.day + (40 if sex == "f" else 0)
-    nik_serial = (month.year * 12 + month.month) % 90 * 100 + 1000 + serial  # 1001-9999, by month
-    nik = f"{code}01{day:02d}{born:%m%y}{nik_serial:04d}"
-    draw = rng.random()
-    if draw < 0.35:
-        risk, answers, injecting = "low", rng.choice(LOW_RISK), "never"
-    elif draw < 0.82:
-        risk, answers, injecting = (
-            "moderate",
-            rng.choice(MODERATE_RISK),
-            rng.choice(("never", "never", "earlier")),
-        )
-    else:
-        risk, answers = "high", rng.choice(HIGH_RISK)
-        injecting = "past_3_months" if answers[0]["substance"] == "opioids" else "never"
-    return Person(
-        full_name=f"{first} {rng.choice(LAST_NAMES)}",
-        nik=nik,
-        birth_date=born,
-        sex=sex,
-        phone=f"08{rng.randint(11, 59)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
-        address=f"{rng.choice(STREETS)} No. {rng.randint(1, 200)}",
-        risk=risk,
-        substances=answers,
-        injecting=injecting,
-    )
+def demo_scenario(size: Profile) -> Scenario:
+    """The simulator's default scenario at the demo's size: three agents a unit, everyone
+    consenting, a third low risk and a sixth high, most high-risk clients referred and most
+    referrals answered (the demo fills a month or three, so its national view shows referrals)."""
+    raw = load_scenario().model_dump()
+    raw["units"]["agents"] = (3, 3)
+    raw["clients"].update(per_unit_month=size.clients_per_month / size.units, consent=1.0)
+    raw["risk"].update(low=0.35, moderate=0.47, high=0.18)
+    raw["enrolment"].update(low=0.3, moderate=0.85)
+    raw["referral"].update(high=0.85, moderate=0.0)
+    raw["clinic"].update(accepted=0.9, declined=0.0, late=0.0, silent=0.1)
+    return Scenario.model_validate(raw)

@@ -9,10 +9,11 @@ consumer ``clinic-<clinic_id>`` on ``IBM_<regency>``, filtered to
 referral's event as their cause. An ``AnswerRejected`` it receives is kept in
 :attr:`SimulatedClinics.refused`.
 
-What a clinic does with a referral is decided when the referral is made (:meth:`SimulatedClinics.plan`,
-with the simulator's seeded random numbers, so a seed gives the same answers), drawn from the
-scenario's shares of :class:`Outcome`; each answer is dated, and published once the regency's clocks
-have reached its date (:meth:`SimulatedClinics.answer_due`), as a clinic recording it that day would.
+What a clinic does with a referral is decided when the referral is made
+(:meth:`SimulatedClinics.plan`, with the simulator's seeded random numbers, so a seed gives the
+same answers), drawn from the scenario's ``[clinic]`` shares (:class:`ClinicShares`); each answer
+is dated, and published once the regency's clocks have reached its date
+(:meth:`SimulatedClinics.answer_due`), as a clinic recording it that day would.
 
 The simulator moves the clocks a day at a time while referrals are open: each day it calls
 :meth:`~SimulatedClinics.answer_due` for that day, then :meth:`~SimulatedClinics.settle` before
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import nats
@@ -79,19 +80,32 @@ from ``GET /v1/referrals/{referral_id}``."""
 
 
 class Outcome(StrEnum):
-    """What a clinic does with a referral (the scenario's ``[clinics]`` shares name these)."""
+    """What a clinic does with a referral (the scenario's ``[clinic]`` shares name these)."""
 
-    COMPLETED = "completed"
-    """Accepted in time, attended, treatment completed; the client does not come back to the unit."""
-    BACK_REFERRAL = "back_referral"
-    """Accepted in time, attended, completed with a back referral to the unit (aftercare)."""
-    LATE = "late"
-    """Accepted after ``respond_by`` (the referral is escalated first), then attended and completed,
-    with a back referral as often as completions in time have one."""
+    ACCEPTED = "accepted"
+    """Accepted by ``respond_by``, attended, treatment completed."""
     DECLINED = "declined"
-    """Declined in time (no capacity, not indicated, out of area): the referral is escalated."""
-    NO_ANSWER = "no_answer"
+    """Declined by ``respond_by`` (no capacity, not indicated, out of area): escalated."""
+    LATE = "late"
+    """Accepted after ``respond_by`` (the referral is escalated first), attended, completed."""
+    SILENT = "silent"
     """Never answered: escalated after ``respond_by``, then overdue."""
+
+
+class ClinicShares(Protocol):
+    """The scenario's ``[clinic]`` table: the share of each :class:`Outcome` (adding up to 1),
+    and of the completed treatments that end with a back referral to the unit."""
+
+    @property
+    def accepted(self) -> float: ...
+    @property
+    def declined(self) -> float: ...
+    @property
+    def late(self) -> float: ...
+    @property
+    def silent(self) -> float: ...
+    @property
+    def back_referral(self) -> float: ...
 
 
 class ClinicError(Exception):
@@ -133,15 +147,11 @@ class _Connected:
     subscription: JetStreamContext.PullSubscription
 
 
-def draw_outcome(rng: random.Random, shares: Mapping[str, float]) -> Outcome:
-    """One outcome, drawn with ``shares`` (by :class:`Outcome` value; a missing one is 0) as
-    weights, always in :class:`Outcome`'s order so a seed draws the same whatever the mapping's."""
-    unknown = set(shares) - {o.value for o in Outcome}
-    if unknown:
-        raise ValueError(f"unknown clinic outcome(s) {sorted(unknown)}: use {[o.value for o in Outcome]}")
-    weights = [max(0.0, float(shares.get(o.value, 0.0))) for o in Outcome]
+def draw_outcome(rng: random.Random, shares: ClinicShares) -> Outcome:
+    """One outcome, drawn with the ``shares`` as weights (in :class:`Outcome`'s order)."""
+    weights = [max(0.0, float(getattr(shares, o.value))) for o in Outcome]
     if sum(weights) <= 0:
-        raise ValueError("the clinic outcome shares add up to nothing")
+        raise ValueError("the clinic's shares (accepted, declined, late, silent) add up to nothing")
     point = rng.random() * sum(weights)
     for outcome, weight in zip(Outcome, weights, strict=True):
         if point < weight:
@@ -159,10 +169,10 @@ class SimulatedClinics:
     the ``AnswerRejected`` the clinics received.
     """
 
-    def __init__(self, clinics: Sequence[ClinicAccess], shares: Mapping[str, float]) -> None:
+    def __init__(self, clinics: Sequence[ClinicAccess], shares: ClinicShares) -> None:
         self.clinics = {access.clinic_id: access for access in clinics}
-        self.shares = dict(shares)
-        draw_outcome(random.Random(0), self.shares)  # the shares are checked before anything runs
+        self.shares = shares
+        draw_outcome(random.Random(0), shares)  # the shares are checked before anything runs
         self.pending: list[Answer] = []
         self.published: list[Answer] = []
         self.counted: dict[str, Counter[str]] = {}
@@ -203,7 +213,7 @@ class SimulatedClinics:
         respond_by = date.fromisoformat(str(referral["respond_by"]))
         outcome = draw_outcome(rng, self.shares)
         self.outcomes[outcome] += 1
-        if outcome is Outcome.NO_ANSWER:
+        if outcome is Outcome.SILENT:
             return outcome
         in_time = referred_on + timedelta(days=rng.randint(0, min(2, (respond_by - referred_on).days)))
         rid = UUID(referral_id)
@@ -213,14 +223,9 @@ class SimulatedClinics:
                 clinic_id, referral_id, in_time, ReferralDeclined(referral_id=rid, on=in_time, reason=reason)
             )
             return outcome
-        if outcome is Outcome.LATE:
-            accepted = respond_by + timedelta(days=rng.randint(*LATE_DAYS))
-            completed_shares = self.shares.get(Outcome.COMPLETED.value, 0.0)
-            back_shares = self.shares.get(Outcome.BACK_REFERRAL.value, 0.0)
-            back = rng.random() * (completed_shares + back_shares or 1.0) < back_shares
-        else:
-            accepted = in_time
-            back = outcome is Outcome.BACK_REFERRAL
+        late = outcome is Outcome.LATE
+        accepted = respond_by + timedelta(days=rng.randint(*LATE_DAYS)) if late else in_time
+        back = rng.random() < self.shares.back_referral
         attended = accepted + timedelta(days=rng.randint(*APPOINTMENT_DAYS))
         completed = attended + timedelta(days=rng.randint(*TREATMENT_DAYS))
         accept = ReferralAccepted(referral_id=rid, accepted_on=accepted, appointment_on=attended)

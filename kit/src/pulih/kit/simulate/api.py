@@ -1,4 +1,4 @@
-"""One regency's public APIs as ``pulih federation demo`` uses them: a facilitator establishes units
+"""One regency's public APIs as the simulator uses them: a facilitator establishes units
 and registers agents and clinics, agents register, screen, enrol and refer clients and hold
 sessions, a clinic answers over HTTP, an admin moves each service's manual clock, and the
 regency's reporting says what it has counted and published. Nothing here reaches past the APIs a
@@ -23,21 +23,30 @@ RETRIES_NOT_YET_KNOWN = 10
 (``409 not_yet_known`` after its own five-second wait)."""
 
 
-class DemoError(Exception):
-    """The demo cannot go on; the message says why and what to do."""
+class SimulationError(Exception):
+    """The simulation cannot go on; the message says why and what to do."""
 
 
 class RegencyApi:
-    """The APIs of one running regency, with tokens signed by the federation's secret."""
+    """The APIs of one running regency (a ``pulih up`` one, or one of a local federation), with
+    tokens signed by its ``PULIH_JWT_SECRET``; ``running`` says how it was started, for the
+    messages that ask to start it again."""
 
-    def __init__(self, place: RegencyPlace, secret: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        place: RegencyPlace,
+        secret: str,
+        http: httpx.AsyncClient,
+        running: str = "the federation",
+    ) -> None:
         self.place = place
         self.code = place.code
         self.secret = secret
         self.http = http
-        self.facilitator = issue_token(secret, sub=f"fasilitator-{self.code}-demo", role=Role.FACILITATOR,
+        self.running = running
+        self.facilitator = issue_token(secret, sub=f"fasilitator-{self.code}-sim", role=Role.FACILITATOR,
                                        regency=self.code)  # fmt: skip
-        self.admin = issue_token(secret, sub=f"admin-{self.code}-demo", role=Role.ADMIN, regency=self.code)
+        self.admin = issue_token(secret, sub=f"admin-{self.code}-sim", role=Role.ADMIN, regency=self.code)
 
     def agent_token(self, agent_id: str, unit_id: str) -> str:
         """A token of agent ``agent_id`` of unit ``unit_id``."""
@@ -61,7 +70,7 @@ class RegencyApi:
         after: list[str] | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send a request; :class:`DemoError` (naming the service, the path and the answer) unless
+        """Send a request; :class:`SimulationError` (naming the service, the path and the answer) unless
         its status is in ``ok``. A command names the events it depends on in ``after``
         (``Pulih-After``) and is sent again while the service has not heard of them."""
         url = f"{self.place.url(service)}{path}"
@@ -74,14 +83,14 @@ class RegencyApi:
             try:
                 answer = await self.http.request(method, url, json=body, headers=headers, params=params)
             except httpx.TransportError as exc:
-                raise DemoError(
-                    f"r{self.code} {service} does not answer at {self.place.url(service)} ({exc!r}): "
-                    "is the federation still running?"
+                raise SimulationError(
+                    f"r{self.code} {service} does not answer at {self.place.url(service)} "
+                    f"({type(exc).__name__}): is {self.running} running?"
                 ) from None
             if answer.status_code == 401:
-                raise DemoError(
-                    f"r{self.code} {service} refuses the demo's tokens ({answer.text}): run the demo with "
-                    "the PULIH_JWT_SECRET the federation runs with"
+                raise SimulationError(
+                    f"r{self.code} {service} refuses the simulator's tokens ({answer.text}): they are "
+                    f"signed with PULIH_JWT_SECRET; run with the PULIH_JWT_SECRET {self.running} runs with"
                 )
             not_yet = answer.status_code in (404, 409) and answer.status_code not in ok
             if not_yet and _error_code(answer) in ("not_yet_known", "client_not_found", "not_screened"):
@@ -89,7 +98,9 @@ class RegencyApi:
                 continue
             break
         if answer.status_code not in ok:
-            raise DemoError(f"r{self.code} {service} {method} {path}: {answer.status_code} {answer.text}")
+            raise SimulationError(
+                f"r{self.code} {service} {method} {path}: {answer.status_code} {answer.text}"
+            )
         return answer
 
     async def post(

@@ -1,0 +1,463 @@
+"""A regency's months in the simulator: the work of its units week by week, through its public
+APIs (:mod:`.api`), on its services' manual clocks, at the rates of a :class:`.Scenario`.
+
+Each week the regency's clocks move to the week's last day; then each unit (all at once, each
+with its own seeded random source, so the counts do not depend on which answer comes first),
+dated on the days of that week: its clinic answers the referrals whose answer is due, it holds
+outreach, registers its new people with their consent and screens them (WHO ASSIST, the
+scenario's risk mix), enrols most low and moderate ones with a baseline WHOQOL-BREF, refers the
+high-risk ones and some moderate ones to one of the regency's clinics (routine, or urgent for
+recent injecting), and holds a session with every client in the programme (most attended; some
+clients drop out and are discharged). In programme week 16 a client gives the exit WHOQOL-BREF
+(better for most); follow-ups are recorded 3 and 6 months after the discharge. At the end of a
+month the caller waits until the regency's reporting has counted what was recorded; the next clock
+move then closes the month, and the reporting publishes its ``AggregateReported``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from pulih.kit.simulate.api import RegencyApi
+from pulih.kit.simulate.months import month_end, rng_day
+from pulih.kit.simulate.people import baseline_whoqol, exit_whoqol, month_random, person
+from pulih.kit.simulate.scenario import Scenario
+
+TRACKED = (
+    "clients_registered",
+    "clients_screened",
+    "screened_low",
+    "screened_moderate",
+    "screened_high",
+    "clients_enrolled",
+    "sessions_held",
+    "sessions_attended",
+    "referrals_made",
+    "referrals_accepted",
+)
+"""The figures the simulator counts as it records them, to know when the reporting has them all."""
+SETTLE_SECONDS = 90.0
+"""How long a regency's reporting may take to count a month, or to publish the simulated months."""
+EXIT_WEEK_DAYS = 98
+"""Programme week 16 (the exit WHOQOL-BREF's) starts 14 weeks after enrolment (week 2)."""
+COMPLETED_DAYS = 105
+"""The programme completes when week 16 ends."""
+FOLLOW_UP_DAYS = (91, 182)
+"""The +3 and +6 month follow-ups, in days after the discharge."""
+
+
+def session_kind(rng: random.Random, week: int) -> str:
+    """A session kind the stage of programme week ``week`` allows (the default programme)."""
+    if week <= 2:
+        return rng.choice(("konseling", "edukasi", "keluarga"))
+    if week <= 12:
+        return rng.choice(("edukasi", "konseling", "kelompok", "keluarga", "vokasional"))
+    return rng.choice(("pemantauan", "pemantauan", "konseling", "keluarga"))
+
+
+def clinic_kind(clinic_id: str) -> str:
+    """A clinic's kind as its id suggests it (an ``rsud-`` is a hospital)."""
+    return "rumah_sakit" if clinic_id.startswith(("rsud", "rs-")) else "klinik_pratama"
+
+
+@dataclass
+class Enrolment:
+    """A client in the programme: who holds their sessions, since when, how it will go."""
+
+    enrollment_id: str
+    client_id: str
+    agent_id: str
+    token: str
+    enrolled_on: date
+    baseline: dict[str, int]
+    active: bool = True
+    exit_taken: bool = False
+
+
+@dataclass(order=True)
+class Due:
+    """Something dated ``on`` the unit does when its week reaches that day: a clinic's answer to a
+    referral (``referral_id``), or a follow-up of a discharged client."""
+
+    on: date
+    kind: str = field(compare=False)
+    ref: str = field(compare=False)
+    body: dict[str, Any] = field(compare=False)
+    token: str = field(compare=False, default="")
+
+
+@dataclass
+class UnitSim:
+    """A Unit IBM of the simulation: its agents (id → token), its clients in the programme, and
+    what it is due to do."""
+
+    number: int
+    unit_id: str
+    agents: dict[str, str]
+    enrolments: list[Enrolment] = field(default_factory=list)
+    due: list[Due] = field(default_factory=list)
+
+
+class RegencySim:
+    """One regency's share of a simulation: its units, and what it recorded in each month."""
+
+    def __init__(
+        self,
+        api: RegencyApi,
+        code: str,
+        clinics: list[str],
+        scenario: Scenario,
+        units: int,
+        seed: int,
+        unit_prefix: str = "Unit IBM",
+    ) -> None:
+        self.api = api
+        self.code = code
+        self.clinics = clinics or [f"klinik-pratama-{code}"]
+        self.scenario = scenario
+        self.size = units
+        self.seed = seed
+        self.unit_prefix = unit_prefix
+        self.units: list[UnitSim] = []
+        self.recorded: dict[str, Counter[str]] = {}
+        self.refused: list[str] = []
+        self.today = date.min
+
+    async def move_to(self, day: date) -> None:
+        """Every clock of the regency forward to ``day`` (never back)."""
+        if day > self.today:
+            await self.api.move_clocks(day)
+            self.today = day
+
+    async def prepare(self, first_day: date) -> None:
+        """Clocks to ``first_day``; the units asked for (a previous run's reused), in the
+        regency's villages, with the scenario's agents each; the clinics in the directory."""
+        await self.move_to(first_day)
+        api, scenario = self.api, self.scenario
+        rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:units")
+        listed = await api.get("outreach", "/v1/units", api.facilitator)
+        for unit in listed:
+            if len(self.units) == self.size or not unit["name"].startswith(self.unit_prefix):
+                continue
+            agents = await api.get("outreach", f"/v1/units/{unit['unit_id']}/agents", api.facilitator)
+            active = [a["agent_id"] for a in agents if a["active"]]
+            tokens = {a: api.agent_token(a, unit["unit_id"]) for a in active}
+            self.units.append(UnitSim(len(self.units), unit["unit_id"], tokens))
+        villages = scenario.villages_of(self.code)
+        for number in range(len(self.units), self.size):
+            village = villages[number % len(villages)]
+            unit = await api.post(
+                "outreach",
+                "/v1/units",
+                api.facilitator,
+                {
+                    "name": f"{self.unit_prefix} {village}",
+                    "village_code": f"{self.code}{number // 9 + 1:02d}{2001 + number % 9}",
+                    "established_on": str(first_day),
+                },
+            )
+            self.units.append(UnitSim(number, unit["unit_id"], {}))
+        for unit in self.units:
+            wanted = rng.randint(*scenario.units.agents)
+            while len(unit.agents) < wanted:
+                agent = await api.post(
+                    "outreach",
+                    f"/v1/units/{unit.unit_id}/agents",
+                    api.facilitator,
+                    {"trained_on": str(first_day)},
+                )
+                unit.agents[agent["agent_id"]] = api.agent_token(agent["agent_id"], unit.unit_id)
+        for clinic_id in self.clinics:
+            found = await api.request(
+                "GET", "referral", f"/v1/clinics/{clinic_id}", api.facilitator, ok=(200, 404)
+            )
+            if found.status_code == 404:
+                await api.post(
+                    "referral",
+                    "/v1/clinics",
+                    api.facilitator,
+                    {
+                        "clinic_id": clinic_id,
+                        "name": clinic_id.replace("-", " ").title(),
+                        "kind": clinic_kind(clinic_id),
+                        "services": ["rawat_jalan", "medis"],
+                        "regencies": [self.code],
+                    },
+                )
+
+    def count(self, on: date, indicator: str, n: int = 1) -> None:
+        """``n`` more ``indicator`` recorded in ``on``'s month."""
+        self.recorded.setdefault(f"{on:%Y-%m}", Counter())[indicator] += n
+
+    async def month_baseline(self, month: date) -> dict[str, int]:
+        """What the reporting counted in ``month`` before the simulator's work in it."""
+        figures = await self.api.month_figures(f"{month:%Y-%m}")
+        return {name: figures.get(name, 0) for name in TRACKED}
+
+    def people_of(self, month: date) -> list[list[date]]:
+        """The days new clients come to each unit in ``month`` (about the scenario's number a
+        unit), in order."""
+        rng = month_random(self.seed, self.code, month, "people")
+        last = month_end(month).day
+        per_unit = self.scenario.clients.per_unit_month
+        days = []
+        for _ in self.units:
+            n = min(99 // max(1, len(self.units)), round(per_unit * rng.uniform(0.5, 1.5)))
+            days.append(sorted(month.replace(day=rng.randint(1, last)) for _ in range(n)))
+        return days
+
+    async def run_week(
+        self, month: date, number: int, start: date, end: date, people: list[list[date]]
+    ) -> None:
+        """Week ``number`` (1-4) of ``month``, ``start`` to ``end`` (module doc); ``people[i]``
+        are the days new clients come to unit ``i``."""
+        await self.move_to(end)
+        first_serial = 1
+        serials = []
+        for unit in self.units:  # each unit's serials: NIKs never repeat within the month
+            serials.append(first_serial + sum(1 for d in people[unit.number] if d < start))
+            first_serial += len(people[unit.number])
+        await asyncio.gather(
+            *(
+                self._unit_week(unit, month, number, start, end, people[unit.number], serials[unit.number])
+                for unit in self.units
+            )
+        )
+
+    async def _unit_week(
+        self, unit: UnitSim, month: date, number: int, start: date, end: date, people: list[date], serial: int
+    ) -> None:
+        rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:{month:%Y-%m}:{number}:{unit.number}")
+        await self._due(unit, end)
+        outreach = self.scenario.outreach.activities_per_month / 4
+        for _ in range(int(outreach) + (rng.random() < outreach % 1)):
+            await self._outreach(rng, unit, rng_day(rng, start, end))
+        older = list(unit.enrolments)
+        for day in people:
+            if start <= day <= end:
+                await self._new_client(rng, unit, month, day, serial, end)
+                serial += 1
+        for enrolment in older:
+            if enrolment.active:
+                await self._week_of(rng, unit, enrolment, start, end)
+        await self._due(unit, end)
+
+    async def _outreach(self, rng: random.Random, unit: UnitSim, day: date) -> None:
+        agent, token = rng.choice(sorted(unit.agents.items()))
+        kind = rng.choice(("penjangkauan", "penjangkauan", "sosialisasi", "pemetaan"))
+        reached = rng.randint(*getattr(self.scenario.outreach, kind))
+        await self.api.post(
+            "outreach",
+            f"/v1/units/{unit.unit_id}/activities",
+            token,
+            {"agent_id": agent, "kind": kind, "held_on": str(day), "people_reached": reached},
+        )
+
+    async def _new_client(
+        self, rng: random.Random, unit: UnitSim, month: date, day: date, serial: int, end: date
+    ) -> None:
+        api, scenario = self.api, self.scenario
+        agent, token = rng.choice(sorted(unit.agents.items()))
+        who = person(rng, self.code, month, serial, day, (scenario.risk.low, scenario.risk.moderate))
+        client = await api.post(
+            "outreach",
+            "/v1/clients",
+            token,
+            {"unit_id": unit.unit_id, "registered_on": str(day), "came_through": "outreach",
+             "identity": who.identity()},
+        )  # fmt: skip
+        client_id = client["client_id"]
+        self.count(day, "clients_registered")
+        if rng.random() >= scenario.clients.consent:
+            return  # registered, but gave no consent: not screened
+        consent = await api.request(
+            "POST",
+            "outreach",
+            f"/v1/clients/{client_id}/consents",
+            token,
+            {"scopes": ["programme", "referral"], "given_on": str(day)},
+        )
+        screened = await api.request(
+            "POST",
+            "outreach",
+            f"/v1/clients/{client_id}/screenings",
+            token,
+            {"agent_id": agent, "screened_on": str(day), "injecting": who.injecting,
+             "substances": who.substances},
+        )  # fmt: skip
+        self.count(day, "clients_screened")
+        events = [e for r in (consent, screened) for e in r.headers.get("Pulih-Events", "").split(",") if e]
+        risk = screened.json()["overall_risk"]
+        self.count(day, f"screened_{risk}")
+        if risk == "high" or screened.json()["recommendation"] == "referral":
+            if rng.random() < scenario.referral.high:
+                await self._refer(rng, unit, token, client_id, day, who.injecting, events, "high_risk")
+            return
+        if risk == "moderate" and rng.random() < scenario.referral.moderate:
+            await self._refer(rng, unit, token, client_id, day, who.injecting, events, "medical")
+            return
+        if rng.random() < (scenario.enrolment.low if risk == "low" else scenario.enrolment.moderate):
+            enrolled_on = min(day + timedelta(days=rng.choice((0, 0, 1))), end)
+            baseline = baseline_whoqol(rng, *scenario.whoqol.baseline)
+            enrolment = await api.post(
+                "rehab",
+                "/v1/enrolments",
+                token,
+                {"client_id": client_id, "agent_id": agent, "enrolled_on": str(enrolled_on),
+                 "baseline": baseline},
+                after=events,
+            )  # fmt: skip
+            self.count(enrolled_on, "clients_enrolled")
+            joined = Enrolment(enrolment["enrollment_id"], client_id, agent, token, enrolled_on, baseline)
+            unit.enrolments.append(joined)
+            await self._session(rng, joined, enrolled_on, attended=True)
+
+    async def _week_of(
+        self, rng: random.Random, unit: UnitSim, enrolment: Enrolment, start: date, end: date
+    ) -> None:
+        """A week of a client in the programme: a session (unless they drop out), the exit
+        WHOQOL-BREF in week 16, and the follow-ups once the programme is over."""
+        e = enrolment.enrolled_on
+        completed_on = e + timedelta(days=COMPLETED_DAYS)
+        if start >= completed_on:  # the service completed the programme at the end of week 16
+            enrolment.active = False
+            self._follow_ups(rng, unit, enrolment, completed_on)
+            return
+        if rng.random() < self.scenario.sessions.weekly_dropout:
+            # the agent records it on the week's last day (never before the stage the clock is in)
+            day = min(end, completed_on - timedelta(days=1))
+            answer = await self.api.request(
+                "POST",
+                "rehab",
+                f"/v1/enrolments/{enrolment.enrollment_id}/discharge",
+                enrolment.token,
+                {"on": str(day), "reason": "dropped_out"},
+                ok=(200, 409),
+            )
+            enrolment.active = False
+            if answer.status_code == 200:
+                self._follow_ups(rng, unit, enrolment, day)
+            return
+        day = rng_day(rng, max(start, e), min(end, completed_on - timedelta(days=1)))
+        await self._session(rng, enrolment, day)
+        exit_day = e + timedelta(days=EXIT_WEEK_DAYS)
+        if enrolment.active and not enrolment.exit_taken and exit_day <= end:
+            enrolment.exit_taken = True
+            improved = rng.random() < self.scenario.whoqol.improved
+            await self.api.request(
+                "POST",
+                "rehab",
+                f"/v1/enrolments/{enrolment.enrollment_id}/assessments",
+                enrolment.token,
+                {"timepoint": "exit", "assessed_on": str(max(start, exit_day)),
+                 "answers": exit_whoqol(rng, enrolment.baseline, improved)},
+                ok=(201, 409, 422),
+            )  # fmt: skip
+
+    def _follow_ups(self, rng: random.Random, unit: UnitSim, enrolment: Enrolment, discharged: date) -> None:
+        shares = self.scenario.follow_up.model_dump()
+        for days in FOLLOW_UP_DAYS:
+            status = rng.choices(list(shares), weights=list(shares.values()))[0]
+            unit.due.append(
+                Due(discharged + timedelta(days=days), "follow_up", enrolment.client_id,
+                    {"on": str(discharged + timedelta(days=days)), "status": status}, enrolment.token)
+            )  # fmt: skip
+        unit.due.sort()
+
+    async def _session(
+        self, rng: random.Random, enrolment: Enrolment, day: date, attended: bool | None = None
+    ) -> None:
+        came = attended if attended is not None else rng.random() < self.scenario.sessions.attendance
+        week = 2 + (day - enrolment.enrolled_on).days // 7
+        answer = await self.api.request(
+            "POST",
+            "rehab",
+            f"/v1/enrolments/{enrolment.enrollment_id}/sessions",
+            enrolment.token,
+            {"agent_id": enrolment.agent_id, "held_on": str(day), "kind": session_kind(rng, week),
+             "attended": came, "minutes": rng.choice((45, 60, 90)) if came else 0},
+            ok=(201, 409),
+        )  # fmt: skip
+        if answer.status_code == 409:  # discharged (dropped out) or paused: no more sessions
+            enrolment.active = False
+            return
+        self.count(day, "sessions_held")
+        if came:
+            self.count(day, "sessions_attended")
+
+    async def _refer(
+        self,
+        rng: random.Random,
+        unit: UnitSim,
+        token: str,
+        client_id: str,
+        day: date,
+        injecting: str,
+        events: list[str],
+        reason: str,
+    ) -> None:
+        clinic = rng.choice(self.clinics)
+        urgent = injecting == "past_3_months"
+        referral = await self.api.post(
+            "referral",
+            "/v1/referrals",
+            token,
+            {"client_id": client_id, "clinic_id": clinic, "service": "rawat_jalan",
+             "reason": "injecting" if urgent else reason, "urgency": "urgent" if urgent else "routine",
+             "referred_on": str(day)},
+            after=events,
+        )  # fmt: skip
+        self.count(day, "referrals_made")
+        shares = self.scenario.clinic
+        draw = rng.random()
+        rid = referral["referral_id"]
+        if draw < shares.declined:
+            on = day + timedelta(days=rng.choice((0, 1, 2)))
+            self._answer(unit, rid, clinic, on, {"answer": "declined", "on": str(on),
+                         "reason": rng.choice(("no_capacity", "not_indicated", "out_of_area"))})  # fmt: skip
+            return
+        if draw >= shares.declined + shares.accepted + shares.late:
+            return  # the clinic never answers: the referral is escalated, then overdue
+        late = draw >= shares.declined + shares.accepted
+        accepted = day + timedelta(days=rng.randint(5, 9) if late else rng.choice((0, 1, 1, 2)))
+        attended = accepted + timedelta(days=rng.randint(2, 7))
+        completed = attended + timedelta(days=rng.randint(14, 35))
+        acceptance = {"answer": "accepted", "on": str(accepted), "appointment_on": str(attended)}
+        self._answer(unit, rid, clinic, accepted, acceptance)
+        self._answer(unit, rid, clinic, attended, {"answer": "attended", "on": str(attended)})
+        self._answer(unit, rid, clinic, completed,
+                     {"answer": "completed", "on": str(completed), "outcome": "completed",
+                      "back_referral": rng.random() < shares.back_referral})  # fmt: skip
+
+    def _answer(
+        self, unit: UnitSim, referral_id: str, clinic_id: str, on: date, body: dict[str, Any]
+    ) -> None:
+        unit.due.append(Due(on, "answer", referral_id, body, self.api.clinic_token(clinic_id)))
+        unit.due.sort()
+
+    async def _due(self, unit: UnitSim, until: date) -> None:
+        """What the unit (and its clinics) have to do by ``until``, in order."""
+        while unit.due and unit.due[0].on <= until:
+            due = unit.due.pop(0)
+            if due.kind == "follow_up":
+                await self.api.request(
+                    "POST", "rehab", f"/v1/clients/{due.ref}/follow-ups", due.token, due.body,
+                    ok=(201, 409, 422),
+                )  # fmt: skip
+                continue
+            answer = await self.api.request(
+                "POST", "referral", f"/v1/referrals/{due.ref}/answers", due.token, due.body,
+                ok=(200, 201, 409, 422),
+            )  # fmt: skip
+            if answer.status_code in (409, 422):
+                self.refused.append(f"{due.body['answer']} {due.on}: {answer.text}")
+                unit.due = [d for d in unit.due if d.ref != due.ref]
+            elif due.body["answer"] == "accepted":
+                self.count(due.on, "referrals_accepted")
+            elif due.body.get("back_referral"):  # rehab enrols the client in aftercare that day
+                self.count(due.on, "clients_enrolled")
