@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,31 @@ import pytest
 from simulate_support import FACILITATOR, START, Api, regency_up, token
 
 from pulih.kit.auth import Role
-from pulih.kit.simulate.clinic import ClinicAccess, Outcome, SimulatedClinics
+from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 CLINIC = "klinik-pratama-demo"
+
+
+@dataclass(frozen=True)
+class Shares:
+    """The scenario's ``[clinic]`` table, one outcome certain."""
+
+    accepted: float = 0.0
+    declined: float = 0.0
+    late: float = 0.0
+    silent: float = 0.0
+    back_referral: float = 0.0
+
+
+PLANS = {
+    "completed": Shares(accepted=1),
+    "back_referral": Shares(accepted=1, back_referral=1),
+    "late": Shares(late=1),
+    "declined": Shares(declined=1),
+    "silent": Shares(silent=1),
+}
 SCREENING = {
     "injecting": "never",
     "substances": [
@@ -90,63 +111,52 @@ def test_the_simulated_clinics_answer_over_nats_as_each_outcome_says(tmp_path: P
                 ]
                 agent_token = token(Role.AGENT, agent, unit_id=unit)
                 access = ClinicAccess(f"nats://127.0.0.1:{regency.nats_port}", "3301", CLINIC)
-                async with SimulatedClinics([access], {"completed": 1.0}) as clinics:
+                async with SimulatedClinics([access], Shares(accepted=1)) as clinics:
                     referrals = {}
                     rng = random.Random(7)
-                    for serial, outcome in enumerate(Outcome, start=1):
+                    for serial, (plan, shares) in enumerate(PLANS.items(), start=1):
                         referral = await _referral(api, unit, agent, agent_token, serial)
-                        clinics.shares = {outcome.value: 1.0}
-                        assert clinics.plan(rng, referral) is outcome
-                        referrals[outcome] = referral["referral_id"]
+                        clinics.shares = shares
+                        clinics.plan(rng, referral)
+                        referrals[plan] = referral["referral_id"]
 
                     async def status_of(clinic_id: str, referral_id: str) -> str:
-                        clinic_token = token(Role.CLINIC, clinic_id, clinic_id=clinic_id)
+                        clinic = token(Role.CLINIC, clinic_id, clinic_id=clinic_id)
                         return str(
-                            (await api.get("referral", f"/v1/referrals/{referral_id}", clinic_token))[
-                                "status"
-                            ]
+                            (await api.get("referral", f"/v1/referrals/{referral_id}", clinic))["status"]
                         )
 
-                    # a day at a time: completed, back referral, late, declined answered; no_answer never
+                    # a day at a time; each day's answers applied (settled) before the next move
                     published = 0
-                    later = START + timedelta(days=60)
                     for n in range(1, 61):
-                        await api.move_clocks(START + timedelta(days=n))
-                        published += await clinics.answer_due(START + timedelta(days=n))
+                        today = START + timedelta(days=n)
+                        await api.move_clocks(today)
+                        published += await clinics.answer_due(today)
                         await clinics.settle(status_of)
-                    assert published == 3 + 3 + 3 + 1
+                    assert published == 3 + 3 + 3 + 1  # completed, back referral, late; declined
                     assert clinics.pending == []
-
-                    async def closed() -> dict[Outcome, dict[str, Any]] | None:
-                        seen = {
-                            o: await api.get("referral", f"/v1/referrals/{r}") for o, r in referrals.items()
-                        }
-                        done = all(v["status"] in ("completed", "declined") for o, v in seen.items()
-                                   if o is not Outcome.NO_ANSWER)  # fmt: skip
-                        return seen if done else None
-
-                    seen = await api.until("the referral service to apply every answer", closed)
-                    await clinics.answer_due(later)  # reads any AnswerRejected
+                    seen = {
+                        plan: await api.get("referral", f"/v1/referrals/{r}") for plan, r in referrals.items()
+                    }
+                    await clinics.answer_due(today)  # reads any AnswerRejected
                     assert clinics.refused == []
-                counted = {p: dict(c) for p, c in clinics.counted.items()}
-                assert sum(c.get("referrals_accepted", 0) for c in counted.values()) == 3
-                assert sum(c.get("referrals_completed", 0) for c in counted.values()) == 3
+                accepted = sum(c["referrals_accepted"] for c in clinics.counted.values())
+                completed = sum(c["referrals_completed"] for c in clinics.counted.values())
+                assert (accepted, completed) == (3, 3)
 
-            def shown(o: Outcome) -> tuple[Any, ...]:
+            def shown(o: str) -> tuple[Any, ...]:
                 v = seen[o]
                 return v["status"], v["outcome"], v["back_referral"], v["escalated"]
 
-            assert shown(Outcome.COMPLETED) == ("completed", "completed", False, False)
-            assert shown(Outcome.BACK_REFERRAL) == ("completed", "completed", True, False)
-            assert shown(Outcome.LATE)[:2] == ("completed", "completed")
-            assert shown(Outcome.LATE)[3] is True  # escalated before the late acceptance
-            late = seen[Outcome.LATE]
+            assert shown("completed") == ("completed", "completed", False, False)
+            assert shown("back_referral") == ("completed", "completed", True, False)
+            assert shown("late")[:2] == ("completed", "completed")
+            assert shown("late")[3] is True  # escalated before the late acceptance
+            late = seen["late"]
             assert date.fromisoformat(late["accepted_on"]) > date.fromisoformat(late["respond_by"])
-            assert seen[Outcome.DECLINED]["status"] == "declined"
-            assert seen[Outcome.DECLINED]["escalated"] is True
-            assert (seen[Outcome.NO_ANSWER]["status"], seen[Outcome.NO_ANSWER]["escalated"]) == (
-                "referred",
-                True,
-            )
+            assert seen["declined"]["status"] == "declined"
+            assert seen["declined"]["escalated"] is True
+            assert seen["silent"]["status"] == "referred"
+            assert seen["silent"]["escalated"] is True
 
         asyncio.run(run())
