@@ -52,6 +52,7 @@ from pulih.contracts.events.clinic import (
     ReferralDeclined,
     TreatmentCompleted,
 )
+from pulih.kit.simulate.api import SimulationError
 
 REFERRED = "pulih.referral.ReferredToClinic.v1"
 REJECTED = "pulih.referral.AnswerRejected.v1"
@@ -108,7 +109,7 @@ class ClinicShares(Protocol):
     def back_referral(self) -> float: ...
 
 
-class ClinicError(Exception):
+class ClinicError(SimulationError):
     """A simulated clinic cannot go on; the message says why and what to do."""
 
 
