@@ -15,6 +15,7 @@ from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token, scope_of
 from pulih.kit.federation import cli as federation
 from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
+from pulih.kit.simulate import cli as simulate
 from pulih.kit.tail import run_tail
 
 
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_commands(sub)
     dlq.add_parser(sub)
     federation.add_parser(sub)
+    simulate.add_parser(sub)
     # Commands of installed services (``pulih reporting …``): each entry point adds its parsers,
     # which name the function to run as ``pulih_command(settings, args) -> exit code``.
     for command in entry_points(group="pulih.commands"):

@@ -10,17 +10,69 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
 from pulih.kit.auth import Role, issue_token
-from pulih.kit.federation.layout import RegencyPlace
 
 RETRIES_NOT_YET_KNOWN = 10
 """How often a command is sent again when the service has not yet heard of an event it names
 (``409 not_yet_known`` after its own five-second wait)."""
+
+
+class Place(Protocol):
+    """Where a regency's services answer (a federation's :class:`~pulih.kit.federation.layout.RegencyPlace`,
+    or a ``pulih up`` regency's :class:`ServicePlace`)."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def ports(self) -> dict[str, int]: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    def url(self, service: str) -> str:
+        """A service's base URL."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServicePlace:
+    """Where the services of a ``pulih up`` regency answer: ``base`` and each service's port."""
+
+    code: str
+    ports: dict[str, int]
+    data_dir: Path
+    base: str = "http://127.0.0.1"
+
+    def url(self, service: str) -> str:
+        """A service's base URL."""
+        return f"{self.base}:{self.ports[service]}"
+
+
+class Pace:
+    """An offered load: at most ``per_second`` commands a second, across every regency
+    (``None``: as fast as the services answer)."""
+
+    def __init__(self, per_second: float | None = None) -> None:
+        self.interval = 1 / per_second if per_second else 0.0
+        self.next = 0.0
+
+    async def wait(self) -> None:
+        """Wait for the next command's slot."""
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self.next)
+        self.next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 class SimulationError(Exception):
@@ -34,12 +86,14 @@ class RegencyApi:
 
     def __init__(
         self,
-        place: RegencyPlace,
+        place: Place,
         secret: str,
         http: httpx.AsyncClient,
         running: str = "the federation",
+        pace: Pace | None = None,
     ) -> None:
         self.place = place
+        self.pace = pace or Pace()
         self.code = place.code
         self.secret = secret
         self.http = http
@@ -77,6 +131,7 @@ class RegencyApi:
         headers = {"Authorization": f"Bearer {token}"}
         if method != "GET":
             headers["Idempotency-Key"] = str(uuid.uuid4())
+            await self.pace.wait()
         if after:
             headers["Pulih-After"] = ",".join(after)
         for _ in range(RETRIES_NOT_YET_KNOWN):
