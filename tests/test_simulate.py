@@ -6,21 +6,28 @@ ports).
   never; the referral service applies each as the clinic meant, refuses none, and escalates only
   the late, declined and unanswered referrals (the clocks move a day at a time, and each day's
   answers are applied before the next move).
+- Against a regency on the system clock, ``pulih simulate`` refuses to move time, says why and
+  what to do, and records nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
-from simulate_support import FACILITATOR, START, Api, regency_up, token
+from simulate_support import FACILITATOR, REGENCY, START, Api, regency_up, token
+from test_readme_walkthrough import ROOT, Regency
 
+from pulih.contracts import stream_name
 from pulih.kit.auth import Role
 from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 
@@ -160,3 +167,34 @@ def test_the_simulated_clinics_answer_over_nats_as_each_outcome_says(tmp_path: P
             assert seen["silent"]["escalated"] is True
 
         asyncio.run(run())
+
+
+def simulate(regency: Regency, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``pulih simulate`` against ``regency`` (its ports and secret from the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pulih.kit.cli", "simulate", *args],
+        cwd=ROOT, env=regency.env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+async def _stream_count(regency: Regency) -> int:
+    nc = await nats.connect(f"nats://127.0.0.1:{regency.nats_port}", connect_timeout=2)
+    try:
+        return int((await nc.jetstream().stream_info(stream_name(REGENCY))).state.messages)
+    finally:
+        await nc.close()
+
+
+def test_simulate_refuses_a_regency_on_the_system_clock_and_changes_nothing(tmp_path: Path) -> None:
+    with regency_up(tmp_path / "regency", clock="system") as regency:
+        before = asyncio.run(_stream_count(regency))
+        run = simulate(regency, "--units", "1", "--months", "1", "--seed", "1")
+        assert run.returncode != 0, run.stdout + run.stderr
+        said = run.stdout + run.stderr
+        assert "system clock" in said and "PULIH_CLOCK=manual" in said, said
+        assert "Traceback" not in said, said
+        units = httpx.get(
+            f"{regency.url('outreach')}/v1/units", headers={"Authorization": f"Bearer {FACILITATOR}"}
+        )
+        assert units.json() == []
+        assert asyncio.run(_stream_count(regency)) == before
