@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -43,10 +44,8 @@ TRACKED = (
 """The figures the simulator counts as it records them, to know when the reporting has them all."""
 SETTLE_SECONDS = 90.0
 """How long a regency's reporting may take to count a month, or to publish the simulated months."""
-EXIT_WEEK_DAYS = 98
-"""Programme week 16 (the exit WHOQOL-BREF's) starts 14 weeks after enrolment (week 2)."""
-COMPLETED_DAYS = 105
-"""The programme completes when week 16 ends."""
+ADOPT_SECONDS = 10.0
+"""How long a unit waits for the aftercare enrolment of a client a clinic sent back."""
 FOLLOW_UP_DAYS = (91, 182)
 """The +3 and +6 month follow-ups, in days after the discharge."""
 
@@ -67,16 +66,24 @@ def clinic_kind(clinic_id: str) -> str:
 
 @dataclass
 class Enrolment:
-    """A client in the programme: who holds their sessions, since when, how it will go."""
+    """A client in the programme: who holds their sessions, from when to the programme's last day
+    (``ends_on``, the last of week 16), and the client's own random source (so the order units
+    and clients are worked in changes no count)."""
 
     enrollment_id: str
     client_id: str
     agent_id: str
     token: str
     enrolled_on: date
+    ends_on: date
     baseline: dict[str, int]
+    rng: random.Random
     active: bool = True
     exit_taken: bool = False
+
+    def week(self, day: date) -> int:
+        """The programme week ``day`` falls in (16: the last)."""
+        return 16 - (self.ends_on - day).days // 7
 
 
 @dataclass(order=True)
@@ -101,6 +108,8 @@ class UnitSim:
     agents: dict[str, str]
     enrolments: list[Enrolment] = field(default_factory=list)
     due: list[Due] = field(default_factory=list)
+    sent_back: dict[str, str] = field(default_factory=dict)
+    """Clients a clinic sent back (client id → their key), whose aftercare enrolment rehab makes."""
 
 
 class RegencySim:
@@ -234,6 +243,8 @@ class RegencySim:
     ) -> None:
         rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:{month:%Y-%m}:{number}:{unit.number}")
         await self._due(unit, end)
+        if unit.sent_back:
+            await self._adopt(unit)
         outreach = self.scenario.outreach.activities_per_month / 4
         for _ in range(int(outreach) + (rng.random() < outreach % 1)):
             await self._outreach(rng, unit, rng_day(rng, start, end))
@@ -244,7 +255,7 @@ class RegencySim:
                 serial += 1
         for enrolment in older:
             if enrolment.active:
-                await self._week_of(rng, unit, enrolment, start, end)
+                await self._week_of(unit, enrolment, start, end)
         await self._due(unit, end)
 
     async def _outreach(self, rng: random.Random, unit: UnitSim, day: date) -> None:
@@ -264,6 +275,7 @@ class RegencySim:
         api, scenario = self.api, self.scenario
         agent, token = rng.choice(sorted(unit.agents.items()))
         who = person(rng, self.code, month, serial, day, (scenario.risk.low, scenario.risk.moderate))
+        key = f"{month:%Y-%m}:{unit.number}:{serial}"
         client = await api.post(
             "outreach",
             "/v1/clients",
@@ -296,10 +308,10 @@ class RegencySim:
         self.count(day, f"screened_{risk}")
         if risk == "high" or screened.json()["recommendation"] == "referral":
             if rng.random() < scenario.referral.high:
-                await self._refer(rng, unit, token, client_id, day, who.injecting, events, "high_risk")
+                await self._refer(rng, unit, token, client_id, key, day, who.injecting, events, "high_risk")
             return
         if risk == "moderate" and rng.random() < scenario.referral.moderate:
-            await self._refer(rng, unit, token, client_id, day, who.injecting, events, "medical")
+            await self._refer(rng, unit, token, client_id, key, day, who.injecting, events, "medical")
             return
         if rng.random() < (scenario.enrolment.low if risk == "low" else scenario.enrolment.moderate):
             enrolled_on = min(day + timedelta(days=rng.choice((0, 0, 1))), end)
@@ -313,17 +325,49 @@ class RegencySim:
                 after=events,
             )  # fmt: skip
             self.count(enrolled_on, "clients_enrolled")
-            joined = Enrolment(enrolment["enrollment_id"], client_id, agent, token, enrolled_on, baseline)
+            joined = Enrolment(
+                enrolment["enrollment_id"], client_id, agent, token, enrolled_on,
+                date.fromisoformat(enrolment["planned_end_on"]), baseline, self._client_rng(key),
+            )  # fmt: skip
             unit.enrolments.append(joined)
-            await self._session(rng, joined, enrolled_on, attended=True)
+            await self._session(joined, enrolled_on, attended=True)
 
-    async def _week_of(
-        self, rng: random.Random, unit: UnitSim, enrolment: Enrolment, start: date, end: date
-    ) -> None:
+    def _client_rng(self, key: str) -> random.Random:
+        return random.Random(f"pulih-sim:{self.seed}:{self.code}:client:{key}")
+
+    async def _adopt(self, unit: UnitSim) -> None:
+        """Take into the unit's care the aftercare enrolments of the clients a clinic sent back
+        (rehab makes them on the clinic's answer)."""
+        token = next(iter(sorted(unit.agents.items())))[1]
+        deadline = time.monotonic() + ADOPT_SECONDS
+        while True:
+            listed = await self.api.get(
+                "rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active"
+            )
+            for found in listed:
+                key = unit.sent_back.pop(found["client_id"], None)
+                if key is None:
+                    continue
+                agent = found["agent_id"]
+                agent_token = self.api.agent_token(agent, unit.unit_id)
+                baseline = baseline_whoqol(self._client_rng(key), *self.scenario.whoqol.baseline)
+                unit.enrolments.append(
+                    Enrolment(
+                        found["enrollment_id"], found["client_id"], agent, agent_token,
+                        date.fromisoformat(found["enrolled_on"]), date.fromisoformat(found["planned_end_on"]),
+                        baseline, self._client_rng(key),
+                    )
+                )  # fmt: skip
+            if not unit.sent_back or time.monotonic() > deadline:
+                unit.sent_back.clear()  # discharged before the week began, or never enrolled
+                return
+            await asyncio.sleep(0.2)
+
+    async def _week_of(self, unit: UnitSim, enrolment: Enrolment, start: date, end: date) -> None:
         """A week of a client in the programme: a session (unless they drop out), the exit
         WHOQOL-BREF in week 16, and the follow-ups once the programme is over."""
-        e = enrolment.enrolled_on
-        completed_on = e + timedelta(days=COMPLETED_DAYS)
+        rng, e = enrolment.rng, enrolment.enrolled_on
+        completed_on = enrolment.ends_on + timedelta(days=1)
         if start >= completed_on:  # the service completed the programme at the end of week 16
             enrolment.active = False
             self._follow_ups(rng, unit, enrolment, completed_on)
@@ -344,8 +388,8 @@ class RegencySim:
                 self._follow_ups(rng, unit, enrolment, day)
             return
         day = rng_day(rng, max(start, e), min(end, completed_on - timedelta(days=1)))
-        await self._session(rng, enrolment, day)
-        exit_day = e + timedelta(days=EXIT_WEEK_DAYS)
+        await self._session(enrolment, day)
+        exit_day = enrolment.ends_on - timedelta(days=6)
         if enrolment.active and not enrolment.exit_taken and exit_day <= end:
             enrolment.exit_taken = True
             improved = rng.random() < self.scenario.whoqol.improved
@@ -369,11 +413,10 @@ class RegencySim:
             )  # fmt: skip
         unit.due.sort()
 
-    async def _session(
-        self, rng: random.Random, enrolment: Enrolment, day: date, attended: bool | None = None
-    ) -> None:
+    async def _session(self, enrolment: Enrolment, day: date, attended: bool | None = None) -> None:
+        rng = enrolment.rng
         came = attended if attended is not None else rng.random() < self.scenario.sessions.attendance
-        week = 2 + (day - enrolment.enrolled_on).days // 7
+        week = enrolment.week(day)
         answer = await self.api.request(
             "POST",
             "rehab",
@@ -396,6 +439,7 @@ class RegencySim:
         unit: UnitSim,
         token: str,
         client_id: str,
+        key: str,
         day: date,
         injecting: str,
         events: list[str],
@@ -430,9 +474,10 @@ class RegencySim:
         acceptance = {"answer": "accepted", "on": str(accepted), "appointment_on": str(attended)}
         self._answer(unit, rid, clinic, accepted, acceptance)
         self._answer(unit, rid, clinic, attended, {"answer": "attended", "on": str(attended)})
+        back = rng.random() < shares.back_referral
         self._answer(unit, rid, clinic, completed,
                      {"answer": "completed", "on": str(completed), "outcome": "completed",
-                      "back_referral": rng.random() < shares.back_referral})  # fmt: skip
+                      "back_referral": back, "client": f"{client_id} {key}"})  # fmt: skip
 
     def _answer(
         self, unit: UnitSim, referral_id: str, clinic_id: str, on: date, body: dict[str, Any]
@@ -450,8 +495,9 @@ class RegencySim:
                     ok=(201, 409, 422),
                 )  # fmt: skip
                 continue
+            body = {k: v for k, v in due.body.items() if k != "client"}
             answer = await self.api.request(
-                "POST", "referral", f"/v1/referrals/{due.ref}/answers", due.token, due.body,
+                "POST", "referral", f"/v1/referrals/{due.ref}/answers", due.token, body,
                 ok=(200, 201, 409, 422),
             )  # fmt: skip
             if answer.status_code in (409, 422):
@@ -461,3 +507,5 @@ class RegencySim:
                 self.count(due.on, "referrals_accepted")
             elif due.body.get("back_referral"):  # rehab enrols the client in aftercare that day
                 self.count(due.on, "clients_enrolled")
+                client_id, key = due.body["client"].split()
+                unit.sent_back[client_id] = key
