@@ -178,8 +178,12 @@ class RegencyApi:
 
     async def move_clocks(self, today: date) -> None:
         """Every service's manual clock to ``today`` (time-driven rules run at once)."""
-        for service in self.place.ports:
-            await self.request("PUT", service, "/v1/admin/clock", self.admin, {"today": str(today)})
+        await asyncio.gather(
+            *(
+                self.request("PUT", service, "/v1/admin/clock", self.admin, {"today": str(today)})
+                for service in self.place.ports
+            )
+        )
 
     # what the regency's reporting knows
 

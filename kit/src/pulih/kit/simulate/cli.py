@@ -83,7 +83,7 @@ def _regency_target(settings: Settings, url_base: str, http: httpx.AsyncClient, 
     place = ServicePlace(settings.regency, ports, settings.data_dir, url_base.rstrip("/"))
     secret = settings.jwt_secret.get_secret_value()
     api = RegencyApi(place, secret, http, running="the regency (`PULIH_CLOCK=manual pulih up`)", pace=pace)
-    return Target(api, f"regency {settings.regency}")
+    return Target(api, f"regency {settings.regency}", nats_url=settings.nats_url)
 
 
 def _federation_targets(

@@ -13,10 +13,12 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date
 
 from pulih.kit.simulate.api import RegencyApi, SimulationError
+from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 from pulih.kit.simulate.months import next_month, weeks
 from pulih.kit.simulate.regency import SETTLE_SECONDS, RegencySim
 from pulih.kit.simulate.scenario import Scenario
@@ -28,11 +30,18 @@ Progress = Callable[[str, str, int], None]
 
 @dataclass(frozen=True)
 class Target:
-    """A regency to simulate: its APIs, its name, its clinics."""
+    """A regency to simulate: its APIs, its name, its clinics, and its NATS server (where the
+    simulated clinics answer referrals; ``None``: they answer over HTTP)."""
 
     api: RegencyApi
     name: str
     clinics: tuple[str, ...] = ()
+    nats_url: str | None = None
+
+    @property
+    def clinic_ids(self) -> list[str]:
+        """The regency's clinics (a ``klinik-pratama-<code>`` when it names none)."""
+        return list(self.clinics) or [f"klinik-pratama-{self.api.code}"]
 
 
 async def first_month(apis: list[RegencyApi], how_to_start: str) -> date:
@@ -119,6 +128,14 @@ async def run(
     started = time.monotonic()
     first = await first_month([t.api for t in targets], how_to_start)
     periods = months_from(first, months)
-    sims = [(RegencySim(t.api, t.api.code, list(t.clinics), scenario, units, seed), t.name) for t in targets]
-    done = await asyncio.gather(*(simulate_regency(sim, name, periods, progress) for sim, name in sims))
+    async with AsyncExitStack() as stack:
+        sims = []
+        for t in targets:
+            clinics = None
+            if t.nats_url is not None:
+                access = [ClinicAccess(t.nats_url, t.api.code, clinic_id) for clinic_id in t.clinic_ids]
+                clinics = await stack.enter_async_context(SimulatedClinics(access, scenario.clinic))
+            sim = RegencySim(t.api, t.api.code, t.clinic_ids, scenario, units, seed, clinics_nats=clinics)
+            sims.append((sim, t.name))
+        done = await asyncio.gather(*(simulate_regency(sim, name, periods, progress) for sim, name in sims))
     return Summary([f"{m:%Y-%m}" for m in periods], list(done), time.monotonic() - started)

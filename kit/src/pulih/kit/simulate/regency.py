@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from pulih.contracts.events.clinic import ReferralAccepted, TreatmentCompleted
 from pulih.kit.simulate.api import RegencyApi
+from pulih.kit.simulate.clinic import SimulatedClinics
 from pulih.kit.simulate.months import month_end, rng_day
 from pulih.kit.simulate.people import baseline_whoqol, exit_whoqol, month_random, person
 from pulih.kit.simulate.scenario import Scenario
@@ -87,6 +89,17 @@ class Enrolment:
 
 
 @dataclass(order=True)
+class Action:
+    """Something a unit does on a day of its week (in ``order`` within the day)."""
+
+    on: date
+    order: int
+    kind: str = field(compare=False)
+    enrolment: Enrolment | None = field(compare=False, default=None)
+    serial: int = field(compare=False, default=0)
+
+
+@dataclass(order=True)
 class Due:
     """Something dated ``on`` the unit does when its week reaches that day: a clinic's answer to a
     referral (``referral_id``), or a follow-up of a discharged client."""
@@ -124,6 +137,7 @@ class RegencySim:
         units: int,
         seed: int,
         unit_prefix: str = "Unit IBM",
+        clinics_nats: SimulatedClinics | None = None,
     ) -> None:
         self.api = api
         self.code = code
@@ -136,6 +150,10 @@ class RegencySim:
         self.recorded: dict[str, Counter[str]] = {}
         self.refused: list[str] = []
         self.today = date.min
+        self.clinics_nats = clinics_nats
+        """The regency's clinics answering over NATS; ``None``: they answer over HTTP."""
+        self.referred: dict[str, tuple[UnitSim, str, str]] = {}
+        """Referral id → the unit, client id and key of the client referred."""
 
     async def move_to(self, day: date) -> None:
         """Every clock of the regency forward to ``day`` (never back)."""
@@ -223,40 +241,104 @@ class RegencySim:
     async def run_week(
         self, month: date, number: int, start: date, end: date, people: list[list[date]]
     ) -> None:
-        """Week ``number`` (1-4) of ``month``, ``start`` to ``end`` (module doc); ``people[i]``
-        are the days new clients come to unit ``i``."""
-        await self.move_to(end)
+        """Week ``number`` (1-4) of ``month``, ``start`` to ``end``, a day at a time (module doc);
+        ``people[i]`` are the days new clients come to unit ``i``."""
         first_serial = 1
-        serials = []
+        plans = []
         for unit in self.units:  # each unit's serials: NIKs never repeat within the month
-            serials.append(first_serial + sum(1 for d in people[unit.number] if d < start))
+            serial = first_serial + sum(1 for d in people[unit.number] if d < start)
             first_serial += len(people[unit.number])
-        await asyncio.gather(
-            *(
-                self._unit_week(unit, month, number, start, end, people[unit.number], serials[unit.number])
-                for unit in self.units
+            rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:{month:%Y-%m}:{number}:{unit.number}")
+            plans.append((rng, self._plan_week(rng, unit, start, end, people[unit.number], serial)))
+        day = start
+        while day <= end:
+            await self.move_to(day)
+            await asyncio.gather(
+                *(
+                    self._unit_day(rng, unit, month, day, plan)
+                    for unit, (rng, plan) in zip(self.units, plans, strict=True)
+                )
             )
-        )
+            if self.clinics_nats is not None:
+                await self._clinics_answer(day)
+            day += timedelta(days=1)
 
-    async def _unit_week(
-        self, unit: UnitSim, month: date, number: int, start: date, end: date, people: list[date], serial: int
-    ) -> None:
-        rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:{month:%Y-%m}:{number}:{unit.number}")
-        await self._due(unit, end)
-        if unit.sent_back:
-            await self._adopt(unit)
+    def _plan_week(
+        self, rng: random.Random, unit: UnitSim, start: date, end: date, people: list[date], serial: int
+    ) -> list[Action]:
+        """What the unit does this week, by day: outreach, new clients, and each client's week."""
+        plan: list[Action] = []
         outreach = self.scenario.outreach.activities_per_month / 4
         for _ in range(int(outreach) + (rng.random() < outreach % 1)):
-            await self._outreach(rng, unit, rng_day(rng, start, end))
-        older = list(unit.enrolments)
+            plan.append(Action(rng_day(rng, start, end), len(plan), "outreach"))
         for day in people:
             if start <= day <= end:
-                await self._new_client(rng, unit, month, day, serial, end)
+                plan.append(Action(day, len(plan), "client", serial=serial))
                 serial += 1
-        for enrolment in older:
-            if enrolment.active:
-                await self._week_of(unit, enrolment, start, end)
-        await self._due(unit, end)
+        for enrolment in unit.enrolments:
+            if not enrolment.active:
+                continue
+            e, rng_e = enrolment.enrolled_on, enrolment.rng
+            if start > enrolment.ends_on:  # the service completed the programme when week 16 ended
+                enrolment.active = False
+                self._follow_ups(rng_e, unit, enrolment, enrolment.ends_on + timedelta(days=1))
+                continue
+            day = rng_day(rng_e, max(start, e), min(end, enrolment.ends_on))
+            dropout = rng_e.random() < self.scenario.sessions.weekly_dropout
+            plan.append(Action(day, len(plan), "dropout" if dropout else "session", enrolment))
+            exit_day = max(start, enrolment.ends_on - timedelta(days=6))
+            if not dropout and not enrolment.exit_taken and exit_day <= min(end, enrolment.ends_on):
+                enrolment.exit_taken = True
+                plan.append(Action(exit_day, len(plan), "exit", enrolment))
+        plan.sort()
+        return plan
+
+    async def _unit_day(
+        self, rng: random.Random, unit: UnitSim, month: date, day: date, plan: list[Action]
+    ) -> None:
+        """The unit's work on ``day``: what is due (answers, follow-ups), then the plan's."""
+        await self._due(unit, day)
+        if unit.sent_back:
+            await self._adopt(unit)
+        for action in [a for a in plan if a.on == day]:
+            enrolment = action.enrolment
+            if action.kind == "outreach":
+                await self._outreach(rng, unit, day)
+            elif action.kind == "client":
+                await self._new_client(rng, unit, month, day, action.serial)
+            elif enrolment is None or not enrolment.active:
+                continue
+            elif action.kind == "session":
+                await self._session(enrolment, day)
+            elif action.kind == "dropout":
+                await self._dropout(unit, enrolment, day)
+            else:
+                await self._exit(enrolment, day)
+
+    async def _clinics_answer(self, day: date) -> None:
+        """The clinics (over NATS) publish their answers due by ``day`` and wait until the referral
+        service has applied them; a back referral puts the client in their unit's care."""
+        clinics = self.clinics_nats
+        assert clinics is not None
+        if not any(answer.on <= day for answer in clinics.pending):
+            return
+        before = len(clinics.published)
+        await clinics.answer_due(day)
+        await clinics.settle(self._status_of)
+        for answer in clinics.published[before:]:
+            data = answer.data
+            if isinstance(data, ReferralAccepted):
+                self.count(answer.on, "referrals_accepted")
+            elif isinstance(data, TreatmentCompleted) and data.back_referral:
+                self.count(answer.on, "clients_enrolled")  # rehab enrols the client in aftercare
+                unit, client_id, key = self.referred[answer.referral_id]
+                unit.sent_back[client_id] = key
+
+    async def _status_of(self, clinic_id: str, referral_id: str) -> str:
+        body = await self.api.get(
+            "referral", f"/v1/referrals/{referral_id}", self.api.clinic_token(clinic_id)
+        )
+        return str(body["status"])
 
     async def _outreach(self, rng: random.Random, unit: UnitSim, day: date) -> None:
         agent, token = rng.choice(sorted(unit.agents.items()))
@@ -270,7 +352,7 @@ class RegencySim:
         )
 
     async def _new_client(
-        self, rng: random.Random, unit: UnitSim, month: date, day: date, serial: int, end: date
+        self, rng: random.Random, unit: UnitSim, month: date, day: date, serial: int
     ) -> None:
         api, scenario = self.api, self.scenario
         agent, token = rng.choice(sorted(unit.agents.items()))
@@ -314,7 +396,7 @@ class RegencySim:
             await self._refer(rng, unit, token, client_id, key, day, who.injecting, events, "medical")
             return
         if rng.random() < (scenario.enrolment.low if risk == "low" else scenario.enrolment.moderate):
-            enrolled_on = min(day + timedelta(days=rng.choice((0, 0, 1))), end)
+            enrolled_on = day
             baseline = baseline_whoqol(rng, *scenario.whoqol.baseline)
             enrolment = await api.post(
                 "rehab",
@@ -363,45 +445,32 @@ class RegencySim:
                 return
             await asyncio.sleep(0.2)
 
-    async def _week_of(self, unit: UnitSim, enrolment: Enrolment, start: date, end: date) -> None:
-        """A week of a client in the programme: a session (unless they drop out), the exit
-        WHOQOL-BREF in week 16, and the follow-ups once the programme is over."""
-        rng, e = enrolment.rng, enrolment.enrolled_on
-        completed_on = enrolment.ends_on + timedelta(days=1)
-        if start >= completed_on:  # the service completed the programme at the end of week 16
-            enrolment.active = False
-            self._follow_ups(rng, unit, enrolment, completed_on)
-            return
-        if rng.random() < self.scenario.sessions.weekly_dropout:
-            # the agent records it on the week's last day (never before the stage the clock is in)
-            day = min(end, completed_on - timedelta(days=1))
-            answer = await self.api.request(
-                "POST",
-                "rehab",
-                f"/v1/enrolments/{enrolment.enrollment_id}/discharge",
-                enrolment.token,
-                {"on": str(day), "reason": "dropped_out"},
-                ok=(200, 409),
-            )
-            enrolment.active = False
-            if answer.status_code == 200:
-                self._follow_ups(rng, unit, enrolment, day)
-            return
-        day = rng_day(rng, max(start, e), min(end, completed_on - timedelta(days=1)))
-        await self._session(enrolment, day)
-        exit_day = enrolment.ends_on - timedelta(days=6)
-        if enrolment.active and not enrolment.exit_taken and exit_day <= end:
-            enrolment.exit_taken = True
-            improved = rng.random() < self.scenario.whoqol.improved
-            await self.api.request(
-                "POST",
-                "rehab",
-                f"/v1/enrolments/{enrolment.enrollment_id}/assessments",
-                enrolment.token,
-                {"timepoint": "exit", "assessed_on": str(max(start, exit_day)),
-                 "answers": exit_whoqol(rng, enrolment.baseline, improved)},
-                ok=(201, 409, 422),
-            )  # fmt: skip
+    async def _dropout(self, unit: UnitSim, enrolment: Enrolment, day: date) -> None:
+        """The client stopped coming: the agent discharges them (``dropped_out``)."""
+        answer = await self.api.request(
+            "POST",
+            "rehab",
+            f"/v1/enrolments/{enrolment.enrollment_id}/discharge",
+            enrolment.token,
+            {"on": str(day), "reason": "dropped_out"},
+            ok=(200, 409),
+        )
+        enrolment.active = False
+        if answer.status_code == 200:
+            self._follow_ups(enrolment.rng, unit, enrolment, day)
+
+    async def _exit(self, enrolment: Enrolment, day: date) -> None:
+        """The exit WHOQOL-BREF of programme week 16: better for most."""
+        improved = enrolment.rng.random() < self.scenario.whoqol.improved
+        await self.api.request(
+            "POST",
+            "rehab",
+            f"/v1/enrolments/{enrolment.enrollment_id}/assessments",
+            enrolment.token,
+            {"timepoint": "exit", "assessed_on": str(day),
+             "answers": exit_whoqol(enrolment.rng, enrolment.baseline, improved)},
+            ok=(201, 409, 422),
+        )  # fmt: skip
 
     def _follow_ups(self, rng: random.Random, unit: UnitSim, enrolment: Enrolment, discharged: date) -> None:
         shares = self.scenario.follow_up.model_dump()
@@ -457,6 +526,10 @@ class RegencySim:
             after=events,
         )  # fmt: skip
         self.count(day, "referrals_made")
+        if self.clinics_nats is not None:  # the clinics answer over NATS
+            self.referred[referral["referral_id"]] = (unit, client_id, key)
+            self.clinics_nats.plan(rng, referral)
+            return
         shares = self.scenario.clinic
         draw = rng.random()
         rid = referral["referral_id"]
