@@ -129,9 +129,9 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
             bars.update(tasks[code], description=what, advance=advance)
 
         console.print(
-            f"Simulating {args.months} month(s) of {args.units} units in {len(targets)} regenc"
+            f"Simulating {args.months} month(s) of {args.units} unit(s) in {len(targets)} regenc"
             f"{'y' if len(targets) == 1 else 'ies'} (seed {args.seed}), through their APIs, every clock "
-            "moving week by week.",
+            "moving a day at a time.",
             highlight=False,
         )
         with bars:

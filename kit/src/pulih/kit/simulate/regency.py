@@ -1,17 +1,20 @@
-"""A regency's months in the simulator: the work of its units week by week, through its public
-APIs (:mod:`.api`), on its services' manual clocks, at the rates of a :class:`.Scenario`.
+"""A regency's months in the simulator: the work of its units day by day, through its public APIs
+(:mod:`.api`), on its services' manual clocks, at the rates of a :class:`.Scenario`.
 
-Each week the regency's clocks move to the week's last day; then each unit (all at once, each
-with its own seeded random source, so the counts do not depend on which answer comes first),
-dated on the days of that week: its clinic answers the referrals whose answer is due, it holds
-outreach, registers its new people with their consent and screens them (WHO ASSIST, the
-scenario's risk mix), enrols most low and moderate ones with a baseline WHOQOL-BREF, refers the
-high-risk ones and some moderate ones to one of the regency's clinics (routine, or urgent for
-recent injecting), and holds a session with every client in the programme (most attended; some
-clients drop out and are discharged). In programme week 16 a client gives the exit WHOQOL-BREF
-(better for most); follow-ups are recorded 3 and 6 months after the discharge. At the end of a
-month the caller waits until the regency's reporting has counted what was recorded; the next clock
-move then closes the month, and the reporting publishes its ``AggregateReported``.
+At the start of each week every unit plans it with its own seeded random source (so the counts do
+not depend on which answer comes first): its outreach, the new people who come, and a day for each
+of its clients in the programme. Then, a day at a time, the regency's clocks move to the day and
+each unit (all at once) does that day's work: what is due (a clinic's answers over HTTP, the
+follow-ups 3 and 6 months after a discharge), outreach, new people registered with their consent
+and screened (WHO ASSIST, the scenario's risk mix), most low and moderate ones enrolled with a
+baseline WHOQOL-BREF, the high-risk ones and some moderate ones referred to one of the regency's
+clinics (routine, or urgent for recent injecting), a session with each client (most attended;
+some drop out and are discharged), and in programme week 16 the exit WHOQOL-BREF (better for
+most). Clinics simulated over NATS (:mod:`.clinic`) answer the day's referrals before the clocks
+move on, so an answer in time is never escalated. A client a clinic sends back is taken into
+their unit's care in aftercare. At the end of a month the caller waits until the regency's
+reporting has counted what was recorded; the next clock move closes the month, and the reporting
+publishes its ``AggregateReported``.
 """
 
 from __future__ import annotations
