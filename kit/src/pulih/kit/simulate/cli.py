@@ -8,19 +8,22 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token
 from pulih.kit.federation.demo import check_running
-from pulih.kit.federation.layout import DEFAULT_DATA_DIR, saved_layout
+from pulih.kit.federation.layout import CLOCK_FILE, DEFAULT_DATA_DIR, Layout, saved_layout
 from pulih.kit.federation.topology import FederationError, load_federation
 from pulih.kit.local_regency import installed_services
 from pulih.kit.settings import Settings
 from pulih.kit.simulate.api import Pace, RegencyApi, ServicePlace, SimulationError
 from pulih.kit.simulate.engine import Target, run
+from pulih.kit.simulate.months import next_month
 from pulih.kit.simulate.scenario import ScenarioError, load_scenario
 from pulih.kit.simulate.summary import Summary
 
@@ -86,10 +89,7 @@ def _regency_target(settings: Settings, url_base: str, http: httpx.AsyncClient, 
     return Target(api, f"regency {settings.regency}", nats_url=settings.nats_url)
 
 
-def _federation_targets(
-    settings: Settings, data_dir: Path, http: httpx.AsyncClient, pace: Pace
-) -> list[Target]:
-    lay = saved_layout(data_dir)
+def _federation_targets(settings: Settings, lay: Layout, http: httpx.AsyncClient, pace: Pace) -> list[Target]:
     check_running(lay)
     fed = load_federation(lay.data_dir / "federation.toml")
     secret = settings.jwt_secret.get_secret_value()
@@ -107,8 +107,9 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
     pace = Pace(args.speed)
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        if args.federation is not None:
-            targets = _federation_targets(settings, args.federation, http, pace)
+        lay = saved_layout(args.federation) if args.federation is not None else None
+        if lay is not None:
+            targets = _federation_targets(settings, lay, http, pace)
             how = "`PULIH_CLOCK=manual pulih federation up`"
         else:
             targets = [_regency_target(settings, args.url_base, http, pace)]
@@ -135,7 +136,7 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
             highlight=False,
         )
         with bars:
-            return await run(
+            summary = await run(
                 targets,
                 scenario,
                 units=args.units,
@@ -144,6 +145,33 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
                 progress=progress,
                 how_to_start=how,
             )
+        if lay is not None:
+            await _close_national(settings, lay, summary, http)
+        return summary
+
+
+async def _close_national(settings: Settings, lay: Layout, summary: Summary, http: httpx.AsyncClient) -> None:
+    """The federation's clocks after the simulation: the date the regencies' stand on, in
+    ``<data dir>/clock`` (where the next ``up`` starts them), and the national reporting's clock
+    moved there (when it is manual), so the national view closes the simulated months."""
+    after = next_month(date.fromisoformat(f"{summary.periods[-1]}-01"))
+    (lay.data_dir / CLOCK_FILE).write_text(f"{after}\n")
+    admin = issue_token(
+        settings.jwt_secret.get_secret_value(),
+        sub="admin-national-sim",
+        role=Role.ADMIN,
+        regency=NATIONAL_SCOPE,
+    )
+    headers = {"Authorization": f"Bearer {admin}"}
+    clock = await http.get(f"{lay.national_url}/v1/admin/clock", headers=headers)
+    if clock.status_code != 200 or not clock.json()["manual"]:
+        return  # the national reporting on the system clock closes its months itself
+    if date.fromisoformat(clock.json()["today"]) < after:
+        moved = await http.put(
+            f"{lay.national_url}/v1/admin/clock", json={"today": str(after)}, headers=headers
+        )
+        if moved.status_code != 200:
+            raise SimulationError(f"the national reporting's clock: {moved.status_code} {moved.text}")
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,10 +195,15 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     for regency in summary.regencies:
         for period, differences in regency.differences().items():
             console.print(f"r{regency.code} {period}: the reporting counts otherwise: {differences}")
+    where = (
+        "Open each regency's dashboard (its reporting service's /), and the national one with "
+        "NATIONAL_TOKEN from the federation's tokens.env."
+        if args.federation is not None
+        else "Open the dashboard: the reporting service's / (sign in with FACILITATOR_TOKEN from `pulih up`)."
+    )
     console.print(
         f"{len(summary.periods)} month(s) simulated in {summary.seconds:.0f} s, "
-        f"{summary.periods[0]} to {summary.periods[-1]}. Open the dashboard: the reporting service's / "
-        "(sign in with FACILITATOR_TOKEN from `pulih up`).",
+        f"{summary.periods[0]} to {summary.periods[-1]}. {where}",
         highlight=False,
     )
     return 0
