@@ -178,6 +178,7 @@ class RegencySim:
             active = [a["agent_id"] for a in agents if a["active"]]
             tokens = {a: api.agent_token(a, unit["unit_id"]) for a in active}
             self.units.append(UnitSim(len(self.units), unit["unit_id"], tokens))
+            await self._take_over(self.units[-1])
         villages = scenario.villages_of(self.code)
         for number in range(len(self.units), self.size):
             village = villages[number % len(villages)]
@@ -420,6 +421,25 @@ class RegencySim:
     def _client_rng(self, key: str) -> random.Random:
         return random.Random(f"pulih-sim:{self.seed}:{self.code}:client:{key}")
 
+    async def _take_over(self, unit: UnitSim) -> None:
+        """The clients a previous run left in a reused unit's programme go on with it."""
+        token = next(iter(sorted(unit.agents.items())))[1]
+        listed = await self.api.get("rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active")
+        for number, found in enumerate(sorted(listed, key=lambda e: (e["enrolled_on"], e["client_id"]))):
+            self._join(unit, found, f"earlier:{found['enrolled_on']}:{number}")
+
+    def _join(self, unit: UnitSim, found: dict[str, Any], key: str) -> None:
+        """Take an enrolment rehab shows (``GET /v1/enrolments``) into the unit's care."""
+        agent = found["agent_id"]
+        baseline = baseline_whoqol(self._client_rng(key), *self.scenario.whoqol.baseline)
+        unit.enrolments.append(
+            Enrolment(
+                found["enrollment_id"], found["client_id"], agent, self.api.agent_token(agent, unit.unit_id),
+                date.fromisoformat(found["enrolled_on"]), date.fromisoformat(found["planned_end_on"]),
+                baseline, self._client_rng(key),
+            )
+        )  # fmt: skip
+
     async def _adopt(self, unit: UnitSim) -> None:
         """Take into the unit's care the aftercare enrolments of the clients a clinic sent back
         (rehab makes them on the clinic's answer)."""
@@ -433,18 +453,9 @@ class RegencySim:
                 key = unit.sent_back.pop(found["client_id"], None)
                 if key is None:
                     continue
-                agent = found["agent_id"]
-                agent_token = self.api.agent_token(agent, unit.unit_id)
-                baseline = baseline_whoqol(self._client_rng(key), *self.scenario.whoqol.baseline)
-                unit.enrolments.append(
-                    Enrolment(
-                        found["enrollment_id"], found["client_id"], agent, agent_token,
-                        date.fromisoformat(found["enrolled_on"]), date.fromisoformat(found["planned_end_on"]),
-                        baseline, self._client_rng(key),
-                    )
-                )  # fmt: skip
+                self._join(unit, found, key)
             if not unit.sent_back or time.monotonic() > deadline:
-                unit.sent_back.clear()  # discharged before the week began, or never enrolled
+                unit.sent_back.clear()  # discharged already, or never enrolled: nothing to take over
                 return
             await asyncio.sleep(0.2)
 
