@@ -6,8 +6,9 @@ ports).
   never; the referral service applies each as the clinic meant, refuses none, and escalates only
   the late, declined and unanswered referrals (the clocks move a day at a time, and each day's
   answers are applied before the next move).
-- Two fresh regencies simulated with the same seed (four units, two months, at the same time)
-  hold the same number of events of each type and publish the same figures for each month; the
+- Two fresh regencies simulated with the same seed (four units, two months, at the same time, a
+  busy scenario whose clinics answer over NATS every way) hold the same number of events of each
+  type and publish the same figures for each month; the
   simulator's summary is what the reporting
   API's regency indicators say, month by month, and what the simulator recorded; every event in
   the stream is one the contracts parse, and none carries a name, NIK, phone or address the
@@ -46,7 +47,7 @@ from pulih.kit.simulate.api import RegencyApi, ServicePlace
 from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 from pulih.kit.simulate.engine import Target, run
 from pulih.kit.simulate.people import Person, person
-from pulih.kit.simulate.scenario import load_scenario
+from pulih.kit.simulate.scenario import Scenario, load_scenario
 from pulih.kit.simulate.summary import Summary
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
@@ -219,6 +220,18 @@ def test_simulate_refuses_a_regency_on_the_system_clock_and_changes_nothing(tmp_
         assert asyncio.run(_stream_count(regency)) == before
 
 
+BUSY = Scenario.model_validate(
+    {
+        **load_scenario().model_dump(),
+        "clients": {"per_unit_month": 3, "consent": 0.97},
+        "risk": {"low": 0.4, "moderate": 0.35, "high": 0.25},
+        "referral": {"high": 1.0, "moderate": 0.5},
+        "clinic": {"accepted": 0.4, "declined": 0.2, "late": 0.2, "silent": 0.2, "back_referral": 0.6},
+    }
+)
+"""The default scenario with more clients, more of them referred, and clinics answering every way."""
+
+
 @dataclass
 class Simulated:
     """Two fresh regencies simulated with the same seed, at the same time."""
@@ -234,8 +247,8 @@ async def _simulate_both(regencies: list[Regency]) -> list[Summary]:
         async def one(regency: Regency) -> Summary:
             place = ServicePlace(REGENCY, dict(regency.ports), regency.data_dir)
             api = RegencyApi(place, DEV_JWT_SECRET, http, running="the test's regency")
-            target = Target(api, "Cilacap", (CLINIC,))
-            return await run([target], load_scenario(), units=4, months=2, seed=5, progress=lambda *a: None)
+            target = Target(api, "Cilacap", (CLINIC,), f"nats://127.0.0.1:{regency.nats_port}")
+            return await run([target], BUSY, units=4, months=2, seed=5, progress=lambda *a: None)
 
         return list(await asyncio.gather(*(one(r) for r in regencies)))
 
@@ -283,7 +296,8 @@ def test_the_same_seed_gives_the_same_event_counts(simulated: Simulated) -> None
     assert published == republished
     names = {t.split(".")[2] for t in counts}
     for kind in ("ClientRegistered", "ClientScreened", "ClientEnrolled", "SessionHeld", "ReferredToClinic",
-                 "ReferralAccepted", "AggregateReported"):  # fmt: skip
+                 "ReferralAccepted", "ReferralDeclined", "ReferralEscalated",
+                 "AggregateReported"):  # fmt: skip
         assert kind in names, f"no {kind} in {counts}"
     first, second = (s.regencies[0].reported for s in simulated.summaries)
     assert first == second
