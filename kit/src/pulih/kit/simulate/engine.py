@@ -24,6 +24,8 @@ from pulih.kit.simulate.regency import SETTLE_SECONDS, RegencySim
 from pulih.kit.simulate.scenario import Scenario
 from pulih.kit.simulate.summary import RegencySummary, Summary
 
+SETTLE_READ_SECONDS = 1.5
+"""How long the figures must stand still to be the run's."""
 Progress = Callable[[str, str, int], None]
 """``progress(regency code, what it is doing, weeks done since the last call)``."""
 
@@ -106,10 +108,24 @@ async def simulate_regency(
             )
         await asyncio.sleep(0.3)
     summary = RegencySummary(code, name, len(sim.units), agents, recorded=sim.recorded)
-    for period in sorted(wanted):
-        summary.reported[period] = await sim.api.month_figures(period)
+    summary.reported = await settled_figures(sim.api, sorted(wanted))
     progress(code, f"r{code} {name}: done", 0)
     return summary
+
+
+async def settled_figures(api: RegencyApi, periods: list[str]) -> dict[str, dict[str, int]]:
+    """The regency's figures of ``periods`` once they stop changing: what the last clock move set
+    off (programmes completed on the last day, dropouts the rehab scheduler found) takes a moment
+    to reach the reporting. Read twice :data:`SETTLE_READ_SECONDS` apart until both agree."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    figures = {period: await api.month_figures(period) for period in periods}
+    while time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_READ_SECONDS)
+        again = {period: await api.month_figures(period) for period in periods}
+        if again == figures:
+            break
+        figures = again
+    return figures
 
 
 async def run(
