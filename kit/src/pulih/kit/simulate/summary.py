@@ -36,6 +36,10 @@ class RegencySummary:
         return found
 
 
+STOCKS = frozenset({Indicator.CLIENTS_ACTIVE, Indicator.REFERRALS_OVERDUE})
+"""The indicators counted on a month's last day (EVENTS.md): a total over months is the last one."""
+
+
 @dataclass
 class Summary:
     """Every regency the simulation drove, its months and how long it took."""
@@ -45,13 +49,13 @@ class Summary:
     seconds: float = 0.0
 
     def totals(self, code: str) -> dict[str, int]:
-        """A regency's figures over the simulated months (counts add up; a month-end stock such
-        as ``clients_active`` is its last month's)."""
+        """A regency's figures over the simulated months (counts add up; a month-end stock,
+        ``clients_active`` or ``referrals_overdue``, is its last month's)."""
         regency = next(r for r in self.regencies if r.code == code)
         total: Counter[str] = Counter()
         for period in self.periods:
             for name, value in regency.reported.get(period, {}).items():
-                if name == Indicator.CLIENTS_ACTIVE:
+                if name in STOCKS:
                     total[name] = value
                 else:
                     total[name] += value
