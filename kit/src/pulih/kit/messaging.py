@@ -20,10 +20,11 @@ import re
 import ssl
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.security import NatsSecurity
+from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -83,21 +84,51 @@ def nats_servers(nats_url: str) -> list[str]:
     return servers
 
 
+def nats_login(nats_url: str) -> tuple[str, str] | None:
+    """The user and password the first server of ``NATS_URL`` names, if any.
+
+    Connected to one node of a cluster, the client learns the other nodes from the server
+    (``connect_urls``) and may reconnect to one of them later; those addresses carry no
+    password, so without the login given apart from the URL that reconnection is refused
+    ("Authorization Violation") and the client gives up."""
+    for url in nats_servers(nats_url):
+        parts = urlsplit(url)
+        if parts.username:
+            return unquote(parts.username), unquote(parts.password or "")
+    return None
+
+
+def _without_login(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def _security(nats_url: str, tls: ssl.SSLContext | None) -> NatsSecurity | None:
+    login = nats_login(nats_url)
+    if login is not None:
+        return NatsUserPassword(login[0], login[1], ssl_context=tls)
+    return NatsSecurity(ssl_context=tls) if tls is not None else None
+
+
 def make_broker(nats_url: str, *, name: str, tls: ssl.SSLContext | None = None) -> NatsBroker:
     """A FastStream NATS broker with OpenTelemetry propagation through message headers.
 
     ``nats_url`` may list several servers, comma-separated (:func:`nats_servers`). ``tls`` (see
     :func:`nats_tls`) is used when the server requires TLS, as deploy/ does.
     """
+    servers = nats_servers(nats_url)
+    if nats_login(nats_url) is not None:  # given once as the login, for every node (FastStream
+        servers = [_without_login(url) for url in servers]  # refuses it in a URL as well)
     return NatsBroker(
-        nats_servers(nats_url),
+        servers,
         name=name,
         middlewares=[NatsTelemetryMiddleware()],
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=2,
         graceful_timeout=10,
-        security=NatsSecurity(ssl_context=tls) if tls is not None else None,
+        security=_security(nats_url, tls),
     )
 
 
