@@ -56,6 +56,7 @@ from pulih.kit.nats_server import port_open
 from pulih.kit.settings import Settings
 from pulih.kit.simulate.api import RegencyApi
 from pulih.kit.simulate.api import SimulationError as DemoError
+from pulih.kit.simulate.engine import first_month
 from pulih.kit.simulate.months import next_month, weeks
 from pulih.kit.simulate.regency import SETTLE_SECONDS, RegencySim
 
@@ -178,31 +179,15 @@ async def plan_months(
     apis: list[RegencyApi], lay: Layout, secret: str, months: int, http: httpx.AsyncClient
 ) -> Plan:
     """Where the demo starts: the first month after every clock's date (that month itself when the
-    latest clock is on its 1st) and after every month a regency has published. Refuses a
-    federation on the system clock."""
-    latest = date.min
-    last_published = ""
-    for api in apis:
-        for service in api.place.ports:
-            today, manual = await api.clock(service)
-            if not manual:
-                raise DemoError(
-                    f"r{api.code} {service} runs on the system clock: the demo moves each service's clock "
-                    "month by month. Stop the federation (Ctrl-C) and start it with "
-                    "`PULIH_CLOCK=manual pulih federation up …`"
-                )
-            latest = max(latest, today)
-        last_published = max([last_published, *(await api.published())])
+    latest clock is on its 1st) and after every month a regency has published
+    (:func:`pulih.kit.simulate.engine.first_month`). Refuses a federation on the system clock."""
+    first = await first_month(apis, "`PULIH_CLOCK=manual pulih federation up …` (stop this one with Ctrl-C)")
     _, manual = await _national_clock(http, lay, secret)
     if not manual:
         raise DemoError(
             "the national reporting runs on the system clock: start the federation with "
             "`PULIH_CLOCK=manual pulih federation up …`"
         )
-    first = latest.replace(day=1) if latest.day == 1 else next_month(latest)
-    if last_published:
-        after_published = next_month(date.fromisoformat(f"{last_published}-01"))
-        first = max(first, after_published)
     return Plan(first, months)
 
 
