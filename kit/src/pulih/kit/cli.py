@@ -16,7 +16,7 @@ from pulih.kit.federation import cli as federation
 from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
 from pulih.kit.simulate import cli as simulate
-from pulih.kit.tail import run_tail
+from pulih.kit.tail import regency_nats_url, run_tail
 
 
 def _positive(text: str) -> int:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
     if args.command == "events":
         return run_tail(
-            settings.nats_url,
+            regency_nats_url(settings),
             settings.regency,
             replay_all=args.all,
             subject=args.subject,

@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import sys
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import regency_subjects, stream_name
 from pulih.kit.messaging import nats_servers, without_password
+from pulih.kit.settings import DEFAULT_NATS_PORT, Settings
 
 _DEAD_LETTER_TYPE = ".EventDeadLettered.v"
 _SHOWN_PAYLOAD = 200
@@ -142,21 +147,58 @@ class Unreachable(Exception):
     """No NATS server answers at the URL, or it holds no stream of the regency."""
 
 
-async def connect_once(nats_url: str) -> Client:
-    """Connect to ``nats_url`` or raise :class:`Unreachable` at once: a command-line tool says
-    so instead of retrying for minutes (``NATS_URL``, or ``PULIH_NATS_PORT`` for ``pulih up``)."""
+def regency_nats_url(settings: Settings) -> str:
+    """The NATS server of the regency, found as ``pulih up`` finds it.
 
-    async def quiet(_: Exception) -> None:
+    ``NATS_URL`` when set; otherwise ``pulih up``'s embedded server on ``PULIH_NATS_PORT``; without
+    that either, on the port the data dir's last ``pulih up`` gave it (``--nats-port``, read from
+    the config it wrote under ``<data dir>/nats/``), and 14222 when nothing ran there yet.
+    """
+    if "NATS_URL" in os.environ:
+        return settings.nats_url
+    port = os.environ.get("PULIH_NATS_PORT") or _embedded_port(settings.data_dir) or DEFAULT_NATS_PORT
+    return f"nats://127.0.0.1:{port}"
+
+
+def _embedded_port(data_dir: Path) -> int | None:
+    """The port in the ``listen`` line of the config ``pulih up`` wrote for its NATS server."""
+    try:
+        config = (data_dir / "nats" / "nats-server.conf").read_text()
+    except OSError:
         return None
+    found = re.search(r"^listen:\s*\S*?:(\d+)\s*$", config, re.M)
+    return int(found.group(1)) if found else None
+
+
+async def connect_once(nats_url: str) -> Client:
+    """Connect to ``nats_url`` or raise :class:`Unreachable` within seconds: a command-line tool
+    says so, with the last reason (refused, timed out, …), instead of retrying for minutes.
+
+    Each server of the URL gets two tries, half a second apart, and the client's own error
+    callback stays quiet: the reason is told once, by the caller.
+    """
+    reasons: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        reasons.append(exc)
 
     try:
         return await asyncio.wait_for(
-            nats.connect(nats_servers(nats_url), connect_timeout=3, allow_reconnect=False, error_cb=quiet),
-            timeout=5,
+            nats.connect(
+                nats_servers(nats_url),
+                connect_timeout=3,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
+                error_cb=remember,
+            ),
+            timeout=10,
         )
     except Exception as exc:
+        reason = reasons[-1] if reasons else exc
+        text = " ".join(str(reason).split()) or type(reason).__name__
         where = without_password(nats_url)
-        raise Unreachable(f"no NATS server answers at {where} ({type(exc).__name__})") from None
+        raise Unreachable(f"no NATS server answers at {where}: {text}") from None
 
 
 def run_tail(
@@ -168,7 +210,8 @@ def run_tail(
     limit: int | None,
     last: int | None = None,
 ) -> int:
-    """Blocking entry point for the command line; 1 when NATS cannot be reached."""
+    """Blocking entry point for the command line; 1, with one line on stderr and no traceback,
+    when NATS cannot be reached or goes away."""
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(
@@ -176,5 +219,9 @@ def run_tail(
             )
         except Unreachable as exc:
             print(f"pulih: {exc}; is the regency running? (set NATS_URL or PULIH_NATS_PORT)", file=sys.stderr)
+            return 1
+        except (NatsError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"pulih: lost the NATS server at {without_password(nats_url)}: {reason}", file=sys.stderr)
             return 1
     return 0
