@@ -44,11 +44,17 @@ class StreamLimits:
 
     max_bytes: int = DEFAULT_STREAM_MAX_BYTES
     max_msg_size: int = DEFAULT_STREAM_MAX_MSG_SIZE
+    replicas: int | None = None
+    """Copies on a JetStream cluster; None: 1 for a new stream, an existing one's are kept."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamLimits:
-        """``PULIH_STREAM_MAX_BYTES`` and ``PULIH_STREAM_MAX_MSG_SIZE``."""
-        return cls(max_bytes=int(settings.stream_max_bytes), max_msg_size=int(settings.stream_max_msg_size))
+        """``PULIH_STREAM_MAX_BYTES``, ``PULIH_STREAM_MAX_MSG_SIZE`` and ``PULIH_STREAM_REPLICAS``."""
+        return cls(
+            max_bytes=int(settings.stream_max_bytes),
+            max_msg_size=int(settings.stream_max_msg_size),
+            replicas=settings.stream_replicas,
+        )
 
 
 def nats_tls(settings: Settings) -> ssl.SSLContext | None:
@@ -148,6 +154,7 @@ def regency_stream_config(regency: str, limits: StreamLimits | None = None) -> S
         max_age=0.0,
         max_msgs=-1,
         max_msgs_per_subject=-1,
+        num_replicas=limits.replicas or 1,
     )
 
 
@@ -164,7 +171,8 @@ _MANAGED = (
     "max_msgs",
     "max_msgs_per_subject",
 )
-"""The fields Pulih sets; an operator's other settings (replicas, compression…) are kept."""
+"""The fields Pulih sets; an operator's other settings (compression…) are kept, and the replicas
+too unless ``PULIH_STREAM_REPLICAS`` is set."""
 
 FULL_WARNING = 0.9
 """From this share of ``max_bytes`` on, every service start says the stream is filling up."""
@@ -185,7 +193,8 @@ async def ensure_regency_stream(broker: NatsBroker, regency: str, limits: Stream
         await js.add_stream(config)
         log.info("created stream %s", config.name)
         return
-    wanted = {field: getattr(config, field) for field in _MANAGED}
+    managed = _MANAGED if limits is None or limits.replicas is None else (*_MANAGED, "num_replicas")
+    wanted = {field: getattr(config, field) for field in managed}
     if not all(_same(getattr(info.config, field), value) for field, value in wanted.items()):
         await js.update_stream(dataclasses.replace(info.config, **wanted))
         log.info("updated stream %s: %s", config.name, ", ".join(f"{k}={v}" for k, v in wanted.items()))

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         description="the longest one attempt to apply a consumed event may take; one that overruns "
         "it is a store fault if the store cannot commit either (the consumer pauses), else a failure",
     )
+    max_body_bytes: ByteSize = Field(
+        ByteSize(1024**2),
+        alias="PULIH_MAX_BODY_BYTES",
+        ge=1024,
+        description="the largest request body the API reads (e.g. 1MiB); a larger one is answered "
+        "413 body_too_large without being read",
+    )
     outreach_url: str = Field("http://127.0.0.1:8101", alias="PULIH_OUTREACH_URL")
     timezone: str = Field("Asia/Jakarta", alias="PULIH_TIMEZONE", description="the regency's time zone")
     clock: Literal["system", "manual"] = Field(
@@ -109,6 +116,14 @@ class Settings(BaseSettings):
         le=1024**2,
         description="the largest message the regency stream stores (e.g. 128KiB); at least a dead "
         "letter's ~80 KB, at most the NATS server's max_payload",
+    )
+    stream_replicas: int | None = Field(
+        None,
+        alias="PULIH_STREAM_REPLICAS",
+        ge=1,
+        le=5,
+        description="copies of the regency stream on a JetStream cluster (3 on a 3-node cluster); "
+        "unset: a new stream gets 1 and an existing one keeps what an operator gave it",
     )
     nats_ca_file: Path | None = Field(
         None,
