@@ -2,7 +2,8 @@
 
 ARCHITECTURE.md invariant 1: a row is marked sent only after its PubAck, so a publish that fails
 halfway through a batch leaves exactly the unacknowledged rows for the next attempt; and the
-stream ends holding every row once, in outbox order. Issue 15 item 5: the relay's backoff does
+stream ends holding every row once, each client's rows in outbox order (the rows here are about
+one client; tests/test_relay_order.py mixes clients). Issue 15 item 5: the relay's backoff does
 not sleep through the commit doorbell once the broker is back.
 """
 
@@ -53,9 +54,15 @@ async def broker(nats_server: NatsServer) -> AsyncIterator[NatsBroker]:
         await broker.stop()
 
 
-async def commit_event(database: Database, relay: OutboxRelay | None = None) -> uuid.UUID:
-    """Write one event to the outbox in its own transaction (ringing ``relay`` after commit)."""
-    event_ = new_event(ClientErased(client_id=uuid.uuid4(), on=date(2026, 3, 1)), regency=REGENCY)
+ONE_CLIENT = uuid.uuid4()
+
+
+async def commit_event(
+    database: Database, relay: OutboxRelay | None = None, client_id: uuid.UUID = ONE_CLIENT
+) -> uuid.UUID:
+    """Write one event about ``client_id`` to the outbox in its own transaction (ringing
+    ``relay`` after commit)."""
+    event_ = new_event(ClientErased(client_id=client_id, on=date(2026, 3, 1)), regency=REGENCY)
     async with database.transaction() as session:
         await add_to_outbox(
             session, event_, subject_for(event_, REGENCY), wake=relay.wake if relay is not None else None
@@ -104,7 +111,7 @@ async def test_a_publish_failing_mid_batch_marks_only_what_was_acknowledged(
         with pytest.raises(ConnectionError):
             await relay.relay_once()
 
-        assert asked == [str(i) for i in ids[:3]], "publishing stops at the first failure"
+        assert asked == [str(i) for i in ids[:3]], "a client's next row waits for the failed one"
         assert await outbox_rows(database) == [(i, n < 2) for n, i in enumerate(ids)]
         assert await stream_ids(nats_server.url) == [str(i) for i in ids[:2]]
         assert await relay.backlog() == 3

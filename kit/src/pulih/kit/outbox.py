@@ -1,9 +1,20 @@
 """The transactional outbox: events are written with the state change that causes them.
 
 :func:`add_to_outbox` stores an event in the caller's transaction. :class:`OutboxRelay` publishes
-unsent rows to JetStream in order, through a stream-bound publish with ``Nats-Msg-Id`` = event
-id, and marks a row sent only after the server's PubAck. A crash between the two publishes the
-row again on restart and the stream's duplicate window drops the copy.
+unsent rows to JetStream through a stream-bound publish with ``Nats-Msg-Id`` = event id, and
+marks a row sent only after the server's PubAck. A crash between the two publishes the row again
+on restart and the stream's duplicate window drops the copy.
+
+The relay pipelines: it reads a window of rows (``batch_size``), sends them with up to
+``max_in_flight`` PubAcks pending, and marks the acknowledged ones with one UPDATE. A row goes
+out only after the PubAck of every earlier row about the same client (or referral, unit, agent),
+so after any failure (a publish refused, a timeout, the server killed mid-window) no event is
+ever stored ahead of an earlier one about the same client; :mod:`pulih.kit.relay_window` says
+how and why that holds. Without a failure the stream keeps the outbox's order.
+
+Several replicas on one database each run a relay, but only the holder of the relay lease
+publishes (:mod:`pulih.kit.relay_lease`: an advisory lock on PostgreSQL, a lock file beside a
+SQLite database); another takes over within seconds when it dies.
 
 A row's headers are :func:`envelope_headers`: they repeat the envelope and never contradict it
 (EVENTS.md, "Compatibility"), so the publish function must send them as they are. The relay
@@ -21,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +49,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     event,
+    func,
     select,
     update,
 )
@@ -46,6 +58,8 @@ from sqlalchemy.orm import Session
 
 from pulih.contracts import CloudEvent, Event
 from pulih.kit.database import BigIntId, Database, kit_metadata
+from pulih.kit.relay_lease import RelayLease
+from pulih.kit.relay_window import OutboxRow, publish_window
 
 log = logging.getLogger("pulih.outbox")
 
@@ -132,10 +146,13 @@ class RelayStats:
 
     published: int = 0
     failures: int = 0
+    leading: bool = False
+    """Whether this relay held the lease (or needed none) when it last looked at the outbox."""
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows in order and marks each one after its PubAck."""
+    """Publishes unsent outbox rows, a pipelined window at a time, keeping each client's order,
+    and marks rows only after their PubAcks."""
 
     def __init__(
         self,
@@ -143,23 +160,30 @@ class OutboxRelay:
         publish: Publish,
         *,
         batch_size: int = 256,
+        max_in_flight: int = 256,
         poll_seconds: float = 1.0,
         min_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 10.0,
         ready: Callable[[], bool] | None = None,
         ready_check_seconds: float = 0.25,
+        lease: RelayLease | None = None,
     ) -> None:
-        """``ready`` says whether the broker is reachable (say, the NATS connection is up): a
-        wake during a backoff retries at once only then, and the backoff also ends as soon as it
-        turns true (checked every ``ready_check_seconds``). Without it every wake retries."""
+        """``batch_size`` rows are read at a time, at most ``max_in_flight`` of them awaiting
+        their PubAck. ``ready`` says whether the broker is reachable (say, the NATS connection
+        is up): a wake during a backoff retries at once only then, and the backoff also ends as
+        soon as it turns true (checked every ``ready_check_seconds``). Without it every wake
+        retries. ``lease`` (:func:`pulih.kit.relay_lease.relay_lease_for`) makes this relay
+        publish only while it holds it; without one it always publishes."""
         self.database = database
         self.publish = publish
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self.poll_seconds = poll_seconds
         self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.ready = ready
         self.ready_check_seconds = ready_check_seconds
+        self.lease = lease
         self.stats = RelayStats()
         self._doorbell = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -174,12 +198,16 @@ class OutboxRelay:
             self._task = asyncio.create_task(self._run(), name="pulih-outbox-relay")
 
     async def stop(self) -> None:
-        """Stop the background loop; rows not yet published stay for the next start."""
+        """Stop the background loop and give up the lease; rows not yet published stay for the
+        next start (or for the relay that takes the lease over)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.lease is not None:
+            await self.lease.release()
+        self.stats.leading = False
 
     async def _run(self) -> None:
         backoff = self.min_backoff_seconds
@@ -225,14 +253,20 @@ class OutboxRelay:
             was_ready = now_ready
 
     async def relay_once(self) -> int:
-        """Publish up to one batch of unsent rows in order; return how many were sent.
+        """Publish one window of unsent rows; return how many were acknowledged and marked.
 
-        Publishing stops at the first failure so the stream keeps the outbox's order; the rows
-        acknowledged before it are marked and the error is raised.
+        Nothing is published without the lease (0 is returned). Rows after a failed one about
+        the same client are held back, so the stream keeps each client's order; the rows
+        acknowledged are marked and the earliest failure is raised.
         """
+        if self.lease is not None and not await self.lease.hold():
+            self.stats.leading = False
+            return 0
+        self.stats.leading = True
         async with self.database.sessions() as session:
-            rows: Sequence[Any] = (
-                await session.execute(
+            rows = [
+                OutboxRow(row.seq, row.subject, row.payload, row.headers)
+                for row in await session.execute(
                     select(
                         outbox_table.c.seq,
                         outbox_table.c.subject,
@@ -243,22 +277,25 @@ class OutboxRelay:
                     .order_by(outbox_table.c.seq)
                     .limit(self.batch_size)
                 )
-            ).all()
+            ]
         if not rows:
             return 0
-        acked: list[int] = []
-        try:
-            for row in rows:
-                await self._publish_in_its_trace(row.payload, row.subject, dict(row.headers))
-                acked.append(row.seq)
-        finally:
-            if acked:
-                await self.mark_published(acked)
-        return len(acked)
+        outcome = await publish_window(rows, self._publish_row, max_in_flight=self.max_in_flight)
+        if outcome.acked:
+            await self.mark_published(outcome.acked)
+        if outcome.error is not None:
+            if outcome.held:
+                log.info("outbox relay: %d rows held back behind a failed publish", outcome.held)
+            raise outcome.error
+        return len(outcome.acked)
+
+    async def _publish_row(self, row: OutboxRow) -> None:
+        await self._publish_in_its_trace(row.payload, row.subject, dict(row.headers))
 
     async def _publish_in_its_trace(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
         # Re-attach the trace of the request that wrote the row, so the publish span joins it
-        # instead of starting a new trace; the consumer continues it from the headers.
+        # instead of starting a new trace; the consumer continues it from the headers. Each row
+        # is published in a task of its own, so the attached context stays with its row.
         token = None
         if "traceparent" in headers:
             ctx = TraceContextTextMapPropagator().extract(carrier=headers)
@@ -275,7 +312,7 @@ class OutboxRelay:
                 otel_context.detach(token)
 
     async def mark_published(self, seqs: list[int]) -> None:
-        """Mark rows as published (after their PubAck)."""
+        """Mark rows as published (after their PubAck), in one UPDATE."""
         async with self.database.transaction() as session:
             await session.execute(
                 update(outbox_table)
@@ -286,8 +323,6 @@ class OutboxRelay:
 
     async def backlog(self) -> int:
         """How many rows wait to be published."""
-        from sqlalchemy import func
-
         async with self.database.sessions() as session:
             count = await session.scalar(
                 select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))

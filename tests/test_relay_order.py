@@ -1,0 +1,236 @@
+"""Order after a failure: the pipelined relay keeps every client's events in outbox order.
+
+Issue 13, "Order after a failure". The relay sends a window of rows with many PubAcks pending
+(kit/src/pulih/kit/relay_window.py). Each test writes rows about several clients, interleaved,
+injects a failure in the middle of a window against a real nats-server, lets the relay finish,
+and checks the stream: every row once (nothing lost, nothing doubled) and each client's rows in
+the order of the outbox. Each also checks that the failure really came mid-window: rows sent
+after the failed one, about other clients, were stored before the retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream.nats import NatsBroker
+from sqlalchemy import select
+from system_support import stream_messages
+
+from pulih.contracts import new_event, subject_for
+from pulih.contracts.events.outreach import ClientErased
+from pulih.kit.database import Database, kit_metadata
+from pulih.kit.messaging import StreamLimits, ensure_regency_stream, make_broker, stream_publisher
+from pulih.kit.nats_server import NatsServer
+from pulih.kit.outbox import OutboxRelay, Publish, add_to_outbox, outbox_table
+from pulih.kit.testing import REGENCY, eventually
+
+pytestmark = pytest.mark.system
+
+CLIENTS = 8
+ROWS = 120
+"""Rows per test, about ``CLIENTS`` clients in turn: a window of the relay's (256) holds them all."""
+
+
+async def _database(url: str) -> Database:
+    database = Database(url)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(kit_metadata.create_all)
+    return database
+
+
+@pytest.fixture
+async def broker(nats_server: NatsServer) -> AsyncIterator[NatsBroker]:
+    broker = make_broker(nats_server.url, name="pulih-test-relay-order")
+    await broker.connect()
+    await ensure_regency_stream(broker, REGENCY)
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+async def write_rows(database: Database, rows: int = ROWS, *, pad: dict[int, int] | None = None) -> list[str]:
+    """Write ``rows`` events, about the clients in turn, in one transaction; their ids in outbox
+    order. ``pad`` gives row numbers whose payload gets that many bytes of trailing whitespace
+    (still the same JSON), to exceed the stream's largest message."""
+    clients = [uuid.uuid4() for _ in range(CLIENTS)]
+    ids: list[str] = []
+    async with database.transaction() as session:
+        for n in range(rows):
+            event_ = new_event(
+                ClientErased(client_id=clients[n % CLIENTS], on=date(2026, 1, 1) + timedelta(days=n)),
+                regency=REGENCY,
+            )
+            await add_to_outbox(session, event_, subject_for(event_, REGENCY))
+            ids.append(str(event_.id))
+        for n, size in (pad or {}).items():
+            row = outbox_table.c.event_id == uuid.UUID(ids[n])
+            payload = await session.scalar(select(outbox_table.c.payload).where(row))
+            await session.execute(outbox_table.update().where(row).values(payload=payload + b" " * size))
+    return ids
+
+
+async def client_of(database: Database) -> dict[str, str]:
+    """Each outbox row's event id and the client it is about."""
+    async with database.sessions() as session:
+        rows = (await session.execute(select(outbox_table.c.event_id, outbox_table.c.payload))).all()
+    return {str(r.event_id): _client(r.payload) for r in rows}
+
+
+def _client(payload: bytes) -> str:
+    return str(json.loads(payload)["data"]["client_id"])
+
+
+async def stream_ids(nats_url: str) -> list[str]:
+    """The ``Nats-Msg-Id`` of every message in the regency's stream, in stream order."""
+    return [(m.headers or {}).get("Nats-Msg-Id", "") for m in await stream_messages(nats_url, "ibm.3301.>")]
+
+
+def per_client(ids: list[str], clients: dict[str, str]) -> dict[str, list[str]]:
+    """``ids`` split by client, each list in the order of ``ids``."""
+    split: dict[str, list[str]] = defaultdict(list)
+    for id_ in ids:
+        split[clients[id_]].append(id_)
+    return dict(split)
+
+
+async def assert_every_client_in_outbox_order(database: Database, nats_url: str, outbox: list[str]) -> None:
+    """The stream holds each outbox row once, each client's rows in outbox order, and every row
+    is marked published."""
+    stored = await stream_ids(nats_url)
+    assert sorted(stored) == sorted(outbox), "a row was lost or doubled"
+    clients = await client_of(database)
+    assert per_client(stored, clients) == per_client(outbox, clients)
+    async with database.sessions() as session:
+        unmarked = (
+            await session.execute(select(outbox_table.c.seq).where(outbox_table.c.published_at.is_(None)))
+        ).all()
+    assert unmarked == []
+
+
+async def test_a_message_the_stream_refuses_mid_window_is_never_overtaken_by_its_client(
+    nats_server: NatsServer, broker: NatsBroker, database_url: str
+) -> None:
+    # The stream refuses messages over 2 KiB; row 30 is 4 KiB (an operator raises the limit later).
+    await ensure_regency_stream(broker, REGENCY, StreamLimits(max_msg_size=2048))
+    database = await _database(database_url)
+    try:
+        outbox = await write_rows(database, pad={30: 4096})
+        relay = OutboxRelay(database, stream_publisher(broker, REGENCY))
+
+        with pytest.raises(Exception, match=r"(?i)maximum|size"):
+            await relay.relay_once()
+
+        clients = await client_of(database)
+        refused_client = clients[outbox[30]]
+        stored = await stream_ids(nats_server.url)
+        assert outbox[30] not in stored
+        assert not [i for i in outbox[31:] if clients[i] == refused_client and i in stored], (
+            "a later row about the refused row's client was stored before it"
+        )
+        later_others = [i for i in outbox[31:] if clients[i] != refused_client]
+        assert set(later_others) <= set(stored), "the window stopped at the failure instead of going on"
+        assert await relay.backlog() == len([i for i in outbox[30:] if clients[i] == refused_client])
+
+        with pytest.raises(Exception, match=r"(?i)maximum|size"):
+            await relay.relay_once()  # still refused: still nothing of that client passes it
+        assert await stream_ids(nats_server.url) == stored
+
+        await ensure_regency_stream(broker, REGENCY)  # the operator raises the limit
+        while await relay.relay_once():
+            pass
+        await assert_every_client_in_outbox_order(database, nats_server.url, outbox)
+        assert relay.stats.published == ROWS
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("stored_anyway", [False, True], ids=["lost", "stored"])
+async def test_a_failure_reported_after_later_rows_were_stored_is_not_overtaken(
+    nats_server: NatsServer, broker: NatsBroker, tmp_path: Path, stored_anyway: bool
+) -> None:
+    # Row 40's publish fails, but its caller hears of it only after 60 rows sent later were
+    # acknowledged (a timeout): its message was lost, or (``stored``) stored after all.
+    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        outbox = await write_rows(database)
+        publish = stream_publisher(broker, REGENCY)
+        acked: list[str] = []
+        failed_once: list[str] = []
+
+        async def late_failure(payload: bytes, subject: str, headers: dict[str, str]) -> Any:
+            id_ = headers["Nats-Msg-Id"]
+            if id_ == outbox[40] and not failed_once:
+                failed_once.append(id_)
+                if stored_anyway:
+                    await publish(payload, subject, headers)
+                await eventually(lambda: _value(len(acked)), until=lambda n: n >= 60)
+                raise TimeoutError("no PubAck in time")
+            await publish(payload, subject, headers)
+            acked.append(id_)
+
+        relay = OutboxRelay(database, late_failure)
+        with pytest.raises(TimeoutError):
+            await relay.relay_once()
+        clients = await client_of(database)
+        stored = await stream_ids(nats_server.url)
+        others_after = [i for i in outbox[41:] if clients[i] != clients[outbox[40]]]
+        assert set(others_after) & set(stored), "the failure was not in the middle of a window"
+        assert (outbox[40] in stored) == stored_anyway
+
+        while await relay.relay_once():
+            pass
+        await assert_every_client_in_outbox_order(database, nats_server.url, outbox)
+    finally:
+        await database.dispose()
+
+
+async def _value(x: Any) -> Any:
+    return x
+
+
+@pytest.mark.slow
+async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
+    broker = make_broker(server.url, name="pulih-test-relay-order")
+    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    relay: OutboxRelay | None = None
+    try:
+        await broker.connect()
+        await ensure_regency_stream(broker, REGENCY)
+        outbox = await write_rows(database, rows=600)
+        publish: Publish = stream_publisher(broker, REGENCY, timeout=1.0)
+        calls = 0
+
+        async def killing(payload: bytes, subject: str, headers: dict[str, str]) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 300:  # the second window, with many PubAcks pending
+                server.kill()
+            return await publish(payload, subject, headers)
+
+        relay = OutboxRelay(
+            database, killing, poll_seconds=0.2, min_backoff_seconds=0.2, max_backoff_seconds=1.0
+        )
+        relay.start()
+        await eventually(lambda: _value(relay.stats.failures if relay else 0), until=lambda n: n >= 1)
+        assert 0 < await relay.backlog() < len(outbox)
+        await asyncio.to_thread(server.start)  # the same port and store
+        await eventually(relay.backlog, until=lambda n: n == 0, timeout=60)
+        await assert_every_client_in_outbox_order(database, server.url, outbox)
+    finally:
+        if relay is not None:
+            await relay.stop()
+        await broker.stop()
+        await database.dispose()
+        server.stop()
