@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pulih.kit.auth import Principal
 from pulih.kit.database import BigIntId, Database
+from pulih.kit.metrics import IDENTITY_READS
 
 
 class AuditEntry:
@@ -49,3 +50,4 @@ async def audit(
     }
     async with database.transaction() as session:
         session.add(model(**entry, **about))
+    IDENTITY_READS.labels(outcome).inc()

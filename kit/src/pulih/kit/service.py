@@ -33,6 +33,7 @@ from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
 from pulih.kit.health import router as health_router
+from pulih.kit.metrics import install_metrics
 from pulih.kit.messaging import (
     StreamLimits,
     ensure_regency_stream,
@@ -221,5 +222,6 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.include_router(clock_router)
     for router in spec.routers:
         app.include_router(router)
+    install_metrics(app, spec.name, scope_of(settings), spec.version)
     instrument_app(app)
     return app
