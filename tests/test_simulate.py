@@ -247,7 +247,7 @@ async def _simulate_both(regencies: list[Regency]) -> list[Summary]:
         async def one(regency: Regency) -> Summary:
             place = ServicePlace(REGENCY, dict(regency.ports), regency.data_dir)
             api = RegencyApi(place, DEV_JWT_SECRET, http, running="the test's regency")
-            target = Target(api, "Cilacap", (CLINIC,), f"nats://127.0.0.1:{regency.nats_port}")
+            target = Target(api, "Cilacap", f"nats://127.0.0.1:{regency.nats_port}", (CLINIC,))
             return await run([target], BUSY, units=4, months=2, seed=5, progress=lambda *a: None)
 
         return list(await asyncio.gather(*(one(r) for r in regencies)))
@@ -273,20 +273,16 @@ async def _stream(regency: Regency) -> list[bytes]:
     return [m.data for m in await stream_messages(nats_url, f"ibm.{REGENCY}.>", REGENCY)]
 
 
-def _counted(regency: Regency) -> tuple[Counter[str], dict[str, Any]]:
-    """The regency's events counted by type, and the last revision of each month it published
-    (how many revisions it published depends on when a month's last event reached the reporting,
-    which a seed does not decide: a revision is counted as its month's one aggregate)."""
+def _counted(regency: Regency) -> tuple[Counter[str], dict[tuple[str, int], Any]]:
+    """The regency's events counted by type (every revision of a month's aggregate one more), and
+    each (month, revision) it published, with its indicators."""
     counts: Counter[str] = Counter()
-    published: dict[str, Any] = {}
+    published: dict[tuple[str, int], Any] = {}
     for data in asyncio.run(_stream(regency)):
         event = json.loads(data)
+        counts[event["type"]] += 1
         if event["type"] == "pulih.reporting.AggregateReported.v1":
-            period = event["data"]["period"]
-            counts[event["type"]] += period not in published
-            published[period] = event["data"]["indicators"]
-        else:
-            counts[event["type"]] += 1
+            published[event["data"]["period"], event["data"]["revision"]] = event["data"]["indicators"]
     return counts, published
 
 
@@ -294,6 +290,8 @@ def test_the_same_seed_gives_the_same_event_counts(simulated: Simulated) -> None
     (counts, published), (again, republished) = (_counted(r) for r in simulated.regencies)
     assert counts == again
     assert published == republished
+    # each month is closed once every event of it is counted: published once, never revised
+    assert sorted(published) == [(period, 1) for period in simulated.summaries[0].periods]
     names = {t.split(".")[2] for t in counts}
     for kind in ("ClientRegistered", "ClientScreened", "ClientEnrolled", "SessionHeld", "ReferredToClinic",
                  "ReferralAccepted", "ReferralDeclined", "ReferralEscalated",

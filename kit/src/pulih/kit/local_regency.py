@@ -4,31 +4,48 @@ Starts an embedded ``nats-server`` (unless ``NATS_URL`` is set), then every inst
 (the ``pulih.services`` entry points) as its own process, prints each API's address and a
 development token per role, and stops everything cleanly on Ctrl-C. Data stays in the data dir.
 
+A development regency (``PULIH_ENV`` not ``production``) runs on a manual clock unless
+``PULIH_CLOCK`` says which (:func:`development_clock`): it stands on ``PULIH_CLOCK_START`` (default
+today) until an admin moves it, as ``pulih simulate`` does.
+
 It supervises what it started: a service or the embedded NATS server that dies is started again
 after a backoff (0.5 s doubling to 10 s), on the same port and with the same data, and the output
 says so. It gives up, and stops the regency with a message that names the process and its log,
 only when one crashes :attr:`RestartPolicy.max_fast_crashes` times in a row, each time within
 :attr:`RestartPolicy.fast_seconds` of its start. The running pids are in ``<data dir>/pids``;
 each service's output also goes to ``<data dir>/logs/<service>.log``.
+
+Its own lines and its services' are log lines of :mod:`pulih.kit.logs`: readable in a terminal,
+JSON lines when piped (``PULIH_LOG_FORMAT`` decides otherwise); the services always write JSON,
+which is what their log files keep. The supervisor stays light: it reads the entry points
+without loading them (a service's name, app and port come from its source), checks health with
+a bare HTTP request, and has a short-lived child mint the development tokens, so it imports no
+web stack, no database and no service.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib.util
+import json
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TextIO
 
-import httpx
-
-from pulih.kit.auth import Role, issue_token
+from pulih.kit import logs
+from pulih.kit.clock import ManualClock
 from pulih.kit.nats_server import NatsServer, port_open
 from pulih.kit.settings import DEFAULT_NATS_PORT, Settings
+
+log = logging.getLogger("pulih.up")
 
 
 @dataclass(frozen=True)
@@ -41,16 +58,51 @@ class InstalledService:
 
 
 def installed_services() -> list[InstalledService]:
-    """Every Pulih service installed in this environment, in port order."""
+    """Every Pulih service installed in this environment, in port order.
+
+    Each entry point names a module's ``ServiceSpec``; its name and port are read from the
+    module's source (:func:`spec_literals`) without importing it, which would load the service's
+    whole stack. A spec whose name or port is not written as a literal is loaded instead.
+    """
     found = []
     for ep in entry_points(group="pulih.services"):
-        spec = ep.load()
-        found.append(InstalledService(spec.name, f"{ep.module}:app", spec.port))
+        literals = spec_literals(ep.module, ep.attr)
+        if literals is None:
+            spec = ep.load()
+            literals = (spec.name, spec.port)
+        name, port = literals
+        found.append(InstalledService(name, f"{ep.module}:app", port))
     return sorted(found, key=lambda s: s.port)
+
+
+def spec_literals(module: str, attribute: str) -> tuple[str, int] | None:
+    """The ``name`` and ``port`` of ``<attribute> = ServiceSpec(name="…", port=…)`` in the source
+    of ``module``, found without importing it; ``None`` if they are not written as literals."""
+    found = importlib.util.find_spec(module)
+    if found is None or found.origin is None or not found.origin.endswith(".py"):
+        return None
+    tree = ast.parse(Path(found.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        if not any(isinstance(t, ast.Name) and t.id == attribute for t in node.targets):
+            continue
+        keywords = {k.arg: k.value for k in node.value.keywords if k.arg is not None}
+        name, port = keywords.get("name"), keywords.get("port")
+        if (
+            isinstance(name, ast.Constant)
+            and isinstance(name.value, str)
+            and isinstance(port, ast.Constant)
+            and isinstance(port.value, int)
+        ):
+            return name.value, port.value
+    return None
 
 
 def development_tokens(settings: Settings) -> dict[str, str]:
     """Tokens for trying the APIs by hand; never valid in production (other secret)."""
+    from pulih.kit.auth import Role, issue_token  # the web stack: not in the supervisor (see below)
+
     secret = settings.jwt_secret.get_secret_value()
     r = settings.regency
     return {
@@ -61,6 +113,45 @@ def development_tokens(settings: Settings) -> dict[str, str]:
             secret, sub="klinik-dev", role=Role.CLINIC, regency=r, clinic_id="klinik-pratama-demo"
         ),
     }
+
+
+def development_clock(settings: Settings) -> Settings:
+    """The settings a local regency runs its services with: on a manual clock when it is a
+    development one (``PULIH_ENV`` not ``production``) and ``PULIH_CLOCK`` is not set, so that
+    ``pulih simulate`` can move it; as they are otherwise."""
+    if "PULIH_CLOCK" in os.environ or settings.env == "production":
+        return settings
+    return settings.model_copy(update={"clock": "manual"})
+
+
+def clock_words(settings: Settings) -> str:
+    """What ``up`` says of the clock its services run on."""
+    if settings.clock == "system":
+        return "Clock: the system's (PULIH_CLOCK=system); `pulih simulate` will not move it."
+    start = ManualClock(settings.clock_start, settings.timezone).today()
+    return (
+        f"Clock: manual, standing on {start} (PULIH_CLOCK_START) until moved; `pulih simulate` moves it "
+        "through months of a living programme. PULIH_CLOCK=system runs on the real date."
+    )
+
+
+async def development_tokens_of_child(env: dict[str, str]) -> dict[str, str]:
+    """:func:`development_tokens` for the settings of ``env``, minted by a short-lived child
+    process, so that the supervisor never loads what signing a token needs."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pulih.kit.local_regency",
+        "tokens",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"could not mint the development tokens: {err.decode(errors='replace').strip()}")
+    tokens: dict[str, str] = json.loads(out)
+    return tokens
 
 
 def _port_override(name: str, default: int) -> int:
@@ -187,6 +278,7 @@ class ServiceSupervisor(Supervisor):
         policy: RestartPolicy,
         pids: PidFile,
         stop: asyncio.Event,
+        echo: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__(service.name, log, policy, pids, stop)
         self.service = service
@@ -195,6 +287,8 @@ class ServiceSupervisor(Supervisor):
         self.url = f"http://127.0.0.1:{port}"
         self.process: asyncio.subprocess.Process | None = None
         self.pipe: asyncio.Task[None] | None = None
+        self.echo = echo or Echo(env.get("PULIH_REGENCY", "")).line
+        """Shows one of the service's output lines in the terminal (``(service, line)``)."""
 
     async def spawn(self) -> int:
         self.process = await asyncio.create_subprocess_exec(
@@ -208,13 +302,14 @@ class ServiceSupervisor(Supervisor):
             str(self.port),
             "--log-level",
             "warning",
+            "--no-access-log",  # the service writes its own, by route template (pulih.kit.metrics)
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # we stop services before NATS, not the terminal
         )
         assert self.process.stdout is not None
-        self.pipe = asyncio.create_task(_pipe(f"[{self.name}]", self.process.stdout, self.log))
+        self.pipe = asyncio.create_task(_pipe(self.name, self.process.stdout, self.log, self.echo))
         self.pids.set(self.name, self.process.pid)
         return self.process.pid
 
@@ -276,21 +371,58 @@ class NatsSupervisor(Supervisor):
 
 
 def _say(text: str) -> None:
-    print(f"[up] {text}", flush=True)
+    log.info(text)
 
 
-async def _pipe(prefix: str, stream: asyncio.StreamReader, log: Path) -> None:
+class Echo:
+    """How ``up`` shows its services' output lines on its stdout: as :func:`pulih.kit.logs.relay_line`
+    renders them for the format its own log lines have."""
+
+    def __init__(self, regency: str, stream: TextIO | None = None) -> None:
+        self.regency = regency
+        self.stream = stream or sys.stdout
+        self.format = logs.chosen_format(self.stream)
+        self.colour = self.format == "console" and logs.colour_for(self.stream)
+
+    def line(self, service: str, text: str) -> None:
+        """Show ``text``, a line ``service`` wrote."""
+        self.stream.write(
+            logs.relay_line(service, self.regency, text, self.format, colour=self.colour) + "\n"
+        )
+        self.stream.flush()
+
+
+async def _pipe(name: str, stream: asyncio.StreamReader, log: Path, echo: Callable[[str, str], None]) -> None:
     with log.open("a", encoding="utf-8") as file:
-        await _copy(prefix, stream, file)
+        await _copy(name, stream, file, echo)
 
 
-async def _copy(prefix: str, stream: asyncio.StreamReader, file: TextIO) -> None:
+async def _copy(
+    name: str, stream: asyncio.StreamReader, file: TextIO, echo: Callable[[str, str], None]
+) -> None:
     while line := await stream.readline():
         text = line.decode(errors="replace")
-        sys.stdout.write(f"{prefix} {text}")
-        sys.stdout.flush()
+        echo(name, text)
         file.write(text)
         file.flush()
+
+
+async def _answers_healthz(port: int) -> bool:
+    """Whether ``GET /healthz`` on ``127.0.0.1:port`` answers 200 (a bare HTTP/1.1 request: the
+    supervisor loads no HTTP client)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 1.0)
+        return status.split(b" ")[1:2] == [b"200"]
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
 
 
 async def _wait_healthy(
@@ -298,26 +430,23 @@ async def _wait_healthy(
 ) -> bool:
     """Whether the service answers ``/healthz`` before ``timeout`` (restarts allowed meanwhile)."""
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline and not task.done():
-            if supervisor.running:
-                try:
-                    if (await client.get(f"{supervisor.url}/healthz")).status_code == 200:
-                        return True
-                except httpx.HTTPError:
-                    pass
-            await asyncio.sleep(0.2)
+    while time.monotonic() < deadline and not task.done():
+        if supervisor.running and await _answers_healthz(supervisor.port):
+            return True
+        await asyncio.sleep(0.2)
     return False
 
 
 async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPolicy | None = None) -> int:
     """Run the local regency until interrupted; return the exit code."""
     policy = policy or RestartPolicy()
+    settings = development_clock(settings)
+    logs.configure("up", settings.regency, stream=sys.stdout)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     services = installed_services()
     if not services:
-        print("no Pulih services are installed (pip install -e services/outreach)", file=sys.stderr)
+        log.error("no Pulih services are installed (pip install -e services/outreach)")
         return 1
 
     stop = asyncio.Event()
@@ -325,13 +454,13 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
     nats: NatsSupervisor | None = None
     if "NATS_URL" in os.environ:
         nats_url = os.environ["NATS_URL"]
-        print(f"using NATS at {nats_url}")
+        log.info("using NATS at %s", nats_url)
     else:
         if port_open("127.0.0.1", nats_port):
-            print(
-                f"port {nats_port} is taken: stop what runs there, set PULIH_NATS_PORT, "
+            log.error(
+                "port %s is taken: stop what runs there, set PULIH_NATS_PORT, "
                 "or point NATS_URL at an existing server",
-                file=sys.stderr,
+                nats_port,
             )
             return 1
         server = NatsServer(
@@ -343,20 +472,25 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
         nats = NatsSupervisor(server, policy, pids, stop)
         nats.adopt()
         nats_url = server.url
-        print(f"nats-server with JetStream on {nats_url} (store {data_dir / 'nats'})")
+        log.info("nats-server with JetStream on %s (store %s)", nats_url, data_dir / "nats")
 
     env = {
         **os.environ,
         "NATS_URL": nats_url,
         "PULIH_DATA_DIR": str(data_dir),
         "PULIH_REGENCY": settings.regency,
+        "PULIH_CLOCK": settings.clock,
+        "PULIH_LOG_FORMAT": "json",  # what their log files keep; shown here as this process's lines are
     }
+    if settings.clock == "manual":  # every service on the same day, the one `up` names
+        env["PULIH_CLOCK_START"] = str(ManualClock(settings.clock_start, settings.timezone).today())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    logs = data_dir / "logs"
-    logs.mkdir(exist_ok=True)
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    echo = Echo(settings.regency).line
     supervisors: list[ServiceSupervisor] = []
     tasks: dict[asyncio.Task[str | None], Supervisor] = {}
     try:
@@ -379,27 +513,30 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
                 service,
                 _port_override(service.name, service.port),
                 service_env,
-                logs / f"{service.name}.log",
+                log_dir / f"{service.name}.log",
                 policy,
                 pids,
                 stop,
+                echo,
             )
             pid = await supervisor.spawn()
             _say(f"{service.name} started (pid {pid})")
             supervisors.append(supervisor)
             tasks[asyncio.create_task(supervisor.run())] = supervisor
 
+        minting = asyncio.create_task(development_tokens_of_child(env))
         by_supervisor = {s: t for t, s in tasks.items()}
         for supervisor in supervisors:
             task = by_supervisor[supervisor]
             if not await _wait_healthy(supervisor, task, timeout=60.0):
                 if task.done() and task.result():
-                    print(task.result(), file=sys.stderr)
+                    log.error("%s", task.result())
                 elif not stop.is_set():
-                    print(f"{supervisor.name} did not start; see its log: {supervisor.log}", file=sys.stderr)
+                    log.error("%s did not start; see its log: %s", supervisor.name, supervisor.log)
+                minting.cancel()
                 return 0 if stop.is_set() else 1
 
-        tokens = development_tokens(settings)
+        tokens = await minting
         tokens_file = data_dir / "tokens.env"
         tokens_file.write_text("".join(f"export {k}={v}\n" for k, v in tokens.items()))
         tokens_file.chmod(0o600)
@@ -410,6 +547,7 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
         for key, token in tokens.items():
             print(f"  {key}={token}")
         print("  agent tokens name a unit: pulih token agent --unit <unit_id>")
+        print(f"\n{clock_words(settings)}")
         print(
             "\nWatch events with `pulih events tail`. Ctrl-C stops everything; data stays.\n",
             flush=True,
@@ -420,7 +558,7 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
         stopper.cancel()
         for task in tasks:
             if task in done and (reason := task.result()):
-                print(reason, file=sys.stderr, flush=True)
+                log.error("%s", reason)
                 return 1
         return 0
     finally:
@@ -443,3 +581,9 @@ def default_nats_port() -> int:
 def data_dir_of(settings: Settings) -> Path:
     """The data dir as an absolute path."""
     return settings.data_dir.resolve()
+
+
+if __name__ == "__main__":  # the child of development_tokens_of_child
+    if sys.argv[1:] != ["tokens"]:
+        sys.exit("usage: python -m pulih.kit.local_regency tokens")
+    print(json.dumps(development_tokens(Settings())))

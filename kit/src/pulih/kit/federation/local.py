@@ -68,7 +68,7 @@ from pulih.kit.federation.supervision import (
     wait_all_healthy,
 )
 from pulih.kit.federation.topology import FederationError
-from pulih.kit.local_regency import PidFile, RestartPolicy, installed_services
+from pulih.kit.local_regency import PidFile, RestartPolicy, development_clock, installed_services
 from pulih.kit.nats_server import port_open
 from pulih.kit.settings import Settings
 
@@ -122,6 +122,7 @@ async def run_federation(
 ) -> int:
     """Run a local federation of ``codes`` until interrupted; return the exit code."""
     policy = policy or RestartPolicy()
+    settings = development_clock(settings)  # manual unless PULIH_CLOCK says, as `pulih up`'s
     services = installed_services()
     if NATIONAL_SERVICE not in {s.name for s in services}:
         print("the reporting service is not installed (pip install -e services/reporting)", file=sys.stderr)
@@ -152,8 +153,9 @@ async def run_federation(
     held = lay.hub_dir / HUB_HELD
     held.unlink(missing_ok=True)  # a new `up` starts the hub
     start = clock_start(settings, lay.data_dir)
-    clock = {"PULIH_CLOCK_START": start.isoformat()} if start is not None else {}
+    clock: dict[str, str] = {"PULIH_CLOCK": settings.clock}
     if start is not None:
+        clock["PULIH_CLOCK_START"] = start.isoformat()
         say(
             f"the manual clocks start on {start}, where `pulih federation demo` left them "
             f"(PULIH_CLOCK_START=<date> starts them elsewhere)"

@@ -178,12 +178,13 @@ class RegencyApi:
         body = await self.get(service, "/v1/admin/clock", self.admin)
         return date.fromisoformat(body["today"]), bool(body["manual"])
 
-    async def move_clocks(self, today: date) -> None:
-        """Every service's manual clock to ``today`` (time-driven rules run at once)."""
+    async def move_clocks(self, today: date, services: list[str] | None = None) -> None:
+        """Every service's manual clock (or only ``services``') to ``today``; each answers once its
+        time-driven rules have run for the new date."""
         await asyncio.gather(
             *(
                 self.request("PUT", service, "/v1/admin/clock", self.admin, {"today": str(today)})
-                for service in self.place.ports
+                for service in (self.place.ports if services is None else services)
             )
         )
 

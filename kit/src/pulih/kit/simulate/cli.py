@@ -8,22 +8,22 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import date
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token
+from pulih.kit.federation import names
 from pulih.kit.federation.demo import check_running
-from pulih.kit.federation.layout import CLOCK_FILE, DEFAULT_DATA_DIR, Layout, saved_layout
+from pulih.kit.federation.layout import DEFAULT_DATA_DIR, Layout, nats_url, saved_layout
+from pulih.kit.federation.secrets import Secrets
 from pulih.kit.federation.topology import FederationError, load_federation
 from pulih.kit.local_regency import installed_services
 from pulih.kit.settings import Settings
 from pulih.kit.simulate.api import Pace, RegencyApi, ServicePlace, SimulationError
 from pulih.kit.simulate.engine import Target, run
-from pulih.kit.simulate.months import next_month
+from pulih.kit.simulate.national import close_national
 from pulih.kit.simulate.scenario import ScenarioError, load_scenario
 from pulih.kit.simulate.summary import Summary
 
@@ -79,25 +79,42 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     simulate.add_argument("--data-dir", help="the regency's data dir (default .pulih or PULIH_DATA_DIR)")
 
 
+RUNNING = "the regency (`pulih up`)"
+HOW_TO_START = (
+    "stop it (Ctrl-C) and run `pulih up` without PULIH_CLOCK (a development regency's clocks are "
+    "manual unless told otherwise), or with PULIH_CLOCK=manual"
+)
+FEDERATION_RUNNING = "the federation (`pulih federation up`)"
+FEDERATION_HOW_TO_START = (
+    "stop it (Ctrl-C) and run `pulih federation up` without PULIH_CLOCK, or with PULIH_CLOCK=manual"
+)
+
+
 def _regency_target(settings: Settings, url_base: str, http: httpx.AsyncClient, pace: Pace) -> Target:
     ports = {
         s.name: int(os.environ.get(f"PULIH_{s.name.upper()}_PORT", s.port)) for s in installed_services()
     }
     place = ServicePlace(settings.regency, ports, settings.data_dir, url_base.rstrip("/"))
     secret = settings.jwt_secret.get_secret_value()
-    api = RegencyApi(place, secret, http, running="the regency (`PULIH_CLOCK=manual pulih up`)", pace=pace)
-    return Target(api, f"regency {settings.regency}", nats_url=settings.nats_url)
+    api = RegencyApi(place, secret, http, running=RUNNING, pace=pace)
+    return Target(api, f"regency {settings.regency}", settings.nats_url)
 
 
 def _federation_targets(settings: Settings, lay: Layout, http: httpx.AsyncClient, pace: Pace) -> list[Target]:
+    """Every regency of the running federation, followed on its NATS server as its services log in,
+    its clinics logging in as their own users (the passwords of the federation's secrets; a regency
+    the list gives no clinics has no clinic users: its simulated clinic answers over HTTP)."""
     check_running(lay)
     fed = load_federation(lay.data_dir / "federation.toml")
+    secrets = Secrets.load_or_create(lay.data_dir / "secrets.json")
     secret = settings.jwt_secret.get_secret_value()
     targets = []
     for place in lay.regencies:
         regency = fed.regency(place.code)
-        api = RegencyApi(place, secret, http, running="the federation (`pulih federation up`)", pace=pace)
-        targets.append(Target(api, regency.name, regency.clinics))
+        api = RegencyApi(place, secret, http, running=FEDERATION_RUNNING, pace=pace)
+        url = nats_url(names.SERVICE_USER, secrets.service(place.code), place.nats_port)
+        passwords = {clinic: secrets.clinic(place.code, clinic) for clinic in regency.clinics}
+        targets.append(Target(api, regency.name, url, regency.clinics, passwords, bool(regency.clinics)))
     return targets
 
 
@@ -110,10 +127,10 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
         lay = saved_layout(args.federation) if args.federation is not None else None
         if lay is not None:
             targets = _federation_targets(settings, lay, http, pace)
-            how = "`PULIH_CLOCK=manual pulih federation up`"
+            how = FEDERATION_HOW_TO_START
         else:
             targets = [_regency_target(settings, args.url_base, http, pace)]
-            how = "`PULIH_CLOCK=manual pulih up`"
+            how = HOW_TO_START
         bars = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -146,32 +163,15 @@ async def simulate(settings: Settings, args: argparse.Namespace, console: Consol
                 how_to_start=how,
             )
         if lay is not None:
-            await _close_national(settings, lay, summary, http)
+            with console.status("national view: waiting for the simulated months"):
+                await close_national(
+                    settings.jwt_secret.get_secret_value(),
+                    lay,
+                    summary.periods,
+                    http,
+                    lambda text: console.print(text, highlight=False),
+                )
         return summary
-
-
-async def _close_national(settings: Settings, lay: Layout, summary: Summary, http: httpx.AsyncClient) -> None:
-    """The federation's clocks after the simulation: the date the regencies' stand on, in
-    ``<data dir>/clock`` (where the next ``up`` starts them), and the national reporting's clock
-    moved there (when it is manual), so the national view closes the simulated months."""
-    after = next_month(date.fromisoformat(f"{summary.periods[-1]}-01"))
-    (lay.data_dir / CLOCK_FILE).write_text(f"{after}\n")
-    admin = issue_token(
-        settings.jwt_secret.get_secret_value(),
-        sub="admin-national-sim",
-        role=Role.ADMIN,
-        regency=NATIONAL_SCOPE,
-    )
-    headers = {"Authorization": f"Bearer {admin}"}
-    clock = await http.get(f"{lay.national_url}/v1/admin/clock", headers=headers)
-    if clock.status_code != 200 or not clock.json()["manual"]:
-        return  # the national reporting on the system clock closes its months itself
-    if date.fromisoformat(clock.json()["today"]) < after:
-        moved = await http.put(
-            f"{lay.national_url}/v1/admin/clock", json={"today": str(after)}, headers=headers
-        )
-        if moved.status_code != 200:
-            raise SimulationError(f"the national reporting's clock: {moved.status_code} {moved.text}")
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:

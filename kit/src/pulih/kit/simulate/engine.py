@@ -11,39 +11,53 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import urlsplit, urlunsplit
 
+from pulih.kit.messaging import nats_servers
 from pulih.kit.simulate.api import RegencyApi, SimulationError
 from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 from pulih.kit.simulate.months import next_month, weeks
+from pulih.kit.simulate.quiet import Quiet
 from pulih.kit.simulate.regency import SETTLE_SECONDS, RegencySim
 from pulih.kit.simulate.scenario import Scenario
 from pulih.kit.simulate.summary import RegencySummary, Summary
 
-SETTLE_READ_SECONDS = 1.5
-"""How long the figures must stand still to be the run's."""
 Progress = Callable[[str, str, int], None]
 """``progress(regency code, what it is doing, weeks done since the last call)``."""
 
 
 @dataclass(frozen=True)
 class Target:
-    """A regency to simulate: its APIs, its name, its clinics, and its NATS server (where the
-    simulated clinics answer referrals; ``None``: they answer over HTTP)."""
+    """A regency to simulate: its APIs, its name, its NATS server's URL as its services log in
+    (where the simulator follows its events, :mod:`.quiet`, and its simulated clinics answer
+    referrals), its clinics, and each clinic's NATS password (none on a development server
+    without users, ``pulih up``'s). With ``clinics_over_nats`` false (a federation's regency whose
+    server has no clinic users: none listed) the clinics answer over HTTP, with a clinic token."""
 
     api: RegencyApi
     name: str
+    nats_url: str
     clinics: tuple[str, ...] = ()
-    nats_url: str | None = None
+    clinic_passwords: Mapping[str, str] = field(default_factory=dict)
+    clinics_over_nats: bool = True
 
     @property
     def clinic_ids(self) -> list[str]:
         """The regency's clinics (a ``klinik-pratama-<code>`` when it names none)."""
         return list(self.clinics) or [f"klinik-pratama-{self.api.code}"]
+
+    def clinic_access(self) -> list[ClinicAccess]:
+        """How each clinic reaches the regency's server: as its own user, not the services'."""
+        parts = urlsplit(nats_servers(self.nats_url)[0])
+        server = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        return [
+            ClinicAccess(server, self.api.code, clinic_id, self.clinic_passwords.get(clinic_id))
+            for clinic_id in self.clinic_ids
+        ]
 
 
 async def first_month(apis: list[RegencyApi], how_to_start: str) -> date:
@@ -78,27 +92,23 @@ def months_from(first: date, months: int) -> list[date]:
 
 
 async def simulate_regency(
-    sim: RegencySim, name: str, periods: list[date], progress: Progress
+    sim: RegencySim, name: str, periods: list[date], progress: Progress, quiet: Quiet
 ) -> RegencySummary:
-    """Fill ``periods`` of one regency, close them, wait until its reporting has published them,
-    and read its figures."""
+    """Fill ``periods`` of one regency, closing each month once every event of it is counted;
+    wait until its reporting has published them, and read its figures once the regency is quiet."""
     code = sim.code
     await sim.prepare(periods[0])
     agents = sum(len(u.agents) for u in sim.units)
     progress(code, f"r{code} {name}: {len(sim.units)} units, {agents} agents", 0)
     for month in periods:
         period = f"{month:%Y-%m}"
-        baseline = await sim.month_baseline(month)
         people = sim.people_of(month)
         for number, (start, end) in enumerate(weeks(month), 1):
             await sim.run_week(month, number, start, end, people)
             progress(code, f"r{code} {name}: {period} week {number}", 1)
-        recorded = sim.recorded.get(period, Counter[str]())
-        expected = {k: baseline[k] + recorded.get(k, 0) for k in baseline}
-        await sim.api.wait_counted(period, expected, SETTLE_SECONDS)
-    await sim.move_to(next_month(periods[-1]))  # the last month closes
+        progress(code, f"r{code} {name}: closing {period}", 0)
+        await sim.close_month(next_month(month), quiet)
     wanted = {f"{m:%Y-%m}" for m in periods}
-    progress(code, f"r{code} {name}: closing {', '.join(sorted(wanted))}", 0)
     deadline = time.monotonic() + SETTLE_SECONDS
     while not wanted <= set(await sim.api.published()):
         if time.monotonic() > deadline:
@@ -107,25 +117,11 @@ async def simulate_regency(
                 f"{SETTLE_SECONDS:g}s; see its log in {sim.api.place.data_dir / 'logs'}"
             )
         await asyncio.sleep(0.3)
+    await quiet.wait()  # the aggregates on the stream, and whatever the last move set off
     summary = RegencySummary(code, name, len(sim.units), agents, recorded=sim.recorded)
-    summary.reported = await settled_figures(sim.api, sorted(wanted))
+    summary.reported = {period: await sim.api.month_figures(period) for period in sorted(wanted)}
     progress(code, f"r{code} {name}: done", 0)
     return summary
-
-
-async def settled_figures(api: RegencyApi, periods: list[str]) -> dict[str, dict[str, int]]:
-    """The regency's figures of ``periods`` once they stop changing: what the last clock move set
-    off (programmes completed on the last day, dropouts the rehab scheduler found) takes a moment
-    to reach the reporting. Read twice :data:`SETTLE_READ_SECONDS` apart until both agree."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    figures = {period: await api.month_figures(period) for period in periods}
-    while time.monotonic() < deadline:
-        await asyncio.sleep(SETTLE_READ_SECONDS)
-        again = {period: await api.month_figures(period) for period in periods}
-        if again == figures:
-            break
-        figures = again
-    return figures
 
 
 async def run(
@@ -145,13 +141,14 @@ async def run(
     first = await first_month([t.api for t in targets], how_to_start)
     periods = months_from(first, months)
     async with AsyncExitStack() as stack:
-        sims = []
+        runs = []
         for t in targets:
+            quiet = await stack.enter_async_context(Quiet(t.api, t.nats_url))
             clinics = None
-            if t.nats_url is not None:
-                access = [ClinicAccess(t.nats_url, t.api.code, clinic_id) for clinic_id in t.clinic_ids]
-                clinics = await stack.enter_async_context(SimulatedClinics(access, scenario.clinic))
+            if t.clinics_over_nats:
+                simulated = SimulatedClinics(t.clinic_access(), scenario.clinic)
+                clinics = await stack.enter_async_context(simulated)
             sim = RegencySim(t.api, t.api.code, t.clinic_ids, scenario, units, seed, clinics_nats=clinics)
-            sims.append((sim, t.name))
-        done = await asyncio.gather(*(simulate_regency(sim, name, periods, progress) for sim, name in sims))
+            runs.append(simulate_regency(sim, t.name, periods, progress, quiet))
+        done = await asyncio.gather(*runs)
     return Summary([f"{m:%Y-%m}" for m in periods], list(done), time.monotonic() - started)

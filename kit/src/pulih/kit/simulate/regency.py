@@ -12,9 +12,11 @@ clinics (routine, or urgent for recent injecting), a session with each client (m
 some drop out and are discharged), and in programme week 16 the exit WHOQOL-BREF (better for
 most). Clinics simulated over NATS (:mod:`.clinic`) answer the day's referrals before the clocks
 move on, so an answer in time is never escalated. A client a clinic sends back is taken into
-their unit's care in aftercare. At the end of a month the caller waits until the regency's
-reporting has counted what was recorded; the next clock move closes the month, and the reporting
-publishes its ``AggregateReported``.
+their unit's care in aftercare. A reused unit (a previous run's) goes on with the clients still
+in its programme and the follow-ups still open. At the end of a month every clock but the
+reporting's moves into the next one; once the regency is quiet (:mod:`.quiet`) the reporting's
+follows, closing the month, and the reporting publishes its ``AggregateReported``
+(:meth:`RegencySim.close_month`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pulih.kit.simulate.api import RegencyApi
 from pulih.kit.simulate.clinic import SimulatedClinics
 from pulih.kit.simulate.months import month_end, rng_day
 from pulih.kit.simulate.people import baseline_whoqol, exit_whoqol, month_random, person
+from pulih.kit.simulate.quiet import Quiet
 from pulih.kit.simulate.scenario import Scenario
 
 TRACKED = (
@@ -53,6 +56,8 @@ ADOPT_SECONDS = 10.0
 """How long a unit waits for the aftercare enrolment of a client a clinic sent back."""
 FOLLOW_UP_DAYS = (91, 182)
 """The +3 and +6 month follow-ups, in days after the discharge."""
+REPORTING = "reporting"
+"""The service that closes a month when its clock moves into the next one."""
 
 
 def session_kind(rng: random.Random, week: int) -> str:
@@ -164,6 +169,21 @@ class RegencySim:
             await self.api.move_clocks(day)
             self.today = day
 
+    async def close_month(self, first_day: date, quiet: Quiet) -> None:
+        """Every clock forward to ``first_day``, the 1st of a month, closing the month before it:
+        every service's but the reporting's first (their time rules of the month's last day run:
+        programmes completed, dropouts found, deadlines passed), then, once the regency is quiet
+        (:mod:`.quiet`: every event of the month is counted), the reporting's, which publishes the
+        month. No event of the month can reach the reporting after that, so it publishes each
+        month once."""
+        if first_day <= self.today:
+            return
+        others = [service for service in self.api.place.ports if service != REPORTING]
+        await self.api.move_clocks(first_day, others)
+        await quiet.wait()
+        await self.api.move_clocks(first_day, [REPORTING])
+        self.today = first_day
+
     async def prepare(self, first_day: date) -> None:
         """Clocks to ``first_day``; the units asked for (a previous run's reused), in the
         regency's villages, with the scenario's agents each; the clinics in the directory."""
@@ -179,6 +199,7 @@ class RegencySim:
             tokens = {a: api.agent_token(a, unit["unit_id"]) for a in active}
             self.units.append(UnitSim(len(self.units), unit["unit_id"], tokens))
             await self._take_over(self.units[-1])
+            await self._carry_follow_ups(self.units[-1], first_day)
         villages = scenario.villages_of(self.code)
         for number in range(len(self.units), self.size):
             village = villages[number % len(villages)]
@@ -427,6 +448,29 @@ class RegencySim:
         listed = await self.api.get("rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active")
         for number, found in enumerate(sorted(listed, key=lambda e: (e["enrolled_on"], e["client_id"]))):
             self._join(unit, found, f"earlier:{found['enrolled_on']}:{number}")
+
+    async def _carry_follow_ups(self, unit: UnitSim, first_day: date) -> None:
+        """The follow-ups a previous run left open in a reused unit are done when they fall due
+        (those already overdue on ``first_day``, on that day). Rehab's worklist lists a follow-up
+        a week before it is due: read for a day past the last one that can be open."""
+        ahead = first_day + timedelta(days=FOLLOW_UP_DAYS[-1] + 31)
+        worklist = await self.api.get(
+            "rehab", f"/v1/units/{unit.unit_id}/worklist", self.api.facilitator, date=str(ahead)
+        )
+        tasks = sorted(
+            (t["due_on"], t["client_id"], agent["agent_id"])
+            for agent in worklist["agents"]
+            for t in agent["tasks"]
+            if t["kind"] == "follow_up_due"
+        )
+        rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:{unit.number}:follow-ups left")
+        shares = self.scenario.follow_up.model_dump()
+        for due_on, client_id, agent_id in tasks:
+            on = max(date.fromisoformat(due_on), first_day)
+            status = rng.choices(list(shares), weights=list(shares.values()))[0]
+            token = self.api.agent_token(agent_id, unit.unit_id)
+            unit.due.append(Due(on, "follow_up", client_id, {"on": str(on), "status": status}, token))
+        unit.due.sort()
 
     def _join(self, unit: UnitSim, found: dict[str, Any], key: str) -> None:
         """Take an enrolment rehab shows (``GET /v1/enrolments``) into the unit's care."""
