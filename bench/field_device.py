@@ -1,0 +1,149 @@
+"""The benchmarks' field device: the requests an outreach worker's phone sends to a regency's
+public API (establish a unit, train an agent, register, consent, screen, enrol, record sessions),
+each with its own ``Idempotency-Key``, and the ids of the events each one committed (the
+``Pulih-Events`` answer header), so a benchmark can follow them to a consumer's store.
+
+Every client is made up: a name, and a NIK that agrees with the birth date and sex (16 digits, the
+regency's first district, a serial that never repeats within a run).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from running_regency import RunningRegency
+
+SUBSTANCES = [
+    {"substance": "cannabis", "ever_used": True, "q2": 4, "q3": 3, "q4": 4, "q5": 0, "q6": 3, "q7": 0}
+]
+"""WHO ASSIST v3 answers scoring moderate risk (cannabis 14): the client may join the programme."""
+BASELINE = {f"q{i}": 2 if i in (3, 4, 26) else 3 for i in range(1, 27)}
+"""A baseline WHOQOL-BREF."""
+
+
+class Refused(RuntimeError):
+    """The API answered a request with an unexpected status."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's answer: its body, the events it committed, and when it was sent and answered
+    (epoch seconds)."""
+
+    body: dict[str, Any]
+    events: list[uuid.UUID]
+    sent: float
+    answered: float
+
+
+def events_of(response: httpx.Response) -> list[uuid.UUID]:
+    """The ids in ``Pulih-Events``."""
+    return [uuid.UUID(e) for e in response.headers.get("Pulih-Events", "").split(",") if e.strip()]
+
+
+def identity(serial: int) -> dict[str, str]:
+    """A made-up client, unique for each ``serial`` (some 100 million of them)."""
+    day, month, year = 1 + serial % 28, 1 + serial // 28 % 12, 1970 + serial // 336 % 30
+    number = 1 + serial // 10_080 % 9_999
+    return {
+        "full_name": f"Klien Bench {serial}",
+        "nik": f"330101{day:02d}{month:02d}{year % 100:02d}{number:04d}",
+        "birth_date": f"{year}-{month:02d}-{day:02d}",
+        "sex": "m",
+    }
+
+
+class FieldDevice:
+    """Requests to one regency, as a facilitator (who may act for every unit of the regency)."""
+
+    def __init__(self, regency: RunningRegency, http: httpx.AsyncClient) -> None:
+        self.regency = regency
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {regency.token()}"}
+        self.today = regency.today()
+
+    async def send(
+        self,
+        service: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        after: list[uuid.UUID] | None = None,
+        sent: float | None = None,
+    ) -> Answer:
+        """POST ``body``; the answer (:class:`Refused` unless 200 or 201). ``after`` names events
+        the command waits for (``Pulih-After``); ``sent`` is when the request was due (default:
+        now), the start of its latency."""
+        headers = {**self.headers, "Idempotency-Key": str(uuid.uuid4())}
+        if after:
+            headers["Pulih-After"] = ",".join(str(e) for e in after)
+        due = time.time() if sent is None else sent
+        response = await self.http.post(f"{self.regency.url(service)}{path}", json=body, headers=headers)
+        answered = time.time()
+        if response.status_code not in (200, 201):
+            raise Refused(f"{service} POST {path}: {response.status_code} {response.text[:500]}")
+        return Answer(response.json(), events_of(response), due, answered)
+
+    async def establish_unit(self) -> tuple[str, str, list[uuid.UUID]]:
+        """A new unit and an agent trained for it: (unit id, agent id, their events)."""
+        established = self.today - timedelta(days=60)
+        unit = await self.send(
+            "outreach",
+            "/v1/units",
+            {"name": f"Bench {uuid.uuid4().hex[:6]}", "village_code": "3301012001",
+             "established_on": str(established)},
+        )  # fmt: skip
+        unit_id = str(unit.body["unit_id"])
+        agent = await self.send("outreach", f"/v1/units/{unit_id}/agents", {"trained_on": str(established)})
+        return unit_id, str(agent.body["agent_id"]), unit.events + agent.events
+
+    async def register(self, unit_id: str, serial: int, *, sent: float | None = None) -> Answer:
+        """Register a new client (``ClientRegistered``)."""
+        body = {
+            "unit_id": unit_id,
+            "registered_on": str(self.today),
+            "came_through": "outreach",
+            "identity": identity(serial),
+        }
+        return await self.send("outreach", "/v1/clients", body, sent=sent)
+
+    async def consent(self, client_id: str) -> Answer:
+        """The client's consent to the programme (``ConsentRecorded``)."""
+        body = {"scopes": ["programme", "referral"], "given_on": str(self.today)}
+        return await self.send("outreach", f"/v1/clients/{client_id}/consents", body)
+
+    async def screen(self, client_id: str, agent_id: str) -> Answer:
+        """An ASSIST screening of moderate risk (``ClientScreened``)."""
+        body = {
+            "agent_id": agent_id,
+            "screened_on": str(self.today),
+            "injecting": "never",
+            "substances": SUBSTANCES,
+        }
+        return await self.send("outreach", f"/v1/clients/{client_id}/screenings", body)
+
+    async def enrol(self, client_id: str, agent_id: str, after: list[uuid.UUID]) -> Answer:
+        """Enrol the client in rehab's programme, once rehab has heard of ``after``."""
+        body = {
+            "client_id": client_id,
+            "agent_id": agent_id,
+            "enrolled_on": str(self.today),
+            "baseline": BASELINE,
+        }
+        return await self.send("rehab", "/v1/enrolments", body, after=after)
+
+    def session(self, agent_id: str, held_on: date | None = None) -> dict[str, Any]:
+        """A counselling session the client attended (``SessionHeld``), with a device-made id."""
+        return {
+            "session_id": str(uuid.uuid4()),
+            "agent_id": agent_id,
+            "held_on": str(held_on or self.today),
+            "kind": "konseling",
+            "attended": True,
+            "minutes": 60,
+        }

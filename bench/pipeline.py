@@ -1,0 +1,234 @@
+"""The pipeline: events a second sustained from a regency's public API, through the outbox, its
+relay, JetStream and a consumer, to the consumer's committed effect, on a whole regency
+(``pulih up``: nats-server and every service as real processes, SQLite stores).
+
+- **single requests**: field devices (16 at once, each waiting for its answer before the next
+  request) register a client, record their consent and screen them, one request each
+  (``ClientRegistered``, ``ConsentRecorded``, ``ClientScreened``); rehab's consumer applies them.
+  The rate is the events over the time from the first request to the last event's commit in
+  rehab's inbox (its ``applied_at``).
+- **/v1/sync batches**: devices (4 at once) send a day's sessions for their unit in one
+  ``POST /v1/sync`` each (``SessionHeld`` per item), for clients enrolled beforehand; reporting's
+  projection applies them. The rate is the events over the time from the first batch to the
+  moment the last event is in reporting's ``applied_events`` (polled every 50 ms).
+
+The limit is what raw nats-py moves through the regency's own nats-server in the same run: the
+slower of publishing with 256 in flight and pull-consuming with acks (``bench/limits.py``).
+
+    .venv/bin/python bench/pipeline.py [--clients 400] [--batches 16] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from field_device import FieldDevice, Refused
+from figures import Figure, figure, print_figures, unavailable
+from limits import raw_pipeline_limit
+from running_regency import AppliedEvents, RunningRegency, until_applied
+
+SYNC_PATH = "/v1/sync"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each part sends."""
+
+    clients: int = 400
+    """Single requests: clients registered, consented and screened (three events each)."""
+    concurrency: int = 16
+    """Single requests: devices at work at once."""
+    enrolled: int = 40
+    """/v1/sync: clients enrolled beforehand, whose sessions the batches carry."""
+    batches: int = 16
+    """/v1/sync: requests sent."""
+    items: int = 250
+    """/v1/sync: sessions per request."""
+    sync_concurrency: int = 4
+    """/v1/sync: devices at work at once."""
+
+
+FULL = Sizes()
+QUICK = Sizes(clients=6, concurrency=3, enrolled=2, batches=2, items=5, sync_concurrency=2)
+
+
+async def single_requests(
+    device: FieldDevice, regency: RunningRegency, sizes: Sizes, serials: int
+) -> tuple[float, float]:
+    """(events/s to rehab's commits, events/s answered by the API) for the single requests."""
+    unit_id, agent_id, _ = await device.establish_unit()
+    queue = list(range(serials, serials + sizes.clients))
+    sent: list[uuid.UUID] = []
+    answered: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            serial = queue.pop()
+            registered = await device.register(unit_id, serial)
+            client_id = str(registered.body["client_id"])
+            consented = await device.consent(client_id)
+            screened = await device.screen(client_id, agent_id)
+            sent.extend(registered.events + consented.events + screened.events)
+            answered.append(screened.answered)
+
+    applied = AppliedEvents(regency.store("rehab"))
+    try:
+        started = time.time()
+        await asyncio.gather(*(worker() for _ in range(sizes.concurrency)))
+        done = await until_applied(applied, sent, timeout=300)
+    finally:
+        applied.close()
+    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started)
+
+
+async def sync_schema(http: httpx.AsyncClient, regency: RunningRegency) -> dict[str, Any] | None:
+    """Rehab's OpenAPI document if it has ``POST /v1/sync``, else ``None``."""
+    document: dict[str, Any] = (await http.get(f"{regency.url('rehab')}/openapi.json")).json()
+    return document if SYNC_PATH in document.get("paths", {}) else None
+
+
+async def enrolled_clients(device: FieldDevice, count: int) -> tuple[str, str, list[str]]:
+    """A unit, its agent, and ``count`` clients enrolled in its programme."""
+    unit_id, agent_id, _ = await device.establish_unit()
+
+    async def one(serial: int) -> str:
+        registered = await device.register(unit_id, serial)
+        client_id = str(registered.body["client_id"])
+        known = registered.events + (await device.consent(client_id)).events
+        known += (await device.screen(client_id, agent_id)).events
+        for _ in range(600):  # rehab answers 404/409 until its consumer has the client
+            try:
+                return str((await device.enrol(client_id, agent_id, after=known)).body["enrollment_id"])
+            except Refused as exc:
+                if " 404 " not in str(exc) and " 409 " not in str(exc):
+                    raise
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"rehab never took client {client_id} for enrolment")
+
+    base = uuid.uuid4().int % 1_000_000 + 2_000_000
+    enrolments: list[str] = []
+    for start in range(0, count, 8):
+        enrolments += await asyncio.gather(*(one(base + i) for i in range(start, min(count, start + 8))))
+    return unit_id, agent_id, enrolments
+
+
+def sync_body(
+    device: FieldDevice, unit_id: str, agent_id: str, enrolments: list[str], items: int
+) -> dict[str, Any]:
+    """A day's sessions for ``unit_id``: ``items`` of them, round the enrolments."""
+    return {
+        "unit_id": unit_id,
+        "items": [
+            {
+                "idempotency_key": str(uuid.uuid4()),
+                "kind": "session",
+                "enrollment_id": enrolments[i % len(enrolments)],
+                "session": device.session(agent_id),
+            }
+            for i in range(items)
+        ],
+    }
+
+
+async def sync_batches(device: FieldDevice, regency: RunningRegency, sizes: Sizes) -> tuple[float, float]:
+    """(events/s to reporting's projection, events/s answered by the API) for /v1/sync batches."""
+    unit_id, agent_id, enrolments = await enrolled_clients(device, sizes.enrolled)
+    bodies = [sync_body(device, unit_id, agent_id, enrolments, sizes.items) for _ in range(sizes.batches)]
+    sent: list[uuid.UUID] = []
+    answered: list[float] = []
+
+    async def worker() -> None:
+        while bodies:
+            answer = await device.send("rehab", SYNC_PATH, bodies.pop())
+            refused = [item for item in answer.body.get("items", []) if item.get("status") != "applied"]
+            if refused:
+                raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
+            sent.extend(answer.events)
+            answered.append(answer.answered)
+
+    applied = AppliedEvents(regency.store("reporting"), table="applied_events")
+    try:
+        applied.poll()
+        started = time.time()
+        await asyncio.gather(*(worker() for _ in range(sizes.sync_concurrency)))
+        done = await until_applied(applied, sent, timeout=300)
+    finally:
+        applied.close()
+    if not sent:
+        raise Refused("/v1/sync answered without Pulih-Events: nothing to follow")
+    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started)
+
+
+async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -> list[Figure]:
+    """The pipeline figures of ``regency``."""
+    published, consumed = await raw_pipeline_limit(regency.nats_url, quick)
+    limit = min(published, consumed)
+    rows: list[Figure] = []
+    client_limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=120, limits=client_limits) as http:
+        device = FieldDevice(regency, http)
+        serials = uuid.uuid4().int % 1_000_000 + 1_000_000
+        try:
+            applied, accepted = await single_requests(device, regency, sizes, serials)
+            rows += [
+                figure("pipeline.single.events_per_s", applied, "events/s", limit, digits=0,
+                       note=f"{sizes.concurrency} devices: register, consent, screen → rehab's commits; "
+                       "limit: min(raw publish 256 in flight, raw pull-consume)"),
+                figure("pipeline.single.api_events_per_s", accepted, "events/s", limit, digits=0,
+                       note="the same events, as the API answered them"),
+            ]  # fmt: skip
+        except (Refused, TimeoutError, httpx.HTTPError) as exc:
+            rows.append(unavailable("pipeline.single.events_per_s", f"{type(exc).__name__}: {exc}"))
+        if await sync_schema(http, regency) is None:
+            rows.append(unavailable("pipeline.sync.events_per_s", "rehab has no POST /v1/sync yet"))
+            return rows
+        try:
+            applied, accepted = await sync_batches(device, regency, sizes)
+            rows += [
+                figure("pipeline.sync.events_per_s", applied, "events/s", limit, digits=0,
+                       note=f"{sizes.sync_concurrency} devices, {sizes.items} sessions per /v1/sync → "
+                       "reporting's projection"),
+                figure("pipeline.sync.api_events_per_s", accepted, "events/s", limit, digits=0,
+                       note="the same events, as the API answered them"),
+            ]  # fmt: skip
+        except (Refused, TimeoutError, httpx.HTTPError) as exc:
+            rows.append(unavailable("pipeline.sync.events_per_s", f"{type(exc).__name__}: {exc}"))
+    return rows
+
+
+async def measure(
+    quick: bool = False, regency: RunningRegency | None = None, sizes: Sizes | None = None
+) -> list[Figure]:
+    """The pipeline figures on ``regency``, or on one started (and stopped) for it."""
+    sizes = sizes or (QUICK if quick else FULL)
+    try:
+        if regency is not None:
+            return await pipeline_figures(regency, sizes, quick)
+        with tempfile.TemporaryDirectory(prefix="pulih-bench-") as tmp, RunningRegency(Path(tmp) / "r") as up:
+            return await pipeline_figures(up, sizes, quick)
+    except RuntimeError as exc:
+        return [unavailable("pipeline.single.events_per_s", f"{type(exc).__name__}: {exc}")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=FULL.clients, help="single requests: clients")
+    parser.add_argument("--batches", type=int, default=FULL.batches, help="/v1/sync requests")
+    parser.add_argument("--items", type=int, default=FULL.items, help="sessions per /v1/sync request")
+    parser.add_argument("--quick", action="store_true", help="a handful of each (a smoke test)")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    args = parser.parse_args()
+    sizes = None if args.quick else Sizes(clients=args.clients, batches=args.batches, items=args.items)
+    print_figures(asyncio.run(measure(args.quick, sizes=sizes)), as_json=args.json)
+
+
+if __name__ == "__main__":
+    main()
