@@ -101,7 +101,7 @@ async def measure(
 ) -> list[Figure]:
     """The end-to-end latency figures on ``regency``, or on one started (and stopped) for it."""
     if quick:
-        seconds = min(seconds, 1.0)
+        rate, seconds = min(rate, 50.0), min(seconds, 1.0)
     serials = uuid.uuid4().int % 1_000_000
     try:
         if regency is not None:
