@@ -1,4 +1,8 @@
-"""The ``pulih`` command: ``up`` (a local regency), ``events tail``, ``token``."""
+"""The ``pulih`` command: ``up`` (a local regency), ``events tail``, ``token``.
+
+``pulih up`` stays a light process for as long as the regency runs: it is parsed and started
+before anything else is imported (the other commands' modules load the web and database stacks).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,7 @@ import sys
 from importlib.metadata import entry_points
 from uuid import UUID
 
-from pulih.kit import backup, dlq
-from pulih.kit.auth import NATIONAL_SCOPE, Role, issue_token, scope_of
-from pulih.kit.federation import cli as federation
-from pulih.kit.local_regency import default_nats_port, run_regency
 from pulih.kit.settings import Settings
-from pulih.kit.simulate import cli as simulate
-from pulih.kit.tail import regency_nats_url, run_tail
 
 
 def _positive(text: str) -> int:
@@ -26,14 +24,52 @@ def _positive(text: str) -> int:
     return number
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pulih", description="Pulih: community-based recovery (IBM)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    up = sub.add_parser("up", help="start a whole local regency: NATS and every service")
+def _up_arguments(up: argparse.ArgumentParser) -> None:
     up.add_argument("--regency", help="Kemendagri regency code without dots (default 3301 or PULIH_REGENCY)")
     up.add_argument("--data-dir", help="where stores and NATS keep data (default .pulih or PULIH_DATA_DIR)")
     up.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default 14222)")
+
+
+UP_HELP = "start a whole local regency: NATS and every service"
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings, with ``--regency`` and ``--data-dir`` applied; ``None`` (and why, on stderr)
+    when they are invalid."""
+    if getattr(args, "regency", None):
+        os.environ["PULIH_REGENCY"] = args.regency
+    if getattr(args, "data_dir", None):
+        os.environ["PULIH_DATA_DIR"] = args.data_dir
+    try:
+        return Settings()
+    except ValueError as exc:
+        print(f"pulih: invalid settings: {exc}", file=sys.stderr)
+        return None
+
+
+def _up(argv: list[str]) -> int:
+    """``pulih up``, with only what the supervisor needs imported."""
+    from pulih.kit.local_regency import default_nats_port, run_regency
+
+    parser = argparse.ArgumentParser(prog="pulih up", description=UP_HELP)
+    _up_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pulih.kit import backup, dlq
+    from pulih.kit.auth import Role
+    from pulih.kit.federation import cli as federation
+    from pulih.kit.simulate import cli as simulate
+
+    parser = argparse.ArgumentParser(prog="pulih", description="Pulih: community-based recovery (IBM)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _up_arguments(sub.add_parser("up", help=UP_HELP))
 
     events = sub.add_parser("events", help="look at the regency's events")
     events_sub = events.add_subparsers(dest="events_command", required=True)
@@ -72,18 +108,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["up"]:
+        return _up(arguments[1:])
+    from pulih.kit import backup, dlq
+    from pulih.kit.auth import NATIONAL_SCOPE, issue_token, scope_of
+    from pulih.kit.tail import regency_nats_url, run_tail
+
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if getattr(args, "last", None) and (args.all or args.limit is not None):
         parser.error("--last N prints the last N events and stops: it goes with neither --all nor --limit")
-    if getattr(args, "regency", None):
-        os.environ["PULIH_REGENCY"] = args.regency
-    if getattr(args, "data_dir", None):
-        os.environ["PULIH_DATA_DIR"] = args.data_dir
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        print(f"pulih: invalid settings: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
 
     if hasattr(args, "pulih_command"):
@@ -92,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return dlq.run(settings, args)
     if args.command in backup.COMMANDS:
         return backup.run_command(args, settings)
-    if args.command == "up":
-        return asyncio.run(run_regency(settings, nats_port=args.nats_port or default_nats_port()))
+    if args.command == "up":  # after other options (``pulih --x up`` has none today)
+        return _up(arguments[arguments.index("up") + 1 :])
     if args.command == "events":
         return run_tail(
             regency_nats_url(settings),

@@ -167,6 +167,49 @@ def render_console(fields: dict[str, Any], *, colour: bool) -> str:
     return line
 
 
+def parse_line(text: str) -> dict[str, Any] | None:
+    """The fields of a line in this module's JSON format, or ``None`` for any other line."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or "message" not in fields or "level" not in fields:
+        return None
+    return fields
+
+
+def output_fields(service: str, regency: str, text: str) -> dict[str, Any]:
+    """A line a process wrote without logging (a traceback before its logging was set up) as the
+    fields of a log line of its service."""
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "INFO",
+        "service": service,
+        "regency": regency,
+        "logger": "output",
+        "message": text.rstrip("\n"),
+        "trace_id": "",
+        "span_id": "",
+    }
+
+
+def relay_line(service: str, regency: str, text: str, format_: Format, *, colour: bool) -> str:
+    """A child process's output line as ``pulih up`` shows it: a JSON line as it is (``json``) or
+    readable (``console``); another line wrapped as a log line of ``service`` (``json``) or
+    prefixed with ``[service]`` (``console``)."""
+    fields = parse_line(text)
+    if format_ == "json":
+        if fields is not None:
+            return text.strip()
+        return json.dumps(output_fields(service, regency, text), ensure_ascii=False)
+    if fields is not None:
+        return render_console(fields, colour=colour)
+    return f"[{service}] {text.rstrip()}"
+
+
 class JsonFormatter(logging.Formatter):
     """A record as one line of JSON (values that are not JSON are written as text)."""
 
@@ -225,6 +268,7 @@ def configure(
         logger.propagate = True
         if name in ("pulih", "faststream", "faststream.access", "faststream.access.nats"):
             logger.setLevel(logging.NOTSET)
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # "Context impl …"
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
