@@ -25,13 +25,23 @@ START = date(2026, 3, 2)
 
 @contextmanager
 def regency_up(data_dir: Path, *, clock: str = "manual", start: date = START) -> Iterator[Regency]:
-    """``pulih up`` in ``data_dir`` on free ports, its clock ``clock`` (manual from ``start``);
-    interrupted (Ctrl-C) at the end."""
+    """``pulih up`` in ``data_dir`` on free ports, its clock ``clock`` (manual from ``start``:
+    without ``PULIH_CLOCK``, a development regency's default, which ``up`` says); interrupted
+    (Ctrl-C) at the end."""
     regency = Regency(data_dir)
-    regency.env.update(PULIH_CLOCK=clock, PULIH_CLOCK_START=str(start), PULIH_REGENCY=REGENCY)
+    regency.env.update(PULIH_CLOCK_START=str(start), PULIH_REGENCY=REGENCY)
+    if clock == "manual":
+        regency.env.pop("PULIH_CLOCK", None)
+    else:
+        regency.env["PULIH_CLOCK"] = clock
     regency.env.pop("PULIH_JWT_SECRET", None)
     regency.up(timeout=90)
     try:
+        said = f"Clock: manual, standing on {start}" if clock == "manual" else "Clock: the system's"
+        deadline = time.monotonic() + 10
+        while said not in regency.log.read_text():
+            assert time.monotonic() < deadline, regency.log.read_text()
+            time.sleep(0.1)
         yield regency
     finally:
         if regency.process is not None and regency.process.poll() is None:

@@ -7,12 +7,13 @@ ports).
   the late, declined and unanswered referrals (the clocks move a day at a time, and each day's
   answers are applied before the next move).
 - Two fresh regencies simulated with the same seed (four units, two months, at the same time, a
-  busy scenario whose clinics answer over NATS every way) hold the same number of events of each
-  type and publish the same figures for each month; the
-  simulator's summary is what the reporting
-  API's regency indicators say, month by month, and what the simulator recorded; every event in
-  the stream is one the contracts parse, and none carries a name, NIK, phone or address the
-  simulator made up.
+  busy scenario whose clinics answer over NATS every way; one as fast as it answers, the other
+  paced at 20 commands a second, which takes at least the commands' number over 20 seconds) hold
+  the same number of events of each type, revisions of the monthly aggregates included: each
+  month is published once, with the same figures (a month closes only once every event of it is
+  counted). The simulator's summary is what the reporting API's regency indicators say, month by
+  month, and what the simulator recorded; every event in the stream is one the contracts parse,
+  and none carries a name, NIK, phone or address the simulator made up.
 - Against a regency on the system clock, ``pulih simulate`` refuses to move time, says why and
   what to do, and records nothing.
 """
@@ -43,7 +44,7 @@ from pulih.contracts import parse_event, stream_name
 from pulih.kit.auth import Role
 from pulih.kit.settings import DEV_JWT_SECRET
 from pulih.kit.simulate import regency as regency_module
-from pulih.kit.simulate.api import RegencyApi, ServicePlace
+from pulih.kit.simulate.api import Pace, RegencyApi, ServicePlace
 from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 from pulih.kit.simulate.engine import Target, run
 from pulih.kit.simulate.people import Person, person
@@ -232,25 +233,31 @@ BUSY = Scenario.model_validate(
 """The default scenario with more clients, more of them referred, and clinics answering every way."""
 
 
+PACED = 20.0
+"""Commands a second of the second regency's run (``--speed 20``); the first runs unpaced."""
+
+
 @dataclass
 class Simulated:
-    """Two fresh regencies simulated with the same seed, at the same time."""
+    """Two fresh regencies simulated with the same seed, at the same time: the first as fast as it
+    answers, the second at :data:`PACED` commands a second."""
 
     regencies: list[Regency]
     summaries: list[Summary]
+    paces: list[Pace]
     people: list[Person]
 
 
-async def _simulate_both(regencies: list[Regency]) -> list[Summary]:
+async def _simulate_both(regencies: list[Regency], paces: list[Pace]) -> list[Summary]:
     async with httpx.AsyncClient(timeout=60) as http:
 
-        async def one(regency: Regency) -> Summary:
+        async def one(regency: Regency, pace: Pace) -> Summary:
             place = ServicePlace(REGENCY, dict(regency.ports), regency.data_dir)
-            api = RegencyApi(place, DEV_JWT_SECRET, http, running="the test's regency")
+            api = RegencyApi(place, DEV_JWT_SECRET, http, running="the test's regency", pace=pace)
             target = Target(api, "Cilacap", f"nats://127.0.0.1:{regency.nats_port}", (CLINIC,))
             return await run([target], BUSY, units=4, months=2, seed=5, progress=lambda *a: None)
 
-        return list(await asyncio.gather(*(one(r) for r in regencies)))
+        return list(await asyncio.gather(*(one(r, p) for r, p in zip(regencies, paces, strict=True))))
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +272,8 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulated]:
     with ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
         patch.setattr(regency_module, "person", recorded)
         regencies = [stack.enter_context(regency_up(tmp_path_factory.mktemp(f"r{n}"))) for n in (1, 2)]
-        yield Simulated(regencies, asyncio.run(_simulate_both(regencies)), people)
+        paces = [Pace(), Pace(PACED)]
+        yield Simulated(regencies, asyncio.run(_simulate_both(regencies, paces)), paces, people)
 
 
 async def _stream(regency: Regency) -> list[bytes]:
@@ -299,6 +307,14 @@ def test_the_same_seed_gives_the_same_event_counts(simulated: Simulated) -> None
         assert kind in names, f"no {kind} in {counts}"
     first, second = (s.regencies[0].reported for s in simulated.summaries)
     assert first == second
+
+
+def test_a_paced_run_keeps_to_its_speed_and_does_the_same(simulated: Simulated) -> None:
+    unpaced, paced = simulated.paces
+    assert paced.commands == unpaced.commands > 100
+    seconds = simulated.summaries[1].seconds
+    assert seconds >= (paced.commands - 1) / PACED, (paced.commands, seconds)
+    # the same events and figures as the unpaced run: test_the_same_seed_gives_the_same_event_counts
 
 
 def test_the_summary_is_what_the_reporting_api_says(simulated: Simulated) -> None:

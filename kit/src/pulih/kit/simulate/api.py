@@ -64,9 +64,12 @@ class Pace:
     def __init__(self, per_second: float | None = None) -> None:
         self.interval = 1 / per_second if per_second else 0.0
         self.next = 0.0
+        self.commands = 0
+        """The commands sent so far."""
 
     async def wait(self) -> None:
         """Wait for the next command's slot."""
+        self.commands += 1
         if not self.interval:
             return
         now = time.monotonic()
