@@ -1,4 +1,5 @@
-"""The kit's durable consumer against a real nats-server: inbox, retries and dead letters.
+"""The kit's durable consumer with event handlers (ordered batches, one transaction a batch)
+against a real nats-server: inbox, retries and dead letters.
 
 Dead letters are CloudEvents (``pulih.rehab.EventDeadLettered.v1`` here, the consuming service's)
 and, like every message Pulih publishes, their NATS headers repeat their envelope.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -25,7 +27,8 @@ from system_support import stream_messages
 from pulih.contracts import CloudEvent, new_event, parse_event, stream_name, subject_for
 from pulih.contracts.events.dead_letters import PAYLOAD_LIMIT, EventDeadLettered
 from pulih.contracts.events.outreach import ClientErased, ClientRegistered, ConsentRecorded
-from pulih.kit.consumers import Delivery, NotReadyYet, Rejected, subscribe_durable
+from pulih.kit.batch_consumer import BatchConsumer, subscribe_batches
+from pulih.kit.consumers import Delivery, EventHandler, NotReadyYet, Rejected
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
 from pulih.kit.messaging import ensure_regency_stream, make_broker
@@ -75,6 +78,58 @@ async def on_erased(uow: UnitOfWork, event: CloudEvent[ClientErased], delivery: 
     raise Rejected("illegal_transition", f"{delivery.subject}: erasing is not allowed here")
 
 
+@dataclass
+class Consuming:
+    """A broker and the batch consumers started on it, stopped together (the consumers first,
+    as a service's lifespan does)."""
+
+    broker: NatsBroker
+    consumers: list[BatchConsumer]
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        await self.broker.stop()
+
+    async def kill(self) -> None:
+        """Stop consuming at once, as under kill -9: the batch in hand is neither acked nor
+        nacked, and the connection goes."""
+        for consumer in self.consumers:
+            await consumer.stop(graceful_seconds=0)
+        assert self.broker.connection is not None
+        await self.broker.connection.close()
+
+
+async def consume(
+    runtime: ServiceRuntime,
+    nats_url: str,
+    consumers: Mapping[str, tuple[str, Mapping[Any, EventHandler]]],
+    name: str,
+    **options: Any,
+) -> Consuming:
+    """Start ``runtime``'s consumers ``{durable: (subject, handlers)}`` on a broker of their own
+    (retries 0.1 s apart), as a service starts them: after the broker."""
+    broker = make_broker(nats_url, name=name)
+    first = len(runtime.batch_consumers)
+    for durable, (subject, handlers) in consumers.items():
+        subscribe_batches(
+            runtime,
+            broker,
+            durable=durable,
+            subject=subject,
+            handlers=handlers,
+            retry_base_seconds=0.1,
+            **options,
+        )
+    await broker.connect()
+    await ensure_regency_stream(broker, "3301")
+    await broker.start()
+    started = runtime.batch_consumers[first:]
+    for consumer in started:
+        await consumer.start()
+    return Consuming(broker, started)
+
+
 class Harness:
     def __init__(self, nats_url: str, database: Database, broker: NatsBroker) -> None:
         self.nats_url, self.database, self.broker = nats_url, database, broker
@@ -115,7 +170,7 @@ class Harness:
 
 async def start_harness(
     tmp_path: Path, nats_url: str, database_url: str, backlog: list[CloudEvent[Any]] | None = None
-) -> tuple[Harness, NatsBroker]:
+) -> tuple[Harness, Consuming]:
     """A consumer on its own store; ``backlog`` is published before it starts, so its first
     fetches find many messages waiting, as after a restart or a burst from a relay."""
     setup_tracing("rehab", "3301")  # a real tracer, as in a service: dead letters carry a trace
@@ -132,19 +187,11 @@ async def start_harness(
             await Harness(nats_url, database, publisher).publish(event)
         await publisher.stop()
     runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
-    broker = make_broker(nats_url, name="consumer-test")
-    subscribe_durable(
-        runtime,
-        broker,
-        durable="clients",
-        subject="ibm.3301.outreach.>",
-        handlers={ClientRegistered: on_registered, ConsentRecorded: on_consent, ClientErased: on_erased},
-        retry_base_seconds=0.1,
+    handlers = {ClientRegistered: on_registered, ConsentRecorded: on_consent, ClientErased: on_erased}
+    running = await consume(
+        runtime, nats_url, {"clients": ("ibm.3301.outreach.>", handlers)}, "consumer-test"
     )
-    await broker.connect()
-    await ensure_regency_stream(broker, "3301")
-    await broker.start()
-    return Harness(nats_url, database, broker), broker
+    return Harness(nats_url, database, running.broker), running
 
 
 async def stream_config(nats_url: str) -> StreamConfig:
@@ -157,11 +204,11 @@ async def stream_config(nats_url: str) -> StreamConfig:
 
 @pytest.fixture
 async def harness(tmp_path: Path, nats_server: NatsServer, database_url: str) -> AsyncIterator[Harness]:
-    running, broker = await start_harness(tmp_path, nats_server.url, database_url)
+    running, consuming = await start_harness(tmp_path, nats_server.url, database_url)
     try:
         yield running
     finally:
-        await broker.stop()
+        await consuming.stop()
         await running.database.dispose()
 
 
@@ -356,11 +403,11 @@ async def test_events_about_one_client_are_applied_in_the_order_they_were_publis
     for _ in range(30):
         client_id = uuid.uuid4()
         backlog += [registration(client_id), consent(client_id)]
-    harness, broker = await start_harness(tmp_path, nats_server.url, database_url, backlog)
+    harness, consuming = await start_harness(tmp_path, nats_server.url, database_url, backlog)
     try:
         await eventually(lambda: harness.count(consented), until=lambda n: n == 30, timeout=20)
     finally:
-        await broker.stop()
+        await consuming.stop()
         await harness.database.dispose()
     async with harness.database.sessions() as session:
         attempts = (await session.scalars(select(consented.c.attempt))).all()
@@ -385,21 +432,15 @@ async def test_an_effect_that_is_not_idempotent_happens_once_for_an_event_delive
         await conn.run_sync(effects.create_all)
         await conn.execute(tally.insert().values(name="registrations", n=0))
     runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
-    broker = make_broker(nats_server.url, name="counter")
-    subscribe_durable(
+    consuming = await consume(
         runtime,
-        broker,
-        durable="clients",
-        subject="ibm.3301.outreach.>",
-        handlers={ClientRegistered: count_registration},
-        retry_base_seconds=0.1,
+        nats_server.url,
+        {"clients": ("ibm.3301.outreach.>", {ClientRegistered: count_registration})},
+        "counter",
     )
-    await broker.connect()
-    await ensure_regency_stream(broker, "3301")
-    await broker.start()
     nc = await nats.connect(nats_server.url)
     try:
-        harness = Harness(nats_server.url, database, broker)
+        harness = Harness(nats_server.url, database, consuming.broker)
         event = registration()
         await harness.publish(event, msg_id="first-copy")
         await harness.publish(event, msg_id="second-copy")  # past JetStream's dedup: a second delivery
@@ -414,5 +455,5 @@ async def test_an_effect_that_is_not_idempotent_happens_once_for_an_event_delive
         assert await stream_messages(nats_server.url, "ibm.3301.dlq.rehab") == []
     finally:
         await nc.close()
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()

@@ -101,10 +101,10 @@ async def test_a_store_that_hangs_without_raising_pauses_the_consumer_and_spends
         attempts.append(delivery.attempt)
         await on_registered(uow, event_, delivery)
 
-    broker = await start_consumers(
+    consuming = await start_consumers(
         runtime, nats_server.url, {"clients": ("ibm.3301.outreach.>", {ClientRegistered: register})}, "hang"
     )
-    harness = Harness(nats_server.url, database, broker)
+    harness = Harness(nats_server.url, database, consuming.broker)
     try:
         async with store_hangs(database_url):
             began = time.monotonic()
@@ -126,7 +126,7 @@ async def test_a_store_that_hangs_without_raising_pauses_the_consumer_and_spends
         await eventually(paused, until=lambda p: p == set())
         assert await stream_messages(nats_server.url, "ibm.3301.dlq.>") == []
     finally:
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()
 
 
@@ -149,10 +149,10 @@ async def test_a_handler_that_hangs_while_the_store_answers_spends_its_attempts(
             await never.wait()  # waits for something that never comes, holding its transaction
         await on_registered(uow, event_, delivery)
 
-    broker = await start_consumers(
+    consuming = await start_consumers(
         runtime, nats_server.url, {"clients": ("ibm.3301.outreach.>", {ClientRegistered: register})}, "stuck"
     )
-    harness = Harness(nats_server.url, database, broker)
+    harness = Harness(nats_server.url, database, consuming.broker)
     try:
         await harness.publish(stuck)
         await harness.publish(registration())
@@ -166,5 +166,5 @@ async def test_a_handler_that_hangs_while_the_store_answers_spends_its_attempts(
         assert seen_paused == [set(), set(), set()], "never paused: the store answered all along"
     finally:
         never.set()
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event
 from system_support import stream_messages
 from test_consumer_delivery import (
+    Consuming,
     Harness,
     consent,
     consented,
@@ -85,8 +86,10 @@ async def dead_letters(nats_url: str) -> list[Any]:
 class RegistrationsAndConsents:
     """One service with two consumers: registrations, and consents that depend on them."""
 
-    def __init__(self, runtime: ServiceRuntime, harness: Harness, calls: list[str]) -> None:
-        self.runtime, self.harness, self.calls = runtime, harness, calls
+    def __init__(
+        self, runtime: ServiceRuntime, harness: Harness, consuming: Consuming, calls: list[str]
+    ) -> None:
+        self.runtime, self.harness, self.consuming, self.calls = runtime, harness, consuming, calls
 
     @classmethod
     async def start(
@@ -100,7 +103,7 @@ class RegistrationsAndConsents:
         )
         runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
         calls: list[str] = []
-        broker = await start_consumers(
+        consuming = await start_consumers(
             runtime,
             nats_server.url,
             {
@@ -115,7 +118,7 @@ class RegistrationsAndConsents:
             },
             "pause",
         )
-        return cls(runtime, Harness(nats_server.url, database, broker), calls)
+        return cls(runtime, Harness(nats_server.url, database, consuming.broker), consuming, calls)
 
     async def outage(self, fault: Fault) -> dict[str, int]:
         """A registration and its consent arrive while ``fault`` is active for OUTAGE_SECONDS;
@@ -150,7 +153,7 @@ class RegistrationsAndConsents:
         assert await dead_letters(self.harness.nats_url) == []
 
     async def stop(self) -> None:
-        await self.harness.broker.stop()
+        await self.consuming.stop()
 
 
 @pytest.mark.parametrize("error", [None, RuntimeError], ids=["operational-error", "unknown-error"])
@@ -211,10 +214,10 @@ async def test_a_domain_error_is_dead_lettered_at_once_with_its_code_and_the_con
             raise Conflict("already_enrolled", "the client is enrolled in another unit")
         await on_registered(uow, event_, delivery)
 
-    broker = await start_consumers(
+    consuming = await start_consumers(
         runtime, nats_server.url, {"clients": ("ibm.3301.outreach.>", {ClientRegistered: register})}, "domain"
     )
-    harness = Harness(nats_server.url, database, broker)
+    harness = Harness(nats_server.url, database, consuming.broker)
     try:
         await harness.publish(refused)
         await harness.publish(registration())
@@ -227,5 +230,5 @@ async def test_a_domain_error_is_dead_lettered_at_once_with_its_code_and_the_con
         await eventually(lambda: count(database, registered), until=lambda n: n == 1)
         assert await count(database, inbox_table) == 1, "the refused event changed nothing"
     finally:
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()

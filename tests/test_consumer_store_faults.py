@@ -1,4 +1,5 @@
-"""The kit's durable consumer when the store fails and when a consumer dies or runs long.
+"""The kit's durable consumer with event handlers when the store fails and when a consumer dies
+or runs long.
 
 A store fault is not the event's fault: a consumer whose store cannot commit pauses (and says so
 in ``runtime.paused_consumers``) without spending the message's delivery attempts, and resumes
@@ -18,13 +19,14 @@ from typing import Any
 
 import nats
 import pytest
-from faststream.nats import NatsBroker
 from sqlalchemy import event, func, select
 from system_support import stream_messages
 from test_consumer_delivery import (
+    Consuming,
     Harness,
     consent,
     consented,
+    consume,
     effects,
     on_consent,
     on_registered,
@@ -34,11 +36,10 @@ from test_consumer_delivery import (
 
 from pulih.contracts import CloudEvent, stream_name
 from pulih.contracts.events.outreach import ClientRegistered, ConsentRecorded
-from pulih.kit.consumers import Delivery, EventHandler, subscribe_durable
+from pulih.kit.consumers import Delivery, EventHandler
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
 from pulih.kit.inbox import inbox_table
-from pulih.kit.messaging import ensure_regency_stream, make_broker
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.testing import eventually, make_settings
@@ -76,16 +77,8 @@ async def start_consumers(
     nats_url: str,
     consumers: dict[str, tuple[str, dict[Any, EventHandler]]],
     name: str,
-) -> NatsBroker:
-    broker = make_broker(nats_url, name=name)
-    for durable, (subject, handlers) in consumers.items():
-        subscribe_durable(
-            runtime, broker, durable=durable, subject=subject, handlers=handlers, retry_base_seconds=0.1
-        )
-    await broker.connect()
-    await ensure_regency_stream(broker, "3301")
-    await broker.start()
-    return broker
+) -> Consuming:
+    return await consume(runtime, nats_url, consumers, name)
 
 
 async def count(database: Database, table: Any, *where: Any) -> int:
@@ -104,7 +97,7 @@ async def test_a_store_that_fails_longer_than_the_retry_budget_loses_no_event(
     database = await open_store(database_url)
     fault = StoreFault(database)
     runtime = ServiceRuntime("rehab", settings, database, Emitter("3301"))
-    broker = await start_consumers(
+    consuming = await start_consumers(
         runtime,
         nats_server.url,
         {
@@ -113,7 +106,7 @@ async def test_a_store_that_fails_longer_than_the_retry_budget_loses_no_event(
         },
         "store-fault",
     )
-    harness = Harness(nats_server.url, database, broker)
+    harness = Harness(nats_server.url, database, consuming.broker)
     try:
         before = uuid.uuid4()
         await harness.publish(registration(before))
@@ -152,7 +145,7 @@ async def test_a_store_that_fails_longer_than_the_retry_budget_loses_no_event(
         assert await paused() == set()
         assert await stream_messages(nats_server.url, "ibm.3301.dlq.>") == [], "nothing dead-lettered"
     finally:
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()
 
 
@@ -170,26 +163,19 @@ async def test_a_handler_bug_still_counts_while_the_store_answers(
         seen_paused.append(set(runtime.paused_consumers))
         raise KeyError("a handler bug")
 
-    broker = await start_consumers(
+    consuming = await start_consumers(
         runtime, nats_server.url, {"clients": ("ibm.3301.outreach.>", {ClientRegistered: buggy})}, "bug"
     )
     try:
-        await Harness(nats_server.url, database, broker).publish(registration())
+        await Harness(nats_server.url, database, consuming.broker).publish(registration())
         [dead] = await eventually(
             lambda: stream_messages(nats_server.url, "ibm.3301.dlq.rehab"), until=lambda m: len(m) == 1
         )
         assert dead.headers is not None and dead.headers["Pulih-Dlq-Error"] == "handler_failed"
         assert seen_paused == [set(), set(), set()]
     finally:
-        await broker.stop()
+        await consuming.stop()
         await database.dispose()
-
-
-def kill(broker: NatsBroker) -> None:
-    """Stop ``broker``'s consuming at once, without the graceful stop that settles messages."""
-    for subscriber in broker.subscribers:
-        for task in subscriber.tasks:  # type: ignore[attr-defined]
-            task.cancel()
 
 
 def handler_that_waits(
@@ -225,15 +211,13 @@ async def test_a_dead_consumers_message_comes_back_within_ack_wait(
         {"clients": ("ibm.3301.outreach.>", {ClientRegistered: handler_that_waits(calls, "first", never)})},
         "first",
     )
-    second: NatsBroker | None = None
+    second: Consuming | None = None
     try:
-        await Harness(nats_server.url, store, first).publish(registration())
+        await Harness(nats_server.url, store, first.broker).publish(registration())
         await eventually(lambda: asyncio.sleep(0, calls), until=lambda c: c == [("first", 1)])
-        # the first instance dies mid-message, as under kill -9: its work stops and its
+        # the first instance dies mid-batch, as under kill -9: its work stops and its
         # connection goes, nothing is acked or nacked
-        kill(first)
-        assert first.connection is not None
-        await first.connection.close()
+        await first.kill()
         died = time.monotonic()
         opened = asyncio.Event()
         opened.set()
@@ -279,7 +263,7 @@ async def test_a_handler_that_runs_longer_than_ack_wait_is_not_redelivered_meanw
     one = await start_consumers(
         runtime, nats_server.url, {"clients": ("ibm.3301.outreach.>", {ClientRegistered: slow})}, "one"
     )
-    await Harness(nats_server.url, store, one).publish(registration())
+    await Harness(nats_server.url, store, one.broker).publish(registration())
     await eventually(lambda: asyncio.sleep(0, calls), until=lambda c: len(c) == 1)
     other = await start_consumers(
         runtime,

@@ -23,11 +23,13 @@ from pulih.contracts.events.clinic import (
 from pulih.contracts.events.referral import AnswerRejected
 from pulih.kit import inbox
 from pulih.kit.auth import Role
+from pulih.kit.batch_handlers import refusal
 from pulih.kit.consumers import Delivery, NotReadyYet
 from pulih.kit.errors import PulihError
 from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import REGENCY, auth
 from pulih.referral.consumers import clinic_answers_consumer, from_clinics
+from pulih.referral.handlers import tell_clinic_of_refusal
 
 
 async def test_a_clinic_answers_over_http_through_to_completion_with_back_referral(
@@ -135,12 +137,19 @@ async def answer_from_nats(
 ) -> CloudEvent[Any]:
     """Deliver a clinic's answer as the clinic-answers consumer does (one unit of work caused by
     it, the clinic read from the subject; ``attempt`` of the delivery, its ``stream_seq``);
-    returns the answer's envelope. ``envelope`` delivers an earlier one again."""
+    returns the answer's envelope. ``envelope`` delivers an earlier one again. Where the consumer
+    gives the answer up (refused, or still early on its last attempt), its ``on_dead_letter``
+    hook runs, after the rolled-back unit of work, with the kit's refusal; the error is raised."""
     runtime = referrals.runtime
     envelope = envelope or new_event(data, regency=REGENCY, correlationid=correlationid)
     delivery = Delivery(subject_for(envelope, REGENCY, clinic_id=clinic_id), stream_seq, attempt)
-    async with runtime.unit_of_work(caused_by=envelope) as uow:
-        await from_clinics(runtime)[type(envelope.data)](uow, envelope, delivery)
+    try:
+        async with runtime.unit_of_work(caused_by=envelope) as uow:
+            await from_clinics(runtime)[type(envelope.data)](uow, envelope, delivery)
+    except (PulihError, NotReadyYet) as exc:
+        if not isinstance(exc, NotReadyYet) or attempt >= runtime.settings.max_deliver:
+            await tell_clinic_of_refusal(runtime, envelope, delivery, refusal(exc, delivery.subject, attempt))
+        raise
     return envelope
 
 

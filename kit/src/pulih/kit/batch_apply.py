@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulih.contracts import CloudEvent, IdentityRefused, InvalidEvent, parse_event, stream_name
 from pulih.kit.consumers import (
     Delivery,
+    InvalidHook,
     NotReadyYet,
     Rejected,
     dead_letter,
@@ -33,6 +34,7 @@ from pulih.kit.consumers import (
     retry_delay,
     still_working,
     store_commits,
+    within,
 )
 from pulih.kit.errors import PulihError
 from pulih.kit.inbox import inbox_table
@@ -108,6 +110,7 @@ class BatchApplier:
         tracks_itself: bool,
         types: frozenset[str] | None,
         retry_base_seconds: float,
+        on_invalid: InvalidHook | None = None,
     ) -> None:
         self.runtime = runtime
         self.broker = broker
@@ -117,8 +120,11 @@ class BatchApplier:
         self.tracks_itself = tracks_itself
         self.types = types
         self.retry_base_seconds = retry_base_seconds
+        self.on_invalid = on_invalid
         self.settings = runtime.settings
         self.stream = stream_name(runtime.settings.regency)
+        self.probe_timeout = min(self.settings.handler_timeout_seconds, 10.0)
+        """How long a store probe may take: no longer than an attempt, and never more than 10 s."""
 
     async def consume(self, messages: Sequence[Msg]) -> None:
         """Apply a fetched batch in order, then acknowledge what the commits applied or skipped."""
@@ -140,9 +146,14 @@ class BatchApplier:
                 event = parse_event(message.data)
             except InvalidEvent as exc:
                 await self._dead_letter(message, meta.num_delivered, "invalid_event", exc.reason)
+                delivery = Delivery(message.subject, meta.sequence.stream, meta.num_delivered)
                 if isinstance(exc, IdentityRefused):
-                    delivery = Delivery(message.subject, meta.sequence.stream, meta.num_delivered)
                     await erase(self.broker, self.stream, delivery)
+                if self.on_invalid is not None:
+                    try:
+                        await self.on_invalid(message.data, delivery, exc.reason)
+                    except Exception:
+                        log.exception("on_invalid failed", extra={"consumer": self.name})
                 continue
             if self.types is None or event.type in self.types:
                 received = Received(
@@ -174,7 +185,7 @@ class BatchApplier:
             except (Rejected, PulihError, NotReadyYet):
                 return False
             except Exception as exc:
-                if is_store_fault(exc) or not await store_commits(self.runtime.database):
+                if is_store_fault(exc) or not await self._store_commits():
                     await self._wait_for_store(exc, round_)
                     continue
                 log.warning(
@@ -202,7 +213,7 @@ class BatchApplier:
                 await self._dead_letter(message, attempt, exc.code, f"{received.subject}: {exc.message}")
                 return True
             except NotReadyYet as exc:
-                if not await store_commits(self.runtime.database):
+                if not await self._store_commits():
                     self._pause(exc)  # the store, not the event: spend no attempt
                     await self._wait(round_)
                     continue
@@ -219,7 +230,7 @@ class BatchApplier:
                 # gives it back only after ack_wait, so wait at least that long between attempts
                 delay = max(retry_delay(attempt, self.retry_base_seconds), self.settings.ack_wait_seconds)
             except Exception as exc:
-                if is_store_fault(exc) or not await store_commits(self.runtime.database):
+                if is_store_fault(exc) or not await self._store_commits():
                     await self._wait_for_store(exc, round_)
                     continue
                 log.exception(
@@ -240,6 +251,12 @@ class BatchApplier:
             await asyncio.sleep(delay)
 
     async def _commit(self, received: Sequence[Received]) -> None:
+        """Apply ``received`` in one transaction, within the handler timeout (else
+        :class:`~pulih.kit.consumers.HandlerTimedOut`, the transaction abandoned)."""
+        timeout = self.settings.handler_timeout_seconds
+        await within(self._transaction(received), timeout, f"the apply of {self.name}")
+
+    async def _transaction(self, received: Sequence[Received]) -> None:
         async with self.runtime.unit_of_work() as uow:
             if self.tracks_itself:
                 await self.apply(uow, received)
@@ -268,9 +285,13 @@ class BatchApplier:
         """Pause until the store commits again (probing with a growing backoff)."""
         self._pause(exc)
         await self._wait(round_)
-        while not await store_commits(self.runtime.database):
+        while not await self._store_commits():
             round_ += 1
             await self._wait(round_)
+
+    async def _store_commits(self) -> bool:
+        """Whether the store commits a write now (within the probe's time)."""
+        return await store_commits(self.runtime.database, self.probe_timeout)
 
     async def _wait(self, round_: int) -> None:
         delay = retry_delay(round_, self.retry_base_seconds)

@@ -44,7 +44,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from faststream.nats import NatsBroker
@@ -60,11 +60,21 @@ from opentelemetry.trace import SpanKind
 from pulih.contracts import Event, new_event, stream_name
 from pulih.contracts.events.dead_letters import dead_letter_model, dead_letter_of
 from pulih.kit.batch_apply import BatchApplier, BatchApply, Received
+from pulih.kit.batch_handlers import DeadLetterHook, HandlerApplier, Refusal
+from pulih.kit.consumers import EventHandler, InvalidHook
 from pulih.kit.emitter import current_traceparent
 from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 
-__all__ = ["BatchApply", "BatchConsumer", "DeadLetterRoute", "Received", "subscribe_batches"]
+__all__ = [
+    "BatchApply",
+    "BatchConsumer",
+    "DeadLetterHook",
+    "DeadLetterRoute",
+    "Received",
+    "Refusal",
+    "subscribe_batches",
+]
 
 log = logging.getLogger("pulih.batch_consumer")
 _tracer = trace.get_tracer("pulih.batch_consumer")
@@ -76,7 +86,8 @@ def subscribe_batches(
     *,
     durable: str,
     subject: str,
-    apply: BatchApply,
+    apply: BatchApply | None = None,
+    handlers: Mapping[type[Event], EventHandler] | None = None,
     batch_size: int = 500,
     tracks_itself: bool = False,
     types: Collection[type[Event]] | None = None,
@@ -84,34 +95,68 @@ def subscribe_batches(
     max_wait: float = 0.2,
     stream: str | None = None,
     dead_letters: DeadLetterRoute | None = None,
+    on_invalid: InvalidHook | None = None,
+    on_dead_letter: DeadLetterHook | None = None,
 ) -> None:
     """Register durable consumer ``<service>-<durable>`` of ``subject`` that applies batches.
 
-    ``apply`` gets up to ``batch_size`` events in stream order, in one unit of work: only events
-    of ``types`` (all when None); the others are acknowledged and skipped. A fetch waits at most
-    ``max_wait`` seconds for messages, so a quiet stream's events are applied that soon.
-    ``tracks_itself``: see the module's docstring. The durable is on ``stream`` (default: the
-    regency's); its dead letters go to ``dead_letters`` (default: the regency's dead-letter
-    subject). The consumer starts after the broker and stops before it
-    (``runtime.batch_consumers``). ``ValueError`` for a service without a dead-letter event or a
-    batch size under 1.
+    Either ``apply`` gets up to ``batch_size`` events in stream order, in one unit of work (only
+    events of ``types``, all when None), or each event goes to the handler of its type in
+    ``handlers``, in one transaction a batch (:mod:`pulih.kit.batch_handlers`); events of other
+    types are acknowledged and skipped. A fetch waits at most ``max_wait`` seconds for messages.
+    ``tracks_itself`` (with ``apply``): see the module's docstring. The durable is on ``stream``
+    (default: the regency's); its dead letters go to ``dead_letters`` (with ``apply``; default:
+    the regency's dead-letter subject). ``on_invalid`` runs after a message that is no valid
+    event was dead-lettered (referral tells the clinic that sent it); ``on_dead_letter`` (with
+    ``handlers``) before a valid one is. The consumer starts after the broker and stops before
+    it (``runtime.batch_consumers``). ``ValueError`` for a service without a dead-letter event, a
+    batch size under 1, or neither or both of ``apply`` and ``handlers``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if (apply is None) == (handlers is None):
+        raise ValueError("a batch consumer takes either apply or handlers")
+    if handlers is not None and (tracks_itself or types is not None or dead_letters is not None):
+        raise ValueError("tracks_itself, types and dead_letters go with apply, not with handlers")
+    if apply is not None and on_dead_letter is not None:
+        raise ValueError("on_dead_letter goes with handlers, not with apply")
     dead_letter_model(runtime.name)  # a service that cannot dead-letter must not start consuming
+    name = f"{runtime.name}.{durable}"
+    applier: BatchApplier
+    if handlers is not None:
+        applier = HandlerApplier(
+            runtime,
+            broker,
+            name=name,
+            handlers={model.type_name(): handler for model, handler in handlers.items()},
+            retry_base_seconds=retry_base_seconds,
+            on_invalid=on_invalid,
+            on_dead_letter=on_dead_letter,
+        )
+    else:
+        assert apply is not None
+        applier = (BatchApplier if dead_letters is None else _RoutedApplier)(
+            runtime,
+            broker,
+            name=name,
+            apply=apply,
+            tracks_itself=tracks_itself,
+            types=None if types is None else frozenset(model.type_name() for model in types),
+            retry_base_seconds=retry_base_seconds,
+            on_invalid=on_invalid,
+        )
+        if isinstance(applier, _RoutedApplier):
+            assert dead_letters is not None
+            applier.route = dead_letters
     consumer = BatchConsumer(
         runtime,
         broker,
         durable=durable,
         subject=subject,
-        apply=apply,
+        applier=applier,
         batch_size=batch_size,
-        tracks_itself=tracks_itself,
-        types=None if types is None else frozenset(model.type_name() for model in types),
-        retry_base_seconds=retry_base_seconds,
         max_wait=max_wait,
         stream=stream,
-        dead_letters=dead_letters,
     )
     if stream is None:  # the kit refreshes the regency stream's durables; the others refresh themselves
         runtime.durables.append(consumer.durable)
@@ -136,14 +181,10 @@ class BatchConsumer:
         *,
         durable: str,
         subject: str,
-        apply: BatchApply,
+        applier: BatchApplier,
         batch_size: int,
-        tracks_itself: bool,
-        types: frozenset[str] | None,
-        retry_base_seconds: float,
         max_wait: float,
         stream: str | None = None,
-        dead_letters: DeadLetterRoute | None = None,
     ) -> None:
         self.broker = broker
         self.name = f"{runtime.name}.{durable}"
@@ -155,20 +196,8 @@ class BatchConsumer:
         self.max_wait = max_wait
         self.settings = runtime.settings
         self.stream = stream or stream_name(runtime.settings.regency)
-        applier = BatchApplier if dead_letters is None else _RoutedApplier
-        self.applier = applier(
-            runtime,
-            broker,
-            name=self.name,
-            apply=apply,
-            tracks_itself=tracks_itself,
-            types=types,
-            retry_base_seconds=retry_base_seconds,
-        )
+        self.applier = applier
         self.applier.stream = self.stream
-        if isinstance(self.applier, _RoutedApplier):
-            assert dead_letters is not None
-            self.applier.route = dead_letters
         self._running = False
         self._busy = False
         self._task: asyncio.Task[None] | None = None
@@ -280,6 +309,7 @@ class _PullRequests:
         self._inbox = connection.new_inbox()
         self._subscription: Subscription | None = None
         self._received: list[Msg] = []
+        self._wanted = batch_size
         self._answered = asyncio.Event()
         self._refusal: str | None = None
 
@@ -296,12 +326,13 @@ class _PullRequests:
 
     async def fetch(self, max_wait: float) -> list[Msg]:
         """Up to ``batch_size`` messages: those waiting now, or else the first to come within
-        ``max_wait`` seconds (an empty list if none does)."""
+        ``max_wait`` seconds, as soon as it comes (an empty list if none does; the next fetch
+        takes those that came after it)."""
         if not self._received:
             await self._request({"batch": self.batch_size, "no_wait": True}, timeout=5.0)
         if not self._received:
             expires = int(max_wait * 1_000_000_000)
-            await self._request({"batch": self.batch_size, "expires": expires}, timeout=max_wait + 2.0)
+            await self._request({"batch": 1, "expires": expires}, timeout=max_wait + 2.0)
         if not self._received and self._refusal is not None:
             # the durable is gone, or the server cannot serve it now: not a quiet stream
             raise PullRefused(self._refusal)
@@ -311,6 +342,7 @@ class _PullRequests:
     async def _request(self, request: dict[str, object], *, timeout: float) -> None:
         self._answered.clear()
         self._refusal = None
+        self._wanted = int(str(request["batch"]))
         await self.connection.publish(self.subject, json.dumps(request).encode(), reply=self._inbox)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._answered.wait(), timeout)
@@ -320,7 +352,7 @@ class _PullRequests:
         status = headers.get(Header.STATUS)
         if status is None:
             self._received.append(message)
-            if len(self._received) >= self.batch_size:
+            if len(self._received) >= self._wanted:
                 self._answered.set()
         elif status != "100":  # not a heartbeat: no more messages, expired, or refused
             if status not in ("404", "408"):

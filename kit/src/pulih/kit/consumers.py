@@ -1,38 +1,37 @@
-"""Durable JetStream consumers with an inbox, ordered retries and a dead-letter step.
+"""What every consumer of events shares: how an event came, what a handler may raise, dead
+letters, the store probe, and keeping messages in hand.
 
-:func:`subscribe_durable` registers a pull consumer on the regency's stream. Every message is
-parsed against the contract; the event's handler runs in one unit of work together with the
-inbox record, and the message is acknowledged after the commit (FastStream's NACK_ON_ERROR).
-Whatever the handler emits names the consumed event as its cause.
+The consumers themselves are :func:`pulih.kit.batch_consumer.subscribe_batches` (ordered batches,
+one transaction a batch; with event handlers, :mod:`pulih.kit.batch_handlers`). What they promise
+for each event:
 
 - Reading is tolerant (:func:`pulih.contracts.parse_event`): attributes and data fields this
   version does not know are ignored, identity keys refused.
 - An invalid message goes to ``ibm.<regency>.dlq.<service>`` with the reason, then is
   terminated: it is never retried and never stops the consumer.
 - A handler that raises :class:`NotReadyYet` (the event depends on one not applied yet) is
-  redelivered after a delay; so is one that fails unexpectedly.
+  retried after a delay; so is one that fails unexpectedly.
 - A handler that raises :class:`Rejected` (a valid event that must never be applied, such as
   an illegal state transition), or a domain error (:class:`~pulih.kit.errors.PulihError`, whose
   code becomes the error), is dead-lettered at once with its reason, and nothing changes.
 - After ``max_deliver`` attempts the message goes to the dead-letter subject too.
 
-Only the event's own faults spend its attempts. A store fault is not one: when the unit of work
-fails with an infrastructure error (SQLAlchemy ``OperationalError``/``InterfaceError``, a pool
-timeout, an invalidated connection, ``OSError``), or with any other error while a real
-write-and-commit probe (:func:`store_commits`; ``SELECT 1`` answers from a read-only disk) fails,
-the consumer pauses: it names itself in ``runtime.paused_consumers``, keeps the message (neither
-acked nor nacked, so JetStream counts no new delivery), takes no other (one message per fetch),
-probes with a growing backoff (``retry_base_seconds`` doubling, at most
-``PULIH_STORE_RETRY_MAX_SECONDS``) and, once a commit succeeds, applies the same message again.
-However long the outage, nothing is dead-lettered because of it.
+Only the event's own faults spend its attempts. A store fault is not one: when a transaction
+fails with an infrastructure error (:func:`is_store_fault`: SQLAlchemy
+``OperationalError``/``InterfaceError``, a pool timeout, an invalidated connection, ``OSError``),
+or with any other error while a real write-and-commit probe (:func:`store_commits`; ``SELECT 1``
+answers from a read-only disk) fails, the consumer pauses: it names itself in
+``runtime.paused_consumers``, keeps its messages (neither acked nor nacked, so JetStream counts
+no new delivery), takes no other, probes with a growing backoff (``retry_base_seconds``
+doubling, at most ``PULIH_STORE_RETRY_MAX_SECONDS``) and, once a commit succeeds, applies the
+same messages again. However long the outage, nothing is dead-lettered because of it.
 
-A store can also hang without raising (a stopped PostgreSQL, a disk that stalls): every attempt
-gets at most ``PULIH_HANDLER_TIMEOUT_SECONDS`` (30 s by default). An attempt that overruns it is
-cancelled (:class:`HandlerTimedOut`) and judged like any other error: a store fault if the probe
-cannot commit either (the consumer pauses, no attempt spent), the event's fault otherwise (a
-handler that hangs on its own spends an attempt). The probe gets at most the same time (and never
-more than 10 s). A cancelled attempt is not waited for, as its rollback may wait on the very store
-that hangs; should its commit still land, the inbox makes the next attempt a no-op.
+A store can also hang without raising (a stopped PostgreSQL, a disk that stalls): a handler gets
+at most ``PULIH_HANDLER_TIMEOUT_SECONDS`` (30 s by default). One that overruns it is abandoned
+(:class:`HandlerTimedOut`, see :func:`within`) and judged like any other error: a store fault if
+the probe cannot commit either (the consumer pauses, no attempt spent), the event's fault
+otherwise (a handler that hangs on its own spends an attempt). The probe gets at most the same
+time (and never more than 10 s).
 
 ``NotReadyYet`` counts an attempt only while the service is healthy: if the store cannot commit,
 or another consumer of the service is paused (what the event builds on may be waiting there), the
@@ -40,10 +39,10 @@ message is held the same way and retried when they are back; the ``max_deliver``
 dependent event is spent only after its parent could have been applied.
 
 Every message in hand is kept alive with an in-progress ack (``+WPI``) every third of
-``PULIH_ACK_WAIT_SECONDS`` (10 s by default): a slow handler or a paused consumer keeps its
-message, while a consumer that died mid-message gives it back after ``ack_wait``. (nats-py does
-not change an existing durable's config: a consumer created with another ``ack_wait`` keeps it
-until it is updated or recreated.)
+``PULIH_ACK_WAIT_SECONDS`` (:func:`still_working`; 10 s by default): a slow handler or a paused
+consumer keeps its messages, while a consumer that died mid-batch gives them back after
+``ack_wait``. (A durable created with another ``ack_wait`` is updated at start:
+:func:`refresh_durables`.)
 
 A dead letter is a CloudEvent of the consuming service, ``pulih.<service>.EventDeadLettered.v1``
 (EVENTS.md, "Dead letters"), with a bounded copy of the message (at most 64 KiB, identity values
@@ -61,41 +60,31 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from faststream import AckPolicy as HandlerAckPolicy
-from faststream.exceptions import NackMessage
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy as JetStreamAckPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from sqlalchemy import exc as sa_exc
 
 from pulih.contracts import (
     CloudEvent,
-    Event,
-    IdentityRefused,
-    InvalidEvent,
     new_event,
-    parse_event,
     stream_name,
     subject_for,
 )
 from pulih.contracts.events.dead_letters import (
     PAYLOAD_LIMIT,
     EventDeadLettered,
-    dead_letter_model,
     dead_letter_of,
 )
 from pulih.kit import inbox
 from pulih.kit.database import Database
 from pulih.kit.emitter import current_traceparent
-from pulih.kit.errors import PulihError
 from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
@@ -292,170 +281,6 @@ async def refresh_durables(broker: NatsBroker, runtime: ServiceRuntime) -> list[
         changed.append(durable)
         log.info("durable consumer %s now has ack_wait %ss", durable, settings.ack_wait_seconds)
     return changed
-
-
-def subscribe_durable(
-    runtime: ServiceRuntime,
-    broker: NatsBroker,
-    *,
-    durable: str,
-    subject: str,
-    handlers: Mapping[type[Event], EventHandler],
-    retry_base_seconds: float = 1.0,
-    on_invalid: InvalidHook | None = None,
-) -> None:
-    """Register durable pull consumer ``durable`` on ``subject`` of the regency's stream.
-
-    ``handlers`` maps event classes to what applies them; other event types on the subject are
-    acknowledged and skipped. ``on_invalid`` runs after a message that is no valid event was
-    dead-lettered (referral tells the clinic that sent it). A message refused for holding an
-    identity key is erased from the stream once its redacted copy is dead-lettered: no copy of
-    a person's identity stays in a regency's events. ``ValueError`` for a service without a
-    dead-letter event.
-    """
-    dead_letter_model(runtime.name)  # a service that cannot dead-letter must not start consuming
-    runtime.durables.append(f"{runtime.name}-{durable}")
-    settings = runtime.settings
-    max_deliver = settings.max_deliver
-    by_type = {model.type_name(): handler for model, handler in handlers.items()}
-    consumer_name = f"{runtime.name}.{durable}"
-    store_retry_max = settings.store_retry_max_seconds
-    handler_timeout = settings.handler_timeout_seconds
-    probe_timeout = min(handler_timeout, 10.0)
-
-    async def fail(msg: Any, attempts: int, error: str, reason: str) -> None:
-        meta = msg.raw_message.metadata
-        await dead_letter(
-            broker,
-            settings.regency,
-            runtime.name,
-            consumer=consumer_name,
-            subject=msg.raw_message.subject,
-            payload=msg.body,
-            stream_seq=meta.sequence.stream,
-            attempts=attempts,
-            error=error,
-            reason=reason,
-        )
-        await msg.reject()
-
-    def pause(exc: BaseException, event_id: uuid.UUID) -> None:
-        if consumer_name not in runtime.paused_consumers:
-            runtime.paused_consumers.add(consumer_name)
-            log.warning(
-                "store failing: consumer paused",
-                extra={
-                    "consumer": consumer_name,
-                    "event_id": str(event_id),
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
-            )
-
-    async def wait(round_: int) -> None:
-        await asyncio.sleep(min(retry_delay(round_, retry_base_seconds), store_retry_max))
-
-    @broker.subscriber(
-        subject,
-        stream=JStream(stream_name(settings.regency), declare=False),
-        durable=f"{runtime.name}-{durable}",
-        # One message per fetch: FastStream runs the messages of a fetched batch concurrently,
-        # which would apply events about one client out of order (invariant 3). SQLite's single
-        # writer hides that; PostgreSQL does not. It also makes a pause a pause: the next
-        # fetch waits until the message in hand is settled.
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        config=ConsumerConfig(
-            max_deliver=max_deliver,
-            ack_wait=settings.ack_wait_seconds,
-            ack_policy=JetStreamAckPolicy.EXPLICIT,
-        ),
-        ack_policy=HandlerAckPolicy.NACK_ON_ERROR,
-        title=durable,
-    )
-    async def on_message(msg: NatsMessage) -> None:
-        meta = msg.raw_message.metadata
-        attempts = meta.num_delivered
-        try:
-            event_ = parse_event(msg.body)
-        except InvalidEvent as exc:
-            await fail(msg, attempts, "invalid_event", exc.reason)
-            delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
-            if isinstance(exc, IdentityRefused):
-                await erase(broker, stream_name(settings.regency), delivery)
-            if on_invalid is not None:
-                try:
-                    await on_invalid(msg.body, delivery, exc.reason)
-                except Exception:
-                    log.exception("on_invalid failed", extra={"consumer": consumer_name})
-            return
-        handler = by_type.get(event_.type)
-        if handler is None:
-            return
-        delivery = Delivery(msg.raw_message.subject, meta.sequence.stream, attempts)
-
-        async def apply() -> None:
-            async with runtime.unit_of_work(caused_by=event_) as uow:
-                if await inbox.already_applied(uow.session, consumer_name, event_.id):
-                    return
-                await handler(uow, event_, delivery)
-                await inbox.record_applied(uow.session, consumer_name, event_.id, meta.sequence.stream)
-
-        round_ = 0
-        async with still_working(msg.raw_message, settings.ack_wait_seconds / 3):
-            try:
-                while True:
-                    round_ += 1
-                    try:
-                        await within(apply(), handler_timeout, f"the handler of {event_.type}")
-                    except Rejected as exc:
-                        await fail(msg, attempts, exc.error, exc.reason)
-                        return
-                    except PulihError as exc:
-                        await fail(msg, attempts, exc.code, f"{delivery.subject}: {exc.message}")
-                        return
-                    except NotReadyYet as exc:
-                        if not await store_commits(runtime.database, probe_timeout):
-                            pause(exc, event_.id)  # the store, not the event: spend no attempt
-                            await wait(round_)
-                            continue
-                        runtime.paused_consumers.discard(consumer_name)
-                        if runtime.paused_consumers:
-                            # what it builds on may wait in a paused consumer of this service
-                            await wait(round_)
-                            continue
-                        if attempts >= max_deliver:
-                            await fail(
-                                msg,
-                                attempts,
-                                "not_ready",
-                                f"still not applicable after {attempts} attempts: {exc}",
-                            )
-                            return
-                        # what it builds on may be held by a consumer that died with it unacked:
-                        # JetStream gives it back only after ack_wait, so wait at least that long
-                        # between attempts, or a dependent would run out of attempts first
-                        delay = max(retry_delay(attempts, retry_base_seconds), settings.ack_wait_seconds)
-                        raise NackMessage(delay=delay) from None
-                    except Exception as exc:
-                        if is_store_fault(exc) or not await store_commits(runtime.database, probe_timeout):
-                            pause(exc, event_.id)
-                            await wait(round_)
-                            while not await store_commits(runtime.database, probe_timeout):
-                                round_ += 1
-                                await wait(round_)
-                            continue
-                        log.exception(
-                            "handler failed", extra={"consumer": durable, "event_id": str(event_.id)}
-                        )
-                        if attempts >= max_deliver:
-                            await fail(msg, attempts, "handler_failed", f"{type(exc).__name__}: {exc}")
-                            return
-                        raise NackMessage(delay=retry_delay(attempts, retry_base_seconds)) from None
-                    else:
-                        return
-            finally:
-                if consumer_name in runtime.paused_consumers:
-                    runtime.paused_consumers.discard(consumer_name)
-                    log.warning("store answers again: consumer resumed", extra={"consumer": consumer_name})
 
 
 def is_store_fault(exc: BaseException) -> bool:

@@ -6,7 +6,9 @@ not a master key).
 - ``ReferralClosed``: the referral ended (completed, declined, cancelled…), so its clinic gets no
   identity any more. A close before its referral is retried, never dropped.
 
-Every other event on ``ibm.<regency>.referral.>`` is acknowledged and skipped.
+Every other event on ``ibm.<regency>.referral.>`` is acknowledged and skipped. The consumer
+applies ordered batches (:func:`pulih.kit.batch_consumer.subscribe_batches`), one transaction a
+batch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from pulih.contracts import Event
-from pulih.kit.consumers import EventHandler, subscribe_durable
+from pulih.kit.batch_consumer import subscribe_batches
+from pulih.kit.consumers import EventHandler
 from pulih.kit.runtime import ServiceRuntime
 from pulih.outreach.store import REFERRALS
 
@@ -26,7 +29,7 @@ FROM_REFERRAL: dict[type[Event], EventHandler] = REFERRALS.handlers()
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
     """Outreach's durable consumer of referral's events."""
     regency = runtime.settings.regency
-    subscribe_durable(
+    subscribe_batches(
         runtime,
         broker,
         durable="referral-events",

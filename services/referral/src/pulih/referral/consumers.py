@@ -9,6 +9,10 @@
   dead-lettered at once with their code, and the clinic is told on its own subject
   (``AnswerRejected``, which its NATS user may read); an answer that is only early is retried,
   and after the last attempt dead-lettered as ``not_ready``, the clinic told so too.
+
+Both consume ordered batches (:func:`pulih.kit.batch_consumer.subscribe_batches`): a batch's
+events are applied in stream order in one transaction, a refused one rolled back to its own
+savepoint.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from pulih.contracts.events.clinic import (
     TreatmentCompleted,
 )
 from pulih.contracts.events.outreach import ConsentWithdrawn
-from pulih.kit.consumers import EventHandler, subscribe_durable
+from pulih.kit.batch_consumer import subscribe_batches
+from pulih.kit.consumers import EventHandler
 from pulih.kit.runtime import ServiceRuntime
 from pulih.referral import handlers
 from pulih.referral.store import OUTREACH
@@ -59,14 +64,15 @@ def clinic_answers_consumer(runtime: ServiceRuntime) -> str:
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
     """Register referral's two durable consumers."""
     regency = runtime.settings.regency
-    subscribe_durable(
+    subscribe_batches(
         runtime, broker, durable="outreach", subject=f"ibm.{regency}.outreach.>", handlers=FROM_OUTREACH
     )
-    subscribe_durable(
+    subscribe_batches(
         runtime,
         broker,
         durable=CLINIC_ANSWERS,
         subject=f"ibm.{regency}.clinic.>",
         handlers=from_clinics(runtime),
         on_invalid=partial(handlers.tell_clinic_of_invalid_answer, runtime),
+        on_dead_letter=partial(handlers.tell_clinic_of_refusal, runtime),
     )

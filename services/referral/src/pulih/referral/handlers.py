@@ -31,6 +31,7 @@ from pulih.contracts.events.referral import (
 from pulih.kit import inbox
 from pulih.kit.audit import audit
 from pulih.kit.auth import Principal, Role, service_token
+from pulih.kit.batch_handlers import Refusal
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
 from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound, PulihError, Unavailable
 from pulih.kit.runtime import ServiceRuntime
@@ -312,23 +313,35 @@ async def tell_clinic_of_refusal(
     runtime: ServiceRuntime,
     event: CloudEvent[ClinicAnswer],
     delivery: Delivery,
-    clinic_id: str,
-    error: str,
-    reason: str,
+    refusal: Refusal,
 ) -> None:
-    """Publish ``AnswerRejected`` on the answering clinic's own subject
-    (``ibm.<r>.referral.answer_rejected.<clinic_id>``), once per stored answer, caused by it.
+    """Before the kit dead-letters a clinic's answer, tell the clinic, which cannot read the dead
+    letters: ``AnswerRejected`` on its own subject (``ibm.<r>.referral.answer_rejected.<clinic_id>``)
+    with the refusal's code, once per stored answer, caused by it.
 
-    The consumer's own unit of work is rolled back when the refusal is raised (that is what
-    refusing means: nothing changes, and the kit dead-letters the answer), so the rejection
-    commits in a transaction of its own, first. It is opened on a session of its own rather
-    than ``runtime.unit_of_work()``: on SQLite the consumer's unit of work holds the store's
-    in-process write queue until it ends. The consumer's transaction has only read by then, so
-    the two never wait on each other.
+    A refused answer (a domain error) is told with its message; an early one the consumer gave
+    up on (``not_ready``) with what it waited for. A failure of referral's own
+    (``handler_failed``) is not the clinic's to hear of: the answer is replayed after the fix.
+    The kit calls this after the consumer's transaction (whose refused answer changed nothing),
+    so it commits in a transaction of its own.
     """
+    try:
+        clinic_id = clinic_of(delivery.subject)
+    except Rejected:
+        return  # no clinic's subject: nobody to tell
+    cause = refusal.cause
+    if isinstance(cause, PulihError):
+        reason = cause.message
+    elif isinstance(cause, NotReadyYet):
+        reason = (
+            f"{cause}, and the answer it follows did not arrive in {delivery.attempt} attempts: "
+            "publish that one, then this one again"
+        )
+    else:
+        return
     name = f"{runtime.name}.{ANSWER_REJECTIONS}"
     key = rejection_key(event.id, delivery.stream_seq)
-    async with runtime.database.sessions() as session, session.begin():
+    async with runtime.database.transaction() as session:
         if await inbox.already_applied(session, name, key):
             return
         await UnitOfWork.caused_by(session, runtime.emitter, event).emit(
@@ -337,7 +350,7 @@ async def tell_clinic_of_refusal(
                 clinic_id=clinic_id,
                 answer_id=event.id,
                 answer_type=event.type,
-                error=error,
+                error=refusal.error,
                 reason=reason[:500],
             )
         )
@@ -387,28 +400,17 @@ async def on_clinic_answer(
     """A clinic's answer from NATS (the clinic is read from the subject, which its credentials
     restrict), on the regency's today.
 
-    A refused answer is dead-lettered by the kit with its code, and the clinic, which cannot
-    read the dead letters, is told on its own subject (``AnswerRejected``, same code). An answer
-    that is only early is retried, since an earlier one may still be on its way; on the
-    consumer's last attempt it is given up: the kit dead-letters it as ``not_ready`` and the
-    clinic gets an ``AnswerRejected`` with that code, as its answer will never be applied.
+    A refused answer raises its domain error: the kit dead-letters it with its code, and the
+    clinic is told (:func:`tell_clinic_of_refusal`). An answer that is only early raises
+    :class:`NotReadyYet` and is retried, since an earlier one may still be on its way; once the
+    consumer gives up on it, it is dead-lettered as ``not_ready`` and the clinic told so too.
     """
     clinic_id = clinic_of(delivery.subject)
     try:
         await apply_answer(uow, clinic_id, event.data, today=runtime.clock.today())
     except IllegalTransition as exc:
-        if not exc.premature:
-            await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, exc.code, exc.message)
-            raise
-        if delivery.attempt >= runtime.settings.max_deliver:
-            reason = (
-                f"{exc.message}, and the answer it follows did not arrive in {delivery.attempt} "
-                "attempts: publish that one, then this one again"
-            )
-            await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, "not_ready", reason)
-        raise NotReadyYet(f"{exc.code}: {exc.message}") from None
-    except PulihError as exc:
-        await tell_clinic_of_refusal(runtime, event, delivery, clinic_id, exc.code, exc.message)
+        if exc.premature:
+            raise NotReadyYet(exc.message) from None
         raise
 
 

@@ -6,6 +6,10 @@ model too), then rehab's own reaction: a referral pauses the client's enrolment;
 resumes it, moves the client to aftercare or discharges them
 (:mod:`pulih.rehab.handlers.referrals`). An event about something rehab has not heard of yet (a
 screening before its registration) is retried later, never dropped.
+
+Both consume ordered batches (:func:`pulih.kit.batch_consumer.subscribe_batches`): a batch's
+events are applied in stream order in one transaction, with their inbox rows, and acknowledged
+after the commit.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from faststream.nats import NatsBroker
 
 from pulih.contracts import CloudEvent, Event
 from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
-from pulih.kit.consumers import Delivery, EventHandler, subscribe_durable
+from pulih.kit.batch_consumer import subscribe_batches
+from pulih.kit.consumers import Delivery, EventHandler
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.rehab import handlers
@@ -42,14 +47,14 @@ def referral_handlers(programme: Programme) -> dict[type[Event], EventHandler]:
 def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
     """Rehab's durable consumers: outreach's events, and referral's."""
     regency = runtime.settings.regency
-    subscribe_durable(
+    subscribe_batches(
         runtime,
         broker,
         durable="outreach-events",
         subject=f"ibm.{regency}.outreach.>",
         handlers=OUTREACH_HANDLERS,
     )
-    subscribe_durable(
+    subscribe_batches(
         runtime,
         broker,
         durable="referral-events",
