@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
 from pulih.kit.database import Database
@@ -86,6 +87,16 @@ async def _outbox_state(runtime: ServiceRuntime) -> tuple[int, float | None]:
     return waiting, (datetime.now(UTC) - oldest).total_seconds()
 
 
+class Readiness(BaseModel):
+    """What ``/readyz`` answers, ready (200) or not (503)."""
+
+    ready: bool
+    checks: dict[str, str] = Field(
+        description="each check (store, nats, consumers, outbox…) and `ok` or what is wrong"
+    )
+    failed: list[str] = Field(description="the checks that failed; empty when ready")
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, str]:
     """The process is up."""
@@ -93,7 +104,22 @@ async def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok", "service": runtime.name, "regency": runtime.settings.regency}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: `failed` names the checks that failed",
+            "headers": {
+                "Retry-After": {
+                    "description": "seconds to wait before asking again",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """200 when the store commits, the broker is connected, no consumer is paused and the outbox
     drains; 503 naming what is wrong otherwise."""

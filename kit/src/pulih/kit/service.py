@@ -33,7 +33,7 @@ from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
 from pulih.kit.health import router as health_router
-from pulih.kit.metrics import install_metrics
+from pulih.kit.limits import BodyLimit
 from pulih.kit.messaging import (
     StreamLimits,
     ensure_regency_stream,
@@ -42,7 +42,9 @@ from pulih.kit.messaging import (
     stream_publisher,
     without_password,
 )
+from pulih.kit.metrics import install_metrics
 from pulih.kit.migrations import upgrade_to_head
+from pulih.kit.openapi import install_openapi, operation_id
 from pulih.kit.outbox import OutboxRelay
 from pulih.kit.runtime import NoDeps, ServiceDeps, ServiceRuntime
 from pulih.kit.settings import Settings
@@ -205,9 +207,12 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         description=spec.description,
         version=spec.version,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_bytes))
 
     async def _replay(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, idempotency.Replay)

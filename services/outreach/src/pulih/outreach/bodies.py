@@ -191,7 +191,7 @@ class IdentityReadView(BaseModel):
     purpose: str
     outcome: str
     reason: str | None = Field(None, description="why a denied attempt was refused (its error code)")
-    read_at: datetime
+    read_at: UtcDatetime
 
 
 class DuplicateView(BaseModel):

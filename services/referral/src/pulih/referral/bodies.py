@@ -6,7 +6,7 @@ answer over HTTP becomes the same event it would publish on NATS (:meth:`Accepte
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -182,6 +182,11 @@ class ClientIdentityView(BaseModel):
     address: str | None
 
 
+def _utc_isoformat(moment: datetime) -> str:
+    # SQLite gives back naive datetimes for DateTime(timezone=True): they were stored in UTC.
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
+
+
 class HandOverEntry(View):
     """One attempt to get a referred client's identity, as the audit shows it."""
 
@@ -191,4 +196,4 @@ class HandOverEntry(View):
     purpose: str
     outcome: str
     reason: str | None
-    read_at: Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str)]
+    read_at: Annotated[datetime, PlainSerializer(_utc_isoformat, return_type=str)]
