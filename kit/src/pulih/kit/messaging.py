@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.security import NatsSecurity, NatsUserPassword
+from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -225,9 +226,14 @@ def stream_publisher(broker: NatsBroker, regency: str, *, timeout: float = 5.0) 
     (:func:`pulih.kit.outbox.envelope_headers`) and opens the publish span itself.
     """
     stream = stream_name(regency)
+    context: list[tuple[object, JetStreamContext]] = []  # made once per connection, not per message
 
     async def publish(payload: bytes, subject: str, headers: dict[str, str]) -> None:
-        await broker.connection.jetstream().publish(
+        connection = broker.connection
+        if not context or context[0][0] is not connection:
+            context[:] = [(connection, connection.jetstream())]
+        js = context[0][1]
+        await js.publish(
             subject,
             payload,
             timeout=timeout,

@@ -80,6 +80,9 @@ CLOUDEVENTS_JSON = "application/cloudevents+json"
 """The ``content-type`` of a structured CloudEvent."""
 
 _tracer = trace.get_tracer("pulih.outbox")
+_propagator = TraceContextTextMapPropagator()
+_NO_TRACE = otel_context.Context()
+"""The parent of the publish span of a row written outside any trace: none (a new trace)."""
 
 
 def envelope_headers(event_: CloudEvent[Any]) -> dict[str, str]:
@@ -290,26 +293,22 @@ class OutboxRelay:
         return len(outcome.acked)
 
     async def _publish_row(self, row: OutboxRow) -> None:
-        await self._publish_in_its_trace(row.payload, row.subject, dict(row.headers))
+        # The row's headers were decoded for this attempt alone, so they are handed over as they are.
+        await self._publish_in_its_trace(row.payload, row.subject, row.headers)
 
     async def _publish_in_its_trace(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
-        # Re-attach the trace of the request that wrote the row, so the publish span joins it
-        # instead of starting a new trace; the consumer continues it from the headers. Each row
-        # is published in a task of its own, so the attached context stays with its row.
-        token = None
-        if "traceparent" in headers:
-            ctx = TraceContextTextMapPropagator().extract(carrier=headers)
-            token = otel_context.attach(ctx)
-        try:
-            with _tracer.start_as_current_span(
-                f"{subject} publish",
-                kind=trace.SpanKind.PRODUCER,
-                attributes={"messaging.system": "nats", "messaging.destination.name": subject},
-            ):
-                await self.publish(payload, subject, dict(headers))
-        finally:
-            if token is not None:
-                otel_context.detach(token)
+        # The publish span is a child of the trace of the request that wrote the row, not of
+        # whatever is current, and is current while publishing; the consumer continues the trace
+        # from the headers. Each row is published in a task of its own, so nothing leaks to the
+        # next row.
+        parent = _propagator.extract(carrier=headers) if "traceparent" in headers else _NO_TRACE
+        with _tracer.start_as_current_span(
+            f"{subject} publish",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+        ):
+            await self.publish(payload, subject, headers)
 
     async def mark_published(self, seqs: list[int]) -> None:
         """Mark rows as published (after their PubAck), in one UPDATE."""

@@ -40,7 +40,7 @@ NATS subject is an event type, not a client).
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -55,23 +55,26 @@ class OutboxRow:
     headers: dict[str, str]
 
 
+_SUBJECT = re.compile(rb'"subject":"((?:[^"\\]|\\.)*)"')
+_CLIENT = re.compile(rb'"client_id":"([^"\\]*)"')
+
+
 def ordering_keys(payload: bytes) -> frozenset[str] | None:
     """What a row must stay in order with: its envelope's ``subject`` and its data's ``client_id``.
 
-    None for a payload that is no readable envelope: such a row waits for every earlier row of
-    its window and every later row waits for it (the safe order when the keys are unknown).
+    Read from the JSON without parsing it (a row is looked at on every publish): the envelope's
+    ``subject`` comes before ``data`` (:meth:`pulih.contracts.CloudEvent.to_json`), and neither
+    pattern can match inside a JSON string, whose quotes are escaped. Any ``client_id`` in the
+    data counts (more keys only ever mean more order). None for a payload without a subject:
+    such a row waits for every earlier row of its window and every later row waits for it (the
+    safe order when the keys are unknown).
     """
-    try:
-        envelope = json.loads(payload)
-    except (ValueError, TypeError):
+    subject = _SUBJECT.search(payload)
+    if subject is None:
         return None
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("subject"), str):
-        return None
-    data = envelope.get("data")
-    client = data.get("client_id") if isinstance(data, dict) else None
-    if isinstance(client, str) and client != envelope["subject"]:
-        return frozenset((envelope["subject"], client))
-    return frozenset((envelope["subject"],))
+    keys = {subject.group(1).decode(errors="replace")}
+    keys.update(client.decode(errors="replace") for client in _CLIENT.findall(payload, subject.end()))
+    return frozenset(keys)
 
 
 @dataclass

@@ -1,0 +1,230 @@
+"""How fast the outbox relay empties a backlog, next to raw nats-py pipelined publish on the same
+nats-server in the same run. Prints a table (or JSON lines with ``--json``); not a test.
+
+    .venv/bin/python bench/relay_throughput.py [--events 30000] [--quick] [--json]
+        [--database-url postgresql+asyncpg://…] [--nats-url nats://…]
+
+- **raw**: ``js.publish`` of the same payloads, gathered 256 at a time (what "256 in flight"
+  means in bench/limits.py), each with its ``Nats-Msg-Id``;
+- **relay**: a SQLite (or ``--database-url``) outbox holding the same number of events is
+  emptied by :class:`pulih.kit.outbox.OutboxRelay` through the service's stream publisher:
+  read a window, publish it pipelined in each client's order, mark it with one UPDATE. The
+  events come as outreach writes them, three about each client in a row (registered, consent,
+  screened), so the per-client ordering is exercised; a second figure has one event per client.
+
+Each measurement publishes to a stream of its own, configured like a regency's. Another bench
+(``./dev bench``) calls :func:`measure`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from pulih.contracts import Event, new_event, stream_name, subject_for
+from pulih.contracts.events.outreach import ClientRegistered, ClientScreened, ConsentRecorded
+from pulih.kit.database import Database, kit_metadata
+from pulih.kit.messaging import make_broker, regency_stream_config, stream_publisher
+from pulih.kit.nats_server import NatsServer
+from pulih.kit.outbox import OutboxRelay, add_to_outbox
+
+REGENCY = "3301"
+IN_FLIGHT = 256
+RAW_STREAM = "BENCH_RELAY_RAW"
+RAW_SUBJECT = "bench.relay.outreach.client_screened"
+
+
+def client_events(unit_id: uuid.UUID, agent_id: uuid.UUID) -> list[Event]:
+    """A registration, a consent and a screening of one new client: outreach's commonest events."""
+    client_id = uuid.uuid4()
+    return [
+        ClientRegistered.model_validate(
+            {
+                "client_id": client_id,
+                "unit_id": unit_id,
+                "registered_on": "2026-02-01",
+                "sex": "f",
+                "age_band": "25_34",
+                "came_through": "outreach",
+            }
+        ),
+        ConsentRecorded(
+            consent_id=uuid.uuid4(), client_id=client_id, scopes=["programme"], given_on=date(2026, 2, 1)
+        ),
+        ClientScreened.model_validate(
+            {
+                "screening_id": uuid.uuid4(),
+                "client_id": client_id,
+                "unit_id": unit_id,
+                "agent_id": agent_id,
+                "screened_on": "2026-02-02",
+                "instrument": "assist_v3",
+                "substances": [{"substance": "cannabis", "score": 12, "risk": "moderate"}],
+                "injected_last_3_months": False,
+                "overall_risk": "moderate",
+                "recommendation": "ibm_programme",
+            }
+        ),
+    ]
+
+
+def backlog_events(count: int, per_client: int) -> list[Event]:
+    """``count`` events, ``per_client`` about each client in a row (1 to 3)."""
+    unit_id, agent_id = uuid.uuid4(), uuid.uuid4()
+    events: list[Event] = []
+    while len(events) < count:
+        events.extend(client_events(unit_id, agent_id)[-per_client:])
+    return events[:count]
+
+
+def row(metric: str, value: float, unit: str, limit: float | None = None) -> dict[str, Any]:
+    """One figure: ``{metric, value, unit, limit, ratio}`` (``ratio`` is ``value / limit``)."""
+    return {
+        "metric": metric,
+        "value": round(value, 1),
+        "unit": unit,
+        "limit": None if limit is None else round(limit, 1),
+        "ratio": round(value / limit, 3) if limit else None,
+    }
+
+
+async def _fresh_stream(js: JetStreamContext, name: str, subjects: list[str]) -> None:
+    with suppress(NotFoundError):
+        await js.delete_stream(name)
+    await js.add_stream(dataclasses.replace(regency_stream_config(REGENCY), name=name, subjects=subjects))
+
+
+async def raw_publish_rate(nats_url: str, payloads: list[bytes]) -> float:
+    """Events/s of ``js.publish`` gathered ``IN_FLIGHT`` at a time, each with a ``Nats-Msg-Id``."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await _fresh_stream(js, RAW_STREAM, ["bench.relay.>"])
+        messages = [(payload, str(uuid.uuid4())) for payload in payloads]
+        started = time.perf_counter()
+        for start in range(0, len(messages), IN_FLIGHT):
+            window: list[Awaitable[object]] = [
+                js.publish(RAW_SUBJECT, payload, headers={"Nats-Msg-Id": msg_id})
+                for payload, msg_id in messages[start : start + IN_FLIGHT]
+            ]
+            await asyncio.gather(*window)
+        elapsed = time.perf_counter() - started
+        await js.delete_stream(RAW_STREAM)
+        return len(payloads) / elapsed
+    finally:
+        await nc.close()
+
+
+async def relay_rate(nats_url: str, database_url: str, events: list[Event]) -> float:
+    """Events/s of an :class:`OutboxRelay` emptying an outbox of ``events`` (written beforehand)."""
+    database = Database(database_url)
+    broker = make_broker(nats_url, name="pulih-bench-relay")
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(kit_metadata.drop_all)
+            await conn.run_sync(kit_metadata.create_all)
+        async with database.transaction() as session:
+            for event_ in events:
+                envelope = new_event(event_, regency=REGENCY)
+                await add_to_outbox(session, envelope, subject_for(envelope, REGENCY))
+        await broker.connect()
+        js = broker.connection.jetstream()
+        await _fresh_stream(js, stream_name(REGENCY), [f"ibm.{REGENCY}.>"])
+        relay = OutboxRelay(database, stream_publisher(broker, REGENCY), max_in_flight=IN_FLIGHT)
+        started = time.perf_counter()
+        sent = 0
+        while published := await relay.relay_once():
+            sent += published
+        elapsed = time.perf_counter() - started
+        info = await js.stream_info(stream_name(REGENCY))
+        if sent != len(events) or info.state.messages != len(events):
+            raise RuntimeError(f"relay sent {sent}, stream holds {info.state.messages}, of {len(events)}")
+        await js.delete_stream(stream_name(REGENCY))
+        return sent / elapsed
+    finally:
+        await broker.stop()
+        await database.dispose()
+
+
+@contextmanager
+def _nats_server(nats_url: str | None) -> Iterator[str]:
+    if nats_url is not None:
+        yield nats_url
+        return
+    with tempfile.TemporaryDirectory(prefix="pulih-bench-relay-") as tmp:
+        server = NatsServer(Path(tmp) / "nats", domain=f"r{REGENCY}").start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+async def measure(
+    events: int = 30_000,
+    *,
+    quick: bool = False,
+    nats_url: str | None = None,
+    database_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """The relay's figures, each with raw pipelined publish measured just before as its limit.
+
+    On a nats-server of its own unless ``nats_url`` is given (streams ``BENCH_RELAY_RAW`` and
+    ``IBM_3301`` are created and deleted there: give the URL of a server without a regency), and
+    a SQLite outbox in a temporary directory unless ``database_url`` is given (its kit tables
+    are dropped and made again).
+    """
+    if quick:
+        events = min(events, 2_000)
+    mixed = backlog_events(events, per_client=3)
+    single = backlog_events(events, per_client=1)
+    payloads = [new_event(event_, regency=REGENCY).to_json() for event_ in mixed]
+    figures: list[dict[str, Any]] = []
+    with _nats_server(nats_url) as url, tempfile.TemporaryDirectory(prefix="pulih-bench-relay-db-") as tmp:
+        store = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'outbox.db'}"
+        backend = "SQLite" if store.startswith("sqlite") else "PostgreSQL"
+        raw = await raw_publish_rate(url, payloads)
+        figures.append(row(f"raw JetStream publish, {IN_FLIGHT} in flight (relay's limit)", raw, "events/s"))
+        relay = await relay_rate(url, store, mixed)
+        figures.append(row(f"outbox relay, 3 events per client in a row, {backend}", relay, "events/s", raw))
+        raw = await raw_publish_rate(url, payloads)
+        relay = await relay_rate(url, store, single)
+        figures.append(row(f"outbox relay, one event per client, {backend}", relay, "events/s", raw))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=30_000, help="events per measurement (30000)")
+    parser.add_argument("--quick", action="store_true", help="at most 2,000 events (a smoke test)")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument("--nats-url", help="a running nats-server (default: one of our own)")
+    parser.add_argument("--database-url", help="the outbox's store (default: SQLite in a temp dir)")
+    args = parser.parse_args()
+    figures = asyncio.run(
+        measure(args.events, quick=args.quick, nats_url=args.nats_url, database_url=args.database_url)
+    )
+    for figure in figures:
+        if args.json:
+            print(json.dumps(figure), flush=True)
+        else:
+            limit = "" if figure["limit"] is None else f"   limit {figure['limit']:>10,.0f}"
+            ratio = "" if figure["ratio"] is None else f"   ratio {figure['ratio']:.2f}"
+            print(f"{figure['metric']:<62} {figure['value']:>10,.0f} {figure['unit']}{limit}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
