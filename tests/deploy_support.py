@@ -5,17 +5,21 @@ NATS configs with the variables their containers give them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import secrets
 import subprocess
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pulih.kit.nats_server import nats_server_binary
+from pulih.kit.testing import POSTGRES_URL, postgres_schema_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -234,3 +238,27 @@ def nats_server_test(config: Path, env: Mapping[str, str]) -> subprocess.Complet
         text=True,
         timeout=30,
     )
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, its plain URL (the schemas of --schema-per-service are
+    named after the services, so a schema of the shared test database would not do); dropped
+    afterwards. Skips the test when PostgreSQL is not reachable."""
+    next(postgres_schema_url(), None)  # skips when PostgreSQL is not reachable
+    import asyncpg
+
+    name = f"pulih_deploy_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -9,41 +9,25 @@ import os
 import sqlite3
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from deploy_support import fresh_database
 
 from pulih.kit import migrate
 from pulih.kit.database import Database
 from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.settings import async_driver_url
-from pulih.kit.testing import POSTGRES_URL, postgres_schema_url
 
 SERVICES = ["outreach", "rehab", "referral", "reporting"]
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (the schemas are named after the services, so a schema of
-    the shared test database would not do); dropped afterwards."""
-    next(postgres_schema_url(), None)  # skips when PostgreSQL is not reachable
-    name = f"pulih_migrate_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        yield url
 
 
 def run_migrate(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
