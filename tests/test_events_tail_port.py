@@ -1,6 +1,7 @@
 """``pulih events tail`` finds the regency's NATS server as ``pulih up`` does: ``NATS_URL``, else
-``PULIH_NATS_PORT``, else the port the data dir's ``pulih up`` listened on; and when no server
-answers it says so in one line on stderr, within seconds, with no traceback."""
+``PULIH_NATS_PORT`` (kit/tests/test_cli_nats_url.py), else the port the data dir's ``pulih up``
+listened on; and when no server answers it says so in one line on stderr, within seconds, with
+no traceback."""
 
 from __future__ import annotations
 
@@ -48,15 +49,6 @@ def regency_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tailed(capsys: pytest.CaptureFixture[str]) -> list[str]:
     assert cli.main(["events", "tail", "--last", "1"]) == 0
     return [line.split("subject=")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
-
-
-def test_tail_dials_the_port_in_pulih_nats_port(
-    regency_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with NatsServer(regency_env / "elsewhere", server_name="pulih-test", domain="r3301") as server:
-        asyncio.run(one_event(server.url))
-        monkeypatch.setenv("PULIH_NATS_PORT", str(server.port))
-        assert tailed(capsys) == ["here"]
 
 
 def test_tail_dials_the_port_the_data_dirs_pulih_up_listened_on(
