@@ -154,6 +154,52 @@ async def development_tokens_of_child(env: dict[str, str]) -> dict[str, str]:
     return tokens
 
 
+def _service_env(
+    service: InstalledService, services: list[InstalledService], env: dict[str, str]
+) -> dict[str, str]:
+    """The environment of ``service``: the regency's, its own database if
+    ``PULIH_<SERVICE>_DATABASE_URL`` names one, and every service's address."""
+    service_env = dict(env)
+    own_db = os.environ.get(f"PULIH_{service.name.upper()}_DATABASE_URL")
+    if own_db:
+        service_env["DATABASE_URL"] = own_db
+    else:
+        service_env.pop("DATABASE_URL", None)
+    service_env.update(
+        {
+            f"PULIH_{s.name.upper()}_URL": f"http://127.0.0.1:{_port_override(s.name, s.port)}"
+            for s in services
+        }
+    )
+    return service_env
+
+
+async def migrate_stores(envs: dict[str, dict[str, str]]) -> str | None:
+    """Bring every service's store to head before it starts, as a deployment's migration step does
+    (``python -m pulih.kit.migrate``, a child for the services sharing a ``DATABASE_URL``): the
+    services then find their stores at head and never load Alembic. ``None``, or why it failed."""
+    by_store: dict[str | None, list[str]] = {}
+    for name, service_env in envs.items():
+        by_store.setdefault(service_env.get("DATABASE_URL"), []).append(name)
+    for names in by_store.values():
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pulih.kit.migrate",
+            *names,
+            env=envs[names[0]],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await child.communicate()
+        lines = out.decode(errors="replace").strip()
+        if child.returncode != 0:
+            return lines or f"the migration of {', '.join(names)} failed (exit {child.returncode})"
+        for line in lines.splitlines():
+            log.info("store of %s", line)
+    return None
+
+
 def _port_override(name: str, default: int) -> int:
     return int(os.environ.get(f"PULIH_{name.upper()}_PORT", default))
 
@@ -496,23 +542,15 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
     try:
         if nats is not None:
             tasks[asyncio.create_task(nats.run())] = nats
+        envs = {service.name: _service_env(service, services, env) for service in services}
+        if (failed := await migrate_stores(envs)) is not None:
+            log.error("%s", failed)
+            return 1
         for service in services:
-            service_env = dict(env)
-            own_db = os.environ.get(f"PULIH_{service.name.upper()}_DATABASE_URL")
-            if own_db:
-                service_env["DATABASE_URL"] = own_db
-            else:
-                service_env.pop("DATABASE_URL", None)
-            service_env.update(
-                {
-                    f"PULIH_{s.name.upper()}_URL": f"http://127.0.0.1:{_port_override(s.name, s.port)}"
-                    for s in services
-                }
-            )
             supervisor = ServiceSupervisor(
                 service,
                 _port_override(service.name, service.port),
-                service_env,
+                envs[service.name],
                 log_dir / f"{service.name}.log",
                 policy,
                 pids,
