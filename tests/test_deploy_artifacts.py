@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from deploy_support import (
     DEPLOY,
     K8S,
@@ -270,19 +271,43 @@ def test_compose_runs_a_regency() -> None:
         assert service["ports"] == [f"{env['PULIH_BIND']}:{PORTS[name]}:8000"]
 
 
-def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
-    """Where a docker CLI with the compose plugin exists (no engine needed)."""
+def compose_cli() -> list[str]:
+    """``docker compose`` (v2) or Debian's ``docker-compose`` (1.29, which .ci/run installs):
+    their ``config`` needs no engine."""
     docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode:
-        pytest.skip("no docker compose CLI here; compose.yaml is checked against its schema instead")
+    if (
+        docker is not None
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is None:
+        pytest.skip("no compose CLI here (apt-get install docker-compose); the schema check stands")
+    return [legacy]
+
+
+def test_compose_itself_reads_it_as_this_test_does(tmp_path: Path) -> None:
+    values = compose_env()
     env = tmp_path / ".env"
-    env.write_text("".join(f"{k}={v}\n" for k, v in compose_env().items()))
-    config = subprocess.run(
-        [docker, "compose", "--env-file", str(env), "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"],
-        capture_output=True,
-        text=True,
+    env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+    def config(env_file_: Path) -> subprocess.CompletedProcess[str]:
+        command = [*compose_cli(), "--env-file", str(env_file_), "-f", str(DEPLOY / "compose.yaml"), "config"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    read = config(env)
+    assert read.returncode == 0, read.stderr
+    theirs = yaml.safe_load(read.stdout)["services"]
+    ours = compose_file(values)["services"]
+    assert set(theirs) == set(ours)
+    for name, service in ours.items():
+        for key in ("command", "environment", "depends_on", "image", "restart"):
+            assert theirs[name].get(key) == service.get(key), f"{name}: {key}"
+    (tmp_path / "no-secret.env").write_text(
+        "".join(f"{k}={v}\n" for k, v in values.items() if k != "PULIH_MASTER_KEY")
     )
-    assert config.returncode == 0, config.stderr
+    refused = config(tmp_path / "no-secret.env")
+    assert refused.returncode != 0 and "set PULIH_MASTER_KEY in deploy/.env" in refused.stderr
 
 
 # --- NATS configs ----------------------------------------------------------------------------
