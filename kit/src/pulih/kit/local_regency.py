@@ -43,6 +43,7 @@ from typing import TextIO
 from pulih.kit import logs
 from pulih.kit.clock import ManualClock
 from pulih.kit.nats_server import NatsServer, port_open
+from pulih.kit.revisions import migrations_of, sqlite_store_at_head
 from pulih.kit.settings import DEFAULT_NATS_PORT, Settings
 
 log = logging.getLogger("pulih.up")
@@ -177,10 +178,16 @@ def _service_env(
 async def migrate_stores(envs: dict[str, dict[str, str]]) -> str | None:
     """Bring every service's store to head before it starts, as a deployment's migration step does
     (``python -m pulih.kit.migrate``, a child for the services sharing a ``DATABASE_URL``): the
-    services then find their stores at head and never load Alembic. ``None``, or why it failed."""
+    services then find their stores at head and never load Alembic. A SQLite store already at head
+    is seen without a child. ``None``, or why it failed."""
     by_store: dict[str | None, list[str]] = {}
     for name, service_env in envs.items():
-        by_store.setdefault(service_env.get("DATABASE_URL"), []).append(name)
+        url = service_env.get("DATABASE_URL")
+        scripts = migrations_of(name)
+        data_dir = Path(service_env.get("PULIH_DATA_DIR", ".pulih"))
+        if url is None and scripts is not None and sqlite_store_at_head(data_dir / f"{name}.db", scripts):
+            continue  # the usual restart: nothing to migrate, no child to wait for
+        by_store.setdefault(url, []).append(name)
     for names in by_store.values():
         child = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -5,14 +5,13 @@ Each service keeps an Alembic script directory (``migrations/``) inside its pack
 idempotency tables, so a service's first revision creates them in its store too.
 
 A store already at head is seen without Alembic: its ``alembic_version`` row is compared with the
-heads of the revision files, read as source (:func:`script_heads`). A service that starts on a
-migrated store (``pulih up`` migrates them first, as a deployment's migration step does) so never
-loads Alembic, Mako and Pygments, some 10 MiB of each service's memory.
+heads of the revision files, read as source (:func:`pulih.kit.revisions.script_heads`). A service
+that starts on a migrated store (``pulih up`` migrates them first, as a deployment's migration
+step does) so never loads Alembic, Mako and Pygments, some 10 MiB of each service's memory.
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pulih.kit import idempotency, inbox, outbox  # noqa: F401 - they declare the kit's tables
 from pulih.kit.database import Database, kit_metadata
+from pulih.kit.revisions import script_heads
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -34,45 +34,6 @@ def alembic_config(script_location: Path) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     return cfg
-
-
-def script_heads(script_location: Path) -> set[str]:
-    """The head revisions of the script directory at ``script_location``, read from the source of
-    its revision files (``revision`` and ``down_revision`` written as literals); empty when one
-    cannot be read so."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in sorted((script_location / "versions").glob("*.py")):
-        try:
-            assigned = _literals(path, ("revision", "down_revision"))
-        except ValueError:
-            return set()
-        revision, down = assigned.get("revision"), assigned.get("down_revision")
-        if not isinstance(revision, str):
-            return set()
-        revisions.add(revision)
-        if isinstance(down, str):
-            parents.add(down)
-        elif isinstance(down, (tuple, list)):
-            parents.update(str(each) for each in down)
-    return revisions - parents
-
-
-def _literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
-    """The values assigned to ``names`` at the top of the Python file ``path`` (``ValueError`` if
-    one is not a literal)."""
-    found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        target: ast.expr
-        if isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in names:
-            found[target.id] = ast.literal_eval(value)
-    return found
 
 
 async def store_at_head(database: Database, script_location: Path) -> bool:
