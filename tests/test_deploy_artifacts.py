@@ -392,6 +392,7 @@ def test_the_nats_cluster_has_three_nodes_and_an_account_per_regency() -> None:
     )
     assert find(docs, "PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
     config = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert re.search(r"^\s*sync_interval: always$", config, re.M)
     node_env = nats_node_env(docs, 0)
     for regency in REGENCIES:
         code = regency.removeprefix("r")
