@@ -51,6 +51,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,11 +72,13 @@ from pulih.kit.consumers import (
 )
 from pulih.kit.errors import PulihError
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.telemetry import exporting
 from pulih.kit.unit_of_work import UnitOfWork
 
 log = logging.getLogger("pulih.batch_consumer")
 
 _propagator = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer("pulih.batch_handlers")
 
 
 @dataclass(frozen=True)
@@ -379,11 +382,20 @@ async def _begin(session: AsyncSession, is_sqlite: bool) -> None:
 @contextmanager
 def _continuing(event: CloudEvent[Any]) -> Iterator[None]:
     """Make the event's trace the current one: what its handler emits, and its dead letter,
-    continue it (no span of its own: one per event would cost more than applying many)."""
+    continue it. Where spans are exported (:func:`~pulih.kit.telemetry.exporting`), applying it is
+    a span of that trace; elsewhere no span of its own (one per event would cost more than applying
+    many)."""
     if not event.traceparent:
         yield
         return
-    token = otel_context.attach(_propagator.extract({"traceparent": event.traceparent}))
+    parent = _propagator.extract({"traceparent": event.traceparent})
+    if exporting():
+        with _tracer.start_as_current_span(
+            f"{event.type} process", context=parent, kind=trace.SpanKind.CONSUMER
+        ):
+            yield
+        return
+    token = otel_context.attach(parent)
     try:
         yield
     finally:

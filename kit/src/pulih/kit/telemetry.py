@@ -36,6 +36,8 @@ from pulih.kit import logs
 
 log = logging.getLogger("pulih.telemetry")
 
+_exporting = False
+
 UNTRACED_PATHS = "healthz,readyz,metrics"
 """Paths that open no span: probes and scrapes, every few seconds, say nothing about a request."""
 
@@ -43,6 +45,12 @@ UNTRACED_PATHS = "healthz,readyz,metrics"
 def setup_logging(service: str, regency: str) -> None:
     """Log lines with regency, service and trace ids (never an identity): see :mod:`pulih.kit.logs`."""
     logs.configure(service, regency)
+
+
+def exporting() -> bool:
+    """Whether this process exports its spans (an exporter was chosen): where it does, each event
+    a consumer applies is a span of the event's trace; where not, that span would cost for nothing."""
+    return _exporting
 
 
 def chosen_exporters() -> list[str]:
@@ -94,6 +102,7 @@ def _exporter(name: str) -> SpanExporter | None:
 def setup_tracing(service: str, regency: str) -> None:
     """Install a tracer provider for this process unless one is installed already (or
     ``OTEL_SDK_DISABLED=true``), with the exporters the environment chooses."""
+    global _exporting
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -106,6 +115,7 @@ def setup_tracing(service: str, regency: str) -> None:
         exporter = _exporter(name)
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
+            _exporting = True
     trace.set_tracer_provider(provider)
 
 
