@@ -9,6 +9,7 @@ regency's first district, a serial that never repeats within a run).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ SUBSTANCES = [
     {"substance": "cannabis", "ever_used": True, "q2": 4, "q3": 3, "q4": 4, "q5": 0, "q6": 3, "q7": 0}
 ]
 """WHO ASSIST v3 answers scoring moderate risk (cannabis 14): the client may join the programme."""
+SYNC_PATH = "/v1/sync"
 BASELINE = {f"q{i}": 2 if i in (3, 4, 26) else 3 for i in range(1, 27)}
 """A baseline WHOQOL-BREF."""
 
@@ -136,6 +138,62 @@ class FieldDevice:
             "baseline": BASELINE,
         }
         return await self.send("rehab", "/v1/enrolments", body, after=after)
+
+    async def enrolled_clients(self, count: int, first_serial: int) -> tuple[str, str, list[str]]:
+        """A new unit, its agent, and ``count`` of its clients enrolled in rehab's programme
+        (their enrolment ids), eight at a time."""
+        unit_id, agent_id, _ = await self.establish_unit()
+
+        async def one(serial: int) -> str:
+            registered = await self.register(unit_id, serial)
+            client_id = str(registered.body["client_id"])
+            known = registered.events + (await self.consent(client_id)).events
+            known += (await self.screen(client_id, agent_id)).events
+            for _ in range(600):  # Pulih-After waits a while; rehab may still not know the client
+                try:
+                    return str((await self.enrol(client_id, agent_id, after=known)).body["enrollment_id"])
+                except Refused as exc:
+                    if " 404 " not in str(exc) and " 409 " not in str(exc):
+                        raise
+                    await asyncio.sleep(0.1)
+            raise Refused(f"rehab never took client {client_id} for enrolment")
+
+        enrolments: list[str] = []
+        for start in range(0, count, 8):
+            serials = range(first_serial + start, first_serial + min(count, start + 8))
+            enrolments += await asyncio.gather(*(one(serial) for serial in serials))
+        return unit_id, agent_id, enrolments
+
+    def sync_body(self, unit_id: str, agent_id: str, enrolments: list[str], items: int) -> dict[str, Any]:
+        """A day's sessions for ``unit_id`` as ``POST /v1/sync`` takes them: ``items`` sessions,
+        round the enrolments, each with its own idempotency key."""
+        return {
+            "unit_id": unit_id,
+            "items": [
+                {
+                    "idempotency_key": str(uuid.uuid4()),
+                    "kind": "session",
+                    "enrollment_id": enrolments[i % len(enrolments)],
+                    "session": self.session(agent_id),
+                }
+                for i in range(items)
+            ],
+        }
+
+    async def sync(self, body: dict[str, Any], *, sent: float | None = None) -> Answer:
+        """``POST /v1/sync`` on rehab (:class:`Refused` if it did not apply every item)."""
+        answer = await self.send("rehab", SYNC_PATH, body, sent=sent)
+        refused = [item for item in answer.body.get("items", []) if item.get("status") != "applied"]
+        if refused:
+            raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
+        if not answer.events:
+            raise Refused("/v1/sync answered without Pulih-Events: nothing to follow")
+        return answer
+
+    async def has_sync(self) -> bool:
+        """Whether rehab has ``POST /v1/sync`` (its OpenAPI document says so)."""
+        response = await self.http.get(f"{self.regency.url('rehab')}/openapi.json")
+        return SYNC_PATH in response.json().get("paths", {})
 
     def session(self, agent_id: str, held_on: date | None = None) -> dict[str, Any]:
         """A counselling session the client attended (``SessionHeld``), with a device-made id."""

@@ -27,15 +27,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from field_device import FieldDevice, Refused
 from figures import Figure, figure, print_figures, unavailable
 from limits import raw_pipeline_limit
-from running_regency import AppliedEvents, RunningRegency, until_applied
-
-SYNC_PATH = "/v1/sync"
+from running_regency import AppliedEvents, CpuMeter, RunningRegency, cpu_note, until_applied
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,9 @@ QUICK = Sizes(clients=6, concurrency=3, enrolled=2, batches=2, items=5, sync_con
 
 async def single_requests(
     device: FieldDevice, regency: RunningRegency, sizes: Sizes, serials: int
-) -> tuple[float, float]:
-    """(events/s to rehab's commits, events/s answered by the API) for the single requests."""
+) -> tuple[float, float, tuple[float, str]]:
+    """(events/s to rehab's commits, events/s answered by the API, CPU per event) for the single
+    requests."""
     unit_id, agent_id, _ = await device.establish_unit()
     queue = list(range(serials, serials + sizes.clients))
     sent: list[uuid.UUID] = []
@@ -81,90 +79,46 @@ async def single_requests(
 
     applied = AppliedEvents(regency.store("rehab"))
     try:
+        meter = CpuMeter(regency)
         started = time.time()
         await asyncio.gather(*(worker() for _ in range(sizes.concurrency)))
         done = await until_applied(applied, sent, timeout=300)
+        await meter.quiet()
     finally:
         applied.close()
-    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started)
+    cpu = cpu_note(meter.used(), len(sent))
+    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started), cpu
 
 
-async def sync_schema(http: httpx.AsyncClient, regency: RunningRegency) -> dict[str, Any] | None:
-    """Rehab's OpenAPI document if it has ``POST /v1/sync``, else ``None``."""
-    document: dict[str, Any] = (await http.get(f"{regency.url('rehab')}/openapi.json")).json()
-    return document if SYNC_PATH in document.get("paths", {}) else None
-
-
-async def enrolled_clients(device: FieldDevice, count: int) -> tuple[str, str, list[str]]:
-    """A unit, its agent, and ``count`` clients enrolled in its programme."""
-    unit_id, agent_id, _ = await device.establish_unit()
-
-    async def one(serial: int) -> str:
-        registered = await device.register(unit_id, serial)
-        client_id = str(registered.body["client_id"])
-        known = registered.events + (await device.consent(client_id)).events
-        known += (await device.screen(client_id, agent_id)).events
-        for _ in range(600):  # rehab answers 404/409 until its consumer has the client
-            try:
-                return str((await device.enrol(client_id, agent_id, after=known)).body["enrollment_id"])
-            except Refused as exc:
-                if " 404 " not in str(exc) and " 409 " not in str(exc):
-                    raise
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"rehab never took client {client_id} for enrolment")
-
-    base = uuid.uuid4().int % 1_000_000 + 2_000_000
-    enrolments: list[str] = []
-    for start in range(0, count, 8):
-        enrolments += await asyncio.gather(*(one(base + i) for i in range(start, min(count, start + 8))))
-    return unit_id, agent_id, enrolments
-
-
-def sync_body(
-    device: FieldDevice, unit_id: str, agent_id: str, enrolments: list[str], items: int
-) -> dict[str, Any]:
-    """A day's sessions for ``unit_id``: ``items`` of them, round the enrolments."""
-    return {
-        "unit_id": unit_id,
-        "items": [
-            {
-                "idempotency_key": str(uuid.uuid4()),
-                "kind": "session",
-                "enrollment_id": enrolments[i % len(enrolments)],
-                "session": device.session(agent_id),
-            }
-            for i in range(items)
-        ],
-    }
-
-
-async def sync_batches(device: FieldDevice, regency: RunningRegency, sizes: Sizes) -> tuple[float, float]:
-    """(events/s to reporting's projection, events/s answered by the API) for /v1/sync batches."""
-    unit_id, agent_id, enrolments = await enrolled_clients(device, sizes.enrolled)
-    bodies = [sync_body(device, unit_id, agent_id, enrolments, sizes.items) for _ in range(sizes.batches)]
+async def sync_batches(
+    device: FieldDevice, regency: RunningRegency, sizes: Sizes
+) -> tuple[float, float, tuple[float, str]]:
+    """(events/s to reporting's projection, events/s answered by the API, CPU per event) for
+    /v1/sync batches."""
+    first = uuid.uuid4().int % 1_000_000 + 2_000_000
+    unit_id, agent_id, enrolments = await device.enrolled_clients(sizes.enrolled, first)
+    bodies = [device.sync_body(unit_id, agent_id, enrolments, sizes.items) for _ in range(sizes.batches)]
     sent: list[uuid.UUID] = []
     answered: list[float] = []
 
     async def worker() -> None:
         while bodies:
-            answer = await device.send("rehab", SYNC_PATH, bodies.pop())
-            refused = [item for item in answer.body.get("items", []) if item.get("status") != "applied"]
-            if refused:
-                raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
+            answer = await device.sync(bodies.pop())
             sent.extend(answer.events)
             answered.append(answer.answered)
 
     applied = AppliedEvents(regency.store("reporting"), table="applied_events")
     try:
         applied.poll()
+        meter = CpuMeter(regency)
         started = time.time()
         await asyncio.gather(*(worker() for _ in range(sizes.sync_concurrency)))
         done = await until_applied(applied, sent, timeout=300)
+        await meter.quiet()
     finally:
         applied.close()
-    if not sent:
-        raise Refused("/v1/sync answered without Pulih-Events: nothing to follow")
-    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started)
+    cpu = cpu_note(meter.used(), len(sent))
+    return len(sent) / (max(done.values()) - started), len(sent) / (max(answered) - started), cpu
 
 
 async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -> list[Figure]:
@@ -177,30 +131,32 @@ async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -
         device = FieldDevice(regency, http)
         serials = uuid.uuid4().int % 1_000_000 + 1_000_000
         try:
-            applied, accepted = await single_requests(device, regency, sizes, serials)
+            applied, accepted, cpu = await single_requests(device, regency, sizes, serials)
             rows += [
                 figure("pipeline.single.events_per_s", applied, "events/s", limit, digits=0,
                        note=f"{sizes.concurrency} devices: register, consent, screen → rehab's commits; "
                        "limit: min(raw publish 256 in flight, raw pull-consume)"),
                 figure("pipeline.single.api_events_per_s", accepted, "events/s", limit, digits=0,
                        note="the same events, as the API answered them"),
+                figure("pipeline.single.cpu_ms_per_event", cpu[0], "ms", note=cpu[1]),
             ]  # fmt: skip
         except (Refused, TimeoutError, httpx.HTTPError) as exc:
-            rows.append(unavailable("pipeline.single.events_per_s", f"{type(exc).__name__}: {exc}"))
-        if await sync_schema(http, regency) is None:
+            rows.append(unavailable("pipeline.single.events_per_s", f"{type(exc).__name__}: {exc}"[:500]))
+        if not await device.has_sync():
             rows.append(unavailable("pipeline.sync.events_per_s", "rehab has no POST /v1/sync yet"))
             return rows
         try:
-            applied, accepted = await sync_batches(device, regency, sizes)
+            applied, accepted, cpu = await sync_batches(device, regency, sizes)
             rows += [
                 figure("pipeline.sync.events_per_s", applied, "events/s", limit, digits=0,
                        note=f"{sizes.sync_concurrency} devices, {sizes.items} sessions per /v1/sync → "
                        "reporting's projection"),
                 figure("pipeline.sync.api_events_per_s", accepted, "events/s", limit, digits=0,
                        note="the same events, as the API answered them"),
+                figure("pipeline.sync.cpu_ms_per_event", cpu[0], "ms", note=cpu[1]),
             ]  # fmt: skip
         except (Refused, TimeoutError, httpx.HTTPError) as exc:
-            rows.append(unavailable("pipeline.sync.events_per_s", f"{type(exc).__name__}: {exc}"))
+            rows.append(unavailable("pipeline.sync.events_per_s", f"{type(exc).__name__}: {exc}"[:500]))
     return rows
 
 

@@ -116,9 +116,9 @@ class RunningRegency:
         text = (self.data_dir / "pids").read_text()
         return {name: int(pid) for name, pid in (line.split() for line in text.splitlines() if line)}
 
-    def token(self, role: Role = Role.FACILITATOR, **claims: str) -> str:
-        """A token signed with the regency's secret."""
-        return issue_token(SECRET, sub=f"bench-{role.value}", role=role, regency=REGENCY, **claims)
+    def token(self, role: Role = Role.FACILITATOR, unit_id: str | None = None) -> str:
+        """A token signed with the regency's secret (an agent's names their unit)."""
+        return issue_token(SECRET, sub=f"bench-{role.value}", role=role, regency=REGENCY, unit_id=unit_id)
 
     def store(self, service: str) -> Path:
         """``service``'s SQLite file."""
@@ -217,3 +217,57 @@ async def until_applied(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(missing)} of {len(wanted)} events not applied after {timeout:g}s")
         await asyncio.sleep(every)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) ``pid`` and every process below it have used so far."""
+    total = 0
+    for each in descendants(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+class CpuMeter:
+    """The CPU each process of a regency (and this load generator) uses over a stretch of work:
+    steadier than the wall clock on a shared machine, and it says where an event's cost goes."""
+
+    def __init__(self, regency: RunningRegency) -> None:
+        self.pids = regency.pids()
+        self.before = self._now()
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        now["load generator"] = time.process_time()
+        return now
+
+    async def quiet(self, most_seconds: float = 30.0) -> None:
+        """Wait until the regency has finished the work (every consumer caught up): less than a
+        tenth of a core busy over half a second, or ``most_seconds``."""
+        deadline = time.monotonic() + most_seconds
+        last = sum(cpu_seconds(pid) for pid in self.pids.values())
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            now = sum(cpu_seconds(pid) for pid in self.pids.values())
+            if now - last < 0.05:
+                return
+            last = now
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds used since the meter was made, by process name."""
+        now = self._now()
+        return {name: now[name] - self.before[name] for name in now}
+
+
+def cpu_note(used: dict[str, float], events: int) -> tuple[float, str]:
+    """(the regency's CPU milliseconds per event, the breakdown by process in words)."""
+    per_event = {name: seconds * 1000 / max(events, 1) for name, seconds in used.items()}
+    regency = sum(ms for name, ms in per_event.items() if name != "load generator")
+    words = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_event.items(), key=lambda x: -x[1]))
+    return regency, f"CPU ms per event: {words}"

@@ -76,8 +76,8 @@ def test_targets_are_judged_from_the_figures() -> None:
     def row(metric: str, value: float | None, unit: str, ratio: float | None = None) -> dict[str, object]:
         return {"metric": metric, "value": value, "unit": unit, "limit": None, "ratio": ratio}
 
-    assert run.judged(row("e2e.p99_ms", 150.0, "ms"))["met"] is True
-    assert run.judged(row("e2e.p99_ms", 250.0, "ms"))["met"] is False
+    assert run.judged(row("e2e.single.p99_ms", 150.0, "ms"))["met"] is True
+    assert run.judged(row("e2e.sync.p99_ms", 250.0, "ms"))["met"] is False
     assert run.judged(row("idle.rss_mb", 401.0, "MB"))["met"] is False
     assert run.judged(row("api.sqlite.p99_ms", 12.0, "ms"))["met"] is True
     assert run.judged(row("pipeline.sync.events_per_s", None, ""))["met"] is None
