@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -36,7 +37,7 @@ import httpx
 from field_device import Answer, FieldDevice, Refused
 from figures import Figure, figure, percentile, print_figures, unavailable
 from limits import raw_latency
-from running_regency import AppliedEvents, CpuMeter, RunningRegency, cpu_note, until_applied
+from running_regency import AppliedEvents, CpuMeter, RunningRegency, budget, cpu_note, until_applied
 
 WARM_UP = 20
 """Requests before the measured ones (connections opened, caches and consumers warm)."""
@@ -100,7 +101,8 @@ def latency_rows(
                note=f"the API's answer (p50 {percentile(http_ms, 0.5):.1f} ms)"),
         figure(f"e2e.{name}.answered_per_s", len(load.answers) / span, "req/s", requests,
                note="limit: the offered rate"),
-        figure(f"e2e.{name}.cpu_ms_per_event", cpu[0], "ms", note=cpu[1]),
+        figure(f"e2e.{name}.cpu_ms_per_event", cpu[0], "ms", budget(rate),
+               note=f"the regency's; limit: the CPU budget at {at} on {os.cpu_count()} cores; {cpu[1]}"),
     ]  # fmt: skip
 
 

@@ -271,3 +271,9 @@ def cpu_note(used: dict[str, float], events: int) -> tuple[float, str]:
     regency = sum(ms for name, ms in per_event.items() if name != "load generator")
     words = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_event.items(), key=lambda x: -x[1]))
     return regency, f"CPU ms per event: {words}"
+
+
+def budget(rate: float) -> float:
+    """CPU milliseconds an event may cost, all processes together, for this machine's cores to
+    keep up with ``rate`` events a second."""
+    return (os.cpu_count() or 1) * 1000 / rate
