@@ -450,8 +450,9 @@ def table(rows: list[Figure], about: dict[str, str], logs: Path) -> None:
         )
     console.print(grid)
     for row in rows:
-        if row.get("note") and row["value"] is None:
-            console.print(f"[yellow]{row['metric']}[/]: {row['note']}")
+        if row.get("note"):
+            style = "yellow" if row["value"] is None else "dim"
+            console.print(f"[{style}]{row['metric']}: {row['note']}[/]", highlight=False)
     console.print(f"logs: {logs}")
 
 
