@@ -422,6 +422,7 @@ def table(rows: list[Figure], about: dict[str, str], logs: Path) -> None:
     """The figures as a rich table on stdout, the machine above it."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     if not console.is_terminal:  # a file or a pipe: wide enough for the metrics' names
@@ -452,7 +453,7 @@ def table(rows: list[Figure], about: dict[str, str], logs: Path) -> None:
     for row in rows:
         if row.get("note"):
             style = "yellow" if row["value"] is None else "dim"
-            console.print(f"[{style}]{row['metric']}: {row['note']}[/]", highlight=False)
+            console.print(Text(f"{row['metric']}: {row['note']}", style=style))
     console.print(f"logs: {logs}")
 
 
