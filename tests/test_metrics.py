@@ -86,9 +86,7 @@ async def test_metrics_count_requests_by_route_and_read_the_outbox_and_consumers
         - value(before, "pulih_identity_reads_total", outcome="denied")
         == 1
     )
-    # every durable of the service has its lag
+    # every durable consumer of the service has its lag, by the consumer's name
     consumers = {dict(labels)["consumer"] for (name, labels) in samples if name == "pulih_consumer_pending"}
-    assert consumers and consumers == set(app.state.runtime.durables) | {
-        c.durable for c in app.state.runtime.batch_consumers
-    }
+    assert consumers and consumers == {c.name for c in app.state.runtime.batch_consumers}
     assert value(samples, "pulih_service_info", service="outreach", regency="3301", version="1.0.0") == 1

@@ -2,7 +2,8 @@
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` naming a collector (a fake OTLP/HTTP receiver here, decoding the
 protobuf it is sent), one screening is one trace there, from outreach's request to rehab applying
 the event; the piped output is JSON lines without colour codes, whose access line of that request
-carries the same trace id and the route's template; and the supervisor stays light."""
+carries the same trace id and the route's template; rehab's ``/metrics`` counts the event applied;
+and the supervisor stays light."""
 
 from __future__ import annotations
 
@@ -179,6 +180,13 @@ def test_one_screening_is_one_trace_across_outreach_and_rehab_at_the_otlp_collec
             ]
 
         wait_for("span of rehab applying the screening, in the same trace", applied_by_rehab)
+        rehab_metrics = httpx.get(f"http://127.0.0.1:{ports['rehab']}/metrics", timeout=10).text
+        applied = re.search(
+            r'^pulih_consumer_events_total\{consumer="rehab.outreach-events",outcome="applied"\} (\S+)$',
+            rehab_metrics,
+            re.M,
+        )
+        assert applied and float(applied.group(1)) >= 1, rehab_metrics
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGINT)

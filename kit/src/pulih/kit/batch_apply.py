@@ -38,6 +38,7 @@ from pulih.kit.consumers import (
 )
 from pulih.kit.errors import PulihError
 from pulih.kit.inbox import inbox_table
+from pulih.kit.metrics import CONSUMED
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 
@@ -136,6 +137,7 @@ class BatchApplier:
         for message in messages:  # applied, already applied, or of a type this consumer skips
             if not message.is_acked:
                 await message.ack()
+                CONSUMED.labels(self.name, "applied").inc()
 
     async def _read(self, messages: Sequence[Msg]) -> list[tuple[Msg, Received]]:
         """The batch's events to apply, in stream order; invalid messages are dead-lettered."""
@@ -245,6 +247,7 @@ class BatchApplier:
             else:
                 self._resume()
                 await message.ack()
+                CONSUMED.labels(self.name, "applied").inc()
                 return troubled
             troubled = True
             attempt += 1

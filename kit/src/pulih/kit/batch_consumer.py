@@ -63,6 +63,7 @@ from pulih.kit.batch_apply import BatchApplier, BatchApply, Received
 from pulih.kit.batch_handlers import DeadLetterHook, HandlerApplier, Refusal
 from pulih.kit.consumers import EventHandler, InvalidHook
 from pulih.kit.emitter import current_traceparent
+from pulih.kit.metrics import CONSUMED
 from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 
@@ -420,6 +421,7 @@ class _RoutedApplier(BatchApplier):
         await js.publish(
             self.route.subject, letter.to_json(), timeout=5.0, stream=self.route.stream, headers=headers
         )
+        CONSUMED.labels(self.name, "dead_lettered").inc()
         log.warning(
             "dead-lettered",
             extra={

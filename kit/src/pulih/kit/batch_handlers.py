@@ -71,6 +71,7 @@ from pulih.kit.consumers import (
     still_working,
 )
 from pulih.kit.errors import PulihError
+from pulih.kit.metrics import CONSUMED
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.telemetry import exporting
 from pulih.kit.unit_of_work import UnitOfWork
@@ -176,6 +177,7 @@ class HandlerApplier(BatchApplier):
                     for index, (message, _) in enumerate(pending):
                         if index not in failed and not message.is_acked:
                             await message.ack()
+                            CONSUMED.labels(self.name, "applied").inc()
                     pending = await self._settle([(pending[i], failed[i]) for i in sorted(failed)])
                     if pending:  # kept in hand: the store, or a sibling consumer, is not back yet
                         await self._wait(round_)

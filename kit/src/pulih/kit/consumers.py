@@ -85,6 +85,7 @@ from pulih.contracts.events.dead_letters import (
 from pulih.kit import inbox
 from pulih.kit.database import Database
 from pulih.kit.emitter import current_traceparent
+from pulih.kit.metrics import CONSUMED
 from pulih.kit.outbox import envelope_headers
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
@@ -201,6 +202,7 @@ async def dead_letter(
                 raise
             continue
         break
+    CONSUMED.labels(consumer, "dead_lettered").inc()
     log.warning(
         "dead-lettered",
         extra={

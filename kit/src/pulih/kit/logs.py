@@ -247,7 +247,8 @@ def configure(
 
     The root logger gets the handler and ``PULIH_LOG_LEVEL``; uvicorn's and FastStream's loggers
     lose their own handlers and propagate to it; uvicorn's access log is switched off (the
-    service writes its own, with the route template instead of the raw path and query). Other
+    service writes its own, with the route template instead of the raw path and query), and so is
+    httpx's line per call below WARNING (its URL carries the query: a purpose, ids). Other
     handlers on the root logger (a test's log capture) are left alone.
     """
     stream = stream or sys.stderr
@@ -269,6 +270,8 @@ def configure(
         if name in ("pulih", "faststream", "faststream.access", "faststream.access.nats"):
             logger.setLevel(logging.NOTSET)
     logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # "Context impl …"
+    for client in ("httpx", "httpcore"):  # a line per call, with its URL's query (a purpose, ids)
+        logging.getLogger(client).setLevel(max(root.level, logging.WARNING))
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False

@@ -131,6 +131,10 @@ def make_broker(nats_url: str, *, name: str, tls: ssl.SSLContext | None = None) 
         servers,
         name=name,
         middlewares=[NatsTelemetryMiddleware()],
+        # FastStream's own lines go through the process's logging (pulih.kit.logs), and its line
+        # per message ("Received", "Processed") is DEBUG: at INFO it was nearly all of a run's log
+        logger=logging.getLogger("faststream.access.nats"),
+        log_level=logging.DEBUG,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=2,

@@ -13,7 +13,9 @@ no id and no query string is ever a label. Families:
   ``pulih_consumer_ack_pending{consumer}`` those delivered and not yet acknowledged (JetStream's
   consumer info, asked at each scrape); ``pulih_consumer_paused{consumer}``: 1 while a consumer
   waits for its failing store.
-- ``pulih_consumer_events_total{consumer,outcome}``: events ``applied`` or ``dead_lettered``.
+- ``pulih_consumer_events_total{consumer,outcome}``: events ``applied`` or ``dead_lettered``
+  since the process started. A consumer is named ``<service>.<durable>`` (``rehab.outreach-events``)
+  in every family.
 - ``pulih_identity_reads_total{outcome}``: attempts to read an identity, ``granted``, ``denied``,
   ``erased`` or ``unavailable`` (outreach and referral audit every one).
 - ``pulih_service_info{service,regency,version}``.
@@ -178,15 +180,19 @@ async def _outbox_families(runtime: ServiceRuntime) -> list[Metric]:
     return families
 
 
-def _durables_of(runtime: ServiceRuntime) -> Iterator[tuple[str, str]]:
-    seen: set[tuple[str, str]] = set()
+def _durables_of(runtime: ServiceRuntime) -> Iterator[tuple[str, str, str]]:
+    """(consumer name, stream, durable) of each durable consumer of ``runtime``: its batch
+    consumers by their names (``rehab.outreach-events``, as their counts and dead letters say),
+    any other durable of the regency stream by its durable's name."""
+    seen: set[str] = set()
+    for consumer in runtime.batch_consumers:
+        seen.add(consumer.durable)
+        yield consumer.name, consumer.stream, consumer.durable
     regency_stream = stream_name(runtime.settings.regency)
-    pairs = [(regency_stream, durable) for durable in runtime.durables]
-    pairs += [(consumer.stream, consumer.durable) for consumer in runtime.batch_consumers]
-    for pair in pairs:
-        if pair not in seen:
-            seen.add(pair)
-            yield pair
+    for durable in runtime.durables:
+        if durable not in seen:
+            seen.add(durable)
+            yield durable, regency_stream, durable
 
 
 async def _consumer_families(runtime: ServiceRuntime) -> list[Metric]:
@@ -208,7 +214,7 @@ async def _consumer_families(runtime: ServiceRuntime) -> list[Metric]:
     async def info(stream: str, durable: str) -> Any:
         return await asyncio.wait_for(js.consumer_info(stream, durable), READ_TIMEOUT)
 
-    answers = await asyncio.gather(*(info(s, d) for s, d in durables), return_exceptions=True)
+    answers = await asyncio.gather(*(info(s, d) for _, s, d in durables), return_exceptions=True)
     pending = GaugeMetricFamily(
         "pulih_consumer_pending",
         "Events in the stream the durable consumer has not been given yet (its lag)",
@@ -219,12 +225,12 @@ async def _consumer_families(runtime: ServiceRuntime) -> list[Metric]:
         "Events given to the durable consumer and not yet acknowledged",
         labels=["consumer"],
     )
-    for (_, durable), answer in zip(durables, answers, strict=True):
+    for (name, _, _), answer in zip(durables, answers, strict=True):
         if isinstance(answer, BaseException):
-            log.debug("consumer %s not read: %s", durable, answer)
+            log.debug("consumer %s not read: %s", name, answer)
             continue
-        pending.add_metric([durable], answer.num_pending or 0)
-        ack_pending.add_metric([durable], answer.num_ack_pending or 0)
+        pending.add_metric([name], answer.num_pending or 0)
+        ack_pending.add_metric([name], answer.num_ack_pending or 0)
     return [*families, pending, ack_pending]
 
 
