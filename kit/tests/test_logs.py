@@ -181,3 +181,13 @@ async def test_faststreams_line_per_message_is_debug(nats_server: NatsServer) ->
     per_message = [line for line in lines_of(stream) if line["message"] in ("Received", "Processed")]
     assert per_message and {line["level"] for line in per_message} == {"DEBUG"}
     assert all(line["subject"] == "logs.test" for line in per_message)
+
+
+def test_the_federations_terminal_shows_a_services_json_warnings_not_its_info_lines() -> None:
+    from pulih.kit.federation.supervision import for_terminal
+
+    def line(level: str) -> str:
+        return json.dumps({"time": "", "level": level, "service": "rehab", "message": "m"}) + "\n"
+
+    assert not for_terminal(line("INFO")) and not for_terminal(line("DEBUG"))
+    assert for_terminal(line("WARNING")) and for_terminal(line("ERROR"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pulih.kit import logs
 from pulih.kit.federation.output import federation_words, say
 from pulih.kit.federation.topology import FederationError
 from pulih.kit.local_regency import (
@@ -121,6 +122,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def for_terminal(line: str) -> bool:
     """Whether a service's output line is shown in ``up``'s terminal: everything but its INFO and
     DEBUG log lines (a dozen services' every message would bury what matters)."""
+    fields = logs.parse_line(line)  # a service's log line (pulih.kit.logs)
+    if fields is not None:
+        return fields["level"] not in ("INFO", "DEBUG")
     level = LOG_LEVEL.match(ANSI.sub("", line))
     return level is None or level.group(1) not in ("INFO", "DEBUG")
 
