@@ -1,0 +1,199 @@
+"""Schemathesis against every service: its answers are what its OpenAPI document says.
+
+Each service runs under ``uvicorn`` on its own SQLite store, with a real ``nats-server`` (so
+``/readyz`` is ready and commands' events are published), its clock manual. Schemathesis reads
+the service's ``/openapi.json`` and runs every check (``--checks all``: no server error, every
+status code, content type, header and body documented, schema-invalid requests refused, a
+``405`` with an ``Allow`` naming every method of the path…) on a bounded number of generated
+requests per operation, as a facilitator. The test fails on any failure but the known gaps of
+request schemas listed in :data:`KNOWN_RULE_GAPS`, and shows schemathesis's report of it.
+
+About a minute on an idle 2-core machine (schemathesis's CPU is most of it); far longer on a
+loaded one, hence the generous deadlines. The national view (which needs the hub's streams) is
+not run here; ``tests/test_openapi_documents.py`` checks its document.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+
+from pulih.kit.auth import Role
+from pulih.kit.nats_server import NatsServer, free_port, stop_process
+from pulih.kit.testing import JWT_SECRET, REGENCY, token
+
+pytestmark = [pytest.mark.slow, pytest.mark.system]
+
+MAX_EXAMPLES = 25
+"""Generated requests per operation and phase (the issue's bound)."""
+
+SEED = 20250115
+"""A fixed seed: CI runs the same requests every time (change it to explore others)."""
+
+SERVICES = ("outreach", "rehab", "referral", "reporting")
+
+
+@dataclass(frozen=True)
+class Running:
+    """A service under uvicorn: its name, base URL and log file."""
+
+    name: str
+    url: str
+    log: Path
+
+
+def _start(name: str, data_dir: Path, nats_url: str) -> tuple[subprocess.Popen[bytes], Running]:
+    port = free_port()
+    data_dir.mkdir(parents=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PULIH_", "NATS_", "DATABASE_"))},
+        "PULIH_ENV": "development",
+        "PULIH_REGENCY": REGENCY,
+        "PULIH_DATA_DIR": str(data_dir),
+        "NATS_URL": nats_url,
+        "PULIH_JWT_SECRET": JWT_SECRET,
+        "PULIH_CLOCK": "manual",
+        "PULIH_CLOCK_START": "2025-01-15",
+        "PULIH_SCHEDULER_SECONDS": "3600",
+        "PULIH_RELAY_POLL_SECONDS": "0.2",
+    }
+    log = data_dir / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", f"pulih.{name}.app:app", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return process, Running(name, f"http://127.0.0.1:{port}", log)
+
+
+def _wait_ready(service: Running, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{service.name} not ready: {service.log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Running]]:
+    """The four services of one regency, ready, on one NATS server."""
+    root = tmp_path_factory.mktemp("conformance")
+    nats = NatsServer(root / "nats", server_name="pulih-conformance", domain=f"r{REGENCY}").start()
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        running: dict[str, Running] = {}
+        for name in SERVICES:
+            process, service = _start(name, root / name, nats.url)
+            started.append(process)
+            running[name] = service
+        for process, service in zip(started, running.values(), strict=True):
+            _wait_ready(service, process)
+        yield running
+    finally:
+        for process in started:
+            stop_process(process, timeout=15)
+        nats.stop()
+
+
+KNOWN_RULE_GAPS: dict[tuple[str, str], str] = {
+    ("POST /v1/units", "ST202"): "a unit's name must hold a letter, a rule its schema does not say",
+    ("GET /v1/units/{unit_id}/worklist", "ST201"): "`?date=0` is read as 1970-01-01 (strict query types)",
+    ("GET /v1/aggregates", "ST202"): "`period` must be a month YYYY-MM, a pattern its schema does not say",
+    ("GET /v1/indicators", "ST202"): "`id` must fit its `level`, and `from`/`to` be periods",
+    ("GET /v1/qol/summary", "ST202"): "`from`/`to` must be months YYYY-MM",
+    ("GET /v1/referrals/summary", "ST202"): "`from`/`to` must be months YYYY-MM",
+    ("GET /v1/units/phases", "ST202"): "`from`/`to` must be months YYYY-MM",
+}
+"""Schema-valid requests refused (ST202) or schema-invalid ones taken (ST201) because the
+services' request schemas do not yet say a rule the service checks (issue 14, "rules the schema
+can say" and "strict types"). Each is a gap in a request schema, not an undocumented answer; the
+test tolerates only these, and says which it met. Remove an entry once its schema says the rule."""
+
+_CODE = re.compile(r"^- (ST\d{3}) ", re.MULTILINE)
+
+
+def schemathesis(service: Running, bearer: str, report_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``schemathesis run --checks all`` against ``service``, bounded; its JUnit report goes
+    to ``report_dir/junit.xml``."""
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--no-color",
+        "run",
+        f"{service.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--header",
+        f"Authorization: Bearer {bearer}",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(report_dir / "junit.xml"),
+    ]
+    return subprocess.run(command, cwd=report_dir, capture_output=True, text=True, timeout=900, check=False)
+
+
+def failures(junit: Path) -> set[tuple[str, str]]:
+    """(operation, check code) of every failure in a schemathesis JUnit report; an error (the run
+    could not test an operation) counts as the code ``error``."""
+    found = set()
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        operation = case.get("name", "")
+        for failure in case.iter("failure"):
+            codes = _CODE.findall(failure.text or "") or [failure.get("message", "failure")]
+            found |= {(operation, code) for code in codes}
+        found |= {(operation, "error") for _ in case.iter("error")}
+    return found
+
+
+def test_every_answer_of_every_service_is_documented(services: dict[str, Running], tmp_path: Path) -> None:
+    bearer = token(Role.FACILITATOR)
+    reports = {name: tmp_path / name for name in services}
+    for directory in reports.values():
+        directory.mkdir()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(
+            zip(
+                services,
+                pool.map(lambda s: schemathesis(s, bearer, reports[s.name]), services.values()),
+                strict=True,
+            )
+        )
+    unexpected: dict[str, set[tuple[str, str]]] = {}
+    met: set[tuple[str, str]] = set()
+    for name, run in runs.items():
+        junit = reports[name] / "junit.xml"
+        assert junit.exists(), (
+            f"{name}: schemathesis exited {run.returncode}\n{run.stdout[-5000:]}{run.stderr}"
+        )
+        found = failures(junit)
+        met |= found & KNOWN_RULE_GAPS.keys()
+        if found - KNOWN_RULE_GAPS.keys():
+            unexpected[name] = found - KNOWN_RULE_GAPS.keys()
+    for gap in sorted(met):
+        warnings.warn(f"schemathesis: {gap[0]} {gap[1]}: {KNOWN_RULE_GAPS[gap]}", stacklevel=1)
+    assert not unexpected, "\n\n".join(
+        f"===== {name}: {sorted(found)}\n{runs[name].stdout[-15000:]}" for name, found in unexpected.items()
+    )
