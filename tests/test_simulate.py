@@ -16,6 +16,7 @@ ports).
   and none carries a name, NIK, phone or address the simulator made up.
 - Against a regency on the system clock, ``pulih simulate`` refuses to move time, says why and
   what to do, and records nothing.
+- A second run on a regency plans the follow-ups the first left open (rehab's worklist).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from pulih.kit.simulate import regency as regency_module
 from pulih.kit.simulate.api import Pace, RegencyApi, ServicePlace
 from pulih.kit.simulate.clinic import ClinicAccess, SimulatedClinics
 from pulih.kit.simulate.engine import Target, run
+from pulih.kit.simulate.months import next_month
 from pulih.kit.simulate.people import Person, person
 from pulih.kit.simulate.scenario import Scenario, load_scenario
 from pulih.kit.simulate.summary import Summary
@@ -225,12 +227,14 @@ BUSY = Scenario.model_validate(
     {
         **load_scenario().model_dump(),
         "clients": {"per_unit_month": 3, "consent": 0.97},
+        "sessions": {"attendance": 0.85, "weekly_dropout": 0.08},
         "risk": {"low": 0.4, "moderate": 0.35, "high": 0.25},
         "referral": {"high": 1.0, "moderate": 0.5},
         "clinic": {"accepted": 0.4, "declined": 0.2, "late": 0.2, "silent": 0.2, "back_referral": 0.6},
     }
 )
-"""The default scenario with more clients, more of them referred, and clinics answering every way."""
+"""The default scenario with more clients, more of them referred, more dropping out (leaving
+follow-ups open), and clinics answering every way."""
 
 
 PACED = 20.0
@@ -341,3 +345,26 @@ def test_every_event_is_valid_and_carries_no_identity(simulated: Simulated) -> N
         for who in simulated.people:
             for value in (who.full_name, who.nik, who.phone, who.address):
                 assert value.encode() not in stream, f"{value!r} is in the stream"
+
+
+def test_a_second_run_goes_on_with_the_follow_ups_the_first_left_open(simulated: Simulated) -> None:
+    """(Last: it moves the first regency's clocks on.) A discharge leaves two follow-ups open (+3
+    and +6 months), none due within the two months simulated; a second run's units plan them all."""
+    regency = simulated.regencies[0]
+    counts, _ = _counted(regency)
+    discharged = counts["pulih.rehab.ClientDischarged.v1"]
+    open_ = 2 * discharged - counts["pulih.rehab.FollowUpRecorded.v1"]
+    assert discharged > 0 and open_ > 0, counts
+
+    async def carried() -> list[regency_module.Due]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            place = ServicePlace(REGENCY, dict(regency.ports), regency.data_dir)
+            api = RegencyApi(place, DEV_JWT_SECRET, http, running="the test's regency")
+            sim = regency_module.RegencySim(api, REGENCY, [CLINIC], BUSY, 4, seed=5)
+            await sim.prepare(first)
+            return [due for unit in sim.units for due in unit.due if due.kind == "follow_up"]
+
+    first = next_month(date.fromisoformat(f"{simulated.summaries[0].periods[-1]}-01"))
+    follow_ups = asyncio.run(carried())
+    assert len(follow_ups) == open_
+    assert all(due.on >= first for due in follow_ups)

@@ -93,3 +93,29 @@ async def test_a_failing_job_is_retried_at_the_next_tick(tmp_path: Path) -> None
 
 async def _value(x: object) -> object:
     return x
+
+
+async def test_a_wake_a_finished_run_started_after_finds_nothing_to_do(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, nats_url="nats://x", PULIH_CLOCK="manual")
+    clock = ManualClock(date(2026, 3, 2))
+    runtime = ServiceRuntime("rehab", settings, Database("sqlite+aiosqlite://"), Emitter("3301"), clock=clock)
+    seen: list[date] = []
+
+    async def job(rt: ServiceRuntime) -> int:
+        seen.append(rt.clock.today())
+        return 1
+
+    task = periodic("note-the-date", job, lambda _: 3600.0)(runtime)
+    periodic_job = runtime.jobs["note-the-date"]
+    try:
+        await eventually(lambda: _value(len(seen)), until=lambda n: n == 1)
+        clock.set(date(2026, 3, 3))
+        await periodic_job.run_once(runtime)  # as the clock's PUT does, before the loop wakes
+        assert seen == [date(2026, 3, 2), date(2026, 3, 3)]
+        assert await periodic_job.run_once(runtime, unless_covered=True) == 0  # the woken loop's
+        clock.set(date(2026, 3, 4))  # a wake no run has covered yet: the loop runs it
+        await eventually(lambda: _value(seen[-1]), until=lambda d: d == date(2026, 3, 4))
+        assert seen.count(date(2026, 3, 3)) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -130,9 +130,10 @@ def clock_words(settings: Settings) -> str:
     if settings.clock == "system":
         return "Clock: the system's (PULIH_CLOCK=system); `pulih simulate` will not move it."
     start = ManualClock(settings.clock_start, settings.timezone).today()
+    where = "PULIH_CLOCK_START" if settings.clock_start else "today; PULIH_CLOCK_START=<date> for another day"
     return (
-        f"Clock: manual, standing on {start} (PULIH_CLOCK_START) until moved; `pulih simulate` moves it "
-        "through months of a living programme. PULIH_CLOCK=system runs on the real date."
+        f"Clock: manual, standing on {start} ({where}) until moved: `pulih simulate` moves it through "
+        "months of a living programme. PULIH_CLOCK=system runs on the real date."
     )
 
 

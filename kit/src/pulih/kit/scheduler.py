@@ -4,7 +4,8 @@ a clinic's deadline passing).
 A job is an async function of the runtime that returns how many things it did. It runs every
 ``interval`` seconds, at once when the service's :class:`~pulih.kit.clock.ManualClock` is moved,
 and never twice at the same time in one process. A failing run is logged and retried at the
-next tick.
+next tick. A wake finds nothing to do when a run that started after it has already finished (the
+clock's ``PUT`` runs the jobs itself before it answers).
 
 Running a job in two replicas against one database is safe only if the job's writes are
 conditional: each job changes a row only if it still is in the state the job read (a version
@@ -40,15 +41,24 @@ class PeriodicJob:
     failures: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _wakes: int = field(default=0, repr=False)
+    _covered: int = field(default=0, repr=False)
+    """The wakes before the start of the last run that finished."""
 
     def wake(self) -> None:
         """Run as soon as possible instead of waiting for the next tick."""
+        self._wakes += 1
         self._wake.set()
 
-    async def run_once(self, runtime: ServiceRuntime) -> int:
-        """Run the job now (waiting for a run in progress to finish first)."""
+    async def run_once(self, runtime: ServiceRuntime, *, unless_covered: bool = False) -> int:
+        """Run the job now (waiting for a run in progress to finish first); with
+        ``unless_covered``, only if no finished run started after the last wake."""
         async with self._lock:
+            if unless_covered and self._covered == self._wakes:
+                return 0
+            wakes = self._wakes
             changed = await self.job(runtime)
+            self._covered = wakes
             self.runs += 1
             self.changed += changed
             if changed:
@@ -57,17 +67,20 @@ class PeriodicJob:
 
     async def loop(self, runtime: ServiceRuntime) -> None:
         """Run every ``interval`` seconds, or when woken, until cancelled."""
+        woken = False
         while True:
             self._wake.clear()
             try:
-                await self.run_once(runtime)
+                await self.run_once(runtime, unless_covered=woken)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.failures += 1
                 log.exception("%s failed; retrying at the next tick", self.name)
+            woken = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                woken = True
 
 
 def periodic(

@@ -162,12 +162,31 @@ class RegencySim:
         """The regency's clinics answering over NATS; ``None``: they answer over HTTP."""
         self.referred: dict[str, tuple[UnitSim, str, str]] = {}
         """Referral id → the unit, client id and key of the client referred."""
+        self._reporting_move: asyncio.Future[None] | None = None
 
     async def move_to(self, day: date) -> None:
         """Every clock of the regency forward to ``day`` (never back)."""
+        await self._reporting_moved()
         if day > self.today:
             await self.api.move_clocks(day)
             self.today = day
+
+    async def _move_within_month(self, day: date) -> None:
+        """Every clock forward to ``day``, not a month's 1st: the services' that do the day's work
+        at once; the reporting's on the side (it closes no month: nothing waits for its time rules),
+        each of its moves after the one before."""
+        if day <= self.today:
+            return
+        await self._reporting_moved()
+        self._reporting_move = asyncio.ensure_future(self.api.move_clocks(day, [REPORTING]))
+        await self.api.move_clocks(day, [s for s in self.api.place.ports if s != REPORTING])
+        self.today = day
+
+    async def _reporting_moved(self) -> None:
+        """Wait for the reporting's last move on the side, if any."""
+        move, self._reporting_move = self._reporting_move, None
+        if move is not None:
+            await move
 
     async def close_month(self, first_day: date, quiet: Quiet) -> None:
         """Every clock forward to ``first_day``, the 1st of a month, closing the month before it:
@@ -176,6 +195,7 @@ class RegencySim:
         (:mod:`.quiet`: every event of the month is counted), the reporting's, which publishes the
         month. No event of the month can reach the reporting after that, so it publishes each
         month once."""
+        await self._reporting_moved()
         if first_day <= self.today:
             return
         others = [service for service in self.api.place.ports if service != REPORTING]
@@ -277,7 +297,7 @@ class RegencySim:
             plans.append((rng, self._plan_week(rng, unit, start, end, people[unit.number], serial)))
         day = start
         while day <= end:
-            await self.move_to(day)
+            await (self.move_to(day) if day.day == 1 else self._move_within_month(day))
             await asyncio.gather(
                 *(
                     self._unit_day(rng, unit, month, day, plan)
