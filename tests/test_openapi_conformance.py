@@ -8,9 +8,9 @@ status code, content type, header and body documented, schema-invalid requests r
 requests per operation, as a facilitator. The test fails on any failure but the known gaps of
 request schemas listed in :data:`KNOWN_RULE_GAPS`, and shows schemathesis's report of it.
 
-About 1,300 generated requests for outreach, fewer for the others, and two CPU-minutes in all (schemathesis's own CPU is most
-of it): a minute or two on an idle 2-core machine, far longer on a loaded one, hence the generous
-deadlines. The national view (which needs the hub's streams) is
+About 1,300 generated requests for outreach, fewer for the others, and two CPU-minutes in all
+(schemathesis's own CPU is most of it): a minute or two on an idle 2-core machine, far longer on
+a loaded one, hence the generous deadlines. The national view (which needs the hub's streams) is
 not run here; ``tests/test_openapi_documents.py`` checks its document.
 """
 
