@@ -457,11 +457,35 @@ def table(rows: list[Figure], about: dict[str, str], logs: Path) -> None:
     console.print(f"logs: {logs}")
 
 
+def markdown(rows: list[Figure], about: dict[str, str]) -> None:
+    """The figures as a Markdown table (for bench/README.md), the machine above it."""
+    print(", ".join(f"{k}: {v}" for k, v in about.items()))
+    print()
+    print("| metric | value | unit | limit | ratio | target | met? |")
+    print("| --- | ---: | --- | ---: | ---: | --- | :---: |")
+    for row in rows:
+        value = "—" if row["value"] is None else f"{row['value']:,}"
+        limit = "" if row["limit"] is None else f"{row['limit']:,}"
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
+        cells = (
+            f"`{row['metric']}`",
+            value,
+            row.get("unit") or "",
+            limit,
+            ratio,
+            row.get("target") or "",
+            met,
+        )
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout, and nothing else")
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table (for bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the harness")
     parser.add_argument(
         "--only", help=f"comma-separated sections, of: {', '.join(BY_NAME)} (default: all)", default=""
@@ -498,7 +522,12 @@ def main() -> None:
     if busy:
         print(f"warning: {warning}", file=sys.stderr)
     rows = asyncio.run(harness(names, args.quick, args.timeout, logs, live=sys.stderr.isatty()))
+    if args.markdown:
+        markdown(rows, about)
+        (logs / "figures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return
     table(rows, about, logs)
+    (logs / "figures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 if __name__ == "__main__":
