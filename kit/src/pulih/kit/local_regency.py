@@ -582,7 +582,11 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
                 minting.cancel()
                 return 0 if stop.is_set() else 1
 
-        tokens = await minting
+        try:
+            tokens = await minting
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            return 1
         tokens_file = data_dir / "tokens.env"
         tokens_file.write_text("".join(f"export {k}={v}\n" for k, v in tokens.items()))
         tokens_file.chmod(0o600)
