@@ -123,7 +123,11 @@ class CommandTx(UnitOfWork):
 
     def reply(self, body: BaseModel | dict[str, Any] | list[Any], status_code: int = 200) -> JSONResponse:
         """The command's answer; remembered for retries with the same Idempotency-Key."""
-        content = jsonable_encoder(body)
+        content = (
+            body.model_dump(mode="json", by_alias=True)
+            if isinstance(body, BaseModel)
+            else jsonable_encoder(body)
+        )
         self.answer = idempotency.StoredAnswer(status_code, content)
         self.response = JSONResponse(content, status_code=status_code)
         return self.response

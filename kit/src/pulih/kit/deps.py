@@ -1,4 +1,8 @@
-"""FastAPI dependency aliases shared by every service's routes."""
+"""FastAPI dependency aliases shared by every service's routes.
+
+A dependency is ``async def`` unless it blocks: FastAPI runs a plain ``def`` in its thread pool,
+two thread hops per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi import Depends, Request
 from pulih.kit.runtime import ServiceRuntime
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, select
+from sqlalchemy import JSON, Column, DateTime, Integer, String, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.kit.database import kit_metadata
@@ -30,6 +30,15 @@ idempotency_table = Table(
 )
 
 MAX_KEY_LENGTH = 200
+
+# Built once: a statement made anew for each request costs its cache key each time.
+_FIND = select(
+    idempotency_table.c.request_hash, idempotency_table.c.status_code, idempotency_table.c.body
+).where(
+    idempotency_table.c.principal == bindparam("principal"),
+    idempotency_table.c.key == bindparam("key"),
+)
+_STORE = idempotency_table.insert()
 
 
 @dataclass(frozen=True)
@@ -72,15 +81,7 @@ async def find_answer(
     session: AsyncSession, principal: str, key: str, fingerprint: str
 ) -> StoredAnswer | None:
     """The stored answer for ``key``, or None; 409 if the key was used for another request."""
-    row = (
-        await session.execute(
-            select(
-                idempotency_table.c.request_hash,
-                idempotency_table.c.status_code,
-                idempotency_table.c.body,
-            ).where(idempotency_table.c.principal == principal, idempotency_table.c.key == key)
-        )
-    ).first()
+    row = (await session.execute(_FIND, {"principal": principal, "key": key})).first()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -97,12 +98,13 @@ async def store_answer(
 ) -> None:
     """Remember the answer in the caller's transaction."""
     await session.execute(
-        idempotency_table.insert().values(
-            principal=principal,
-            key=key,
-            request_hash=fingerprint,
-            status_code=answer.status_code,
-            body=answer.body,
-            created_at=datetime.now(UTC),
-        )
+        _STORE,
+        {
+            "principal": principal,
+            "key": key,
+            "request_hash": fingerprint,
+            "status_code": answer.status_code,
+            "body": answer.body,
+            "created_at": datetime.now(UTC),
+        },
     )

@@ -37,7 +37,7 @@ class OutreachDeps:
         """Nothing to release."""
 
 
-def _deps(runtime: RuntimeDep) -> OutreachDeps:
+async def _deps(runtime: RuntimeDep) -> OutreachDeps:
     return runtime.deps_as(OutreachDeps)
 
 

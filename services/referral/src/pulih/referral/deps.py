@@ -40,7 +40,7 @@ class ReferralDeps:
         await self.outreach.aclose()
 
 
-def _deps(runtime: RuntimeDep) -> ReferralDeps:
+async def _deps(runtime: RuntimeDep) -> ReferralDeps:
     return runtime.deps_as(ReferralDeps)
 
 

@@ -38,7 +38,7 @@ class RehabDeps:
         """Nothing to release."""
 
 
-def _deps(runtime: RuntimeDep) -> RehabDeps:
+async def _deps(runtime: RuntimeDep) -> RehabDeps:
     return runtime.deps_as(RehabDeps)
 
 

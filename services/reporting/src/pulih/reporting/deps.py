@@ -83,7 +83,7 @@ class ReportingDeps:
         """Nothing to release."""
 
 
-def _deps(runtime: RuntimeDep) -> ReportingDeps:
+async def _deps(runtime: RuntimeDep) -> ReportingDeps:
     return runtime.deps_as(ReportingDeps)
 
 
