@@ -10,12 +10,11 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from referral_factories import CLINIC, Referrals
 from sqlalchemy import select
 
-from pulih.kit.auth import Role
+from pulih.kit.auth import Role, dev_verifier
 from pulih.kit.testing import auth
 from pulih.referral.deps import ReferralDeps
 from pulih.referral.store import IdentityHandOver
@@ -132,7 +131,7 @@ async def test_referral_asks_outreach_with_a_one_minute_token_of_its_own(
     assert dict(request.url.params) == {"purpose": f"referral:{referral_id}", "on_behalf_of": CLINIC}
     scheme, token = request.headers["Authorization"].split(" ", 1)
     secret = referrals.runtime.settings.jwt_secret.get_secret_value()
-    claims = jwt.decode(token, secret, algorithms=["HS256"])
+    claims = dev_verifier(secret, "pulih").claims(token)
     assert scheme == "Bearer"
     assert (claims["sub"], claims["role"], claims["regency"]) == ("referral", "service", "3301")
     assert claims["exp"] - claims["iat"] == 60

@@ -104,14 +104,14 @@ def _unauthenticated(request: Request) -> PulihError | None:
     """Why the request's credentials are not valid (None if they are). FastAPI parses a JSON body
     before any dependency runs, so a malformed body would otherwise be answered before the caller
     is known: an anonymous caller must get 401, not a description of the body."""
-    from pulih.kit.auth import decode_token
+    from pulih.kit.auth import authenticate
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return Unauthorized("missing_token", "send Authorization: Bearer <token>")
     settings = request.app.state.settings
     try:
-        decode_token(token, settings.jwt_secret.get_secret_value(), settings.regency)
+        authenticate(token, settings)
     except PulihError as refused:
         return refused
     return None

@@ -42,7 +42,56 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(None, alias="DATABASE_URL")
     hub_url: str | None = Field(None, alias="PULIH_HUB_URL")
-    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="PULIH_JWT_SECRET")
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEV_JWT_SECRET),
+        alias="PULIH_JWT_SECRET",
+        description="deprecated, development only: the seed of a development Ed25519 key pair; a "
+        "service with no PULIH_JWKS_URL nor PULIH_OIDC_ISSUER accepts the tokens it signs",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        alias="PULIH_OIDC_ISSUER",
+        description="the OpenID Connect provider's issuer URL (e.g. https://sso.example/realms/pulih): "
+        "tokens must carry it as iss; required when PULIH_ENV=production",
+    )
+    oidc_audience: str = Field(
+        "pulih",
+        alias="PULIH_OIDC_AUDIENCE",
+        description="what tokens must name in aud (the realm's audience)",
+    )
+    jwks_url: str | None = Field(
+        None,
+        alias="PULIH_JWKS_URL",
+        description="the provider's JSON Web Key Set (https:// or file://); default: the jwks_uri of "
+        "the issuer's .well-known/openid-configuration",
+    )
+    jwks_cache_seconds: float = Field(
+        300,
+        alias="PULIH_JWKS_CACHE_SECONDS",
+        gt=0,
+        description="how long the key set is used before it is fetched again",
+    )
+    jwks_min_refresh_seconds: float = Field(
+        10,
+        alias="PULIH_JWKS_MIN_REFRESH_SECONDS",
+        ge=0,
+        description="the shortest interval between two early fetches of the key set for a token "
+        "naming an unknown kid (a rotated key)",
+    )
+    oidc_token_url: str | None = Field(
+        None,
+        alias="PULIH_OIDC_TOKEN_URL",
+        description="the provider's token endpoint, for service-to-service client-credentials "
+        "tokens; default: the issuer's, from its .well-known/openid-configuration",
+    )
+    oidc_client_id: str | None = Field(
+        None,
+        alias="PULIH_OIDC_CLIENT_ID",
+        description="this service's confidential client (client credentials)",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None, alias="PULIH_OIDC_CLIENT_SECRET", description="its secret"
+    )
     master_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("PULIH_MASTER_KEY", "master_key"),
@@ -153,8 +202,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Settings:
         if self.env == "production":
-            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-                raise ValueError("PULIH_JWT_SECRET must be set when PULIH_ENV=production")
+            if self.oidc_issuer is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError(
+                    "PULIH_OIDC_ISSUER (or, deprecated, PULIH_JWT_SECRET) must be set when "
+                    "PULIH_ENV=production"
+                )
             if self.master_key is None:
                 raise ValueError("PULIH_MASTER_KEY must be set when PULIH_ENV=production")
             if self.clock == "manual":
