@@ -203,7 +203,7 @@ def test_hs256_with_the_public_key_as_secret_and_unsigned_tokens_are_refused(
     mac = hmac.new(pem, header + b"." + payload, hashlib.sha256).digest()
     confused = b".".join([header, payload, base64.urlsafe_b64encode(mac).rstrip(b"=")]).decode()
     assert refused(confused, settings) == "invalid_token"
-    unsigned = jwt.encode(genuine, None, algorithm="none", headers={"kid": kid})
+    unsigned = jwt.encode(genuine, "", algorithm="none", headers={"kid": kid})
     assert refused(unsigned, settings) == "invalid_token"
     eddsa = jwt.encode(genuine, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
     assert refused(eddsa, settings) == "invalid_token"  # the kid's key is RSA: not its algorithm
