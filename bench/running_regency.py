@@ -117,7 +117,14 @@ class RunningRegency:
         return {name: int(pid) for name, pid in (line.split() for line in text.splitlines() if line)}
 
     def token(self, role: Role = Role.FACILITATOR, unit_id: str | None = None) -> str:
-        """A token signed with the regency's secret (an agent's names their unit)."""
+        """A token for ``role``: the development token ``pulih up`` wrote in ``tokens.env`` (signed
+        however the regency verifies them), or one signed with the regency's secret (an agent's
+        names their unit)."""
+        tokens = self.data_dir / "tokens.env"
+        if tokens.exists() and unit_id is None:
+            found = re.search(rf"export {role.name}_TOKEN=(\S+)", tokens.read_text())
+            if found:
+                return found.group(1)
         return issue_token(SECRET, sub=f"bench-{role.value}", role=role, regency=REGENCY, unit_id=unit_id)
 
     def store(self, service: str) -> Path:
