@@ -154,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        from pulih.kit.dev_keys import existing_local_key
+
         print(
-            issue_token(
-                settings.jwt_secret.get_secret_value(),
+            issue_token(  # with `pulih up`'s local key if it made one, else the secret's (deprecated)
+                existing_local_key(settings.data_dir) or settings.jwt_secret.get_secret_value(),
                 sub=args.sub or f"{args.role}-dev",
                 role=args.role,
                 regency=scope,

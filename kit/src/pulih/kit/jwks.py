@@ -15,7 +15,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
@@ -79,13 +82,30 @@ class RemoteKeys:
         self._fetched_at = float("-inf")
         self._refreshed_at = float("-inf")
         self._lock = threading.Lock()
-        # PyJWKClient reads http(s) and file URLs alike (urllib); its own cache is not used, so that
-        # the refresh on an unknown kid can be rate-limited here.
-        self._client = PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=int(max(1, timeout)))
+        # PyJWKClient's own cache is not used, so that the refresh on an unknown kid can be
+        # rate-limited here; it reads http(s) only: a file:// key set (`pulih up`'s) is read here.
+        self._path = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
+        self._client = (
+            None
+            if self._path is not None
+            else PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=int(max(1, timeout)))
+        )
 
     def _fetch(self) -> None:
-        keys = [key for key in self._client.get_signing_keys() if key.algorithm_name in ALGORITHMS]
-        self._keys = keys
+        if self._client is not None:
+            keys = self._client.get_signing_keys()
+        else:
+            assert self._path is not None
+            try:
+                data = json.loads(self._path.read_text())
+            except (OSError, ValueError) as exc:
+                raise jwt.PyJWKClientConnectionError(f"could not read the key set {self.url}: {exc}") from exc
+            keys = [
+                key
+                for key in PyJWKSet.from_dict(data).keys
+                if key.key_id and key.public_key_use in (None, "sig")
+            ]
+        self._keys = [key for key in keys if key.algorithm_name in ALGORITHMS]
         self._fetched_at = time.monotonic()
         self.generation += 1
 

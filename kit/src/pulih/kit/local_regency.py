@@ -100,11 +100,20 @@ def spec_literals(module: str, attribute: str) -> tuple[str, int] | None:
     return None
 
 
-def development_tokens(settings: Settings) -> dict[str, str]:
-    """Tokens for trying the APIs by hand; never valid in production (other secret)."""
+def development_tokens(settings: Settings, *, from_secret: bool = False) -> dict[str, str]:
+    """Tokens for trying the APIs by hand, signed by the regency's local key pair (created once
+    under the data dir), whose JWKS it writes there for the services: ``jwks.json`` holds it and,
+    deprecated, the key derived from ``PULIH_JWT_SECRET`` (``pulih simulate``, the demo), with
+    which ``from_secret`` signs instead (and writes nothing)."""
+    from pulih.kit import dev_keys
     from pulih.kit.auth import Role, issue_token  # the web stack: not in the supervisor (see below)
 
-    secret = settings.jwt_secret.get_secret_value()
+    secret_key = dev_keys.key_from_secret(settings.jwt_secret.get_secret_value())
+    if from_secret:
+        secret = secret_key
+    else:
+        secret = dev_keys.local_key(settings.data_dir)
+        dev_keys.write_local_jwks(settings.data_dir, secret_key)
     r = settings.regency
     return {
         "FACILITATOR_TOKEN": issue_token(secret, sub="fasilitator-dev", role=Role.FACILITATOR, regency=r),
@@ -536,6 +545,9 @@ async def run_regency(settings: Settings, *, nats_port: int, policy: RestartPoli
         "PULIH_CLOCK": settings.clock,
         "PULIH_LOG_FORMAT": "json",  # what their log files keep; shown here as this process's lines are
     }
+    if "PULIH_JWKS_URL" not in os.environ and "PULIH_OIDC_ISSUER" not in os.environ:
+        # no provider: the services verify against the JWKS the token minting writes
+        env["PULIH_JWKS_URL"] = (data_dir / "jwks.json").resolve().as_uri()
     if settings.clock == "manual":  # every service on the same day, the one `up` names
         env["PULIH_CLOCK_START"] = str(ManualClock(settings.clock_start, settings.timezone).today())
     loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """Development tokens of a local federation: a facilitator and an admin per regency, a national
-one, and each regency's own set as ``pulih up`` names them. Signed with the development secret
-(or ``PULIH_JWT_SECRET``); never valid in production (another secret)."""
+one, and each regency's own set as ``pulih up`` names them. Signed with the key derived from the
+development secret (or ``PULIH_JWT_SECRET``), which each regency's JWKS holds; never valid in
+production (another issuer and key)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def regency_tokens(settings: Settings, code: str) -> dict[str, str]:
     """A regency's development tokens as ``pulih up`` names them (FACILITATOR_TOKEN…)."""
     from pulih.kit.local_regency import development_tokens as regency_development_tokens
 
-    return regency_development_tokens(settings.model_copy(update={"regency": code}))
+    return regency_development_tokens(settings.model_copy(update={"regency": code}), from_secret=True)
 
 
 def write_tokens(path: Path, tokens: dict[str, str]) -> None:
