@@ -174,6 +174,18 @@ class RegencyApi:
         """``GET`` a resource; its JSON answer."""
         return (await self.request("GET", service, path, token, params=params)).json()
 
+    async def get_all(self, service: str, path: str, token: str, **params: str) -> list[Any]:
+        """``GET`` a list: every item, the pages followed (``{"items", "next"}``: ``next`` the
+        path and query of the following page, null on the last), or the list answered whole."""
+        found = await self.get(service, path, token, **params)
+        if isinstance(found, list):
+            return found
+        items: list[Any] = list(found["items"])
+        while found.get("next"):
+            found = (await self.request("GET", service, str(found["next"]), token)).json()
+            items.extend(found["items"])
+        return items
+
     # the clocks
 
     async def clock(self, service: str) -> tuple[date, bool]:

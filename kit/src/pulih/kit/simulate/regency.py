@@ -210,11 +210,11 @@ class RegencySim:
         await self.move_to(first_day)
         api, scenario = self.api, self.scenario
         rng = random.Random(f"pulih-sim:{self.seed}:{self.code}:units")
-        listed = await api.get("outreach", "/v1/units", api.facilitator)
+        listed = await api.get_all("outreach", "/v1/units", api.facilitator)
         for unit in listed:
             if len(self.units) == self.size or not unit["name"].startswith(self.unit_prefix):
                 continue
-            agents = await api.get("outreach", f"/v1/units/{unit['unit_id']}/agents", api.facilitator)
+            agents = await api.get_all("outreach", f"/v1/units/{unit['unit_id']}/agents", api.facilitator)
             active = [a["agent_id"] for a in agents if a["active"]]
             tokens = {a: api.agent_token(a, unit["unit_id"]) for a in active}
             self.units.append(UnitSim(len(self.units), unit["unit_id"], tokens))
@@ -465,7 +465,9 @@ class RegencySim:
     async def _take_over(self, unit: UnitSim) -> None:
         """The clients a previous run left in a reused unit's programme go on with it."""
         token = next(iter(sorted(unit.agents.items())))[1]
-        listed = await self.api.get("rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active")
+        listed = await self.api.get_all(
+            "rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active"
+        )
         for number, found in enumerate(sorted(listed, key=lambda e: (e["enrolled_on"], e["client_id"]))):
             self._join(unit, found, f"earlier:{found['enrolled_on']}:{number}")
 
@@ -510,7 +512,7 @@ class RegencySim:
         token = next(iter(sorted(unit.agents.items())))[1]
         deadline = time.monotonic() + ADOPT_SECONDS
         while True:
-            listed = await self.api.get(
+            listed = await self.api.get_all(
                 "rehab", "/v1/enrolments", token, unit_id=unit.unit_id, status="active"
             )
             for found in listed:
