@@ -169,10 +169,10 @@ async def test_an_idle_relay_waits_for_its_doorbell_or_its_poll(database: Databa
     looks = 0
 
     class Counting(OutboxRelay):
-        async def relay_once(self) -> int:
+        async def relay_all(self) -> int:
             nonlocal looks
             looks += 1
-            return await super().relay_once()
+            return await super().relay_all()
 
     relay = Counting(database, broker.publish, poll_seconds=0.5)
     relay.start()

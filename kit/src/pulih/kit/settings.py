@@ -109,7 +109,14 @@ class Settings(BaseSettings):
         description="the federation's list of regencies (deploy/federation.toml): their names, and "
         "which are expected to report; without it the national view knows those it has received",
     )
-    relay_batch_size: int = Field(256, alias="PULIH_RELAY_BATCH_SIZE", ge=1, le=10_000)
+    relay_batch_size: int = Field(
+        1024,
+        alias="PULIH_RELAY_BATCH_SIZE",
+        ge=1,
+        le=10_000,
+        description="outbox rows the relay reads, publishes (256 awaiting their PubAck at most) and "
+        "marks at a time",
+    )
     relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
     max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)
     ack_wait_seconds: float = Field(
