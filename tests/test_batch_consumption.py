@@ -4,7 +4,9 @@ A test service ("reporting", whose dead letters go to ``ibm.3301.dlq.reporting``
 batches with a :class:`Recorder`: it writes one row per event to ``applied_log`` (stream order is
 the order of its ids) and adds one to a counter, an effect with no key to refuse a second
 application. With ``tracks_itself=True`` the recorder keeps its own tracking table, as reporting
-does; otherwise the kit's inbox does.
+does; otherwise the kit's inbox does. The same recorder serves as event handlers
+(:meth:`Recorder.handlers`, ``start_consumer(..., handlers=True)``), as rehab's, referral's and
+outreach's consumers are.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from faststream.nats import NatsBroker
 from nats.js.errors import NotFoundError
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, func, select
+from sqlalchemy.orm import Session
 from system_support import stream_messages
 from test_consumer_delivery import consent, registration
 
@@ -30,7 +33,7 @@ from pulih.contracts import CloudEvent, Event, new_event, parse_event, stream_na
 from pulih.contracts.events.dead_letters import EventDeadLettered
 from pulih.contracts.events.outreach import ClientErased, ClientRegistered, ConsentRecorded
 from pulih.kit.batch_consumer import Received, subscribe_batches
-from pulih.kit.consumers import NotReadyYet, Rejected
+from pulih.kit.consumers import Delivery, EventHandler, NotReadyYet, Rejected
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import Invalid
@@ -70,6 +73,10 @@ class Recorder:
     """Runs for each event before its effect: raise to refuse it, or act (kill, break the store)."""
     batches: list[list[int]] = field(default_factory=list)
     """The stream sequences of each call, committed or not."""
+    sessions: list[tuple[int, Session]] = field(default_factory=list)
+    """As event handlers: (stream sequence, session) of each call, committed or not."""
+    then: EventHandler | None = None
+    """As event handlers: runs after each event's effect, in its unit of work."""
 
     async def __call__(self, uow: UnitOfWork, batch: Sequence[Received]) -> None:
         self.batches.append([r.stream_seq for r in batch])
@@ -95,6 +102,25 @@ class Recorder:
             await uow.session.execute(tally.update().values(n=tally.c.n + 1))
         if self.tracks_itself and todo:
             await uow.session.execute(tracked.insert(), [{"event_id": r.event.id} for r in todo])
+
+    def handlers(self) -> dict[type[Event], EventHandler]:
+        """The recorder as event handlers, one event a call (the kit's inbox skips a repeat)."""
+
+        async def record(uow: UnitOfWork, event: CloudEvent[Any], delivery: Delivery) -> None:
+            received = Received(event, delivery.stream_seq, delivery.subject, delivery.attempt)
+            self.sessions.append((delivery.stream_seq, uow.session.sync_session))
+            if self.on_event is not None:
+                self.on_event(received)
+            await uow.session.execute(
+                applied_log.insert().values(
+                    stream_seq=delivery.stream_seq, event_id=event.id, attempt=delivery.attempt
+                )
+            )
+            await uow.session.execute(tally.update().values(n=tally.c.n + 1))
+            if self.then is not None:
+                await self.then(uow, event, delivery)
+
+        return {ClientRegistered: record, ConsentRecorded: record, ClientErased: record}
 
 
 async def open_store(database_url: str) -> Database:
@@ -211,8 +237,11 @@ async def start_consumer(
     *,
     batch_size: int = 200,
     types: set[type[Event]] | None = None,
+    handlers: bool = False,
     **settings: Any,
 ) -> Consumer:
+    """A consumer of the regency's outreach events that applies batches with ``recorder``, or
+    with its event handlers if ``handlers``."""
     values: dict[str, Any] = {"PULIH_MAX_DELIVER": 3, **settings}
     runtime = ServiceRuntime(
         SERVICE,
@@ -221,16 +250,19 @@ async def start_consumer(
         Emitter(REGENCY),
     )
     broker = make_broker(nats_url, name="batch-test")
+    how: dict[str, Any] = (
+        {"handlers": recorder.handlers()}
+        if handlers
+        else {"apply": recorder, "tracks_itself": recorder.tracks_itself, "types": types}
+    )
     subscribe_batches(
         runtime,
         broker,
         durable=DURABLE,
         subject=f"ibm.{REGENCY}.outreach.>",
-        apply=recorder,
         batch_size=batch_size,
-        tracks_itself=recorder.tracks_itself,
-        types=types,
         retry_base_seconds=0.05,
+        **how,
     )
     await broker.connect()
     await ensure_regency_stream(broker, REGENCY)

@@ -1,4 +1,6 @@
-"""A batch consumer killed with ``kill -9`` in the middle of a batch, on SQLite and PostgreSQL.
+"""A batch consumer killed with ``kill -9`` in the middle of a batch, on SQLite and PostgreSQL,
+applying batches with one function (``apply``, its inbox the kit's or its own) or with event
+handlers, as rehab, referral and outreach do.
 
 The consumer runs in a process of its own (this file run as a script) that kills itself at a
 chosen point: while ``apply`` is writing a batch (before the commit), or right after the commit
@@ -78,13 +80,14 @@ async def consume_until_killed(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
         _mark_ready(Path(args.data_dir))
         await go.wait()
-    recorder = Recorder(tracks_itself=args.tracks_itself, on_event=at_event)
+    recorder = Recorder(tracks_itself=args.mode == "tracks-itself", on_event=at_event)
     await start_consumer(
         Path(args.data_dir),
         args.nats_url,
         args.database_url,
         recorder,
         batch_size=BATCH,
+        handlers=args.mode == "handlers",
         PULIH_ACK_WAIT_SECONDS=ACK_WAIT,
     )
     await asyncio.Event().wait()  # until killed or terminated
@@ -100,7 +103,7 @@ async def run_consumer_process(
     nats_url: str,
     database_url: str,
     *,
-    tracks_itself: bool,
+    mode: str,
     kill_at: str,
     trigger: int = 0,
     standby: bool = False,
@@ -115,7 +118,7 @@ async def run_consumer_process(
         f"--data-dir={tmp_path / name}",
         f"--kill-at={kill_at}",
         f"--trigger-seq={trigger}",
-        *(["--tracks-itself"] if tracks_itself else []),
+        f"--mode={mode}",
         *(["--standby"] if standby else []),
         stdout=log,
         stderr=log,
@@ -141,20 +144,20 @@ async def ack_pending(nats_url: str) -> int:
 
 
 @pytest.mark.parametrize("kill_at", ["mid-apply", "after-commit"])
-@pytest.mark.parametrize("tracks_itself", [False, True], ids=["kit-inbox", "tracks-itself"])
+@pytest.mark.parametrize("mode", ["kit-inbox", "tracks-itself", "handlers"])
 async def test_a_consumer_killed_inside_a_batch_leaves_no_partial_and_no_double_effect(
-    tmp_path: Path, nats_server: NatsServer, database_url: str, kill_at: str, tracks_itself: bool
+    tmp_path: Path, nats_server: NatsServer, database_url: str, kill_at: str, mode: str
 ) -> None:
     await create_stream(nats_server.url)
     store = await open_store(database_url)  # read by the test; written by the consumer processes
     try:
-        await _kill_then_take_over(tmp_path, nats_server.url, database_url, store, kill_at, tracks_itself)
+        await _kill_then_take_over(tmp_path, nats_server.url, database_url, store, kill_at, mode)
     finally:
         await store.dispose()
 
 
 async def _kill_then_take_over(
-    tmp_path: Path, nats_url: str, database_url: str, store: Database, kill_at: str, tracks_itself: bool
+    tmp_path: Path, nats_url: str, database_url: str, store: Database, kill_at: str, mode: str
 ) -> None:
     seqs = await publish(nats_url, mixed_events(EVENTS))
     second = await run_consumer_process(
@@ -162,7 +165,7 @@ async def _kill_then_take_over(
         "second",
         nats_url,
         database_url,
-        tracks_itself=tracks_itself,
+        mode=mode,
         kill_at="never",
         standby=True,
     )
@@ -172,7 +175,7 @@ async def _kill_then_take_over(
             "first",
             nats_url,
             database_url,
-            tracks_itself=tracks_itself,
+            mode=mode,
             kill_at=kill_at,
             trigger=seqs[KILLED_BATCH][20],
         )
@@ -211,6 +214,6 @@ if __name__ == "__main__":
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--kill-at", choices=["mid-apply", "after-commit", "never"], required=True)
     parser.add_argument("--trigger-seq", type=int, required=True)
-    parser.add_argument("--tracks-itself", action="store_true")
+    parser.add_argument("--mode", choices=["kit-inbox", "tracks-itself", "handlers"], required=True)
     parser.add_argument("--standby", action="store_true", help="start consuming on SIGUSR1")
     asyncio.run(consume_until_killed(parser.parse_args()))

@@ -2,9 +2,13 @@
 
 One message per transaction caps a consumer at the store's commit rate (about 150 events/s on
 SQLite). :func:`subscribe_batches` registers a durable pull consumer that fetches up to
-``batch_size`` messages and hands the valid ones, in stream order, to an ``apply`` function in
-one unit of work; every message is acknowledged after the commit. What
-:mod:`pulih.kit.consumers` promises for one event holds for each event of a batch:
+``batch_size`` messages and applies the valid ones, in stream order, in one transaction; every
+message is acknowledged after the commit. Either one ``apply`` function gets the whole batch in
+one unit of work (reporting's projection, below), or each event goes to the handler of its type
+(``handlers=``: rehab, referral and outreach; :mod:`pulih.kit.batch_handlers` says how an event
+that fails is set aside with a savepoint while the rest commit, and how ``NotReadyYet`` is given
+back with a delay without holding up the events after it). What :mod:`pulih.kit.consumers`
+promises for one event holds for each event of a batch; with ``apply``:
 
 - **Exactly once.** With ``tracks_itself=False`` the kit leaves out the events its inbox already
   holds (one query per batch; a second copy inside the batch counts once too) and records the
@@ -28,6 +32,9 @@ one unit of work; every message is acknowledged after the commit. What
 - **A store fault** spends no attempt: the consumer pauses (``runtime.paused_consumers``), keeps
   its batch alive with in-progress acks, probes the store with a growing backoff and applies the
   same batch again once a commit succeeds.
+- **A batch that hangs** (``apply`` and its commit run longer than
+  ``PULIH_HANDLER_TIMEOUT_SECONDS``) is abandoned and judged as :mod:`pulih.kit.consumers` says:
+  the store's fault if it cannot commit either, else ``apply``'s, found one event at a time.
 
 The unit of work of a batch applies many events, so it is caused by none of them: whatever
 ``apply`` emits starts a chain of its own.

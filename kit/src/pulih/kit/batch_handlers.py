@@ -53,7 +53,7 @@ from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent
@@ -237,6 +237,7 @@ class HandlerApplier(BatchApplier):
         yet), with a savepoint around each if ``savepoints``: a handler's error is then noted in
         ``failed`` and the others go on; without, it rolls the whole transaction back."""
         async with self.runtime.database.transaction() as session:
+            _hold_rows(session)
             if savepoints:
                 await _begin(session, self.runtime.database.is_sqlite)
             fresh = {id(r) for r in await unapplied(session, self.name, [pending[i][1] for i in todo])}
@@ -379,6 +380,17 @@ async def _begin(session: AsyncSession, is_sqlite: bool) -> None:
     raw = await connection.get_raw_connection()
     if not getattr(raw.driver_connection, "in_transaction", True):
         await session.execute(text("BEGIN"))
+
+
+def _hold_rows(session: AsyncSession) -> None:
+    """Keep every row the batch's handlers load or add in the session's identity map until the
+    batch ends. The map holds rows weakly: a client registered by one event would otherwise be
+    gone by the next, and read again from the store for its consent and its screening."""
+    held: list[object] = []
+    sync = session.sync_session
+    event.listen(sync, "pending_to_persistent", lambda _, row: held.append(row))
+    event.listen(sync, "loaded_as_persistent", lambda _, row: held.append(row))
+    sync.info["pulih.held_rows"] = held
 
 
 @contextmanager

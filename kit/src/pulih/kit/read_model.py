@@ -18,7 +18,8 @@ are written once, here:
   table has a column for;
 - an event about a client (or consent, agent, referral) not heard of yet raises
   :class:`~pulih.kit.consumers.NotReadyYet`: it is retried, never dropped;
-- events already applied are left alone, so a replay changes nothing;
+- events already applied are left alone, so a replay changes nothing: a new row is one
+  ``INSERT … ON CONFLICT DO NOTHING`` (no read first; a consumer applies thousands a second);
 - ``.then({Event: handler})`` runs a service's own reaction after the read model applied an event
   (rehab pauses an enrolment when its client is referred).
 """
@@ -28,10 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Date, String, select
+from sqlalchemy import JSON, Boolean, Date, Executable, Select, String, Table, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -144,16 +148,43 @@ async def active_agent_of(session: AsyncSession, model: type[A], agent_id: UUID,
     return agent
 
 
+def _table(model: type[Any]) -> Table:
+    """The table a read-model class is mapped to."""
+    table: Table = model.__table__
+    return table
+
+
 def _columns(model: type[Any]) -> set[str]:
     """The names of the columns of ``model``'s table."""
     return set(model.__table__.columns.keys())
 
 
-def _row(model: type[Any], data: Event, **overrides: Any) -> Any:
-    """A row of ``model`` from the event fields it has columns for."""
+def _values(model: type[Any], data: Event, **overrides: Any) -> dict[str, Any]:
+    """The columns of a row of ``model`` from the event fields it has columns for."""
     columns = _columns(model)
     values = {name: getattr(data, name) for name in type(data).model_fields if name in columns}
-    return model(**(values | overrides))
+    return values | overrides
+
+
+async def _insert_once(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:
+    """Add a row of ``model`` unless its key is there already (a replay): one statement."""
+    await session.execute(_insert_statement(_table(model), session.get_bind().dialect.name), values)
+
+
+@cache
+def _insert_statement(table: Table, dialect: str) -> Executable:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` into ``table``, built once (building and keying a
+    statement costs more than running it); its columns are those of the values it is given."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    keys = [column.name for column in table.primary_key.columns]
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+@cache
+def _client_key_query(table: Table) -> Select[tuple[UUID]]:
+    """The client's key if the client is known, built once."""
+    key = table.c.client_id
+    return select(key).where(key == bindparam("client_id"))
 
 
 C = TypeVar("C", bound=KnownClient)
@@ -165,6 +196,12 @@ async def _known_client(session: AsyncSession, model: type[C], client_id: UUID) 
     if client is None:
         raise NotReadyYet(f"client {client_id} is not registered here yet")
     return client
+
+
+async def _client_known(session: AsyncSession, model: type[KnownClient], client_id: UUID) -> None:
+    """:class:`NotReadyYet` unless the client's registration has arrived (a key read only)."""
+    if await session.scalar(_client_key_query(_table(model)), {"client_id": client_id}) is None:
+        raise NotReadyYet(f"client {client_id} is not registered here yet")
 
 
 @dataclass(frozen=True)
@@ -226,8 +263,7 @@ class OutreachReadModel:
         return table
 
     async def _registered(self, uow: UnitOfWork, event: CloudEvent[ClientRegistered], _: Delivery) -> None:
-        if await uow.session.get(self.clients, event.data.client_id) is None:
-            uow.session.add(_row(self.clients, event.data))
+        await _insert_once(uow.session, self.clients, _values(self.clients, event.data))
 
     async def _erased(self, uow: UnitOfWork, event: CloudEvent[ClientErased], _: Delivery) -> None:
         client = await self.client(uow.session, event.data.client_id)
@@ -237,10 +273,9 @@ class OutreachReadModel:
         self, uow: UnitOfWork, event: CloudEvent[ConsentRecorded], _: Delivery
     ) -> None:
         data = event.data
-        await self.client(uow.session, data.client_id)
-        if await uow.session.get(self.consents, data.consent_id) is None:
-            scopes = sorted(s.value for s in data.scopes)
-            uow.session.add(_row(self.consents, data, scopes=scopes))
+        await _client_known(uow.session, self.clients, data.client_id)
+        scopes = sorted(s.value for s in data.scopes)
+        await _insert_once(uow.session, self.consents, _values(self.consents, data, scopes=scopes))
 
     async def _consent_withdrawn(
         self, uow: UnitOfWork, event: CloudEvent[ConsentWithdrawn], _: Delivery
@@ -253,17 +288,16 @@ class OutreachReadModel:
 
     async def _screened(self, uow: UnitOfWork, event: CloudEvent[ClientScreened], _: Delivery) -> None:
         data = event.data
-        await self.client(uow.session, data.client_id)
-        if await uow.session.get(self.screenings, data.screening_id) is None:
-            risk, recommendation = data.overall_risk.value, data.recommendation.value
-            uow.session.add(_row(self.screenings, data, overall_risk=risk, recommendation=recommendation))
+        await _client_known(uow.session, self.clients, data.client_id)
+        risk, recommendation = data.overall_risk.value, data.recommendation.value
+        values = _values(self.screenings, data, overall_risk=risk, recommendation=recommendation)
+        await _insert_once(uow.session, self.screenings, values)
 
     async def _agent_registered(
         self, uow: UnitOfWork, event: CloudEvent[AgentRegistered], _: Delivery
     ) -> None:
         assert self.agents is not None
-        if await uow.session.get(self.agents, event.data.agent_id) is None:
-            uow.session.add(_row(self.agents, event.data, active=True))
+        await _insert_once(uow.session, self.agents, _values(self.agents, event.data, active=True))
 
     async def _agent_deactivated(
         self, uow: UnitOfWork, event: CloudEvent[AgentDeactivated], _: Delivery
@@ -323,9 +357,8 @@ class ReferralReadModel(Generic[R]):
     async def _referred(self, uow: UnitOfWork, event: CloudEvent[ReferredToClinic], _: Delivery) -> None:
         data = event.data
         if self.clients is not None:
-            await _known_client(uow.session, self.clients, data.client_id)
-        if await uow.session.get(self.referrals, data.referral_id) is None:
-            uow.session.add(_row(self.referrals, data))
+            await _client_known(uow.session, self.clients, data.client_id)
+        await _insert_once(uow.session, self.referrals, _values(self.referrals, data))
 
     async def _closed(self, uow: UnitOfWork, event: CloudEvent[ReferralClosed], _: Delivery) -> None:
         data = event.data
