@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         description="the provider's token endpoint, for service-to-service client-credentials "
         "tokens; default: the issuer's, from its .well-known/openid-configuration",
     )
+    oidc_dashboard_client_id: str = Field(
+        "pulih-dashboard",
+        alias="PULIH_OIDC_DASHBOARD_CLIENT_ID",
+        description="the dashboard's public client (authorization code with PKCE)",
+    )
     oidc_client_id: str | None = Field(
         None,
         alias="PULIH_OIDC_CLIENT_ID",

@@ -30,11 +30,12 @@ from pulih.contracts.events.referral import (
 )
 from pulih.kit import inbox
 from pulih.kit.audit import audit
-from pulih.kit.auth import Principal, Role, service_token
+from pulih.kit.auth import Principal, Role
 from pulih.kit.batch_handlers import Refusal
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
 from pulih.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound, PulihError, Unavailable
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.service_tokens import IDENTITY_SCOPE, service_bearer
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.referral import store
 from pulih.referral.bodies import ReferClient, RegisterClinic
@@ -455,7 +456,8 @@ async def hand_over_identity(
     """The referred client's identity as outreach gives it, for the addressed clinic only, with
     valid consent, for a stated ``purpose`` (checked once the caller is known to be that clinic).
     Referral holds no identity: it asks outreach with a one-minute token of its own
-    (:func:`~pulih.kit.auth.service_token`, ``sub`` ``referral``), naming the referral as the
+    (:func:`~pulih.kit.service_tokens.service_bearer`, ``sub`` ``referral``, scope
+    ``outreach.identity``), naming the referral as the
     purpose and the clinic it acts for; outreach checks the referral and the consent again from
     its own events. Every attempt is audited, refused ones included."""
     async with runtime.database.sessions() as session:
@@ -491,7 +493,7 @@ async def hand_over_identity(
         raise
     assert referral is not None  # may_hand_over refuses an unknown referral
     settings = runtime.settings
-    token = service_token(settings.jwt_secret.get_secret_value(), settings.regency, SERVICE_NAME)
+    token = await service_bearer(settings, SERVICE_NAME, IDENTITY_SCOPE)
     try:
         answer = await outreach.get(
             f"/v1/clients/{referral.client_id}",

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from pulih.kit.errors import NotFound
-from pulih.reporting.api import summaries
+from pulih.reporting.api import signin, summaries
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -72,6 +72,7 @@ async def static_asset(asset: str) -> Response:
 
 router = APIRouter(tags=["dashboard"])
 router.include_router(summaries.router)
+router.include_router(signin.router)
 router.include_router(assets)
 
 

@@ -1,5 +1,6 @@
 // A dashboard page's session, the same for the regency dashboard (main.js) and the national one
-// (national.js): the sign-in form and signing out, the language buttons, the state the page is in
+// (national.js): signing in (with the identity provider, authorization code with PKCE — signin.js
+// — when the deployment has one; else the form for a pasted development token) and signing out, the language buttons, the state the page is in
 // (login, loading, ready, error) and loading its figures with the token signed in with. Without a
 // token the page shows only the sign-in form; a 401 or 403 from the API forgets the token and says
 // why there. Each page gives what is its own (startDashboard): how to fetch its figures, keep and
@@ -7,6 +8,7 @@
 
 import { ApiError, downloadCsv, forgetToken, saveToken, savedToken } from "./api.js";
 import { $ } from "./dom.js";
+import { finishSignin, signinConfig, startSignin } from "./signin.js";
 import { applyLabels, language, setLanguage, t } from "./i18n.js";
 
 let page = null;
@@ -99,5 +101,22 @@ export function startDashboard(dashboard) {
     clearTimeout(resizing);
     resizing = setTimeout(page.render, 150);
   });
-  reload();
+  signIn().then(reload, (error) => showLogin(`${t("bad_token")} (${error.message})`));
+}
+
+/** With an identity provider: the sign-in form offers it instead of the token field, and a page
+ * the provider sent back to exchanges its code for the token it then keeps. */
+async function signIn() {
+  const config = await signinConfig();
+  if (config.mode !== "oidc") return;
+  const form = $("login-form");
+  for (const field of form.querySelectorAll("label, input, button")) field.hidden = true;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.id = "signin-provider";
+  button.textContent = t("login");
+  button.addEventListener("click", () => startSignin(config));
+  form.append(button);
+  const token = await finishSignin();
+  if (token) saveToken(token);
 }
