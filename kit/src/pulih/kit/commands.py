@@ -123,14 +123,59 @@ class CommandTx(UnitOfWork):
 
     def reply(self, body: BaseModel | dict[str, Any] | list[Any], status_code: int = 200) -> JSONResponse:
         """The command's answer; remembered for retries with the same Idempotency-Key."""
+        answer = self.remember(body, status_code)
+        self.response = JSONResponse(answer.body, status_code=status_code)
+        return self.response
+
+    def remember(
+        self, body: BaseModel | dict[str, Any] | list[Any], status_code: int = 200
+    ) -> idempotency.StoredAnswer:
+        """The command's answer as JSON, remembered for retries, without an HTTP response (an
+        item of a batch is answered inside the batch's)."""
         content = (
             body.model_dump(mode="json", by_alias=True)
             if isinstance(body, BaseModel)
             else jsonable_encoder(body)
         )
         self.answer = idempotency.StoredAnswer(status_code, content)
-        self.response = JSONResponse(content, status_code=status_code)
-        return self.response
+        return self.answer
+
+
+def principal_key(principal: Principal) -> str:
+    """Whose Idempotency-Keys these are: each caller has a space of keys of their own."""
+    return f"{principal.role}:{principal.sub}"
+
+
+@asynccontextmanager
+async def keyed_transaction(
+    runtime: ServiceRuntime, owner: str, key: str | None, fingerprint: str, correlationid: str
+) -> AsyncIterator[CommandTx]:
+    """One command's transaction, its first answer stored with ``key`` in the same commit.
+
+    A key already answered raises :class:`~pulih.kit.idempotency.Replay` with that answer (before
+    the block runs), or 409 ``idempotency_key_reused`` if ``fingerprint`` differs; a concurrent
+    request with the same key that commits first makes this one replay its answer too. Without a
+    key it is a plain command transaction.
+    """
+    try:
+        async with runtime.database.transaction() as session:
+            if key is not None:
+                stored = await idempotency.find_answer(session, owner, key, fingerprint)
+                if stored is not None:
+                    raise idempotency.Replay(stored)
+            tx = CommandTx(session, runtime.emitter, correlationid)
+            yield tx
+            if key is not None and tx.answer is not None:
+                await idempotency.store_answer(session, owner, key, fingerprint, tx.answer)
+    except IntegrityError:
+        # A concurrent retry with the same key committed first: answer as it did.
+        if key is None:
+            raise
+        async with runtime.database.sessions() as session:
+            stored = await idempotency.find_answer(session, owner, key, fingerprint)
+        if stored is None:
+            raise
+        raise idempotency.Replay(stored) from None
 
 
 class Command:
@@ -148,30 +193,13 @@ class Command:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[CommandTx]:
         """Open the command's transaction; replay the first answer if this is a retry."""
-        principal_key = f"{self.principal.role}:{self.principal.sub}"
-        try:
-            async with self.runtime.database.transaction() as session:
-                if self.key is not None:
-                    stored = await idempotency.find_answer(session, principal_key, self.key, self.fingerprint)
-                    if stored is not None:
-                        raise idempotency.Replay(stored)
-                tx = CommandTx(session, self.runtime.emitter, self.correlationid)
-                yield tx
-                if self.key is not None and tx.answer is not None:
-                    await idempotency.store_answer(
-                        session, principal_key, self.key, self.fingerprint, tx.answer
-                    )
-            if tx.response is not None and tx.emitted:  # committed: others may wait for them
-                tx.response.headers[EVENTS_HEADER] = ",".join(map(str, tx.emitted))
-        except IntegrityError:
-            # A concurrent retry with the same key committed first: answer as it did.
-            if self.key is None:
-                raise
-            async with self.runtime.database.sessions() as session:
-                stored = await idempotency.find_answer(session, principal_key, self.key, self.fingerprint)
-            if stored is None:
-                raise
-            raise idempotency.Replay(stored) from None
+        owner = principal_key(self.principal)
+        async with keyed_transaction(
+            self.runtime, owner, self.key, self.fingerprint, self.correlationid
+        ) as tx:
+            yield tx
+        if tx.response is not None and tx.emitted:  # committed: others may wait for them
+            tx.response.headers[EVENTS_HEADER] = ",".join(map(str, tx.emitted))
 
 
 async def _command(request: Request, principal: CurrentUser) -> Command:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pulih.kit.scheduler import periodic
 from pulih.kit.service import ServiceSpec, create_app
 from pulih.kit.settings import Settings
-from pulih.rehab.api import enrolments, sessions, worklist
+from pulih.rehab.api import enrolments, sessions, sync, worklist
 from pulih.rehab.consumers import subscribe
 from pulih.rehab.deps import RehabDeps
 from pulih.rehab.handlers import advance_enrolments
@@ -24,7 +24,7 @@ spec = ServiceSpec(
         "and each agent's worklist. Clients are pseudonymous here."
     ),
     migrations=Path(__file__).parent / "migrations",
-    routers=(enrolments.router, sessions.router, worklist.router),
+    routers=(enrolments.router, sessions.router, sync.router, worklist.router),
     dependencies=RehabDeps.build,
     subscribe=subscribe,
     background=(
