@@ -171,8 +171,8 @@ class FieldDevice:
             "unit_id": unit_id,
             "items": [
                 {
-                    "idempotency_key": str(uuid.uuid4()),
-                    "kind": "session",
+                    "type": "session",
+                    "key": str(uuid.uuid4()),
                     "enrollment_id": enrolments[i % len(enrolments)],
                     "session": self.session(agent_id),
                 }
@@ -181,14 +181,17 @@ class FieldDevice:
         }
 
     async def sync(self, body: dict[str, Any], *, sent: float | None = None) -> Answer:
-        """``POST /v1/sync`` on rehab (:class:`Refused` if it did not apply every item)."""
+        """``POST /v1/sync`` on rehab (:class:`Refused` unless it applied every item); the answer's
+        events are those of its items."""
         answer = await self.send("rehab", SYNC_PATH, body, sent=sent)
-        refused = [item for item in answer.body.get("items", []) if item.get("status") != "applied"]
+        items = answer.body.get("items", [])
+        refused = [item for item in items if item.get("outcome") != "applied"]
         if refused:
             raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
-        if not answer.events:
-            raise Refused("/v1/sync answered without Pulih-Events: nothing to follow")
-        return answer
+        events = [uuid.UUID(e) for item in items for e in item.get("events", [])]
+        if not events:
+            raise Refused("/v1/sync applied its items without events: nothing to follow")
+        return Answer(answer.body, events, answer.sent, answer.answered)
 
     async def has_sync(self) -> bool:
         """Whether rehab has ``POST /v1/sync`` (its OpenAPI document says so)."""
