@@ -249,3 +249,20 @@ async def test_a_service_answers_a_refused_token_with_401_and_the_error_body(
             "message": "the bearer token is not valid",
             "field": None,
         }
+
+
+async def test_an_unreachable_provider_is_503_not_401(tmp_path: Path) -> None:
+    """A service that cannot read the provider's keys says so (503), and refuses nobody as invalid."""
+    app = FastAPI()
+    install_error_handlers(app)
+    closed = Provider(url="http://127.0.0.1:9/realms/pulih/protocol/openid-connect/certs")
+    app.state.settings = settings_of(closed, tmp_path)
+
+    @app.get("/v1/me")
+    async def me(principal: CurrentUser) -> dict[str, str]:
+        return {"role": principal.role.value}
+
+    token = jwt.encode({"sub": "x"}, ec.generate_private_key(ec.SECP256R1()), "ES256", {"kid": "k"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as http:
+        r = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert (r.status_code, r.json()["code"]) == (503, "keys_unavailable")

@@ -14,6 +14,7 @@ token national --scope national``), and a regency's token is refused there as an
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -243,7 +244,14 @@ async def current_principal(
     """FastAPI dependency: the caller, from ``Authorization: Bearer …``."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing_token", "send Authorization: Bearer <token>")
-    return authenticate(credentials.credentials, request.app.state.settings)
+    settings = request.app.state.settings
+    keys = verifier_of(settings).keys
+    if isinstance(keys, RemoteKeys) and keys.stale():  # fetch the provider's keys off the event loop
+        try:
+            await asyncio.to_thread(keys.prefetch)
+        except jwt.PyJWTError as exc:
+            raise Unavailable("keys_unavailable", "the identity provider's keys could not be read") from exc
+    return authenticate(credentials.credentials, settings)
 
 
 def scope_of(settings: Settings) -> str:

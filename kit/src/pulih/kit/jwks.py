@@ -109,6 +109,16 @@ class RemoteKeys:
         self._fetched_at = time.monotonic()
         self.generation += 1
 
+    def stale(self) -> bool:
+        """Whether the next token would fetch the key set (never fetched, or past its lifespan)."""
+        return time.monotonic() - self._fetched_at >= self.lifespan_seconds
+
+    def prefetch(self) -> None:
+        """Fetch the key set if it is stale (from a worker thread: the fetch blocks)."""
+        with self._lock:
+            if self.stale():
+                self._fetch()
+
     def key_for(self, kid: str | None) -> PyJWK:
         with self._lock:
             now = time.monotonic()
