@@ -26,6 +26,7 @@ thread only while that coroutine waits for it, so ``check_same_thread`` is off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -102,11 +103,7 @@ class InlineCursor(sqlite3.Cursor):
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> InlineCursor:
         rows = seq_of_parameters if isinstance(seq_of_parameters, list) else list(seq_of_parameters)
         if len(rows) >= BULK_ROWS and in_greenlet():
-            await_(
-                asyncio.to_thread(
-                    self.connection._waiting, lambda: super(InlineCursor, self).executemany(sql, rows)
-                )
-            )
+            await_(_in_worker(self.connection, lambda: super(InlineCursor, self).executemany(sql, rows)))
             return self
         try:
             super().executemany(sql, rows)
@@ -121,8 +118,26 @@ def _off_the_loop(connection: InlineConnection, call: Callable[[], T]) -> T:
     """Run ``call`` again with the busy timeout on: in a worker thread when an event loop waits
     for it (through SQLAlchemy's greenlet), in this thread otherwise."""
     if in_greenlet():
-        return await_(asyncio.to_thread(connection._waiting, call))
+        return await_(_in_worker(connection, call))
     return connection._waiting(call)
+
+
+async def _in_worker(connection: InlineConnection, call: Callable[[], T]) -> T:
+    """Run ``call`` with the busy timeout on, in a worker thread. If the caller is cancelled
+    meanwhile (a consumer's handler timeout), the statement is interrupted and the thread waited
+    for before the cancellation goes on: the connection must not be rolled back or closed while
+    the thread still runs on it (SQLite would crash the process)."""
+    worker = asyncio.ensure_future(asyncio.to_thread(connection._waiting, call))
+    try:
+        return await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        connection.interrupt()
+        while not worker.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({worker})
+        if not worker.cancelled():
+            worker.exception()  # "interrupted": the cancellation is what the caller hears of
+        raise
 
 
 class SQLiteDialect_pulih(SQLiteDialect_pysqlite):
