@@ -33,6 +33,7 @@ from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.errors import install_error_handlers
 from pulih.kit.health import router as health_router
+from pulih.kit.heap import settle_heap
 from pulih.kit.limits import BodyLimit
 from pulih.kit.messaging import (
     StreamLimits,
@@ -188,6 +189,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         connecting = asyncio.create_task(_connect_when_possible(runtime, broker, spec.streams))
         tasks = [make(runtime) for make in spec.background]
+        settle_heap()
         try:
             yield
         finally:
