@@ -207,7 +207,7 @@ def test_pulih_up_and_the_readme_walkthrough_run_twice(tmp_path: Path) -> None:
         assert token is not None
         units = httpx.get(
             f"{regency.url('outreach')}/v1/units", headers={"Authorization": f"Bearer {token.group(1)}"}
-        ).json()
+        ).json()["items"]
         assert [u["name"] for u in units] == ["Unit IBM Tritih Kulon"] * 2  # one per run
     finally:
         assert regency.interrupt() == 0

@@ -99,7 +99,7 @@ class TwoServices:
         r = await self.referrals.http.get(
             f"/v1/referrals/{referral_id}/identity/audit", headers=self.referrals.facilitator
         )
-        return [(e["outcome"], e["reason"], e["clinic_id"]) for e in r.json()]
+        return [(e["outcome"], e["reason"], e["clinic_id"]) for e in r.json()["items"]]
 
     async def outreach_audit(self, client_id: uuid.UUID) -> list[tuple[str, str, str | None, str]]:
         return [

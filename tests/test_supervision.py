@@ -126,7 +126,7 @@ def unit_ids(up: Up) -> set[str]:
         timeout=10,
     )
     assert r.status_code == 200, r.text
-    return {str(u["unit_id"]) for u in r.json()}
+    return {str(u["unit_id"]) for u in r.json()["items"]}
 
 
 def units_in_stream(up: Up) -> set[str]:

@@ -23,7 +23,7 @@ from pulih.outreach.store import Client, IdentityRead
 async def test_a_unit_is_established_and_listed(outreach: Outreach) -> None:
     unit_id = await outreach.unit()
     r = await outreach.http.get("/v1/units", headers=outreach.facilitator)
-    assert [u["unit_id"] for u in r.json()] == [unit_id]
+    assert [u["unit_id"] for u in r.json()["items"]] == [unit_id] and r.json()["next"] is None
     assert await outbox_types(outreach) == ["UnitEstablished"]
 
 
@@ -250,7 +250,7 @@ async def test_consent_is_recorded_and_withdrawn_once(outreach: Outreach) -> Non
         headers=outreach.facilitator,
         json={"scopes": ["everything"], "given_on": "2026-02-01"},
     )
-    await refused(outreach, bad_scope, 422, "invalid", "scopes.0")
+    await refused(outreach, bad_scope, 422, "invalid", "scopes[0]")
     assert await outbox_types(outreach) == [
         "UnitEstablished",
         "ClientRegistered",
@@ -365,8 +365,10 @@ async def test_identity_reads_are_audited_and_limited_to_field_roles(outreach: O
     )
     await refused(outreach, national, 403, "forbidden_role", None)
     no_purpose = outreach.http.get(f"/v1/clients/{client_id}", headers=outreach.facilitator)
-    await refused(outreach, no_purpose, 422, "invalid", "query.purpose")
-    audit = (await outreach.http.get(f"/v1/clients/{client_id}/audit", headers=outreach.facilitator)).json()
+    await refused(outreach, no_purpose, 422, "invalid", "purpose")
+    audit = (await outreach.http.get(f"/v1/clients/{client_id}/audit", headers=outreach.facilitator)).json()[
+        "items"
+    ]
     assert [(a["actor_role"], a["purpose"], a["outcome"]) for a in audit] == [
         ("facilitator", "home visit", "granted"),
         ("national", "curious", "denied"),

@@ -92,4 +92,4 @@ async def test_a_refused_identity_read_with_a_bad_query_is_403_and_audited(outre
     ]
     # a role that may read identities still has its query validated
     bad = outreach.http.get(f"/v1/clients/{client_id}", params={"purpose": "x"}, headers=outreach.facilitator)
-    await refused(outreach, bad, 422, "invalid", "query.purpose")
+    await refused(outreach, bad, 422, "invalid", "purpose")

@@ -40,7 +40,7 @@ async def two_registrations(o: Outreach) -> tuple[str, str, str, str]:
 async def duplicates(o: Outreach, status: str | None = None) -> list[dict[str, Any]]:
     r = await o.http.get("/v1/duplicates", headers=o.facilitator, params={"status": status} if status else {})
     assert r.status_code == 200, r.text
-    return list(r.json())
+    return list(r.json()["items"])
 
 
 async def read(o: Outreach, client_id: str) -> httpx.Response:

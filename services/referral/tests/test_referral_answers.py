@@ -119,7 +119,9 @@ async def test_a_decline_escalates_closes_and_shows_in_the_facilitators_list(ref
     assert escalated.reason == "declined" and escalated.on == date(2026, 3, 2)
     assert closed.outcome == "declined" and closed.back_referral is False
     listed = await referrals.http.get("/v1/referrals?escalated=true", headers=referrals.facilitator)
-    assert [(x["referral_id"], x["escalation_reason"]) for x in listed.json()] == [(referral_id, "declined")]
+    assert [(x["referral_id"], x["escalation_reason"]) for x in listed.json()["items"]] == [
+        (referral_id, "declined")
+    ]
     late = await referrals.answer(referral_id, answer="accepted", on="2026-03-02")
     assert late.status_code == 409 and late.json()["code"] == "illegal_transition"
     assert len(await referrals.outbox()) == 4, "a refused answer publishes nothing"

@@ -29,7 +29,9 @@ async def test_a_facilitator_adds_a_clinic_to_the_directory_and_everyone_can_lis
     assert again.status_code == 409 and again.json()["code"] == "clinic_exists"
     assert await referrals.outbox() == [], "the directory publishes nothing"
     listed = await referrals.http.get("/v1/clinics", headers=referrals.clinic())
-    assert [(c["clinic_id"], c["services"]) for c in listed.json()] == [(CLINIC, ["medis", "rawat_jalan"])]
+    assert [(c["clinic_id"], c["services"]) for c in listed.json()["items"]] == [
+        (CLINIC, ["medis", "rawat_jalan"])
+    ]
 
 
 async def test_an_agent_cannot_add_clinics_and_a_bad_slug_or_kind_is_refused(referrals: Referrals) -> None:
@@ -50,7 +52,7 @@ async def test_an_agent_cannot_add_clinics_and_a_bad_slug_or_kind_is_refused(ref
     assert r.status_code == 422 and r.json()["code"] == "invalid"
     assert {e["field"] for e in r.json()["errors"]} == {"clinic_id", "kind"}
     listed = await referrals.http.get("/v1/clinics", headers=referrals.facilitator)
-    assert listed.json() == []
+    assert listed.json() == {"items": [], "next": None}
     assert await referrals.outbox() == []
 
 
@@ -171,14 +173,17 @@ async def test_a_screening_recommending_referral_is_a_suggestion_until_someone_r
     await referrals.client(recommendation="ibm_programme", unit_id=client.unit_id)
     other_unit = await referrals.client()
     mine = await referrals.http.get("/v1/referrals/suggestions", headers=referrals.agent(client.unit_id))
-    assert [s["client_id"] for s in mine.json()] == [str(client.client_id)]
+    assert [s["client_id"] for s in mine.json()["items"]] == [str(client.client_id)]
     everyone = await referrals.http.get("/v1/referrals/suggestions", headers=referrals.facilitator)
-    assert {s["client_id"] for s in everyone.json()} == {str(client.client_id), str(other_unit.client_id)}
+    assert {s["client_id"] for s in everyone.json()["items"]} == {
+        str(client.client_id),
+        str(other_unit.client_id),
+    }
     assert await referrals.outbox() == [], "a suggestion is not a referral: nothing is sent"
 
     await referrals.referral(client)
     mine = await referrals.http.get("/v1/referrals/suggestions", headers=referrals.agent(client.unit_id))
-    assert mine.json() == []
+    assert mine.json()["items"] == []
 
 
 async def test_clinics_and_agents_see_only_their_own_referrals(referrals: Referrals) -> None:
@@ -189,9 +194,9 @@ async def test_clinics_and_agents_see_only_their_own_referrals(referrals: Referr
     to_clinic = await referrals.referral(a)
     to_other = await referrals.referral(b, clinic_id=OTHER_CLINIC)
     mine = await referrals.http.get("/v1/referrals", headers=referrals.clinic())
-    assert [x["referral_id"] for x in mine.json()] == [to_clinic]
+    assert [x["referral_id"] for x in mine.json()["items"]] == [to_clinic]
     agent = await referrals.http.get("/v1/referrals", headers=referrals.agent(b.unit_id))
-    assert [x["referral_id"] for x in agent.json()] == [to_other]
+    assert [x["referral_id"] for x in agent.json()["items"]] == [to_other]
     seen = await referrals.http.get(f"/v1/referrals/{to_other}", headers=referrals.clinic())
     assert seen.status_code == 403 and seen.json()["code"] == "other_referral"
     unknown = await referrals.http.get(f"/v1/referrals/{uuid.uuid4()}", headers=referrals.facilitator)

@@ -171,7 +171,7 @@ async def test_an_unanswered_referral_escalates_once_the_day_after_respond_by(re
     listed = await referrals.http.get(
         "/v1/referrals?escalated=true&status=referred", headers=referrals.facilitator
     )
-    assert [x["referral_id"] for x in listed.json()] == [late]
+    assert [x["referral_id"] for x in listed.json()["items"]] == [late]
     # a late answer is still welcome
     assert (await referrals.answer(late, answer="accepted", on="2026-03-09")).status_code == 200
 

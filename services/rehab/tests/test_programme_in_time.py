@@ -214,7 +214,7 @@ async def test_a_discharge_other_than_the_rules_dropout_is_never_reversed(rehab:
     c = await rehab.screened_client(recommendation="referral")
     referral_id = await rehab.refer(c, date(2026, 2, 25))
     await rehab.close_referral(referral_id, MONDAY, "completed", back_referral=True)
-    [listed] = (await rehab.http.get(f"/v1/enrolments?unit_id={c.unit_id}", headers=c.agent)).json()
+    [listed] = (await rehab.http.get(f"/v1/enrolments?unit_id={c.unit_id}", headers=c.agent)).json()["items"]
     completed = listed["enrollment_id"]
     # dropped out and moved away, in an agent's own words
     by_agent = [(reason, await rehab.screened_client()) for reason in ("dropped_out", "moved")]
@@ -310,7 +310,7 @@ async def test_a_back_referred_client_never_enrolled_gets_an_aftercare_only_enro
     referral_id = await rehab.refer(c, date(2026, 2, 25))
     await rehab.close_referral(referral_id, date(2026, 3, 2), "completed", back_referral=True)
     listed = await rehab.http.get(f"/v1/enrolments?unit_id={c.unit_id}", headers=c.agent)
-    [enrolment] = listed.json()
+    [enrolment] = listed.json()["items"]
     assert (enrolment["aftercare_only"], enrolment["phase"], enrolment["agent_id"]) == (
         True,
         "bina_lanjut",

@@ -13,13 +13,14 @@ import logging
 from datetime import date
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from pulih.kit.auth import CurrentUser, Role, allow, require
 from pulih.kit.clock import ManualClock
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Conflict
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.strict import Day, strict_body
 
 log = logging.getLogger("pulih.clock")
 
@@ -36,8 +37,8 @@ class ClockView(BaseModel):
 class MoveClock(BaseModel):
     """The date to move a manual clock to."""
 
-    model_config = ConfigDict(extra="forbid")
-    today: date
+    model_config = strict_body({"today": "2025-02-01"})
+    today: Day
 
 
 @router.get("/clock", response_model=ClockView)

@@ -87,9 +87,29 @@ class Unavailable(PulihError):
     status = 503
 
 
-def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) if parts else ".".join(str(p) for p in loc)
+_PARAMETERS = ("query", "path", "header", "cookie")
+
+
+def _field_of(error: dict[str, Any], body: Any) -> str:
+    """Where a validation error is, as the client sent the request: a parameter's name, or the
+    path in the body (``identity.nik``, ``substances[0].q2``). Pydantic's location also names
+    the member of a union it tried (a discriminated union's tag: ``accepted.on``), which is no
+    part of the body: a step the body does not have is left out unless it is the last (a
+    missing field)."""
+    loc = tuple(error.get("loc", ()))
+    if loc[:1] != ("body",):
+        return ".".join(str(p) for p in (loc[1:] if loc[:1] and loc[0] in _PARAMETERS else loc))
+    steps = list(loc[1:])
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        steps.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
+    path, node = "", body
+    for number, step in enumerate(steps):
+        if isinstance(step, int) and isinstance(node, list) and 0 <= step < len(node):
+            path, node = f"{path}[{step}]", node[step]
+        elif (isinstance(node, dict) and step in node) or number == len(steps) - 1:
+            path = f"{path}[{step}]" if isinstance(step, int) else f"{path}.{step}" if path else str(step)
+            node = node.get(step) if isinstance(node, dict) else None
+    return path or "body"
 
 
 async def _pulih_error(_: Request, exc: Exception) -> JSONResponse:
@@ -130,9 +150,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"the body is not valid JSON (at character {offset})"
         body: dict[str, Any] = {"code": "invalid_json", "message": message, "field": "body"}
         return JSONResponse({**body, "errors": [{"field": "body", "message": message}]}, status_code=422)
-    errors = [
-        {"field": _field_of(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()
-    ]
+    errors = [{"field": _field_of(e, exc.body), "message": str(e.get("msg", ""))} for e in exc.errors()]
     first = errors[0] if errors else {"field": None, "message": "invalid request"}
     body = {
         "code": "invalid",

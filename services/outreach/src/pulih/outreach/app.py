@@ -30,7 +30,10 @@ spec = ServiceSpec(
 
 def build(settings: Settings | None = None) -> FastAPI:
     """The outreach app for ``settings`` (environment variables by default)."""
-    return create_app(spec, settings)
+    settings = settings or Settings()
+    app = create_app(spec, settings)
+    units.villages_of(app, settings.regency)
+    return app
 
 
 app = build()

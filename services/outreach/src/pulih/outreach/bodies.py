@@ -1,4 +1,8 @@
-"""What outreach's API takes and gives back (request and response bodies)."""
+"""What outreach's API takes and gives back (request and response bodies).
+
+Request bodies are strict (:mod:`pulih.kit.strict`): a date is ``YYYY-MM-DD``, a count a JSON
+integer, a yes/no a JSON boolean; each carries an example of a request the service takes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from pulih.contracts.codes import (
     AgeBand,
@@ -19,7 +23,10 @@ from pulih.contracts.codes import (
     Sex,
     VillageCode,
 )
+from pulih.kit.pagination import Page
+from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, strict_body
 from pulih.outreach.domain.assist import Injecting, Substance
+from pulih.outreach.domain.consent import check_expiry
 from pulih.outreach.domain.duplicates import Resolution
 
 
@@ -33,15 +40,26 @@ UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Body(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+    """Request bodies are strict and refuse unknown fields, so a typo is an error rather than
+    ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
+
+
+VILLAGE_IN_REGENCY = (
+    "the 10-digit Kemendagri code of a village (desa/kelurahan) of this regency: its first four "
+    "digits are the regency's code (the service's `PULIH_REGENCY`), and its `pattern` here says so"
+)
 
 
 class EstablishUnit(Body):
+    model_config = strict_body(
+        {"name": "Unit IBM Sidareja", "village_code": "3301012001", "established_on": "2024-11-04"}
+    )
+
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    village_code: VillageCode
-    established_on: date
+    village_code: Annotated[VillageCode, Field(description=VILLAGE_IN_REGENCY)]
+    established_on: Day
 
 
 class UnitView(BaseModel):
@@ -53,8 +71,13 @@ class UnitView(BaseModel):
 
 
 class RegisterAgent(Body):
-    trained_on: date
-    agent_id: UUID | None = Field(None, description="a device-made id; one is assigned if absent")
+    model_config = strict_body(
+        {"trained_on": "2024-10-21"},
+        {"trained_on": "2024-10-21", "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21"},
+    )
+
+    trained_on: Day
+    agent_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
 class AgentView(BaseModel):
@@ -66,37 +89,74 @@ class AgentView(BaseModel):
 
 
 class DeactivateAgent(Body):
-    on: date
-    reason_code: AgentDeactivationReason
+    model_config = strict_body({"on": "2025-01-10", "reason_code": "moved"})
+
+    on: Day
+    reason_code: Annotated[AgentDeactivationReason, FROM_TEXT]
 
 
 class RecordOutreach(Body):
-    agent_id: UUID
-    kind: OutreachKind
-    held_on: date
+    model_config = strict_body(
+        {
+            "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21",
+            "kind": "sosialisasi",
+            "held_on": "2025-01-08",
+            "people_reached": 40,
+        }
+    )
+
+    agent_id: Id
+    kind: Annotated[OutreachKind, FROM_TEXT]
+    held_on: Day
     people_reached: Annotated[int, Field(ge=0, le=100_000)]
 
 
-class OutreachView(RecordOutreach):
+class OutreachView(BaseModel):
     activity_id: UUID
     unit_id: UUID
+    agent_id: UUID
+    kind: OutreachKind
+    held_on: date
+    people_reached: int
 
 
 class Identity(Body):
     """Who the client is. Stored only in outreach, each field encrypted; never in an event."""
 
     full_name: Annotated[str, Field(min_length=1, max_length=200)]
-    nik: Annotated[str, Field(description="16-digit Nomor Induk Kependudukan")]
-    birth_date: date
-    sex: Sex
+    nik: Annotated[
+        str,
+        Field(
+            description="16-digit Nomor Induk Kependudukan: its day, month and two-digit year "
+            "are the birth date's (the day plus 40 for a woman)"
+        ),
+    ]
+    birth_date: Day
+    sex: Annotated[Sex, FROM_TEXT]
     phone: Annotated[str | None, Field(max_length=30)] = None
     address: Annotated[str | None, Field(max_length=500)] = None
 
 
 class RegisterClient(Body):
-    unit_id: UUID
-    registered_on: date
-    came_through: CameThrough
+    model_config = strict_body(
+        {
+            "unit_id": "0f8e61e6-a1f5-4c4f-9a3a-4d1d2f8f3c11",
+            "registered_on": "2025-01-09",
+            "came_through": "outreach",
+            "identity": {
+                "full_name": "Budi Santoso",
+                "nik": "3301011503900001",
+                "birth_date": "1990-03-15",
+                "sex": "m",
+                "phone": "081234567890",
+                "address": "Jl. Merdeka 12, Sidareja",
+            },
+        }
+    )
+
+    unit_id: Id
+    registered_on: Day
+    came_through: Annotated[CameThrough, FROM_TEXT]
     identity: Identity
 
 
@@ -124,9 +184,28 @@ class IdentityView(BaseModel):
 
 
 class RecordConsent(Body):
-    scopes: Annotated[list[ConsentScope], Field(min_length=1)]
-    given_on: date
-    expires_on: date | None = None
+    """What the client agreed to, from ``given_on`` until ``expires_on`` (if it expires): an
+    expiry is on or after the day the consent is given."""
+
+    model_config = strict_body(
+        {"scopes": ["programme", "referral"], "given_on": "2025-01-09"},
+        {"scopes": ["identity_to_clinic"], "given_on": "2025-01-09", "expires_on": "2025-07-09"},
+    )
+
+    scopes: Annotated[list[Annotated[ConsentScope, FROM_TEXT]], Field(min_length=1)]
+    given_on: Day
+    expires_on: Annotated[
+        Day | None, Field(description="the last day the consent holds: not before `given_on`")
+    ] = None
+
+    @field_validator("expires_on")
+    @classmethod
+    def _not_before_given(cls, expires_on: date | None, info: ValidationInfo) -> date | None:
+        # the domain's rule and error (422 expires_before_given), checked as the body is read
+        given_on = info.data.get("given_on")
+        if expires_on is not None and given_on is not None:
+            check_expiry(given_on, expires_on)
+        return expires_on
 
 
 class ConsentView(BaseModel):
@@ -139,13 +218,15 @@ class ConsentView(BaseModel):
 
 
 class WithdrawConsent(Body):
-    on: date
+    model_config = strict_body({"on": "2025-01-12"})
+
+    on: Day
 
 
 class SubstanceAnswersIn(Body):
     """ASSIST v3 answers for one substance. Q1 = ever used; Q2-Q7 as scored by the form."""
 
-    substance: Substance
+    substance: Annotated[Substance, FROM_TEXT]
     ever_used: bool
     q2: int | None = None
     q3: int | None = None
@@ -156,10 +237,32 @@ class SubstanceAnswersIn(Body):
 
 
 class ScreenClient(Body):
-    agent_id: UUID
-    screened_on: date
+    model_config = strict_body(
+        {
+            "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21",
+            "screened_on": "2025-01-10",
+            "substances": [
+                {"substance": "tobacco", "ever_used": True, "q2": 6, "q3": 4, "q4": 0, "q6": 0, "q7": 0},
+                {
+                    "substance": "amphetamine_type_stimulants",
+                    "ever_used": True,
+                    "q2": 4,
+                    "q3": 5,
+                    "q4": 5,
+                    "q5": 6,
+                    "q6": 3,
+                    "q7": 3,
+                },
+                {"substance": "cannabis", "ever_used": False},
+            ],
+            "injecting": "never",
+        }
+    )
+
+    agent_id: Id
+    screened_on: Day
     substances: list[SubstanceAnswersIn]
-    injecting: Injecting = Field(description="Q8: never, past_3_months, earlier")
+    injecting: Annotated[Injecting, FROM_TEXT] = Field(description="Q8: never, past_3_months, earlier")
 
 
 class SubstanceResultView(BaseModel):
@@ -179,7 +282,9 @@ class ScreeningView(BaseModel):
 
 
 class EraseClient(Body):
-    on: date
+    model_config = strict_body({"on": "2025-01-14"})
+
+    on: Day
 
 
 class IdentityReadView(BaseModel):
@@ -211,7 +316,33 @@ class DuplicateView(BaseModel):
 
 
 class ResolveDuplicate(Body):
-    resolution: Resolution = Field(
+    model_config = strict_body({"resolution": "same_person"})
+
+    resolution: Annotated[Resolution, FROM_TEXT] = Field(
         description="same_person: the newer registration's identity is erased; "
         "different_people: both registrations stand"
     )
+
+
+class UnitPage(Page[UnitView]):
+    """A page of units, by name."""
+
+
+class AgentPage(Page[AgentView]):
+    """A page of a unit's agents, by training date."""
+
+
+class ClientPage(Page[ClientView]):
+    """A page of clients, by registration date."""
+
+
+class ConsentPage(Page[ConsentView]):
+    """A page of a client's consents, by the day each was given."""
+
+
+class DuplicatePage(Page[DuplicateView]):
+    """A page of possible duplicates, oldest flag first."""
+
+
+class IdentityReadPage(Page[IdentityReadView]):
+    """A page of a client's identity audit, oldest attempt first."""

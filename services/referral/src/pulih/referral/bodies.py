@@ -1,7 +1,9 @@
 """What referral's API takes and gives back (request and response bodies).
 
-Responses are built from rows with ``model_validate(row, from_attributes=True)``; a clinic's
-answer over HTTP becomes the same event it would publish on NATS (:meth:`Accepted.event` …).
+Request bodies are strict (:mod:`pulih.kit.strict`: a date is ``YYYY-MM-DD``, a yes/no a JSON
+boolean), each with an example of a request the service takes. Responses are built from rows
+with ``model_validate(row, from_attributes=True)``; a clinic's answer over HTTP becomes the same
+event it would publish on NATS (:meth:`Accepted.event` …).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
 from pulih.contracts.codes import (
     CancelReason,
@@ -29,14 +31,18 @@ from pulih.contracts.events.clinic import (
     ReferralDeclined,
     TreatmentCompleted,
 )
+from pulih.kit.dates import not_before
+from pulih.kit.pagination import Page
+from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, strict_body
 from pulih.referral.domain.clinics import ClinicKind
 from pulih.referral.domain.lifecycle import ReferralStatus
 
 
 class Body(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+    """Request bodies are strict and refuse unknown fields, so a typo is an error rather than
+    ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
 
 class View(BaseModel):
@@ -46,11 +52,21 @@ class View(BaseModel):
 
 
 class RegisterClinic(Body):
+    model_config = strict_body(
+        {
+            "clinic_id": "klinik-pratama-sehat",
+            "name": "Klinik Pratama Sehat",
+            "kind": "klinik_pratama",
+            "services": ["rawat_jalan", "medis"],
+            "regencies": ["3301", "3302"],
+        }
+    )
+
     clinic_id: ClinicId
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    kind: ClinicKind
-    services: Annotated[list[ClinicService], Field(min_length=1)]
-    regencies: Annotated[list[RegencyCode], Field(min_length=1)]
+    kind: Annotated[ClinicKind, FROM_TEXT]
+    services: Annotated[list[Annotated[ClinicService, FROM_TEXT]], Field(min_length=1)]
+    regencies: Annotated[list[RegencyCode], Field(min_length=1, description="the regencies it serves")]
 
 
 class ClinicView(View):
@@ -62,18 +78,38 @@ class ClinicView(View):
 
 
 class ReferClient(Body):
-    client_id: UUID
+    model_config = strict_body(
+        {
+            "client_id": "9d5b7c1e-2f4a-4e8b-8c3d-6a1f0e2b4c57",
+            "clinic_id": "klinik-pratama-sehat",
+            "service": "rawat_jalan",
+            "reason": "high_risk",
+        },
+        {
+            "client_id": "9d5b7c1e-2f4a-4e8b-8c3d-6a1f0e2b4c57",
+            "clinic_id": "klinik-pratama-sehat",
+            "service": "psikiatri",
+            "reason": "psychiatric",
+            "urgency": "urgent",
+            "referred_on": "2025-01-14",
+            "referral_id": "c2d4e6f8-1a3b-4c5d-9e7f-0a1b2c3d4e5f",
+        },
+    )
+
+    client_id: Id
     clinic_id: ClinicId
-    service: ClinicService
-    reason: ReferralReason
-    urgency: Urgency = Urgency.ROUTINE
-    referred_on: date | None = Field(None, description="defaults to today in the regency")
-    referral_id: UUID | None = Field(None, description="a device-made id; one is assigned if absent")
+    service: Annotated[ClinicService, FROM_TEXT]
+    reason: Annotated[ReferralReason, FROM_TEXT]
+    urgency: Annotated[Urgency, FROM_TEXT] = Urgency.ROUTINE
+    referred_on: Day | None = Field(None, description="defaults to today in the regency")
+    referral_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
 class CancelReferral(Body):
-    reason: CancelReason
-    on: date | None = Field(None, description="defaults to today in the regency")
+    model_config = strict_body({"reason": "client_request"}, {"reason": "client_moved", "on": "2025-01-14"})
+
+    reason: Annotated[CancelReason, FROM_TEXT]
+    on: Day | None = Field(None, description="defaults to today in the regency")
 
 
 class ReferralView(View):
@@ -113,9 +149,27 @@ class SuggestedReferral(View):
 
 
 class Accepted(Body):
+    """The clinic takes the client; an appointment, if one is set, is on or after ``on``."""
+
+    model_config = strict_body(
+        {"answer": "accepted", "on": "2025-01-14"},
+        {"answer": "accepted", "on": "2025-01-14", "appointment_on": "2025-01-20"},
+    )
+
     answer: Literal["accepted"]
-    on: date
-    appointment_on: date | None = None
+    on: Day
+    appointment_on: Annotated[
+        Day | None, Field(description="the day the client is expected: not before `on`")
+    ] = None
+
+    @field_validator("appointment_on")
+    @classmethod
+    def _not_before_acceptance(cls, appointment_on: date | None, info: ValidationInfo) -> date | None:
+        # the domain's own rule and error (422 date_before_acceptance), checked as the body is read
+        accepted_on = info.data.get("on")
+        if appointment_on is not None and accepted_on is not None:
+            not_before(appointment_on, accepted_on, "appointment_on", "acceptance")
+        return appointment_on
 
     def event(self, referral_id: UUID) -> ReferralAccepted:
         """The clinic's event saying this."""
@@ -125,9 +179,11 @@ class Accepted(Body):
 
 
 class Declined(Body):
+    model_config = strict_body({"answer": "declined", "on": "2025-01-14", "reason": "no_capacity"})
+
     answer: Literal["declined"]
-    on: date
-    reason: DeclineReason
+    on: Day
+    reason: Annotated[DeclineReason, FROM_TEXT]
 
     def event(self, referral_id: UUID) -> ReferralDeclined:
         """The clinic's event saying this."""
@@ -135,8 +191,10 @@ class Declined(Body):
 
 
 class Attended(Body):
+    model_config = strict_body({"answer": "attended", "on": "2025-01-20"})
+
     answer: Literal["attended"]
-    on: date
+    on: Day
 
     def event(self, referral_id: UUID) -> ClientAttended:
         """The clinic's event saying this."""
@@ -144,9 +202,13 @@ class Attended(Body):
 
 
 class Completed(Body):
+    model_config = strict_body(
+        {"answer": "completed", "on": "2025-03-20", "outcome": "completed", "back_referral": True}
+    )
+
     answer: Literal["completed"]
-    on: date
-    outcome: TreatmentOutcome
+    on: Day
+    outcome: Annotated[TreatmentOutcome, FROM_TEXT]
     back_referral: bool
 
     def event(self, referral_id: UUID) -> TreatmentCompleted:
@@ -197,3 +259,19 @@ class HandOverEntry(View):
     outcome: str
     reason: str | None
     read_at: Annotated[datetime, PlainSerializer(_utc_isoformat, return_type=str)]
+
+
+class ClinicPage(Page[ClinicView]):
+    """A page of the clinic directory, by clinic id."""
+
+
+class ReferralPage(Page[ReferralView]):
+    """A page of referrals, oldest first."""
+
+
+class SuggestedReferralPage(Page[SuggestedReferral]):
+    """A page of suggested referrals, oldest screening first."""
+
+
+class HandOverPage(Page[HandOverEntry]):
+    """A page of a referral's identity hand-over audit, oldest attempt first."""

@@ -132,34 +132,6 @@ async def open_referrals_of(session: AsyncSession, client_id: UUID) -> Sequence[
     return (await session.scalars(query)).all()
 
 
-async def referrals(
-    session: AsyncSession,
-    *,
-    unit_id: UUID | None = None,
-    clinic_id: str | None = None,
-    addressed_to: str | None = None,
-    client_id: UUID | None = None,
-    status: ReferralStatus | None = None,
-    escalated: bool | None = None,
-) -> Sequence[Referral]:
-    """Referrals matching every filter given, oldest first (``addressed_to``: the clinic the
-    caller is, on top of the ``clinic_id`` asked for)."""
-    query = select(Referral).order_by(Referral.referred_on, Referral.referral_id)
-    if unit_id is not None:
-        query = query.where(Referral.unit_id == unit_id)
-    if addressed_to is not None:
-        query = query.where(Referral.clinic_id == addressed_to)
-    if status is not None:
-        query = query.where(Referral.status == status.value)
-    if escalated is not None:
-        query = query.where(Referral.escalated.is_(escalated))
-    if clinic_id is not None:
-        query = query.where(Referral.clinic_id == clinic_id)
-    if client_id is not None:
-        query = query.where(Referral.client_id == client_id)
-    return (await session.scalars(query)).all()
-
-
 async def screenings_recommending_referral(
     session: AsyncSession, unit_id: UUID | None = None
 ) -> Sequence[KnownScreening]:
@@ -211,13 +183,3 @@ async def escalate_if_unchanged(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
-
-
-async def hand_overs_of(session: AsyncSession, referral_id: UUID) -> Sequence[IdentityHandOver]:
-    """Every attempt to get the identity of a referral's client, in order."""
-    query = (
-        select(IdentityHandOver)
-        .where(IdentityHandOver.referral_id == referral_id)
-        .order_by(IdentityHandOver.id)
-    )
-    return (await session.scalars(query)).all()

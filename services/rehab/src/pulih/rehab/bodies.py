@@ -1,6 +1,8 @@
 """What rehab's API takes and gives back (request and response bodies).
 
-Request bodies are the commands the use cases take. Response bodies (:class:`View`) are read
+Request bodies are the commands the use cases take: strict (:mod:`pulih.kit.strict`: a date is
+``YYYY-MM-DD``, a count a JSON integer, a yes/no a JSON boolean), each with an example of a
+request the service takes. Response bodies (:class:`View`) are read
 from rows and domain values by attribute (``AssessmentView.model_validate(row)``); where an
 answer shows more than its row holds (an enrolment's phases, the phase a session counted for),
 :func:`row_with` adds those values.
@@ -16,6 +18,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import FollowUpStatus, Phase, QolTimepoint, SessionKind
+from pulih.kit.pagination import Page
+from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, strict_body
 
 if TYPE_CHECKING:
     from pulih.rehab.store import Enrolment, PhaseRecord, SessionRecord
@@ -24,13 +28,27 @@ Answer = Annotated[int | None, Field(ge=1, le=5)]
 
 
 class Body(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+    """Request bodies are strict and refuse unknown fields, so a typo is an error rather than
+    ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
+
+
+WHOQOL_EXAMPLE: dict[str, object] = {
+    **{f"q{item}": 3 for item in range(1, 27)},
+    "q1": 4,
+    "q2": 3,
+    "q10": 4,
+    "q15": 4,
+    "q26": 2,
+}
+"""A whole WHOQOL-BREF form, every item answered."""
 
 
 class WhoqolAnswers(Body):
     """The 26 WHOQOL-BREF items, each 1-5; leave an item out (or null) when it was not answered."""
+
+    model_config = strict_body(WHOQOL_EXAMPLE, {**WHOQOL_EXAMPLE, "q3": None, "q21": None})
 
     q1: Answer = None
     q2: Answer = None
@@ -65,38 +83,71 @@ class WhoqolAnswers(Body):
 
 
 class EnrolClient(Body):
-    client_id: UUID
-    agent_id: UUID = Field(description="the recovery agent who will run the client's programme")
-    enrolled_on: date
-    enrollment_id: UUID | None = Field(None, description="a device-made id; one is assigned if absent")
+    model_config = strict_body(
+        {
+            "client_id": "9d5b7c1e-2f4a-4e8b-8c3d-6a1f0e2b4c57",
+            "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21",
+            "enrolled_on": "2025-01-13",
+            "baseline": WHOQOL_EXAMPLE,
+        },
+        {
+            "client_id": "9d5b7c1e-2f4a-4e8b-8c3d-6a1f0e2b4c57",
+            "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21",
+            "enrolled_on": "2025-01-13",
+            "enrollment_id": "3e7a9c20-5d1b-4f6e-a8c4-71b2d9e0f3a6",
+        },
+    )
+
+    client_id: Id
+    agent_id: Id = Field(description="the recovery agent who will run the client's programme")
+    enrolled_on: Day
+    enrollment_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
     baseline: WhoqolAnswers | None = Field(None, description="the baseline WHOQOL-BREF taken at intake")
 
 
 class RecordSession(Body):
-    agent_id: UUID
-    held_on: date
-    kind: SessionKind
+    model_config = strict_body(
+        {
+            "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21",
+            "held_on": "2025-01-14",
+            "kind": "konseling",
+            "attended": True,
+            "minutes": 45,
+        }
+    )
+
+    agent_id: Id
+    held_on: Day
+    kind: Annotated[SessionKind, FROM_TEXT]
     attended: bool
     minutes: Annotated[int, Field(ge=0, le=600)]
-    session_id: UUID | None = Field(None, description="a device-made id; one is assigned if absent")
+    session_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
 class AssessQualityOfLife(Body):
-    timepoint: QolTimepoint
-    assessed_on: date
+    model_config = strict_body(
+        {"timepoint": "follow_up", "assessed_on": "2025-01-14", "answers": WHOQOL_EXAMPLE}
+    )
+
+    timepoint: Annotated[QolTimepoint, FROM_TEXT]
+    assessed_on: Day
     answers: WhoqolAnswers
-    assessment_id: UUID | None = None
+    assessment_id: Id | None = None
 
 
 class DischargeClient(Body):
-    on: date
+    model_config = strict_body({"on": "2025-01-14", "reason": "moved"})
+
+    on: Day
     reason: Literal["moved", "died", "dropped_out", "referred_out"]
 
 
 class RecordFollowUp(Body):
-    on: date
-    status: FollowUpStatus
-    follow_up_id: UUID | None = None
+    model_config = strict_body({"on": "2025-01-14", "status": "abstinent"})
+
+    on: Day
+    status: Annotated[FollowUpStatus, FROM_TEXT]
+    follow_up_id: Id | None = None
 
 
 class _RowWith:
@@ -227,3 +278,7 @@ class WorklistView(View):
     unit_id: UUID
     date: date
     agents: list[AgentTasks]
+
+
+class EnrolmentPage(Page[EnrolmentView]):
+    """A page of enrolments, newest first."""

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts.codes import QolTimepoint
+from pulih.kit.errors import NotFound
+from pulih.kit.pagination import Order, Pages
 from pulih.rehab.bodies import AgentTasks, ClientProgrammeView, EnrolmentView, TaskView, WorklistView
 from pulih.rehab.domain.programme import Programme
 from pulih.rehab.domain.timeline import Status, advance
@@ -23,11 +25,15 @@ from pulih.rehab.store import (
     Assessment,
     Enrolment,
     FollowUp,
+    KnownAgent,
     KnownClient,
     SessionRecord,
     phase_history,
     sessions_held,
 )
+
+ENROLMENTS = Order.by(Enrolment.enrolled_on, Enrolment.enrollment_id, descending=True)
+"""Enrolments, newest first."""
 
 
 async def enrolment_view(session: AsyncSession, enrolment: Enrolment) -> EnrolmentView:
@@ -40,15 +46,15 @@ async def enrolment_view(session: AsyncSession, enrolment: Enrolment) -> Enrolme
 
 
 async def enrolments(
-    session: AsyncSession, unit_id: UUID | None, status: Status | None
+    session: AsyncSession, pages: Pages, unit_id: UUID | None, status: Status | None
 ) -> list[EnrolmentView]:
-    """Enrolments (of a unit, in a status), newest first."""
-    query = select(Enrolment).order_by(Enrolment.enrolled_on.desc())
+    """A page of enrolments (of a unit, in a status), newest first (:data:`ENROLMENTS`)."""
+    query = select(Enrolment)
     if unit_id is not None:
         query = query.where(Enrolment.unit_id == unit_id)
     if status is not None:
         query = query.where(Enrolment.status == status.value)
-    return [await enrolment_view(session, e) for e in (await session.scalars(query)).all()]
+    return [await enrolment_view(session, e) for e in await pages.scalars(session, query)]
 
 
 async def client_in_programme(session: AsyncSession, client: KnownClient, today: date) -> ClientProgrammeView:
@@ -70,6 +76,19 @@ async def client_in_programme(session: AsyncSession, client: KnownClient, today:
         consent_scopes_today=sorted({s for c in consents for s in c.scopes if c.allows(s, today)}),
         enrolments=[await enrolment_view(session, e) for e in history],
     )
+
+
+async def known_unit(session: AsyncSession, unit_id: UUID) -> None:
+    """404 unless rehab knows the unit: it has heard of an agent of it (rehab keeps no units
+    of its own; an agent's registration is how a unit's work reaches it)."""
+    known = await session.scalar(select(KnownAgent.agent_id).where(KnownAgent.unit_id == unit_id).limit(1))
+    if known is None:
+        raise NotFound(
+            "unit_not_found",
+            f"rehab has heard of no agent of unit {unit_id} (yet): a unit's work starts with its "
+            "agents' registration in outreach",
+            "unit_id",
+        )
 
 
 async def unit_worklist(

@@ -83,10 +83,12 @@ def period_range(by: PeriodKind, since: str | None, until: str | None, today: da
     if since is not None:
         start = _start_of(by, since, "from")
     elif by is PeriodKind.MONTH:
-        months_back = end.year * 12 + end.month - DEFAULT_PERIODS[by]
+        # never before 0001-01, the first month a date can be in
+        months_back = max(end.year * 12 + end.month - DEFAULT_PERIODS[by], 12)
         start = date(months_back // 12, months_back % 12 + 1, 1)
     else:
-        start = end - timedelta(weeks=DEFAULT_PERIODS[by] - 1)
+        back = timedelta(weeks=DEFAULT_PERIODS[by] - 1)
+        start = end - back if end - date.min >= back else date.min  # 0001-01-01, a Monday
     if start > end:
         raise Invalid("from_after_to", f"from ({since}) is after to ({until or current})", "from")
     periods = (

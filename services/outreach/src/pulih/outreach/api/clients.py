@@ -13,9 +13,18 @@ from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden
-from pulih.outreach import handlers
+from pulih.kit.pagination import PAGED, Order, Page, Pages, paged
+from pulih.outreach import handlers, queries
 from pulih.outreach.access import FIELD_ROLES, REGENCY_ROLES
-from pulih.outreach.bodies import ClientView, DuplicateView, EraseClient, RegisterClient, ResolveDuplicate
+from pulih.outreach.bodies import (
+    ClientPage,
+    ClientView,
+    DuplicatePage,
+    DuplicateView,
+    EraseClient,
+    RegisterClient,
+    ResolveDuplicate,
+)
 from pulih.outreach.deps import Deps
 from pulih.outreach.store import Client
 
@@ -23,6 +32,8 @@ router = APIRouter(prefix="/v1", tags=["clients"])
 
 DUPLICATE_RESOLVERS = (Role.FACILITATOR,)
 """Who sees and resolves possible duplicates: facilitators, who see the whole regency."""
+
+CLIENTS = Order.by(Client.registered_on, Client.client_id)
 
 
 @router.post("/clients", status_code=201, response_model=ClientView, dependencies=[allow(*FIELD_ROLES)])
@@ -37,21 +48,24 @@ async def register_client(body: RegisterClient, cmd: CommandDep, deps: Deps) -> 
         return tx.reply(ClientView.model_validate(client, from_attributes=True), status_code=201)
 
 
-@router.get("/clients", response_model=list[ClientView], dependencies=[allow(*FIELD_ROLES)])
+@router.get("/clients", response_model=ClientPage, responses=PAGED, dependencies=[allow(*FIELD_ROLES)])
 async def list_clients(
-    runtime: RuntimeDep, principal: CurrentUser, unit_id: Annotated[UUID | None, Query()] = None
-) -> list[ClientView]:
-    """Clients the caller may see, pseudonymous (no identity)."""
+    runtime: RuntimeDep,
+    principal: CurrentUser,
+    pages: Annotated[Pages, paged(CLIENTS)],
+    unit_id: Annotated[UUID | None, Query(description="one unit's clients (agents: their own)")] = None,
+) -> Page[ClientView]:
+    """Clients the caller may see, pseudonymous (no identity), by registration date."""
     if principal.role is Role.AGENT:
         if unit_id is not None and unit_id != principal.unit_id:
             raise Forbidden("other_unit", "agents see their own unit's clients only", "unit_id")
         unit_id = principal.unit_id
     async with runtime.database.sessions() as session:
-        query = select(Client).order_by(Client.registered_on)
+        query = select(Client)
         if unit_id is not None:
             query = query.where(Client.unit_id == unit_id)
-        clients = (await session.scalars(query)).all()
-    return [ClientView.model_validate(c, from_attributes=True) for c in clients]
+        clients = await pages.scalars(session, query)
+    return pages.page([ClientView.model_validate(c, from_attributes=True) for c in clients])
 
 
 @router.post("/clients/{client_id}/erase", response_model=ClientView, dependencies=[allow(*REGENCY_ROLES)])
@@ -63,13 +77,18 @@ async def erase_client(client_id: UUID, body: EraseClient, cmd: CommandDep) -> J
         return tx.reply(ClientView.model_validate(client, from_attributes=True))
 
 
-@router.get("/duplicates", response_model=list[DuplicateView], dependencies=[allow(*DUPLICATE_RESOLVERS)])
+@router.get(
+    "/duplicates", response_model=DuplicatePage, responses=PAGED, dependencies=[allow(*DUPLICATE_RESOLVERS)]
+)
 async def list_duplicates(
-    runtime: RuntimeDep, status: Annotated[Literal["open", "resolved"] | None, Query()] = None
-) -> list[DuplicateView]:
+    runtime: RuntimeDep,
+    pages: Annotated[Pages, paged(queries.DUPLICATES)],
+    status: Annotated[Literal["open", "resolved"] | None, Query(description="all if left out")] = None,
+) -> Page[DuplicateView]:
     """Registrations whose NIK was already registered, oldest first (facilitator)."""
     async with runtime.database.sessions() as session:
-        return await handlers.possible_duplicates(session, status=status)
+        rows = await pages.rows(session, queries.possible_duplicates(status))
+    return pages.page([queries.duplicate_view(*row) for row in rows])
 
 
 @router.post(

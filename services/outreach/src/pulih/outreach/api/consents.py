@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -11,12 +12,15 @@ from sqlalchemy import select
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
+from pulih.kit.pagination import PAGED, Order, Page, Pages, paged
 from pulih.outreach import handlers
 from pulih.outreach.access import FIELD_ROLES, client_for
-from pulih.outreach.bodies import ConsentView, RecordConsent, WithdrawConsent
+from pulih.outreach.bodies import ConsentPage, ConsentView, RecordConsent, WithdrawConsent
 from pulih.outreach.store import Consent
 
 router = APIRouter(prefix="/v1", tags=["consents"])
+
+CONSENTS = Order.by(Consent.given_on, Consent.consent_id)
 
 
 @router.post(
@@ -34,14 +38,19 @@ async def record_consent(client_id: UUID, body: RecordConsent, cmd: CommandDep) 
 
 
 @router.get(
-    "/clients/{client_id}/consents", response_model=list[ConsentView], dependencies=[allow(*FIELD_ROLES)]
+    "/clients/{client_id}/consents",
+    response_model=ConsentPage,
+    responses=PAGED,
+    dependencies=[allow(*FIELD_ROLES)],
 )
-async def list_consents(client_id: UUID, runtime: RuntimeDep, principal: CurrentUser) -> list[ConsentView]:
-    """Every consent the client gave, current and withdrawn."""
+async def list_consents(
+    client_id: UUID, runtime: RuntimeDep, principal: CurrentUser, pages: Annotated[Pages, paged(CONSENTS)]
+) -> Page[ConsentView]:
+    """Every consent the client gave, current and withdrawn, by the day it was given."""
     async with runtime.database.sessions() as session:
         await client_for(session, client_id, principal)
-        consents = (await session.scalars(select(Consent).where(Consent.client_id == client_id))).all()
-    return [ConsentView.model_validate(c, from_attributes=True) for c in consents]
+        consents = await pages.scalars(session, select(Consent).where(Consent.client_id == client_id))
+    return pages.page([ConsentView.model_validate(c, from_attributes=True) for c in consents])
 
 
 @router.post(

@@ -10,14 +10,17 @@ from sqlalchemy import select
 
 from pulih.kit.auth import CurrentUser, Principal, allow
 from pulih.kit.deps import RuntimeDep
-from pulih.kit.errors import Forbidden
+from pulih.kit.errors import Forbidden, NotFound
+from pulih.kit.pagination import PAGED, Order, Page, Pages, paged
 from pulih.outreach import handlers
 from pulih.outreach.access import REGENCY_ROLES
-from pulih.outreach.bodies import IdentityReadView, IdentityView
+from pulih.outreach.bodies import IdentityReadPage, IdentityReadView, IdentityView
 from pulih.outreach.deps import Deps
-from pulih.outreach.store import IdentityRead
+from pulih.outreach.store import Client, IdentityRead
 
 router = APIRouter(prefix="/v1", tags=["identity"])
+
+AUDIT = Order.by(IdentityRead.id)
 
 
 def _uuid_or_none(text: str | None) -> UUID | None:
@@ -72,15 +75,17 @@ async def read_identity(
 
 @router.get(
     "/clients/{client_id}/audit",
-    response_model=list[IdentityReadView],
+    response_model=IdentityReadPage,
+    responses=PAGED,
     dependencies=[allow(*REGENCY_ROLES)],
 )
-async def identity_audit(client_id: UUID, runtime: RuntimeDep) -> list[IdentityReadView]:
-    """Who read this client's identity, when and why, or tried to (facilitator, admin)."""
+async def identity_audit(
+    client_id: UUID, runtime: RuntimeDep, pages: Annotated[Pages, paged(AUDIT)]
+) -> Page[IdentityReadView]:
+    """Who read this client's identity, when and why, or tried to, oldest first (facilitator,
+    admin). 404 for a client never registered."""
     async with runtime.database.sessions() as session:
-        rows = (
-            await session.scalars(
-                select(IdentityRead).where(IdentityRead.client_id == client_id).order_by(IdentityRead.id)
-            )
-        ).all()
-    return [IdentityReadView.model_validate(r, from_attributes=True) for r in rows]
+        if await session.get(Client, client_id) is None:
+            raise NotFound("client_not_found", f"no client {client_id}", "client_id")
+        rows = await pages.scalars(session, select(IdentityRead).where(IdentityRead.client_id == client_id))
+    return pages.page([IdentityReadView.model_validate(r, from_attributes=True) for r in rows])

@@ -24,7 +24,13 @@ def check_terms(given_on: date, expires_on: date | None, registered_on: date, to
     it is given."""
     not_in_future(given_on, today, "given_on")
     not_before(given_on, registered_on, "given_on", "registration")
-    if expires_on is not None and expires_on < given_on:
+    if expires_on is not None:
+        check_expiry(given_on, expires_on)
+
+
+def check_expiry(given_on: date, expires_on: date) -> None:
+    """A consent cannot expire before it is given (the request body checks it too)."""
+    if expires_on < given_on:
         raise Invalid("expires_before_given", "consent cannot expire before it is given", "expires_on")
 
 

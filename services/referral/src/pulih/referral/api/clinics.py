@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
@@ -10,8 +12,9 @@ from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
-from pulih.referral import handlers
-from pulih.referral.bodies import ClinicView, RegisterClinic
+from pulih.kit.pagination import PAGED, Page, Pages, paged
+from pulih.referral import handlers, queries
+from pulih.referral.bodies import ClinicPage, ClinicView, RegisterClinic
 from pulih.referral.store import Clinic
 
 router = APIRouter(prefix="/v1", tags=["clinics"])
@@ -28,12 +31,14 @@ async def register_clinic(body: RegisterClinic, cmd: CommandDep) -> JSONResponse
         return tx.reply(ClinicView.model_validate(clinic), status_code=201)
 
 
-@router.get("/clinics", response_model=list[ClinicView])
-async def list_clinics(runtime: RuntimeDep, principal: CurrentUser) -> list[ClinicView]:
-    """Every clinic in the directory (any caller of the regency)."""
+@router.get("/clinics", response_model=ClinicPage, responses=PAGED)
+async def list_clinics(
+    runtime: RuntimeDep, principal: CurrentUser, pages: Annotated[Pages, paged(queries.CLINICS)]
+) -> Page[ClinicView]:
+    """Every clinic in the directory, by id (any caller of the regency)."""
     async with runtime.database.sessions() as session:
-        clinics = (await session.scalars(select(Clinic).order_by(Clinic.clinic_id))).all()
-    return [ClinicView.model_validate(c) for c in clinics]
+        clinics = await pages.scalars(session, select(Clinic))
+    return pages.page([ClinicView.model_validate(c) for c in clinics])
 
 
 @router.get("/clinics/{clinic_id}", response_model=ClinicView)

@@ -14,9 +14,12 @@ from fastapi import APIRouter, Query
 
 from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.deps import RuntimeDep
-from pulih.referral import handlers, store
-from pulih.referral.bodies import ClientIdentityView, HandOverEntry
+from pulih.kit.errors import NotFound
+from pulih.kit.pagination import PAGED, Page, Pages, paged
+from pulih.referral import handlers, queries
+from pulih.referral.bodies import ClientIdentityView, HandOverEntry, HandOverPage
 from pulih.referral.deps import Deps
+from pulih.referral.store import Referral
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -39,11 +42,17 @@ async def identity_for_clinic(
 
 @router.get(
     "/referrals/{referral_id}/identity/audit",
-    response_model=list[HandOverEntry],
+    response_model=HandOverPage,
+    responses=PAGED,
     dependencies=[allow(Role.FACILITATOR, Role.ADMIN)],
 )
-async def identity_audit(referral_id: UUID, runtime: RuntimeDep) -> list[HandOverEntry]:
-    """Every attempt to get this referral's client identity (facilitator, admin)."""
+async def identity_audit(
+    referral_id: UUID, runtime: RuntimeDep, pages: Annotated[Pages, paged(queries.HAND_OVERS)]
+) -> Page[HandOverEntry]:
+    """Every attempt to get this referral's client identity, oldest first (facilitator, admin).
+    404 for a referral never made."""
     async with runtime.database.sessions() as session:
-        entries = await store.hand_overs_of(session, referral_id)
-    return [HandOverEntry.model_validate(e) for e in entries]
+        if await session.get(Referral, referral_id) is None:
+            raise NotFound("referral_not_found", f"no referral {referral_id}", "referral_id")
+        entries = await pages.scalars(session, queries.hand_overs(referral_id))
+    return pages.page([HandOverEntry.model_validate(e) for e in entries])

@@ -11,8 +11,17 @@ from fastapi.responses import JSONResponse
 from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
-from pulih.referral import handlers, store
-from pulih.referral.bodies import CancelReferral, ReferClient, ReferralView, SuggestedReferral
+from pulih.kit.pagination import PAGED, Page, Pages, paged
+from pulih.kit.strict import Flag
+from pulih.referral import handlers, queries, store
+from pulih.referral.bodies import (
+    CancelReferral,
+    ReferClient,
+    ReferralPage,
+    ReferralView,
+    SuggestedReferral,
+    SuggestedReferralPage,
+)
 from pulih.referral.deps import Deps
 from pulih.referral.domain import referring
 from pulih.referral.domain.lifecycle import ReferralStatus
@@ -43,40 +52,51 @@ async def refer_client(body: ReferClient, cmd: CommandDep, deps: Deps) -> JSONRe
 
 
 @router.get(
-    "/referrals/suggestions", response_model=list[SuggestedReferral], dependencies=[allow(*REFERRERS)]
+    "/referrals/suggestions",
+    response_model=SuggestedReferralPage,
+    responses=PAGED,
+    dependencies=[allow(*REFERRERS)],
 )
-async def suggested_referrals(runtime: RuntimeDep, principal: CurrentUser) -> list[SuggestedReferral]:
-    """Screenings that recommend referral with no referral made since; sending one stays a
-    human decision (agents: their own unit)."""
+async def suggested_referrals(
+    runtime: RuntimeDep, principal: CurrentUser, pages: Annotated[Pages, paged(queries.SUGGESTIONS)]
+) -> Page[SuggestedReferral]:
+    """Screenings that recommend referral with no referral made since, oldest first; sending one
+    stays a human decision (agents: their own unit)."""
     unit_id = principal.unit_id if principal.role is Role.AGENT else None
     async with runtime.database.sessions() as session:
         screenings = await store.screenings_recommending_referral(session, unit_id)
         referred = await store.referral_days(session)
-    return [SuggestedReferral.model_validate(s) for s in referring.suggestions(screenings, referred)]
+    suggested = pages.window(
+        referring.suggestions(screenings, referred), lambda s: (s.screened_on, s.screening_id)
+    )
+    return pages.page([SuggestedReferral.model_validate(s) for s in suggested])
 
 
-@router.get("/referrals", response_model=list[ReferralView], dependencies=[allow(*READERS)])
+@router.get("/referrals", response_model=ReferralPage, responses=PAGED, dependencies=[allow(*READERS)])
 async def list_referrals(
     runtime: RuntimeDep,
     principal: CurrentUser,
+    pages: Annotated[Pages, paged(queries.REFERRALS)],
     status: Annotated[ReferralStatus | None, Query()] = None,
-    escalated: Annotated[bool | None, Query()] = None,
+    escalated: Annotated[
+        Flag | None, Query(description="`true`: escalated ones only; `false`: the others")
+    ] = None,
     clinic_id: Annotated[str | None, Query()] = None,
     client_id: Annotated[UUID | None, Query()] = None,
-) -> list[ReferralView]:
-    """Referrals the caller may see: a facilitator's list of escalated ones is
+) -> Page[ReferralView]:
+    """Referrals the caller may see, oldest first: a facilitator's list of escalated ones is
     ``?escalated=true``; agents see their unit's, clinics those addressed to them."""
+    query = queries.referrals(
+        unit_id=principal.unit_id if principal.role is Role.AGENT else None,
+        addressed_to=principal.clinic_id if principal.role is Role.CLINIC else None,
+        clinic_id=clinic_id,
+        client_id=client_id,
+        status=status,
+        escalated=escalated,
+    )
     async with runtime.database.sessions() as session:
-        referrals = await store.referrals(
-            session,
-            unit_id=principal.unit_id if principal.role is Role.AGENT else None,
-            addressed_to=principal.clinic_id if principal.role is Role.CLINIC else None,
-            clinic_id=clinic_id,
-            client_id=client_id,
-            status=status,
-            escalated=escalated,
-        )
-    return [ReferralView.model_validate(r) for r in referrals]
+        referrals = await pages.scalars(session, query)
+    return pages.page([ReferralView.model_validate(r) for r in referrals])
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralView, dependencies=[allow(*READERS)])

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pulih.kit.auth import CurrentUser, Role, allow, require
 from pulih.kit.commands import CommandDep
 from pulih.kit.deps import RuntimeDep
+from pulih.kit.pagination import PAGED, Page, Pages, paged
 from pulih.rehab import handlers, queries
 from pulih.rehab.access import FIELD_ROLES, enrolment_for, may_see
 from pulih.rehab.bodies import (
@@ -19,6 +20,7 @@ from pulih.rehab.bodies import (
     AssessQualityOfLife,
     DischargeClient,
     EnrolClient,
+    EnrolmentPage,
     EnrolmentView,
 )
 from pulih.rehab.deps import Deps
@@ -37,13 +39,16 @@ async def enrol_client(body: EnrolClient, cmd: CommandDep, deps: Deps) -> JSONRe
         return tx.reply(await queries.enrolment_view(tx.session, enrolment), status_code=201)
 
 
-@router.get("/enrolments", response_model=list[EnrolmentView])
+@router.get("/enrolments", response_model=EnrolmentPage, responses=PAGED)
 async def list_enrolments(
     runtime: RuntimeDep,
     principal: CurrentUser,
-    unit_id: Annotated[UUID | None, Query()] = None,
-    status: Annotated[Status | None, Query()] = None,
-) -> list[EnrolmentView]:
+    pages: Annotated[Pages, paged(queries.ENROLMENTS)],
+    unit_id: Annotated[UUID | None, Query(description="one unit's (agents: their own)")] = None,
+    status: Annotated[
+        Status | None, Query(description="active, paused or discharged (all if left out)")
+    ] = None,
+) -> Page[EnrolmentView]:
     """Enrolments the caller may see (agents: their unit), newest first."""
     require(principal, *FIELD_ROLES)
     if principal.role is Role.AGENT:
@@ -51,7 +56,7 @@ async def list_enrolments(
     if unit_id is not None:
         may_see(principal, unit_id)
     async with runtime.database.sessions() as session:
-        return await queries.enrolments(session, unit_id, status)
+        return pages.page(await queries.enrolments(session, pages, unit_id, status))
 
 
 @router.get("/enrolments/{enrollment_id}", response_model=EnrolmentView)

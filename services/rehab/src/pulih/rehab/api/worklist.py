@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
+from pulih.kit.strict import Day
 from pulih.rehab import queries
 from pulih.rehab.access import FIELD_ROLES, client_for, may_see
 from pulih.rehab.bodies import ClientProgrammeView, WorklistView
@@ -25,12 +25,16 @@ async def unit_worklist(
     runtime: RuntimeDep,
     deps: Deps,
     principal: CurrentUser,
-    day: Annotated[date | None, Query(alias="date", description="the day (default: today)")] = None,
+    day: Annotated[
+        Day | None, Query(alias="date", description="the day, YYYY-MM-DD (default: today)")
+    ] = None,
 ) -> WorklistView:
     """What each agent of the unit must do on a day: sessions due or overdue, assessments due,
-    follow-ups due, clients at risk of dropping out."""
+    follow-ups due, clients at risk of dropping out. 404 for a unit rehab has heard of no agent
+    of."""
     may_see(principal, unit_id)
     async with runtime.database.sessions() as session:
+        await queries.known_unit(session, unit_id)
         return await queries.unit_worklist(session, deps.programme, unit_id, day or runtime.clock.today())
 
 

@@ -30,8 +30,10 @@ MOST_MISSING_IN_DOMAIN = {"physical": 2, "psychological": 2, "social": 1, "envir
 
 
 class WhoqolFormError(Invalid):
-    """A form that cannot be scored (422): ``code``, a message, and the field at fault within the
-    form (``answers.q7``); a route places it under its own field with :meth:`at`."""
+    """A form that cannot be scored (422): ``code``, a message, and the item at fault within the
+    form (``q7``; none when the form as a whole is: a domain or the form with too many items
+    missing); a route places it under the form's field in its body with :meth:`at` (``answers``
+    gives ``answers.q7``, or ``answers``)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,6 @@ def _domain_score(name: str, answers: Mapping[int, int | None]) -> float:
             "whoqol_domain_incomplete",
             f"the {name} domain has {missing} of its {len(items)} items missing; "
             f"at most {MOST_MISSING_IN_DOMAIN[name]} may be",
-            f"answers.{name}",
         )
     four_to_twenty = sum(values) / len(values) * 4
     return round((four_to_twenty - 4) * 100 / 16, 2)
@@ -69,21 +70,18 @@ def score_whoqol(answers: Mapping[int, int | None]) -> WhoqolScores:
     """Score a form given as item number → answer (1-5) or None for a missing item."""
     for item, value in answers.items():
         if item not in ITEMS:
-            raise WhoqolFormError(
-                "whoqol_unknown_item", f"WHOQOL-BREF has no item {item}", f"answers.q{item}"
-            )
+            raise WhoqolFormError("whoqol_unknown_item", f"WHOQOL-BREF has no item {item}", f"q{item}")
         if value is not None and not 1 <= value <= 5:
             raise WhoqolFormError(
                 "whoqol_answer_out_of_range",
                 f"item {item} is answered 1 to 5, not {value}",
-                f"answers.q{item}",
+                f"q{item}",
             )
     missing = sum(1 for i in ITEMS if answers.get(i) is None)
     if missing > MOST_MISSING_IN_FORM:
         raise WhoqolFormError(
             "whoqol_too_many_missing",
             f"{missing} of 26 items are missing; a form with more than 20% missing cannot be scored",
-            "answers",
         )
     return WhoqolScores(
         physical=_domain_score("physical", answers),

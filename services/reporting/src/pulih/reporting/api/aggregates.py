@@ -23,11 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pulih.kit.auth import Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Invalid, NotFound
+from pulih.kit.strict import Flag
 from pulih.reporting import aggregates
+from pulih.reporting.api.params import MONTH
 
 router = APIRouter(prefix="/v1", tags=["aggregates"])
 
-_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(MONTH["pattern"])
 
 
 class PublishedAggregate(BaseModel):
@@ -69,9 +71,11 @@ class PublishedAggregates(BaseModel):
 )
 async def published_aggregates(
     runtime: RuntimeDep,
-    period: Annotated[str | None, Query(description="one month, YYYY-MM (every month if left out)")] = None,
+    period: Annotated[
+        str | None, Query(description="one month, YYYY-MM (every month if left out)", json_schema_extra=MONTH)
+    ] = None,
     every_revision: Annotated[
-        bool, Query(alias="all", description="every revision, not only the latest of each month")
+        Flag, Query(alias="all", description="every revision, not only the latest of each month")
     ] = False,
 ) -> PublishedAggregates:
     """The aggregates this regency published: for each month the latest revision (the one that

@@ -19,7 +19,7 @@ from pulih.kit.auth import CurrentUser, Principal, Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden, Invalid, NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS, choice, one_of
+from pulih.reporting.api.params import PERIOD, READERS, choice, one_of
 from pulih.reporting.bodies import INDICATORS, IndicatorTable, OrgLevel
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.ranges import MOST_ROWS, period_range
@@ -150,9 +150,17 @@ async def indicators(
     org_id: Annotated[
         str | None, Query(alias="id", description="one org unit (all of the level if left out)")
     ] = None,
-    since: Annotated[str | None, Query(alias="from", description="first period: 2026-01 or 2026-W05")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="first period: 2026-01 or 2026-W05 (as `by` says)",
+            json_schema_extra=PERIOD,
+        ),
+    ] = None,
     until: Annotated[
-        str | None, Query(alias="to", description="last period, included (default: today's)")
+        str | None,
+        Query(alias="to", description="last period, included (default: today's)", json_schema_extra=PERIOD),
     ] = None,
     by_name: Annotated[
         str, Query(alias="by", description="month or week", json_schema_extra=one_of(PeriodKind))

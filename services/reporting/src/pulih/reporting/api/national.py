@@ -33,7 +33,7 @@ from pulih.kit.auth import Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Invalid
 from pulih.reporting.api.indicators import CSV, wants_csv
-from pulih.reporting.api.params import choice, one_of
+from pulih.reporting.api.params import MONTH, choice, one_of
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.national.deps import DirectoryDep
 from pulih.reporting.national.directory import NATION, Directory
@@ -228,8 +228,14 @@ def _months(runtime: RuntimeDep, since: str | None, until: str | None) -> Period
     return period_range(PeriodKind.MONTH, since, until, runtime.clock.today())
 
 
-Since = Annotated[str | None, Query(alias="from", description="first month, YYYY-MM (default: a year back)")]
-Until = Annotated[str | None, Query(alias="to", description="last month, included (default: this month)")]
+Since = Annotated[
+    str | None,
+    Query(alias="from", description="first month, YYYY-MM (default: a year back)", json_schema_extra=MONTH),
+]
+Until = Annotated[
+    str | None,
+    Query(alias="to", description="last month, included (default: this month)", json_schema_extra=MONTH),
+]
 Level = Annotated[
     str,
     Query(alias="level", description="nation, province or regency", json_schema_extra=one_of(NationalLevel)),

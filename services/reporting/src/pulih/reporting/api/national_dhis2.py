@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from pulih.kit.auth import Role, allow
 from pulih.kit.deps import RuntimeDep
+from pulih.reporting.api.params import MONTH
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.national import dhis2
 from pulih.reporting.national.deps import DirectoryDep
@@ -71,10 +72,20 @@ async def data_value_sets(
     runtime: RuntimeDep,
     directory: DirectoryDep,
     since: Annotated[
-        str | None, Query(alias="from", description="first month, YYYY-MM (default: twelve months back)")
+        str | None,
+        Query(
+            alias="from",
+            description="first month, YYYY-MM (default: twelve months back)",
+            json_schema_extra=MONTH,
+        ),
     ] = None,
     until: Annotated[
-        str | None, Query(alias="to", description="last month, YYYY-MM (default: the last closed month)")
+        str | None,
+        Query(
+            alias="to",
+            description="last month, YYYY-MM (default: the last closed month)",
+            json_schema_extra=MONTH,
+        ),
     ] = None,
 ) -> JSONResponse:
     """The DHIS2 data values of every regency for the months ``from`` to ``to`` (the last twelve

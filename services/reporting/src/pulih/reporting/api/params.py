@@ -2,7 +2,8 @@
 
 The routes read their enum, UUID and yes/no parameters here rather than letting FastAPI refuse
 them, so that every refusal of one parameter names it the same way (``level``, never
-``query.level`` for a bad value and ``level`` for a forbidden one).
+``query.level`` for a bad value and ``level`` for a forbidden one). Their OpenAPI schemas still
+say what each takes: the enum's values, ``format: uuid``, a month's or a week's pattern.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ national token reads only the published aggregates, a clinic nothing of this."""
 
 E = TypeVar("E", bound=StrEnum)
 
-YES = frozenset({"true", "1", "yes", "on"})
-NO = frozenset({"false", "0", "no", "off"})
+_YEAR = "([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"  # 0001 to 9999, as a date's year
+
+MONTH: dict[str, Any] = {"pattern": f"^{_YEAR}-(0[1-9]|1[0-2])$"}
+"""The OpenAPI schema of a month parameter, ``YYYY-MM``."""
+
+PERIOD: dict[str, Any] = {"pattern": f"^{_YEAR}-(0[1-9]|1[0-2]|W(0[1-9]|[1-4][0-9]|5[0-3]))$"}
+"""The OpenAPI schema of a month or ISO week parameter, ``YYYY-MM`` or ``YYYY-Www`` (week 53
+only in the years that have one)."""
 
 
 def one_of(kind: type[StrEnum]) -> dict[str, Any]:
@@ -49,11 +56,10 @@ def unit_id_of(value: str | None, field: str = "unit_id") -> UUID | None:
 
 
 def yes_no(value: str, field: str) -> bool:
-    """``true``/``false`` (or ``1``/``0``, ``yes``/``no``, ``on``/``off``, any case); 422 naming
-    ``field`` for anything else."""
-    word = value.strip().lower()
-    if word in YES or word in NO:
-        return word in YES
+    """``true`` or ``false``, as a JSON boolean is written; 422 naming ``field`` for anything
+    else."""
+    if value in ("true", "false"):
+        return value == "true"
     raise Invalid("invalid", f"{field} must be true or false, not {value!r}", field)
 
 

@@ -15,7 +15,7 @@ from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
 from pulih.reporting import queries
-from pulih.reporting.api.params import READERS, unit_id_of, unit_scope, yes_no
+from pulih.reporting.api.params import MONTH, READERS, unit_id_of, unit_scope, yes_no
 from pulih.reporting.bodies import UnitPhases
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.ranges import period_range
@@ -42,11 +42,16 @@ async def units_phases(
         Query(description="one unit (every unit if left out)", json_schema_extra={"format": "uuid"}),
     ] = None,
     since: Annotated[
-        str | None, Query(alias="from", description="first month counted in by_month, YYYY-MM")
+        str | None,
+        Query(alias="from", description="first month counted in by_month, YYYY-MM", json_schema_extra=MONTH),
     ] = None,
     until: Annotated[
         str | None,
-        Query(alias="to", description="last month counted (default: last month, the last one closed)"),
+        Query(
+            alias="to",
+            description="last month counted (default: last month, the last one closed)",
+            json_schema_extra=MONTH,
+        ),
     ] = None,
     detail: Annotated[
         str,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pulih.kit.auth import CurrentUser, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.reporting import figures
-from pulih.reporting.api.params import READERS, unit_id_of, unit_scope
+from pulih.reporting.api.params import MONTH, READERS, unit_id_of, unit_scope
 from pulih.reporting.bodies import QolSummary, ReferralSummary
 from pulih.reporting.domain.periods import PeriodKind
 from pulih.reporting.ranges import period_range
@@ -19,10 +19,18 @@ from pulih.reporting.store import LIVE
 router = APIRouter(prefix="/v1", tags=["summaries"])
 
 Since = Annotated[
-    str | None, Query(alias="from", description="first month, YYYY-MM (default: 11 months before to)")
+    str | None,
+    Query(
+        alias="from",
+        description="first month, YYYY-MM, not after `to` (default: 11 months before to)",
+        json_schema_extra=MONTH,
+    ),
 ]
 Until = Annotated[
-    str | None, Query(alias="to", description="last month, YYYY-MM, included (default: this month)")
+    str | None,
+    Query(
+        alias="to", description="last month, YYYY-MM, included (default: this month)", json_schema_extra=MONTH
+    ),
 ]
 OneUnit = Annotated[
     str | None,
