@@ -45,6 +45,7 @@ from pulih.kit.clock import ManualClock
 from pulih.kit.nats_server import NatsServer, port_open
 from pulih.kit.revisions import migrations_of, sqlite_store_at_head
 from pulih.kit.settings import DEFAULT_NATS_PORT, Settings
+from pulih.kit.workers import worker_args
 
 log = logging.getLogger("pulih.up")
 
@@ -366,6 +367,7 @@ class ServiceSupervisor(Supervisor):
             "--log-level",
             "warning",
             "--no-access-log",  # the service writes its own, by route template (pulih.kit.metrics)
+            *worker_args(self.env),  # one, unless PostgreSQL and PULIH_WORKERS (pulih.kit.workers)
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
