@@ -96,3 +96,15 @@ async def test_a_rollback_leaves_nothing_and_a_savepoint_keeps_the_rest(tmp_path
         bodies = (await session.execute(select(notes.c.body).order_by(notes.c.id))).scalars().all()
     assert bodies == ["kept", "kept too"]
     await database.dispose()
+
+
+async def test_core_connections_execute_on_the_inline_driver(tmp_path: Path) -> None:
+    """``AsyncConnection.execute`` refuses a driver that never awaits; the inline one does."""
+    database = await store(tmp_path)
+    await database.ping()
+    async with database.engine.begin() as conn:
+        await conn.execute(notes.insert(), {"body": "core"})
+        await conn.exec_driver_sql("UPDATE notes SET body = 'driver'")
+    async with database.engine.connect() as conn:
+        assert (await conn.execute(select(notes.c.body))).scalars().all() == ["driver"]
+    await database.dispose()
