@@ -116,16 +116,23 @@ Held = tuple[Msg, Received]
 
 
 class _Progress:
-    """Where a batch's transaction is: the event whose handler runs (its index in the batch;
-    None between handlers) and since when, for the watchdog of the handler timeout."""
+    """Where a batch's transaction is: the event whose handler runs (its index in the batch, and
+    its type; None between handlers) and since when, for the watchdog of the handler timeout."""
 
     def __init__(self) -> None:
         self.index: int | None = None
-        self.what = "the batch's transaction"
+        self.event_type: str | None = None
         self.since = time.monotonic()
 
-    def at(self, index: int | None, what: str) -> None:
-        self.index, self.what, self.since = index, what, time.monotonic()
+    def at(self, index: int | None, event_type: str | None) -> None:
+        self.index, self.event_type, self.since = index, event_type, time.monotonic()
+
+    @property
+    def what(self) -> str:
+        """What is running: a handler, or the transaction around them."""
+        if self.event_type is None:
+            return "the batch's transaction"
+        return f"the handler of {self.event_type}"
 
 
 class _StoreFailing(Exception):
@@ -247,14 +254,15 @@ class HandlerApplier(BatchApplier):
                 if id(received) not in fresh:
                     continue
                 event = received.event
-                progress.at(index, f"the handler of {event.type}")
+                progress.at(index, event.type)
                 uow = UnitOfWork.caused_by(session, self.runtime.emitter, event)
                 delivery = Delivery(received.subject, received.stream_seq, received.attempt)
                 handler = self.handlers[event.type]
                 with _continuing(event):
                     if not savepoints:
                         await handler(uow, event, delivery)
-                        await session.flush()  # its writes' errors are its own, not the next one's
+                        if _has_changes(session):  # its writes' errors are its own, not the next one's
+                            await session.flush()
                     else:
                         try:
                             async with session.begin_nested():
@@ -265,7 +273,7 @@ class HandlerApplier(BatchApplier):
                             failed[index] = exc
                             continue
                 applied.append(received)
-            progress.at(None, f"the commit of {len(applied)} events")
+            progress.at(None, None)
             if applied:
                 await record_batch(session, self.name, applied)
 
@@ -380,6 +388,12 @@ async def _begin(session: AsyncSession, is_sqlite: bool) -> None:
     raw = await connection.get_raw_connection()
     if not getattr(raw.driver_connection, "in_transaction", True):
         await session.execute(text("BEGIN"))
+
+
+def _has_changes(session: AsyncSession) -> bool:
+    """Whether the session holds changes not flushed yet (asking costs less than a flush)."""
+    sync = session.sync_session
+    return bool(sync.new or sync.deleted or sync.identity_map.check_modified())
 
 
 def _hold_rows(session: AsyncSession) -> None:

@@ -159,10 +159,21 @@ def _columns(model: type[Any]) -> set[str]:
     return set(model.__table__.columns.keys())
 
 
+_SHARED_FIELDS: dict[tuple[type[Any], type[Event]], tuple[str, ...]] = {}
+
+
+def _shared_fields(model: type[Any], kind: type[Event]) -> tuple[str, ...]:
+    """The fields of events of ``kind`` that ``model``'s table has columns for (found once)."""
+    fields = _SHARED_FIELDS.get((model, kind))
+    if fields is None:
+        columns = _columns(model)
+        fields = _SHARED_FIELDS[model, kind] = tuple(name for name in kind.model_fields if name in columns)
+    return fields
+
+
 def _values(model: type[Any], data: Event, **overrides: Any) -> dict[str, Any]:
     """The columns of a row of ``model`` from the event fields it has columns for."""
-    columns = _columns(model)
-    values = {name: getattr(data, name) for name in type(data).model_fields if name in columns}
+    values = {name: getattr(data, name) for name in _shared_fields(model, type(data))}
     return values | overrides
 
 
