@@ -630,8 +630,13 @@ async def measure(
     sync_batch: int = 100,
     profile: Path | None = None,
     progress: Progress = _quiet,
+    quick: bool = False,
 ) -> list[Row]:
-    """Every figure of this bench, as rows ``{metric, value, unit, limit, ratio}``."""
+    """Every figure of this bench, as rows ``{metric, value, unit, limit, ratio}``. ``quick``:
+    tiny sizes on SQLite only, to check that it all runs (the figures mean nothing)."""
+    if quick:
+        stores, rate, seconds, clients, concurrencies = ("sqlite",), 20.0, 1.0, 8, ()
+        sync_batches, sync_batch = 2, 10
     rows: list[Row] = []
     with (
         tempfile.TemporaryDirectory(prefix="pulih-api-bench-") as tmp,
@@ -698,7 +703,7 @@ async def measure(
             per_second, singles, cpu = await sync_rate(
                 nats.url,
                 work,
-                enrolments=50,
+                enrolments=5 if quick else 50,
                 batches=sync_batches,
                 batch=sync_batch,
                 devices=2,
