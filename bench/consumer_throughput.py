@@ -25,7 +25,7 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
@@ -140,7 +140,7 @@ async def raw_pull_rate(nats_url: str, count: int, batch_size: int) -> tuple[flo
 async def rehab_rate(nats_url: str, database_url: str, data_dir: Path, last_seq: int) -> tuple[float, float]:
     """Events/s of rehab's own consumer through the backlog, from its first delivery until every
     event is applied, committed and acknowledged; and this process's CPU µs per event meanwhile
-    (the service's, and this bench's polling of the durable every 10 ms)."""
+    (the service's, and this bench's polling of the durable every 50 ms)."""
     settings = Settings.model_validate(
         {
             "PULIH_REGENCY": REGENCY,
@@ -168,7 +168,7 @@ async def rehab_rate(nats_url: str, database_url: str, data_dir: Path, last_seq:
                         started, cpu = now, time.process_time()
                     if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0:
                         finished, cpu = now, time.process_time() - cpu
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
             async with app.state.runtime.database.sessions() as session:
                 screened = int(await session.scalar(select(func.count()).select_from(KnownScreening)) or 0)
         assert started is not None
@@ -199,6 +199,7 @@ async def measure(
     batch_size: int = 500,
     nats_url: str | None = None,
     database_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Rehab's consumer apply rate, with raw pull-consume with acks measured just before as its
     limit.
@@ -206,15 +207,20 @@ async def measure(
     On a nats-server of its own unless ``nats_url`` is given (its stream ``IBM_3301`` is deleted
     and made again there: give the URL of a server without a regency), and a fresh SQLite file
     unless ``database_url`` is given (an empty database or schema, which rehab migrates).
+    ``progress`` hears what it is doing.
     """
+    say = progress or (lambda _: None)
     if quick:
         events = min(events, 600)
     clients = max(1, events // 3)
     with _nats_server(nats_url) as url, tempfile.TemporaryDirectory(prefix="pulih-bench-rehab-") as tmp:
         store = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'rehab.db'}"
         backend = "SQLite" if store.startswith("sqlite") else "PostgreSQL"
+        say(f"consumer: publishing a backlog of {clients * 3:,} events")
         last_seq = await publish_backlog(url, clients)
+        say("consumer: raw nats-py pull-consume with acks")
         raw, raw_cpu = await raw_pull_rate(url, last_seq, batch_size)
+        say(f"consumer: rehab applying {last_seq:,} events ({backend})")
         applied, applied_cpu = await rehab_rate(url, store, Path(tmp), last_seq)
     return [
         figure(
