@@ -185,7 +185,7 @@ async def _watch(applied: AppliedEvents) -> None:
 async def latency_figures(regency: RunningRegency, rate: float, seconds: float) -> list[Figure]:
     """Both variants on ``regency``."""
     rows: list[Figure] = []
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         for name, variant in (("single", single_requests), ("sync", sync_batches)):
             try:
