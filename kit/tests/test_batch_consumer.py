@@ -1,6 +1,7 @@
-"""The batch consumer's inbox in bulk (one query and one statement a batch) and its
-registration, on SQLite and PostgreSQL; the consumer against NATS is tested in
-``tests/test_batch_consumption*.py``."""
+"""The batch consumer's inbox in bulk (one query and one statement a batch), its registration
+(with one ``apply`` or with event handlers) and how it reads a message's sequence and attempt, on
+SQLite and PostgreSQL; the consumer against NATS is tested in ``tests/test_batch_consumption*.py``
+and ``tests/test_consumer_*.py``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from pulih.contracts import CloudEvent, new_event
 from pulih.contracts.events.outreach import ClientErased
-from pulih.kit.batch_apply import record_batch, unapplied
+from pulih.kit.batch_apply import delivered, record_batch, unapplied
 from pulih.kit.batch_consumer import Received, subscribe_batches
+from pulih.kit.consumers import Delivery
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
 from pulih.kit.inbox import inbox_table, record_applied
@@ -128,3 +131,48 @@ async def test_a_service_without_dead_letters_or_a_batch_of_nothing_cannot_subsc
     with pytest.raises(ValueError, match="batch_size"):
         subscribe_batches(runtime, NatsBroker(), durable="x", subject="ibm.3301.>", apply=noop, batch_size=0)
     assert runtime.durables == [] and runtime.batch_consumers == []
+
+
+async def registered(_: UnitOfWork, __: CloudEvent[ClientErased], ___: Delivery) -> None:
+    """Applies nothing."""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite+aiosqlite:///:memory:"])
+async def test_a_consumer_with_handlers_applies_their_event_types_and_takes_no_apply(
+    tmp_path: Path, store: Database
+) -> None:
+    runtime = runtime_of("rehab", tmp_path, store)
+    subscribe_batches(
+        runtime,
+        NatsBroker(),
+        durable="clients",
+        subject="ibm.3301.outreach.>",
+        handlers={ClientErased: registered},
+    )
+    [consumer] = runtime.batch_consumers
+    assert (consumer.durable, consumer.name) == ("rehab-clients", "rehab.clients")
+    assert consumer.applier.types == frozenset({"pulih.outreach.ClientErased.v1"})
+    for wrong in (
+        {},  # neither
+        {"apply": noop, "handlers": {ClientErased: registered}},  # both
+        {"handlers": {ClientErased: registered}, "tracks_itself": True},  # the handlers use the kit's inbox
+    ):
+        with pytest.raises(ValueError):
+            subscribe_batches(runtime, NatsBroker(), durable="x", subject="ibm.3301.>", **wrong)  # type: ignore[arg-type]
+    assert len(runtime.batch_consumers) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.IBM_3301.rehab-clients.3.1234.77.1769900000000000000.5",
+        "$JS.ACK.r3301.ACCOUNTHASH.IBM_3301.rehab-clients.3.1234.77.1769900000000000000.5.xyz",
+    ],
+    ids=["short", "with-domain-and-account"],
+)
+def test_a_message_s_stream_sequence_and_attempt_are_read_from_its_ack_subject(reply: str) -> None:
+    message = Msg(None, subject="ibm.3301.outreach.client_erased", reply=reply)  # type: ignore[arg-type]
+    assert delivered(message) == (1234, 3)
+    assert (message.metadata.sequence.stream, message.metadata.num_delivered) == (1234, 3), (
+        "as nats-py reads it"
+    )
