@@ -20,7 +20,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field, ValidationError
 
 from pulih.kit.errors import install_error_handlers
-from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Flag
+from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Flag, Integer
 
 
 class Colour(StrEnum):
@@ -31,7 +31,7 @@ class Colour(StrEnum):
 class Item(BaseModel):
     model_config = STRICT_BODY
 
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[Integer, Field(ge=0)]
     colour: Annotated[Colour, FROM_TEXT]
 
 
@@ -55,7 +55,7 @@ class Order(BaseModel):
     order_id: Annotated[uuid.UUID, FROM_TEXT]
     ordered_on: Day
     paid: bool
-    people: int
+    people: Integer
     items: list[Item] = []
     answer: Annotated[Given | Refused, Field(discriminator="answer")] | None = None
 
@@ -109,6 +109,16 @@ async def test_json_strings_still_read_as_dates_uuids_and_enums(http: httpx.Asyn
     }
 
 
+async def test_an_integer_with_a_zero_fraction_is_an_integer_as_json_schema_says(
+    http: httpx.AsyncClient,
+) -> None:
+    answer = await http.post(
+        "/orders", json={**ORDER, "people": 3.0, "items": [{"count": 2.0, "colour": "red"}]}
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["people"], answer.json()["items"][0]["count"]) == (3, 2)
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -119,7 +129,7 @@ async def test_json_strings_still_read_as_dates_uuids_and_enums(http: httpx.Asyn
         ({"ordered_on": "2025-02-30"}, "ordered_on", "real date"),
         ({"people": False}, "people", "valid integer"),
         ({"people": "3"}, "people", "valid integer"),
-        ({"people": 3.0}, "people", "valid integer"),
+        ({"people": 3.5}, "people", "valid integer"),
         ({"paid": 1}, "paid", "valid boolean"),
         ({"paid": "true"}, "paid", "valid boolean"),
         ({"order_id": 7}, "order_id", "UUID, as a string"),

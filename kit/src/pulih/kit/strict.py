@@ -7,6 +7,8 @@ or ``false``, never ``0``; text is a string. FastAPI validates a body in pydanti
 enum member only as that Python object, never as the string JSON carries it in. The types here
 take the string as pydantic's strict JSON mode would, and nothing else:
 
+- :data:`Integer`: a JSON integer, which JSON Schema says ``5.0`` is too (but not ``5.5``,
+  ``"5"`` or ``false``): use it for every integer of a request body;
 - :data:`Day`: a date as ``YYYY-MM-DD`` and only so (pydantic reads ``0`` and ``"0"`` as
   1970-01-01, in strict JSON mode too);
 - :data:`Id`: a UUID as its string;
@@ -55,6 +57,18 @@ def _day(value: Any) -> Any:
         raise PydanticCustomError(
             "date_parsing", "Input should be a real date, not {value}", {"value": value}
         ) from None
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer is a number without a fraction, 5.0 included; Python's json reads
+    # 5.0 as a float, which strict mode refuses. Anything else goes on to the strict check.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole)]
+"""An integer as JSON Schema has it: ``5`` or ``5.0``, never ``5.5``, ``"5"`` or ``false``."""
 
 
 Day = Annotated[date, BeforeValidator(_day)]

@@ -24,7 +24,7 @@ from pulih.contracts.codes import (
     VillageCode,
 )
 from pulih.kit.pagination import Page
-from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, strict_body
+from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, Integer, strict_body
 from pulih.outreach.domain.assist import Injecting, Substance
 from pulih.outreach.domain.consent import check_expiry
 from pulih.outreach.domain.duplicates import Resolution
@@ -108,7 +108,7 @@ class RecordOutreach(Body):
     agent_id: Id
     kind: Annotated[OutreachKind, FROM_TEXT]
     held_on: Day
-    people_reached: Annotated[int, Field(ge=0, le=100_000)]
+    people_reached: Annotated[Integer, Field(ge=0, le=100_000)]
 
 
 class OutreachView(BaseModel):
@@ -228,12 +228,12 @@ class SubstanceAnswersIn(Body):
 
     substance: Annotated[Substance, FROM_TEXT]
     ever_used: bool
-    q2: int | None = None
-    q3: int | None = None
-    q4: int | None = None
-    q5: int | None = None
-    q6: int | None = None
-    q7: int | None = None
+    q2: Integer | None = None
+    q3: Integer | None = None
+    q4: Integer | None = None
+    q5: Integer | None = None
+    q6: Integer | None = None
+    q7: Integer | None = None
 
 
 class ScreenClient(Body):
