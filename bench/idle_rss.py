@@ -89,7 +89,7 @@ def idle_figures(regency: RunningRegency, quick: bool = False) -> list[Figure]:
     """The figures of ``regency`` as it stands now, after it has settled."""
     running = regency.pids()
     services = [name for name in running if name != "nats-server"]
-    settled(list(running.values()), 6.0 if quick else 30.0)
+    settled(list(running.values()), 6.0 if quick else 20.0)
     memory = {name: memory_of(pid) for name, pid in running.items()}
     assert regency.process is not None
     supervisor = _kilobytes(Path(f"/proc/{regency.process.pid}/status"), "VmRSS:") * 1024

@@ -15,7 +15,7 @@ relay, JetStream and a consumer, to the consumer's committed effect, on a whole 
 The limit is what raw nats-py moves through the regency's own nats-server in the same run: the
 slower of publishing with 256 in flight and pull-consuming with acks (``bench/limits.py``).
 
-    .venv/bin/python bench/pipeline.py [--clients 400] [--batches 16] [--quick] [--json]
+    .venv/bin/python bench/pipeline.py [--clients 300] [--batches 8] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ TARGET = 2_000
 class Sizes:
     """How much work each part sends."""
 
-    clients: int = 400
+    clients: int = 300
     """Single requests: clients registered, consented and screened (three events each)."""
     concurrency: int = 16
     """Single requests: devices at work at once."""
     enrolled: int = 40
     """/v1/sync: clients enrolled beforehand, whose sessions the batches carry."""
-    batches: int = 16
+    batches: int = 8
     """/v1/sync: requests sent."""
     items: int = 250
     """/v1/sync: sessions per request."""
