@@ -1,8 +1,8 @@
 """Strict request types: a value is taken only in the JSON type its schema says.
 
 Request bodies are pydantic models with ``ConfigDict(strict=True)`` (:data:`STRICT_BODY`): an
-integer is a JSON number without a fraction, never ``false`` or ``"5"``; a boolean is ``true``
-or ``false``, never ``0``; text is a string. FastAPI validates a body in pydantic's Python mode
+integer is never ``false`` or ``"5"``; a boolean is ``true`` or ``false``, never ``0``; text is
+a string. FastAPI validates a body in pydantic's Python mode
 (from the parsed JSON, not from the JSON text), where strict mode takes a date, a UUID or an
 enum member only as that Python object, never as the string JSON carries it in. The types here
 take the string as pydantic's strict JSON mode would, and nothing else:
