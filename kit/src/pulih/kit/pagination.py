@@ -59,6 +59,7 @@ MAX_LIMIT: Final = 500
 """The most items one page holds; a larger ``limit`` is refused (422)."""
 
 MAX_CURSOR_LENGTH: Final = 2048
+"""The longest cursor taken: room for the key of a 200-character name of any script."""
 
 T = TypeVar("T")
 Item = TypeVar("Item")
