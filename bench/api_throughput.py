@@ -4,8 +4,9 @@ PostgreSQL concurrency sweep, and rehab's ``POST /v1/sync`` batches. Prints figu
     .venv/bin/python bench/api_throughput.py [--rate 100] [--seconds 10] [--json]
     .venv/bin/python bench/api_throughput.py --only sqlite --no-sync --profile /tmp/outreach
 
-Each service runs under uvicorn in its own process, as ``pulih up`` runs it, with NATS up and its
-outbox relay publishing. The load is **open-loop**: request *i* starts at ``t0 + i/rate`` whether
+Each service runs under uvicorn in its own process, as ``pulih up`` runs it (one worker, logging as
+deployed: an access line per request, the output discarded), with NATS up and its outbox relay
+publishing. The load is **open-loop**: request *i* starts at ``t0 + i/rate`` whether
 or not the earlier ones have answered, and its latency counts from that moment, so a server that
 falls behind shows its queue in the latency instead of slowing the load down. Each screening
 carries its own ``Idempotency-Key``, as a field device sends it.
@@ -152,7 +153,6 @@ async def service(
         "NATS_URL": nats_url,
         "PULIH_JWT_SECRET": SECRET,
         "PULIH_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "PULIH_LOG_LEVEL": "WARNING",
         **env,
     }
     environ.pop("DATABASE_URL", None)
