@@ -411,7 +411,11 @@ def summarise_profile(collapsed: Path, top: int = 20) -> str:
         total += n
         leaf = _SITE.search(frames[-1])
         path = leaf.group(1) if leaf else frames[-1]
-        by_package[path.split("/")[0] if "/" in path else path] += n
+        if "sqlite_driver" in path:
+            package = "sqlite3 (SQLite's own work, inline)"
+        else:
+            package = path.split("/")[0] if "/" in path else path
+        by_package[package] += n
         for frame in {
             f.split(" (")[0] + " " + (m.group(1) if (m := _SITE.search(f)) else "") for f in frames
         }:
