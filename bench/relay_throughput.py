@@ -1,16 +1,21 @@
 """How fast the outbox relay empties a backlog, next to raw nats-py pipelined publish on the same
 nats-server in the same run. Prints a table (or JSON lines with ``--json``); not a test.
 
-    .venv/bin/python bench/relay_throughput.py [--events 30000] [--quick] [--json]
+    .venv/bin/python bench/relay_throughput.py [--events 10000] [--rounds 3] [--quick] [--json]
         [--database-url postgresql+asyncpg://…] [--nats-url nats://…]
 
 - **raw**: ``js.publish`` of the same payloads, gathered 256 at a time (what "256 in flight"
   means in bench/limits.py), each with its ``Nats-Msg-Id``;
 - **relay**: a SQLite (or ``--database-url``) outbox holding the same number of events is
-  emptied by :class:`pulih.kit.outbox.OutboxRelay` through the service's stream publisher:
-  read a window, publish it pipelined in each client's order, mark it with one UPDATE. The
+  emptied by :meth:`pulih.kit.outbox.OutboxRelay.relay_all` through the service's stream
+  publisher, as the running relay does: windows of 1,024 rows, each read and started while the
+  previous one's PubAcks arrive, published 256 in flight in each client's order, and marked with
+  one UPDATE each. The
   events come as outreach writes them, three about each client in a row (registered, consent,
   screened), so the per-client ordering is exercised; a second figure has one event per client.
+  Each row carries a ``traceparent`` (as rows written by a request do) and the process has the
+  tracer provider a service installs (:func:`pulih.kit.telemetry.setup_tracing`, no exporter
+  unless ``OTEL_TRACES_EXPORTER`` names one), so the relay's publish spans are counted.
 
 Each measurement publishes to a stream of its own, configured like a regency's. Another bench
 (``./dev bench``) calls :func:`measure`.
@@ -22,6 +27,8 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import secrets
+import statistics
 import tempfile
 import time
 import uuid
@@ -41,6 +48,7 @@ from pulih.kit.database import Database, kit_metadata
 from pulih.kit.messaging import make_broker, regency_stream_config, stream_publisher
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, add_to_outbox
+from pulih.kit.telemetry import setup_tracing
 
 REGENCY = "3301"
 IN_FLIGHT = 256
@@ -139,16 +147,14 @@ async def relay_rate(nats_url: str, database_url: str, events: list[Event]) -> f
             await conn.run_sync(kit_metadata.create_all)
         async with database.transaction() as session:
             for event_ in events:
-                envelope = new_event(event_, regency=REGENCY)
+                envelope = new_event(event_, regency=REGENCY, traceparent=_traceparent())
                 await add_to_outbox(session, envelope, subject_for(envelope, REGENCY))
         await broker.connect()
         js = broker.connection.jetstream()
         await _fresh_stream(js, stream_name(REGENCY), [f"ibm.{REGENCY}.>"])
         relay = OutboxRelay(database, stream_publisher(broker, REGENCY), max_in_flight=IN_FLIGHT)
         started = time.perf_counter()
-        sent = 0
-        while published := await relay.relay_once():
-            sent += published
+        sent = await relay.relay_all()
         elapsed = time.perf_counter() - started
         info = await js.stream_info(stream_name(REGENCY))
         if sent != len(events) or info.state.messages != len(events):
@@ -158,6 +164,10 @@ async def relay_rate(nats_url: str, database_url: str, events: list[Event]) -> f
     finally:
         await broker.stop()
         await database.dispose()
+
+
+def _traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 @contextmanager
@@ -174,48 +184,74 @@ def _nats_server(nats_url: str | None) -> Iterator[str]:
 
 
 async def measure(
-    events: int = 30_000,
+    events: int = 10_000,
     *,
+    rounds: int = 3,
     quick: bool = False,
     nats_url: str | None = None,
     database_url: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The relay's figures, each with raw pipelined publish measured just before as its limit.
+    """The relay's figures, each with raw pipelined publish measured in the same rounds as its
+    limit.
 
-    On a nats-server of its own unless ``nats_url`` is given (streams ``BENCH_RELAY_RAW`` and
-    ``IBM_3301`` are created and deleted there: give the URL of a server without a regency), and
-    a SQLite outbox in a temporary directory unless ``database_url`` is given (its kit tables
-    are dropped and made again).
+    Each of ``rounds`` rounds measures raw publish, then the relay on both backlogs, ``events``
+    events each; every figure is the median of its rounds, so a machine busy with other work
+    for a moment spoils one round, not the ratio. On a nats-server of its own unless
+    ``nats_url`` is given (streams ``BENCH_RELAY_RAW`` and ``IBM_3301`` are created and deleted
+    there: give the URL of a server without a regency), and a SQLite outbox in a temporary
+    directory unless ``database_url`` is given (its kit tables are dropped and made again).
     """
     if quick:
-        events = min(events, 2_000)
+        events, rounds = min(events, 2_000), 1
+    setup_tracing("outreach", REGENCY)  # as in a service: the relay's spans cost what they cost there
     mixed = backlog_events(events, per_client=3)
     single = backlog_events(events, per_client=1)
-    payloads = [new_event(event_, regency=REGENCY).to_json() for event_ in mixed]
-    figures: list[dict[str, Any]] = []
+    payloads = [new_event(event_, regency=REGENCY, traceparent=_traceparent()).to_json() for event_ in mixed]
+    raw: list[float] = []
+    relay_mixed: list[float] = []
+    relay_single: list[float] = []
     with _nats_server(nats_url) as url, tempfile.TemporaryDirectory(prefix="pulih-bench-relay-db-") as tmp:
         store = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'outbox.db'}"
         backend = "SQLite" if store.startswith("sqlite") else "PostgreSQL"
-        raw = await raw_publish_rate(url, payloads)
-        figures.append(row(f"raw JetStream publish, {IN_FLIGHT} in flight (relay's limit)", raw, "events/s"))
-        relay = await relay_rate(url, store, mixed)
-        figures.append(row(f"outbox relay, 3 events per client in a row, {backend}", relay, "events/s", raw))
-        raw = await raw_publish_rate(url, payloads)
-        relay = await relay_rate(url, store, single)
-        figures.append(row(f"outbox relay, one event per client, {backend}", relay, "events/s", raw))
-    return figures
+        for _ in range(rounds):
+            raw.append(await raw_publish_rate(url, payloads))
+            relay_mixed.append(await relay_rate(url, store, mixed))
+            relay_single.append(await relay_rate(url, store, single))
+    limit = statistics.median(raw)
+    return [
+        row(f"raw JetStream publish, {IN_FLIGHT} in flight (relay's limit)", limit, "events/s"),
+        row(
+            f"outbox relay, 3 events per client in a row, {backend}",
+            statistics.median(relay_mixed),
+            "events/s",
+            limit,
+        ),
+        row(
+            f"outbox relay, one event per client, {backend}",
+            statistics.median(relay_single),
+            "events/s",
+            limit,
+        ),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=30_000, help="events per measurement (30000)")
+    parser.add_argument("--events", type=int, default=10_000, help="events per measurement (10000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is their median (3)")
     parser.add_argument("--quick", action="store_true", help="at most 2,000 events (a smoke test)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     parser.add_argument("--nats-url", help="a running nats-server (default: one of our own)")
     parser.add_argument("--database-url", help="the outbox's store (default: SQLite in a temp dir)")
     args = parser.parse_args()
     figures = asyncio.run(
-        measure(args.events, quick=args.quick, nats_url=args.nats_url, database_url=args.database_url)
+        measure(
+            args.events,
+            rounds=args.rounds,
+            quick=args.quick,
+            nats_url=args.nats_url,
+            database_url=args.database_url,
+        )
     )
     for figure in figures:
         if args.json:

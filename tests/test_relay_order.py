@@ -29,7 +29,7 @@ from pulih.contracts.events.outreach import ClientErased
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.messaging import StreamLimits, ensure_regency_stream, make_broker, stream_publisher
 from pulih.kit.nats_server import NatsServer
-from pulih.kit.outbox import OutboxRelay, Publish, add_to_outbox, outbox_table
+from pulih.kit.outbox import OutboxRelay, add_to_outbox, outbox_table
 from pulih.kit.testing import REGENCY, eventually
 
 pytestmark = pytest.mark.system
@@ -153,33 +153,64 @@ async def test_a_message_the_stream_refuses_mid_window_is_never_overtaken_by_its
         await database.dispose()
 
 
+class LateFailure:
+    """The stream publisher, except that row ``failing``'s publish fails only once ``after``
+    later rows were acknowledged (a timeout): its message lost, or (``stored_anyway``) stored
+    after all. Through :meth:`send` (the relay's pipelined path) or a call (a plain publish
+    function, a task per row), as ``pipelined`` says."""
+
+    def __init__(self, broker: NatsBroker, failing: str, *, after: int, stored_anyway: bool) -> None:
+        self.publisher = stream_publisher(broker, REGENCY)
+        self.timeout = 30.0
+        self.failing, self.after, self.stored_anyway = failing, after, stored_anyway
+        self.acked: list[str] = []
+        self.failed = False
+
+    async def _late(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        self.failed = True
+        if self.stored_anyway:
+            await self.publisher(payload, subject, headers)
+        await eventually(lambda: _value(len(self.acked)), until=lambda n: n >= self.after)
+        raise TimeoutError("no PubAck in time")
+
+    async def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        id_ = headers["Nats-Msg-Id"]
+        if id_ == self.failing and not self.failed:
+            await self._late(payload, subject, headers)
+        await self.publisher(payload, subject, headers)
+        self.acked.append(id_)
+
+    async def send(self, payload: bytes, subject: str, headers: dict[str, str]) -> asyncio.Future[Any]:
+        id_ = headers["Nats-Msg-Id"]
+        if id_ == self.failing and not self.failed:
+            return asyncio.ensure_future(self._late(payload, subject, headers))
+        answer = await self.publisher.send(payload, subject, headers)
+        answer.add_done_callback(lambda done: done.exception() or self.acked.append(id_))
+        return answer
+
+
+class CalledOnly:
+    """``publish`` without its ``send``: the relay publishes through it a task per row."""
+
+    def __init__(self, publish: LateFailure) -> None:
+        self.publish = publish
+
+    async def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        await self.publish(payload, subject, headers)
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["send", "call"])
 @pytest.mark.parametrize("stored_anyway", [False, True], ids=["lost", "stored"])
 async def test_a_failure_reported_after_later_rows_were_stored_is_not_overtaken(
-    nats_server: NatsServer, broker: NatsBroker, tmp_path: Path, stored_anyway: bool
+    nats_server: NatsServer, broker: NatsBroker, tmp_path: Path, stored_anyway: bool, pipelined: bool
 ) -> None:
-    # Row 40's publish fails, but its caller hears of it only after 60 rows sent later were
-    # acknowledged (a timeout): its message was lost, or (``stored``) stored after all.
     database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     try:
         outbox = await write_rows(database)
-        publish = stream_publisher(broker, REGENCY)
-        acked: list[str] = []
-        failed_once: list[str] = []
-
-        async def late_failure(payload: bytes, subject: str, headers: dict[str, str]) -> Any:
-            id_ = headers["Nats-Msg-Id"]
-            if id_ == outbox[40] and not failed_once:
-                failed_once.append(id_)
-                if stored_anyway:
-                    await publish(payload, subject, headers)
-                await eventually(lambda: _value(len(acked)), until=lambda n: n >= 60)
-                raise TimeoutError("no PubAck in time")
-            await publish(payload, subject, headers)
-            acked.append(id_)
-
+        late = LateFailure(broker, outbox[40], after=60, stored_anyway=stored_anyway)
         # Windows of 32 rows, each started while the one before awaits its PubAcks: the failed
         # row's client has rows in the later windows too.
-        relay = OutboxRelay(database, late_failure, batch_size=32)
+        relay = OutboxRelay(database, late if pipelined else CalledOnly(late), batch_size=32)
         with pytest.raises(TimeoutError):
             await relay.relay_all()
         clients = await client_of(database)
@@ -210,16 +241,27 @@ async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_dou
         await broker.connect()
         await ensure_regency_stream(broker, REGENCY)
         outbox = await write_rows(database, rows=600)
-        publish: Publish = stream_publisher(broker, REGENCY, timeout=1.0)
-        calls = 0
+        publisher = stream_publisher(broker, REGENCY, timeout=1.0)
+        sends = 0
 
-        async def killing(payload: bytes, subject: str, headers: dict[str, str]) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 300:  # the second window, with many PubAcks pending
-                server.kill()
-            return await publish(payload, subject, headers)
+        class Killing:
+            """The stream publisher (pipelined), killing the server at the 300th message."""
 
+            timeout = publisher.timeout
+
+            async def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+                await publisher(payload, subject, headers)
+
+            async def send(
+                self, payload: bytes, subject: str, headers: dict[str, str]
+            ) -> asyncio.Future[Any]:
+                nonlocal sends
+                sends += 1
+                if sends == 300:  # the second window (of 128), many PubAcks pending
+                    server.kill()
+                return await publisher.send(payload, subject, headers)
+
+        killing = Killing()
         relay = OutboxRelay(
             database,
             killing,

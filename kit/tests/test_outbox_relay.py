@@ -242,3 +242,21 @@ async def test_each_row_is_published_in_its_own_trace_and_no_other(database: Dat
     assert seen[0] == int(traced, 16)
     assert seen[1] != int(traced, 16), "the second row was published in the first row's trace"
     assert not trace.get_current_span().get_span_context().is_valid, "the relay left a trace attached"
+
+
+def test_publish_spans_are_opened_only_when_a_span_processor_collects_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from pulih.kit.outbox import spans_are_collected
+
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert not spans_are_collected(), "a span nobody collects costs more than the publish"
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert spans_are_collected()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    assert not spans_are_collected()

@@ -14,7 +14,9 @@ refused before it is stored (clinics' NATS account holds them to far less still)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import logging
 import re
 import ssl
@@ -25,12 +27,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.security import NatsSecurity, NatsUserPassword
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import DiscardPolicy, Header, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from pulih.contracts import regency_subjects, stream_name
-from pulih.kit.outbox import Publish
 from pulih.kit.settings import DEFAULT_STREAM_MAX_BYTES, DEFAULT_STREAM_MAX_MSG_SIZE, Settings
 
 log = logging.getLogger("pulih.messaging")
@@ -221,28 +223,102 @@ def _same(current: object, wanted: object) -> bool:
     return current == wanted
 
 
-def stream_publisher(broker: NatsBroker, regency: str, *, timeout: float = 5.0) -> Publish:
-    """A publish function for the outbox relay: through the stream, returning after the PubAck.
+class StreamPublisher:
+    """Publishes on the regency's stream with the NATS client itself, not through FastStream.
 
-    It publishes with the NATS client itself, not through FastStream: FastStream's telemetry
-    middleware would put a span of its own in the ``traceparent`` header, so the headers would
-    contradict the envelope (EVENTS.md). The relay sends the row's headers
-    (:func:`pulih.kit.outbox.envelope_headers`) and opens the publish span itself.
+    FastStream's telemetry middleware would put a span of its own in the ``traceparent`` header,
+    so the headers would contradict the envelope (EVENTS.md). The relay sends the row's headers
+    (:func:`pulih.kit.outbox.envelope_headers`) and opens the publish span itself. Calling it
+    publishes one message and returns after the PubAck (:data:`pulih.kit.outbox.Publish`);
+    :meth:`send` puts one on the wire and returns a future of its PubAck, so the relay keeps
+    hundreds in flight without a task each (:class:`pulih.kit.outbox.PipelinedPublish`).
+
+    :meth:`send` is nats-py's ``publish_async`` done again, because that one leaves the future
+    of a message the stream refuses pending for ever (nats-py 2.16 raises the refusal inside
+    its reply handler instead of setting it on the future): each message gets a reply subject
+    under one inbox of this publisher's, and the PubAck, or the refusal, settles its future.
     """
-    stream = stream_name(regency)
-    context: list[tuple[object, JetStreamContext]] = []  # made once per connection, not per message
 
-    async def publish(payload: bytes, subject: str, headers: dict[str, str]) -> None:
-        connection = broker.connection
-        if not context or context[0][0] is not connection:
-            context[:] = [(connection, connection.jetstream())]
-        js = context[0][1]
-        await js.publish(
+    def __init__(self, broker: NatsBroker, regency: str, *, timeout: float = 5.0) -> None:
+        self.broker = broker
+        self.stream = stream_name(regency)
+        self.timeout = timeout
+        """How long a message may wait for its PubAck."""
+        self._context: tuple[object, JetStreamContext] | None = None
+        self._inbox: tuple[object, str] | None = None
+        self._waiting: dict[str, asyncio.Future[dict[str, object]]] = {}
+        self._sent = 0
+
+    def _jetstream(self) -> JetStreamContext:
+        connection = self.broker.connection  # one context per connection, not per message
+        if self._context is None or self._context[0] is not connection:
+            self._context = (connection, connection.jetstream())
+        return self._context[1]
+
+    async def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
+        """Publish and return once the stream acknowledged (or raise)."""
+        await self._jetstream().publish(
             subject,
             payload,
-            timeout=timeout,
-            stream=stream,
+            timeout=self.timeout,
+            stream=self.stream,
             headers={**headers, "content-type": "application/cloudevents+json"},
         )
 
-    return publish
+    async def send(
+        self, payload: bytes, subject: str, headers: dict[str, str]
+    ) -> asyncio.Future[dict[str, object]]:
+        """Put the message on the wire; the future resolves with its PubAck (as a dict) or fails
+        with the stream's refusal. It has no deadline of its own: the caller gives up after
+        ``timeout`` by cancelling it."""
+        connection = self.broker.connection
+        if self._inbox is None or self._inbox[0] is not connection:
+            inbox = connection.new_inbox()
+            await connection.subscribe(f"{inbox}.*", cb=self._answer)
+            self._inbox = (connection, inbox)
+        self._sent += 1
+        reply = f"{self._inbox[1]}.{self._sent}"
+        answer: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        self._waiting[reply] = answer
+        answer.add_done_callback(lambda _: self._waiting.pop(reply, None))
+        try:
+            await connection.publish(
+                subject,
+                payload,
+                reply=reply,
+                headers={
+                    **headers,
+                    "content-type": "application/cloudevents+json",
+                    Header.EXPECTED_STREAM: self.stream,
+                },
+            )
+        except BaseException:
+            answer.cancel()
+            raise
+        return answer
+
+    async def _answer(self, msg: Msg) -> None:
+        answer = self._waiting.get(msg.subject)
+        if answer is None or answer.done():
+            return
+        if msg.headers and msg.headers.get(Header.STATUS) == "503":
+            answer.set_exception(NoStreamResponseError())
+            return
+        try:
+            response = json.loads(msg.data)
+        except ValueError as exc:
+            answer.set_exception(exc)
+            return
+        if isinstance(response, dict) and "error" in response:
+            try:
+                APIError.from_error(response["error"])  # raises the error's class
+            except APIError as refusal:
+                answer.set_exception(refusal)
+            return
+        answer.set_result(response)
+
+
+def stream_publisher(broker: NatsBroker, regency: str, *, timeout: float = 5.0) -> StreamPublisher:
+    """The publish function of the outbox relay: through the regency's stream, returning after
+    the PubAck (see :class:`StreamPublisher`)."""
+    return StreamPublisher(broker, regency, timeout=timeout)

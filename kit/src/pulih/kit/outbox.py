@@ -31,35 +31,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     LargeBinary,
     String,
     Table,
     Uuid,
+    any_,
+    bindparam,
     event,
     func,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pulih.contracts import CloudEvent, Event
 from pulih.kit.database import BigIntId, Database, kit_metadata
 from pulih.kit.relay_lease import RelayLease
-from pulih.kit.relay_window import OrderedPipeline, OutboxRow, WindowOutcome, publish_window
+from pulih.kit.relay_window import OrderedPipeline, OutboxRow, WindowOutcome, publish_window, sending
 
 log = logging.getLogger("pulih.outbox")
 
@@ -83,6 +90,26 @@ _tracer = trace.get_tracer("pulih.outbox")
 _propagator = TraceContextTextMapPropagator()
 _NO_TRACE = otel_context.Context()
 """The parent of the publish span of a row written outside any trace: none (a new trace)."""
+
+
+def spans_are_collected() -> bool:
+    """Whether a span started now would reach anyone: a span processor (an exporter, a test's
+    in-memory one) on the SDK's tracer provider, or a provider of another kind.
+
+    Without one (no ``OTEL_TRACES_EXPORTER``, the default) the SDK still builds every span and
+    drops it at the end, which costs the relay more than the publish itself; so the relay opens
+    its publish spans only when they are collected. The trace goes on either way: each message
+    carries its request's ``traceparent``, and the consumer continues it.
+    """
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return False  # no provider installed: spans are no-ops
+    if isinstance(provider, TracerProvider):
+        # The SDK lists its processors only in private attributes; if they move, assume spans
+        # are collected (slower, never wrong).
+        processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+        return processors is None or len(processors) > 0
+    return True
 
 
 def _trace_of(headers: dict[str, str]) -> otel_context.Context:
@@ -165,6 +192,21 @@ acknowledged it. It must not replace a header (FastStream's telemetry middleware
 span in ``traceparent``): the headers repeat the envelope."""
 
 
+class PipelinedPublish(Protocol):
+    """A :data:`Publish` that can also send without waiting (as
+    :class:`pulih.kit.messaging.StreamPublisher` does): the relay then keeps its window in flight
+    without a task per row."""
+
+    timeout: float
+    """How long a message may wait for its PubAck before the relay counts it failed."""
+
+    def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> Awaitable[Any]:
+        """Publish and return once the stream acknowledged (see :data:`Publish`)."""
+
+    async def send(self, payload: bytes, subject: str, headers: dict[str, str]) -> asyncio.Future[Any]:
+        """Put the message on the wire (headers as given) and return a future of its PubAck."""
+
+
 @dataclass
 class RelayStats:
     """What the relay has done since it started."""
@@ -173,6 +215,29 @@ class RelayStats:
     failures: int = 0
     leading: bool = False
     """Whether this relay held the lease (or needed none) when it last looked at the outbox."""
+
+
+def _among(column: ColumnElement[int], values: list[int], *, sqlite: bool) -> ColumnElement[bool]:
+    """``column IN values`` with one bound parameter however many the values (a window holds
+    a thousand): a JSON array on SQLite, an array on PostgreSQL. SQLAlchemy's ``in_`` binds
+    each value apart, which cost more than the UPDATE itself."""
+    if sqlite:
+        listed = func.json_each(bindparam("values", json.dumps(values), type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+    return column == any_(bindparam("values", values, type_=ARRAY(BigInteger)))
+
+
+def _failure_of(answer: asyncio.Future[Any]) -> BaseException | None:
+    if answer.cancelled():
+        return TimeoutError("no PubAck in time")
+    return answer.exception()
+
+
+def _end_span(span: trace.Span, failure: BaseException | None) -> None:
+    if failure is not None:
+        span.record_exception(failure)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(failure).__name__}: {failure}"))
+    span.end()
 
 
 def _raise_first_failure(outcomes: list[WindowOutcome]) -> None:
@@ -201,6 +266,7 @@ class OutboxRelay:
         ready: Callable[[], bool] | None = None,
         ready_check_seconds: float = 0.25,
         lease: RelayLease | None = None,
+        publish_timeout: float | None = None,
     ) -> None:
         """``batch_size`` rows are read (and marked) at a time, at most ``max_in_flight`` of
         them awaiting their PubAck: a window larger than what is in flight keeps publishes
@@ -210,7 +276,9 @@ class OutboxRelay:
         during a backoff retries at once only then, and the backoff also ends as soon as it
         turns true (checked every ``ready_check_seconds``). Without it every wake retries.
         ``lease`` (:func:`pulih.kit.relay_lease.relay_lease_for`) makes this relay publish only
-        while it holds it; without one it always publishes.
+        while it holds it; without one it always publishes. A message without its PubAck after
+        ``publish_timeout`` seconds counts as failed (by default the publisher's own ``timeout``,
+        else 30 s: a plain :data:`Publish` times out by itself).
         """
         self.database = database
         self.publish = publish
@@ -225,6 +293,15 @@ class OutboxRelay:
         self.stats = RelayStats()
         self._doorbell = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._traced = True
+        send_now = getattr(publish, "send", None)
+        self._send_now: Callable[[bytes, str, dict[str, str]], Awaitable[asyncio.Future[Any]]] | None = (
+            send_now if callable(send_now) else None
+        )
+        self._send_by_task = sending(self._publish_row)
+        self.publish_timeout = (
+            publish_timeout if publish_timeout is not None else float(getattr(publish, "timeout", 30.0))
+        )
 
     def wake(self) -> None:
         """Ask the relay to look at the outbox now (called after a commit)."""
@@ -302,7 +379,9 @@ class OutboxRelay:
         rows = await self._read_window()
         if not rows:
             return 0
-        outcome = await publish_window(rows, self._publish_row, max_in_flight=self.max_in_flight)
+        outcome = await publish_window(
+            rows, self._send_row, max_in_flight=self.max_in_flight, timeout=self.publish_timeout
+        )
         if outcome.acked:
             await self.mark_published(outcome.acked)
         _raise_first_failure([outcome])
@@ -320,7 +399,9 @@ class OutboxRelay:
         if not await self._may_publish():
             return 0
         rows = await self._read_window()
-        pipeline = OrderedPipeline(self._publish_row, max_in_flight=self.max_in_flight)
+        pipeline = OrderedPipeline(
+            self._send_row, max_in_flight=self.max_in_flight, timeout=self.publish_timeout
+        )
         current = pipeline.start(rows) if rows else None
         outcomes: list[WindowOutcome] = []
         marked = 0
@@ -337,14 +418,15 @@ class OutboxRelay:
                     await self.mark_published(outcome.acked)
                     marked += len(outcome.acked)
                 current = upcoming
-        except BaseException:
+        finally:
             pipeline.cancel()
-            raise
         _raise_first_failure(outcomes)
         return marked
 
     async def _may_publish(self) -> bool:
+        """Whether to publish a window now (the lease); also whether to open publish spans."""
         self.stats.leading = self.lease is None or await self.lease.hold()
+        self._traced = spans_are_collected()
         return self.stats.leading
 
     async def _read_window(self, after: int | None = None) -> list[OutboxRow]:
@@ -358,14 +440,45 @@ class OutboxRelay:
         if after is not None:
             query = query.where(outbox_table.c.seq > after)
         async with self.database.sessions() as session:
-            return [
-                OutboxRow(row.seq, row.subject, row.payload, row.headers)
-                for row in await session.execute(query)
-            ]
+            result = await session.execute(query)
+            return [OutboxRow(seq, subject, payload, headers) for seq, subject, payload, headers in result]
+
+    async def _send_row(self, row: OutboxRow) -> asyncio.Future[Any]:
+        """Put ``row`` on the wire; the future settles with its PubAck."""
+        if self._send_now is None:
+            return await self._send_by_task(row)
+        if not self._traced:
+            return await self._send_now(row.payload, row.subject, row.headers)
+        parent = _trace_of(row.headers)
+        span = _tracer.start_span(
+            f"{row.subject} publish",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": row.subject},
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            answer = await self._send_now(row.payload, row.subject, row.headers)
+        except Exception as exc:
+            _end_span(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        answer.add_done_callback(lambda done: _end_span(span, _failure_of(done)))
+        return answer
 
     async def _publish_row(self, row: OutboxRow) -> None:
         # The row's headers were decoded for this attempt alone, so they are handed over as they are.
-        await self._publish_in_its_trace(row.payload, row.subject, row.headers)
+        if self._traced:
+            await self._publish_in_its_trace(row.payload, row.subject, row.headers)
+            return
+        # No span to open (see spans_are_collected), but the publish still runs in the row's
+        # trace, as a publish function that looks at the current context expects.
+        token = otel_context.attach(_trace_of(row.headers))
+        try:
+            await self.publish(row.payload, row.subject, row.headers)
+        finally:
+            otel_context.detach(token)
 
     async def _publish_in_its_trace(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
         # The publish span is a child of the trace of the request that wrote the row, not of
@@ -396,7 +509,7 @@ class OutboxRelay:
         async with self.database.transaction() as session:
             await session.execute(
                 update(outbox_table)
-                .where(outbox_table.c.seq.in_(seqs))
+                .where(_among(outbox_table.c.seq, seqs, sqlite=self.database.is_sqlite))
                 .values(published_at=datetime.now(UTC))
             )
         self.stats.published += len(seqs)

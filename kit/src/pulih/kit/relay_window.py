@@ -42,9 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +77,10 @@ def ordering_keys(payload: bytes) -> frozenset[str] | None:
     subject = _SUBJECT.search(payload)
     if subject is None:
         return None
-    keys = {subject.group(1).decode(errors="replace")}
-    keys.update(client.decode(errors="replace") for client in _CLIENT.findall(payload, subject.end()))
-    return frozenset(keys)
+    clients = _CLIENT.findall(payload, subject.end())
+    if not clients:
+        return frozenset((subject.group(1).decode(errors="replace"),))
+    return frozenset(key.decode(errors="replace") for key in (subject.group(1), *clients))
 
 
 @dataclass
@@ -94,81 +98,174 @@ class WindowOutcome:
     """Rows not sent because an earlier row about the same thing failed."""
 
 
+Send = Callable[[OutboxRow], Awaitable["asyncio.Future[Any]"]]
+"""Puts a row on the wire and returns a future of its PubAck (failing if the stream refused it)."""
+
+_PENDING, _SENT, _ACKED, _FAILED, _HELD = range(5)
+
+
+class _Entry:
+    """One row in the pipeline: its state, how many earlier rows it still waits for, and the
+    later rows that wait for it."""
+
+    __slots__ = ("dependents", "index", "row", "state", "waiting", "window")
+
+    def __init__(self, row: OutboxRow, window: Window, index: int) -> None:
+        self.row = row
+        self.window = window
+        self.index = index
+        self.state = _PENDING
+        self.waiting = 0
+        self.dependents: list[_Entry] = []
+
+
 class OrderedPipeline:
     """Windows of rows started one after the other, the keys' order kept across them.
 
     A window is started (:meth:`start`) while earlier ones still await PubAcks, so reading and
     marking rows overlap with publishing; a row of a later window still waits for the earlier
-    rows it shares a key with, whichever window they are in. At most ``max_in_flight`` publishes
-    await their PubAck at a time, over all windows; a row waiting for an earlier one takes no
-    place, so clients with several rows each still keep ``max_in_flight`` publishes going.
+    rows it shares a key with, whichever window they are in. One driver sends every row whose
+    earlier rows are acknowledged, at most ``max_in_flight`` awaiting their PubAck at a time; a
+    row waiting for an earlier one takes no place, so clients with several rows each still keep
+    ``max_in_flight`` publishes going. No task per row: ``send`` returns a future and the PubAck
+    settles the row in a callback. A send not answered within ``timeout`` seconds fails with
+    :class:`TimeoutError`.
+
     A failed publish holds back only the later rows it shares a key with: one message the
     stream refuses stops its client, not the regency. Once one has failed (:attr:`failed`) the
     relay starts no further window.
     """
 
-    def __init__(self, send: Callable[[OutboxRow], Awaitable[object]], *, max_in_flight: int = 256) -> None:
-        """``send`` returns once the stream acknowledged the row, and raises if it did not."""
+    def __init__(self, send: Send, *, max_in_flight: int = 256, timeout: float = 5.0) -> None:
         self._send = send
-        self._gate = _InFlight(max_in_flight)
-        self._latest: dict[str, asyncio.Task[bool]] = {}
-        self._barrier: asyncio.Task[bool] | None = None
-        self._pending: set[asyncio.Task[bool]] = set()
+        self._max_in_flight = max_in_flight
+        self._timeout = timeout
+        self._latest: dict[str, _Entry] = {}
+        self._barrier: _Entry | None = None
+        self._unsettled: set[_Entry] = set()
+        self._ready: collections.deque[_Entry] = collections.deque()
+        self._sent: collections.deque[tuple[float, _Entry, asyncio.Future[Any]]] = collections.deque()
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._driver: asyncio.Task[None] | None = None
         self.failed = False
         """A publish failed (start no further window)."""
 
     def start(self, rows: Sequence[OutboxRow]) -> Window:
         """Start publishing ``rows`` (the outbox's next rows, in order)."""
         window = Window(rows)
-        loop = asyncio.get_running_loop()
         for index, row in enumerate(rows):
+            entry = _Entry(row, window, index)
             keys = ordering_keys(row.payload)
-            earlier: list[asyncio.Task[bool]]
+            earlier: set[_Entry] | list[_Entry]
             if keys is None:
-                earlier = list(self._pending)
+                earlier = list(self._unsettled)
             else:
-                earlier = [task for key in keys if (task := self._latest.get(key)) is not None]
-                if len(earlier) > 1:
-                    earlier = list(dict.fromkeys(earlier))
+                earlier = {found for key in keys if (found := self._latest.get(key)) is not None}
                 if self._barrier is not None:
-                    earlier.append(self._barrier)
-            task = loop.create_task(self._publish_after(window, index, earlier))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+                    earlier.add(self._barrier)
+            self._unsettled.add(entry)
             if keys is None:
-                self._barrier, self._latest = task, {}
+                self._barrier, self._latest = entry, {}
             else:
                 for key in keys:
-                    self._latest[key] = task
-        if not rows:
+                    self._latest[key] = entry
+            for before in earlier:
+                if before.state in (_FAILED, _HELD):
+                    self._settle(entry, _HELD)
+                    break
+                if before.state != _ACKED:
+                    before.dependents.append(entry)
+                    entry.waiting += 1
+            else:
+                if entry.waiting == 0:
+                    self._ready.append(entry)
+        if window.unsettled == 0:
             window.all_done.set_result(None)
+        if self._driver is None:
+            self._driver = asyncio.get_running_loop().create_task(self._drive(), name="pulih-relay-pipeline")
+        self._wake.set()
         return window
 
     def cancel(self) -> None:
-        """Cancel every publish not finished (rows not acknowledged stay unmarked)."""
-        for task in list(self._pending):
-            task.cancel()
+        """Stop sending; rows not acknowledged stay unmarked (call once done with the pipeline)."""
+        if self._driver is not None:
+            self._driver.cancel()
+        for _, _, future in self._sent:
+            future.cancel()
 
-    async def _publish_after(self, window: Window, index: int, earlier: Sequence[asyncio.Task[bool]]) -> bool:
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            for task in earlier:
-                if not await task:
-                    return False  # held: an earlier row about the same thing is not in the stream
-            await self._gate.enter()
-            try:
-                await self._send(window.rows[index])
-            except Exception as exc:
+            while True:
+                self._wake.clear()
+                while self._ready and self._in_flight < self._max_in_flight:
+                    entry = self._ready.popleft()
+                    if entry.state != _PENDING:
+                        continue
+                    entry.state = _SENT
+                    self._in_flight += 1
+                    try:
+                        future = await self._send(entry.row)
+                    except Exception as exc:
+                        self._in_flight -= 1
+                        self._settle(entry, _FAILED, exc)
+                        continue
+                    self._sent.append((loop.time() + self._timeout, entry, future))
+                    future.add_done_callback(functools.partial(self._answered, entry))
+                while self._sent and self._sent[0][2].done():
+                    self._sent.popleft()
+                if self._ready and self._in_flight < self._max_in_flight:
+                    continue
+                if not self._sent:
+                    await self._wake.wait()
+                    continue
+                deadline, _, future = self._sent[0]
+                if deadline <= loop.time():
+                    future.cancel()  # no PubAck in time: _answered fails it
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+        except Exception as exc:  # a bug here must not leave windows waiting forever
+            for entry in list(self._unsettled):
+                self._settle(entry, _FAILED, exc)
+            raise
+
+    def _answered(self, entry: _Entry, future: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
+        self._wake.set()
+        if future.cancelled():
+            self._settle(entry, _FAILED, TimeoutError(f"no PubAck within {self._timeout:g}s"))
+        elif (exc := future.exception()) is not None:
+            self._settle(entry, _FAILED, exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+        else:
+            self._settle(entry, _ACKED)
+
+    def _settle(self, entry: _Entry, state: int, exc: Exception | None = None) -> None:
+        settling = [(entry, state, exc)]
+        while settling:
+            entry, state, exc = settling.pop()
+            if entry.state in (_ACKED, _FAILED, _HELD):
+                continue
+            entry.state = state
+            self._unsettled.discard(entry)
+            window = entry.window
+            if state == _ACKED:
+                window.acked[entry.index] = True
+            elif state == _FAILED:
                 self.failed = True
-                window.errors[index] = exc
-                return False
-            finally:
-                self._gate.leave()
-            window.acked[index] = True
-            return True
-        finally:
-            window.unfinished -= 1
-            if window.unfinished == 0 and not window.all_done.done():
+                window.errors[entry.index] = exc or RuntimeError("publish failed")
+            window.unsettled -= 1
+            if window.unsettled == 0 and not window.all_done.done():
                 window.all_done.set_result(None)
+            for later in entry.dependents:
+                if state == _ACKED:
+                    later.waiting -= 1
+                    if later.waiting == 0 and later.state == _PENDING:
+                        self._ready.append(later)
+                else:
+                    settling.append((later, _HELD, None))  # held: an earlier row is not in the stream
+            entry.dependents = []
 
 
 class Window:
@@ -178,7 +275,7 @@ class Window:
         self.rows = rows
         self.acked = [False] * len(rows)
         self.errors: dict[int, Exception] = {}
-        self.unfinished = len(rows)
+        self.unsettled = len(rows)
         self.all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def outcome(self) -> WindowOutcome:
@@ -192,43 +289,27 @@ class Window:
         return outcome
 
 
+def sending(publish: Callable[[OutboxRow], Awaitable[object]]) -> Send:
+    """A :data:`Send` made of a coroutine that returns once the row is acknowledged: each row
+    is published in a task of its own (started in order), whose result is the future."""
+
+    async def send(row: OutboxRow) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(publish(row))
+
+    return send
+
+
 async def publish_window(
     rows: Sequence[OutboxRow],
-    send: Callable[[OutboxRow], Awaitable[object]],
+    send: Send,
     *,
     max_in_flight: int = 256,
+    timeout: float = 5.0,
 ) -> WindowOutcome:
-    """Send ``rows`` (in outbox order) with ``send`` through an :class:`OrderedPipeline` of
-    their own, and return what became of them once every row has its answer. Cancelling it
-    cancels the sends still waiting."""
-    pipeline = OrderedPipeline(send, max_in_flight=max_in_flight)
+    """Send ``rows`` (in outbox order) through an :class:`OrderedPipeline` of their own, and
+    return what became of them once every row has its answer."""
+    pipeline = OrderedPipeline(send, max_in_flight=max_in_flight, timeout=timeout)
     try:
         return await pipeline.start(rows).outcome()
-    except BaseException:
+    finally:
         pipeline.cancel()
-        raise
-
-
-class _InFlight:
-    """At most ``limit`` publishes awaiting their PubAck; the others wait their turn, first come
-    first served (lighter than :class:`asyncio.Semaphore`, which is looked at for every row)."""
-
-    def __init__(self, limit: int) -> None:
-        self.free = limit
-        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def enter(self) -> None:
-        if self.free > 0 and not self.waiting:
-            self.free -= 1
-            return
-        turn = asyncio.get_running_loop().create_future()
-        self.waiting.append(turn)
-        await turn  # leave() handed this place over
-
-    def leave(self) -> None:
-        while self.waiting:
-            turn = self.waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self.free += 1
