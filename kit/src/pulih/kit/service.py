@@ -47,6 +47,7 @@ from pulih.kit.metrics import install_metrics
 from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.openapi import install_openapi, operation_id
 from pulih.kit.outbox import OutboxRelay
+from pulih.kit.relay_lease import relay_lease_for
 from pulih.kit.runtime import NoDeps, ServiceDeps, ServiceRuntime
 from pulih.kit.settings import Settings
 from pulih.kit.telemetry import instrument_app, setup_logging, setup_tracing
@@ -181,6 +182,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 batch_size=settings.relay_batch_size,
                 poll_seconds=settings.relay_poll_seconds,
                 ready=lambda: _connected(broker),
+                lease=relay_lease_for(database, spec.name),  # one publishing replica per store
             )
             runtime.relay = relay
             runtime.emitter = Emitter(settings.regency, wake=relay.wake)
