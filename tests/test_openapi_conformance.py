@@ -123,6 +123,8 @@ KNOWN_RULE_GAPS: dict[tuple[str, str], str] = {
     ("GET /v1/units/phases", "ST202"): _RANGE,
     ("POST /v1/units/{unit_id}/agents", "ST202"): f"`trained_on` is {_TODAY}",
     ("POST /v1/units/{unit_id}/activities", "ST202"): f"the agent is active and `held_on` {_TODAY}",
+    ("POST /v1/sync", "ST201"): "an item without an item's shape is refused in the 200's own entry (422 "
+    "`invalid`), so that the device's other items apply; the schema says what an item is",
     ("Stateful tests", "ST202"): f"a command's dates are {_TODAY} nor before the record they follow "
     "(a consent expires after it is given): the state the calls made and the day",
 }

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field, ValidationError
 
 from pulih.kit.errors import install_error_handlers
-from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Flag, Integer
+from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Flag, Integer
 
 
 class Colour(StrEnum):
@@ -31,7 +31,7 @@ class Colour(StrEnum):
 class Item(BaseModel):
     model_config = STRICT_BODY
 
-    count: Annotated[Integer, Field(ge=0)]
+    count: Annotated[int, Field(ge=0), JSON_INTEGER]
     colour: Annotated[Colour, FROM_TEXT]
 
 
@@ -190,4 +190,9 @@ def test_the_schema_is_the_plain_types() -> None:
     assert properties["ordered_on"] == {"format": "date", "title": "Ordered On", "type": "string"}
     assert properties["order_id"] == {"format": "uuid", "title": "Order Id", "type": "string"}
     assert schema["$defs"]["Colour"]["enum"] == ["red", "green"]
+    assert schema["$defs"]["Item"]["properties"]["count"] == {
+        "minimum": 0,
+        "title": "Count",
+        "type": "integer",
+    }
     assert schema["additionalProperties"] is False

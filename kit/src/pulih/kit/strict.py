@@ -8,7 +8,8 @@ enum member only as that Python object, never as the string JSON carries it in. 
 take the string as pydantic's strict JSON mode would, and nothing else:
 
 - :data:`Integer`: a JSON integer, which JSON Schema says ``5.0`` is too (but not ``5.5``,
-  ``"5"`` or ``false``): use it for every integer of a request body;
+  ``"5"`` or ``false``): use it for every integer of a request body, or :data:`JSON_INTEGER`
+  after the constraints of one (``Annotated[int, Field(ge=0), JSON_INTEGER]``);
 - :data:`Day`: a date as ``YYYY-MM-DD`` and only so (pydantic reads ``0`` and ``"0"`` as
   1970-01-01, in strict JSON mode too);
 - :data:`Id`: a UUID as its string;
@@ -67,7 +68,11 @@ def _whole(value: Any) -> Any:
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_whole)]
+JSON_INTEGER: Final = BeforeValidator(_whole)
+"""The last metadata of an integer with constraints, ``Annotated[int, Field(ge=0), JSON_INTEGER]``
+(or ``int | None``): placed after them, the schema keeps its ``minimum`` and ``maximum``."""
+
+Integer = Annotated[int, JSON_INTEGER]
 """An integer as JSON Schema has it: ``5`` or ``5.0``, never ``5.5``, ``"5"`` or ``false``."""
 
 

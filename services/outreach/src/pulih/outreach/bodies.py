@@ -24,7 +24,7 @@ from pulih.contracts.codes import (
     VillageCode,
 )
 from pulih.kit.pagination import Page
-from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, Integer, strict_body
+from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, Integer, strict_body
 from pulih.outreach.domain.assist import Injecting, Substance
 from pulih.outreach.domain.consent import check_expiry
 from pulih.outreach.domain.duplicates import Resolution
@@ -108,7 +108,7 @@ class RecordOutreach(Body):
     agent_id: Id
     kind: Annotated[OutreachKind, FROM_TEXT]
     held_on: Day
-    people_reached: Annotated[Integer, Field(ge=0, le=100_000)]
+    people_reached: Annotated[int, Field(ge=0, le=100_000), JSON_INTEGER]
 
 
 class OutreachView(BaseModel):

@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import FollowUpStatus, Phase, QolTimepoint, SessionKind
 from pulih.kit.pagination import Page
-from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, Integer, strict_body
+from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, strict_body
 
 if TYPE_CHECKING:
     from pulih.rehab.store import Enrolment, PhaseRecord, SessionRecord
 
-Answer = Annotated[Integer | None, Field(ge=1, le=5)]
+Answer = Annotated[int | None, Field(ge=1, le=5), JSON_INTEGER]
 
 
 class Body(BaseModel):
@@ -120,7 +120,7 @@ class RecordSession(Body):
     held_on: Day
     kind: Annotated[SessionKind, FROM_TEXT]
     attended: bool
-    minutes: Annotated[Integer, Field(ge=0, le=600)]
+    minutes: Annotated[int, Field(ge=0, le=600), JSON_INTEGER]
     session_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
