@@ -161,6 +161,14 @@ async def service(
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
     if workers > 1:
         command += ["--workers", str(workers)]
+        # the store at head first, as a deployment's migration step (and pulih up) do: workers
+        # that all migrate a fresh database at once would race
+        name = app.split(".")[1]
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pulih.kit.migrate", name, env=environ, stdout=subprocess.DEVNULL
+        )
+        if await migrate.wait() != 0:
+            raise RuntimeError(f"could not migrate {name}'s store")
     process = await asyncio.create_subprocess_exec(
         *command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -302,17 +310,32 @@ def http_client(base: str) -> httpx.AsyncClient:
 # --- outreach: screenings ------------------------------------------------------------------
 
 
+async def setup_post(http: httpx.AsyncClient, url: str, headers: dict[str, str], body: Any) -> httpx.Response:
+    """A setup request, sent again (with the same Idempotency-Key, so at most once applied) when
+    a keep-alive connection the server had just closed fails it."""
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    for attempt in range(3):
+        try:
+            return await http.post(url, headers=keyed, json=body)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 async def screenable_clients(http: httpx.AsyncClient, n: int) -> tuple[str, list[str]]:
     """A unit's agent and ``n`` registered clients who consented to the programme."""
     fac = bearer(Role.FACILITATOR)
-    r = await http.post(
+    r = await setup_post(
+        http,
         "/v1/units",
-        headers=fac,
-        json={"name": "Bench", "village_code": "3301012001", "established_on": "2026-01-01"},
+        fac,
+        {"name": "Bench", "village_code": "3301012001", "established_on": "2026-01-01"},
     )
     assert r.status_code == 201, r.text
     unit = r.json()["unit_id"]
-    r = await http.post(f"/v1/units/{unit}/agents", headers=fac, json={"trained_on": "2026-01-01"})
+    r = await setup_post(http, f"/v1/units/{unit}/agents", fac, {"trained_on": "2026-01-01"})
     assert r.status_code == 201, r.text
     agent = str(r.json()["agent_id"])
 
@@ -328,11 +351,11 @@ async def screenable_clients(http: httpx.AsyncClient, n: int) -> tuple[str, list
                 "sex": "m",
             },
         }
-        r = await http.post("/v1/clients", headers=fac, json=body)
+        r = await setup_post(http, "/v1/clients", fac, body)
         assert r.status_code == 201, r.text
         cid = str(r.json()["client_id"])
         consent = {"scopes": ["programme"], "given_on": "2026-02-01"}
-        r = await http.post(f"/v1/clients/{cid}/consents", headers=fac, json=consent)
+        r = await setup_post(http, f"/v1/clients/{cid}/consents", fac, consent)
         assert r.status_code == 201, r.text
         return cid
 
@@ -547,7 +570,7 @@ async def enrolled_clients(nats_url: str, http: httpx.AsyncClient, n: int) -> tu
         }
         deadline = time.monotonic() + 60
         while True:
-            r = await http.post("/v1/enrolments", headers=agent_auth, json=body)
+            r = await setup_post(http, "/v1/enrolments", agent_auth, body)
             if r.status_code == 201:
                 return str(r.json()["enrollment_id"])
             if time.monotonic() > deadline:
