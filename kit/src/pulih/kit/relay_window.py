@@ -108,12 +108,13 @@ class _Entry:
     """One row in the pipeline: its state, how many earlier rows it still waits for, and the
     later rows that wait for it."""
 
-    __slots__ = ("dependents", "index", "row", "state", "waiting", "window")
+    __slots__ = ("dependents", "index", "keys", "row", "state", "waiting", "window")
 
-    def __init__(self, row: OutboxRow, window: Window, index: int) -> None:
+    def __init__(self, row: OutboxRow, window: Window, index: int, keys: frozenset[str] | None) -> None:
         self.row = row
         self.window = window
         self.index = index
+        self.keys = keys
         self.state = _PENDING
         self.waiting = 0
         self.dependents: list[_Entry] = []
@@ -155,8 +156,8 @@ class OrderedPipeline:
         """Start publishing ``rows`` (the outbox's next rows, in order)."""
         window = Window(rows)
         for index, row in enumerate(rows):
-            entry = _Entry(row, window, index)
             keys = ordering_keys(row.payload)
+            entry = _Entry(row, window, index, keys)
             earlier: set[_Entry] | list[_Entry]
             if keys is None:
                 earlier = list(self._unsettled)
@@ -252,6 +253,13 @@ class OrderedPipeline:
             window = entry.window
             if state == _ACKED:
                 window.acked[entry.index] = True
+                # An acknowledged row holds nothing back: forget it, so a long backlog does not
+                # keep every row it published (a failed one stays, to hold its client's rows).
+                for key in entry.keys or ():
+                    if self._latest.get(key) is entry:
+                        del self._latest[key]
+                if self._barrier is entry:
+                    self._barrier = None
             elif state == _FAILED:
                 self.failed = True
                 window.errors[entry.index] = exc or RuntimeError("publish failed")
