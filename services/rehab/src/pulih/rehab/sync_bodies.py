@@ -148,7 +148,7 @@ class SyncRequest(_Envelope):
                     ],
                 }
             ]
-        }
+        },
     )
 
     unit_id: UUID = Field(description="the unit whose work this is; every item must be of it")
