@@ -6,19 +6,26 @@ marks a row sent only after the server's PubAck. A crash between the two publish
 on restart and the stream's duplicate window drops the copy.
 
 The relay pipelines: it reads a window of rows (``batch_size``), sends them with up to
-``max_in_flight`` PubAcks pending, and marks the acknowledged ones with one UPDATE. A row goes
-out only after the PubAck of every earlier row about the same client (or referral, unit, agent),
-so after any failure (a publish refused, a timeout, the server killed mid-window) no event is
-ever stored ahead of an earlier one about the same client; :mod:`pulih.kit.relay_window` says
-how and why that holds. Without a failure the stream keeps the outbox's order.
+``max_in_flight`` PubAcks pending, and marks the acknowledged ones with one UPDATE; the next
+window is read while the previous one's PubAcks arrive. A row goes out only after the PubAck of
+every earlier row about the same client (or referral, unit, agent), so after any failure (a
+publish refused, a timeout, the server killed mid-window) no event is ever stored ahead of an
+earlier one about the same client; :mod:`pulih.kit.relay_window` says how and why that holds.
+Events about different clients may be stored in another order than the outbox's (a client's
+second event waits for the first one's PubAck while other clients' go on): ARCHITECTURE.md's
+order is per client, and a consumer retries what it cannot apply yet. A publisher with a
+``send`` (:class:`PipelinedPublish`, as the service's stream publisher) is driven without a task
+per row.
 
 Several replicas on one database each run a relay, but only the holder of the relay lease
 publishes (:mod:`pulih.kit.relay_lease`: an advisory lock on PostgreSQL, a lock file beside a
 SQLite database); another takes over within seconds when it dies.
 
 A row's headers are :func:`envelope_headers`: they repeat the envelope and never contradict it
-(EVENTS.md, "Compatibility"), so the publish function must send them as they are. The relay
-opens the publish span itself, in the trace of the request that wrote the row.
+(EVENTS.md, "Compatibility"), so the publish function must send them as they are; the
+``traceparent`` among them carries the request's trace to the consumer. The relay opens the
+publish span itself, in the trace of the request that wrote the row, when spans are collected
+(:func:`spans_are_collected`).
 
 The relay wakes as soon as a transaction that wrote to the outbox commits, and also polls, so
 rows written by another process (a second replica) are not left waiting. After a failed publish

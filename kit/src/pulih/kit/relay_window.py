@@ -13,12 +13,15 @@ So a row is sent only once every earlier row **about the same thing** has its Pu
 same thing" are the row's ordering keys (:func:`ordering_keys`): the envelope's ``subject`` (the
 client, referral, unit or agent the event is about) and the data's ``client_id`` when it has one
 (a referral's events all share the referral's id, and the first also names the client). Rows
-with no key in common go out together, in outbox order on one connection, so without a failure
-the stream keeps the outbox's order; rows with a key in common go out one after the other, each
-after the previous one's PubAck. A row whose predecessor failed is not sent at all (it is
-"held"); rows about other clients go on, so one message the stream refuses stops its client and
-not the regency, and no further window is started. Every row not acknowledged stays in the
-outbox for the next attempt, which starts again from the first unmarked row.
+with no key in common go out together, in outbox order on one connection; rows with a key in
+common go out one after the other, each after the previous one's PubAck, while rows about other
+clients go on (so the stream may hold different clients' events in another order than the
+outbox: invariant 3 is per client). A row whose predecessor failed is not sent at all (it is
+"held"), so one message the stream refuses stops its client and not the regency; no further
+window is started after a failure. Every row not acknowledged stays in the
+outbox for the next attempt, which starts again from the first unmarked row. A row whose
+payload has no readable ``subject`` has no keys: it waits for every row before it and every
+row after it waits for it.
 
 Why that is enough after *any* failure: for two rows a before b about one client, b is sent only
 after a's PubAck, i.e. after a is in the stream. If a fails, b is not sent in that window; the
