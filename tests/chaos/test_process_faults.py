@@ -139,7 +139,9 @@ async def test_rehab_killed_mid_backlog_applies_every_event_once(
     regency: ChaosRegency, figures: dict[str, Any]
 ) -> None:
     outreach = await regency.service("outreach").start()
-    rehab = await regency.service("rehab").start()
+    # batches of 10, so that the backlog takes dozens of them and the kills land in its middle
+    # (at the default 500, one batch takes the whole backlog before the first kill)
+    rehab = await regency.service("rehab", PULIH_CONSUMER_BATCH_SIZE="10").start()
     rehab.stop()  # its durable consumer exists; the backlog builds up while it is away
     load = Load(outreach.url)
     await load.prepare()
@@ -162,6 +164,8 @@ async def test_rehab_killed_mid_backlog_applies_every_event_once(
             timeout=60,
         )
         rehab.kill()
+        left = backlog - await asyncio.to_thread(applied, rehab.database, consumer)
+        assert left > 1, "the whole backlog was applied before the kill: it did not land mid-backlog"
         kills += 1
         await rehab.start()
     restarted = time.monotonic()

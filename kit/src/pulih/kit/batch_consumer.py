@@ -96,7 +96,7 @@ def subscribe_batches(
     subject: str,
     apply: BatchApply | None = None,
     handlers: Mapping[type[Event], EventHandler] | None = None,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     tracks_itself: bool = False,
     types: Collection[type[Event]] | None = None,
     retry_base_seconds: float = 1.0,
@@ -108,9 +108,9 @@ def subscribe_batches(
 ) -> None:
     """Register durable consumer ``<service>-<durable>`` of ``subject`` that applies batches.
 
-    Either ``apply`` gets up to ``batch_size`` events in stream order, in one unit of work (only
-    events of ``types``, all when None), or each event goes to the handler of its type in
-    ``handlers``, in one transaction a batch (:mod:`pulih.kit.batch_handlers`); events of other
+    Either ``apply`` gets up to ``batch_size`` events (default ``PULIH_CONSUMER_BATCH_SIZE``, 500)
+    in stream order, in one unit of work (only events of ``types``, all when None), or each event
+    goes to the handler of its type in ``handlers``, in one transaction a batch (:mod:`pulih.kit.batch_handlers`); events of other
     types are acknowledged and skipped. A fetch waits at most ``max_wait`` seconds for messages.
     ``tracks_itself`` (with ``apply``): see the module's docstring. The durable is on ``stream``
     (default: the regency's); its dead letters go to ``dead_letters`` (with ``apply``; default:
@@ -120,6 +120,8 @@ def subscribe_batches(
     it (``runtime.batch_consumers``). ``ValueError`` for a service without a dead-letter event, a
     batch size under 1, or neither or both of ``apply`` and ``handlers``.
     """
+    if batch_size is None:
+        batch_size = runtime.settings.consumer_batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if (apply is None) == (handlers is None):

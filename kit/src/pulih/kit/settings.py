@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         description="outbox rows the relay reads, publishes (256 awaiting their PubAck at most) and "
         "marks at a time",
     )
+    consumer_batch_size: int = Field(
+        500,
+        alias="PULIH_CONSUMER_BATCH_SIZE",
+        ge=1,
+        le=10_000,
+        description="events a batch consumer fetches and applies in one transaction (its durable "
+        "holds at most that many unacknowledged)",
+    )
     relay_poll_seconds: float = Field(1.0, alias="PULIH_RELAY_POLL_SECONDS", gt=0)
     max_deliver: int = Field(8, alias="PULIH_MAX_DELIVER", ge=2, le=100)
     ack_wait_seconds: float = Field(

@@ -12,9 +12,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from pulih.reporting.api import signin
 from pulih.reporting.api.dashboard import STATIC, assets, serve
 
 router = APIRouter(tags=["dashboard"])
+router.include_router(signin.router)
 router.include_router(assets)
 
 
