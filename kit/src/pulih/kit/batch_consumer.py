@@ -110,8 +110,9 @@ def subscribe_batches(
 
     Either ``apply`` gets up to ``batch_size`` events (default ``PULIH_CONSUMER_BATCH_SIZE``, 500)
     in stream order, in one unit of work (only events of ``types``, all when None), or each event
-    goes to the handler of its type in ``handlers``, in one transaction a batch (:mod:`pulih.kit.batch_handlers`); events of other
-    types are acknowledged and skipped. A fetch waits at most ``max_wait`` seconds for messages.
+    goes to the handler of its type in ``handlers``, in one transaction a batch
+    (:mod:`pulih.kit.batch_handlers`); events of other types are acknowledged and skipped. A fetch
+    waits at most ``max_wait`` seconds for messages.
     ``tracks_itself`` (with ``apply``): see the module's docstring. The durable is on ``stream``
     (default: the regency's); its dead letters go to ``dead_letters`` (with ``apply``; default:
     the regency's dead-letter subject). ``on_invalid`` runs after a message that is no valid
