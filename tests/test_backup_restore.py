@@ -215,19 +215,27 @@ def test_a_backup_taken_under_load_restores_every_store_the_stream_and_the_consu
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = Regency(tmp_path / "live")
-    copy_sqlite = pulih_backup.copy_sqlite
+    pin_sqlite, copy_pinned = pulih_backup.pin_sqlite, pulih_backup.copy_pinned
 
-    def copy_on_a_slow_disk(source: Path, dest: Path) -> None:
-        """The stores are copied while outreach publishes: the stream grows past the snapshot."""
-        if source.name == "outreach.db":  # the first store copied: the snapshot is taken
-            snapshot_seq = asyncio.run(stream_last_seq(live.nats_url))
-            eventually_true(
-                lambda: asyncio.run(stream_last_seq(live.nats_url)) >= snapshot_seq + 6,
-                what="events published after the snapshot",
-            )
-        copy_sqlite(source, dest)
+    def more_events(than: int) -> None:
+        eventually_true(
+            lambda: asyncio.run(stream_last_seq(live.nats_url)) >= than + 6,
+            what="events published after the snapshot",
+        )
 
-    monkeypatch.setattr(pulih_backup, "copy_sqlite", copy_on_a_slow_disk)
+    def pin_late(sources: list[Path]) -> list[sqlite3.Connection]:
+        """The stores are pinned while outreach publishes: the stream grows past its snapshot."""
+        more_events(asyncio.run(stream_last_seq(live.nats_url)))
+        return pin_sqlite(sources)
+
+    def copy_on_a_slow_disk(source: sqlite3.Connection, dest: Path) -> None:
+        """Each store is copied while the others go on: events are published, applied and
+        relayed between the moment the stores are pinned and the moment they are copied."""
+        more_events(asyncio.run(stream_last_seq(live.nats_url)))
+        copy_pinned(source, dest)
+
+    monkeypatch.setattr(pulih_backup, "pin_sqlite", pin_late)
+    monkeypatch.setattr(pulih_backup, "copy_pinned", copy_on_a_slow_disk)
     backup = tmp_path / "backup"
     live.up()
     try:

@@ -19,7 +19,11 @@ regency runs, so the backup orders its steps so that nothing is lost and redeliv
 1. the stream snapshot first, at sequence S: every consumer position in it is at most what that
    consumer had committed, because a consumer acks only after its commit; the stores are copied
    afterwards, so each holds at least that much (a redelivered event finds its id in the inbox);
-2. then the stores, one by one;
+2. then the stores: every SQLite store pinned at once, in a read transaction each opened right
+   after the other, then copied from those snapshots (:func:`pin_sqlite`), so that no store holds
+   the effect of an event another store's copy has not recorded; PostgreSQL stores are dumped one
+   after the other (each dump consistent in itself), consumers before the services they hear from
+   (:data:`COPY_ORDER`);
 3. then the ids of the events the stream stored after S (published while the stores were being
    copied), and of the last events before S. On restore, an outbox row marked sent whose event
    came after S is marked unsent again, so its relay publishes it into the restored stream; an
@@ -233,6 +237,47 @@ async def event_ids(nc: NatsClient, regency: str, first: int, last: int) -> dict
 
 
 # --- the stores -------------------------------------------------------------------------------
+
+
+COPY_ORDER = ("reporting", "referral", "rehab", "outreach")
+"""The order the stores are pinned or dumped in: a consumer before the services it hears from
+where the services allow (reporting only listens; the others answer one another), so that a
+store copied later cannot lack an event a store copied earlier has already applied."""
+
+
+def pin_sqlite(sources: Iterable[Path]) -> list[sqlite3.Connection]:
+    """A read transaction on each live SQLite store, opened one right after the other.
+
+    In WAL mode a read transaction sees the database as it was when it began, whatever is
+    committed afterwards, and SQLite's backup API copies through it (:func:`copy_pinned`): the
+    stores are copied as they were within a fraction of a millisecond of one another, not one
+    after the other over the seconds the copies take (a consumer copied last would hold the
+    effects of events that a producer copied first had not yet recorded)."""
+    pinned: list[sqlite3.Connection] = []
+    try:
+        for source in sources:
+            connection = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            pinned.append(connection)
+            connection.execute("BEGIN")
+            connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # the snapshot starts
+    except BaseException:
+        for connection in pinned:
+            connection.close()
+        raise
+    return pinned
+
+
+def copy_pinned(source: sqlite3.Connection, dest: Path) -> None:
+    """Copy a store pinned by :func:`pin_sqlite` into ``dest`` (in one step: a copy made in
+    several would start again whenever the live store is written) and release it."""
+    try:
+        out = sqlite3.connect(dest)
+        try:
+            source.backup(out)
+        finally:
+            out.close()
+    finally:
+        source.close()
 
 
 def copy_sqlite(source: Path, dest: Path) -> None:
@@ -450,12 +495,18 @@ async def take_backup(settings: Settings, dest: Path, *, nats_url: str) -> dict[
     try:
         answer = await snapshot_stream(nc, stream, dest / SNAPSHOT)
         last_seq = int(answer["state"]["last_seq"])
-        for store in stores:
-            target = dest / store.file_name
-            if store.is_sqlite:
-                await asyncio.to_thread(copy_sqlite, store.sqlite_path, target)
-            else:
-                await asyncio.to_thread(dump_postgres, store.url, target)
+        ordered = sorted(stores, key=_copy_rank)
+        on_sqlite = [store for store in ordered if store.is_sqlite]
+        pinned = await asyncio.to_thread(pin_sqlite, [store.sqlite_path for store in on_sqlite])
+        try:
+            for store in on_sqlite:
+                await asyncio.to_thread(copy_pinned, pinned.pop(0), dest / store.file_name)
+        finally:
+            for connection in pinned:
+                connection.close()
+        for store in ordered:  # each dump is consistent in itself; they follow one another
+            if not store.is_sqlite:
+                await asyncio.to_thread(dump_postgres, store.url, dest / store.file_name)
         now_last = (await nc.jetstream().stream_info(stream)).state.last_seq
         ids = await event_ids(nc, settings.regency, max(1, last_seq - TAIL_BEFORE_SNAPSHOT + 1), now_last)
     finally:
@@ -484,6 +535,10 @@ async def take_backup(settings: Settings, dest: Path, *, nats_url: str) -> dict[
     }
     _write_manifest(dest, manifest)
     return manifest
+
+
+def _copy_rank(store: ServiceStore) -> int:
+    return COPY_ORDER.index(store.service) if store.service in COPY_ORDER else len(COPY_ORDER)
 
 
 def _prepare_backup_dir(settings: Settings, dest: Path, stores: list[ServiceStore]) -> None:
