@@ -30,6 +30,7 @@ from pulih.kit.auth import Role, service_token
 from pulih.kit.nats_server import free_port
 from pulih.kit.outbox import outbox_table
 from pulih.kit.runtime import ServiceRuntime
+from pulih.kit.service_tokens import IDENTITY_SCOPE
 from pulih.kit.testing import JWT_SECRET, REGENCY, apply_events, auth, eventually, make_settings, serve
 from pulih.outreach.app import build as build_outreach
 from pulih.outreach.consumers import FROM_REFERRAL
@@ -122,7 +123,7 @@ class TwoServices:
     ) -> httpx.Response:
         """Ask outreach directly with a ``service`` token of ``service``, as a leaked one would."""
         params = {"purpose": purpose} | ({"on_behalf_of": on_behalf_of} if on_behalf_of is not None else {})
-        token = service_token(JWT_SECRET, REGENCY, service)
+        token = service_token(JWT_SECRET, REGENCY, service, IDENTITY_SCOPE)
         return await self.outreach.http.get(
             f"/v1/clients/{client_id}", params=params, headers={"Authorization": f"Bearer {token}"}
         )

@@ -13,6 +13,7 @@ from pulih.kit.database import Database
 from pulih.kit.emitter import Emitter
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.scheduler import periodic
+from pulih.kit.settings import DEV_JWT_SECRET
 from pulih.kit.testing import eventually, make_settings
 
 
@@ -46,6 +47,8 @@ def test_production_refuses_a_manual_clock(tmp_path: Path) -> None:
             tmp_path,
             nats_url="nats://x",
             PULIH_ENV="production",
+            PULIH_JWT_SECRET=DEV_JWT_SECRET,  # make_settings' own would be refused first
+            PULIH_OIDC_ISSUER="https://sso.test/realms/pulih",
             PULIH_CLOCK="manual",
         )
 

@@ -16,7 +16,7 @@ SECRET = "a-secret-of-at-least-thirty-two-bytes!"
 
 
 def test_production_refuses_the_development_secrets(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="PULIH_JWT_SECRET"):
+    with pytest.raises(ValueError, match="PULIH_OIDC_ISSUER"):
         Settings(PULIH_ENV="production", PULIH_DATA_DIR=tmp_path)
 
 

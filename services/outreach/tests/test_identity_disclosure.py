@@ -17,6 +17,7 @@ from sqlalchemy import select
 from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.auth import service_token
 from pulih.kit.consumers import NotReadyYet
+from pulih.kit.service_tokens import IDENTITY_SCOPE
 from pulih.kit.testing import JWT_SECRET, REGENCY, apply_events
 from pulih.outreach.consumers import FROM_REFERRAL
 from pulih.outreach.store import IdentityRead, KnownReferral
@@ -26,7 +27,8 @@ OTHER_CLINIC = "rsud-cilacap"
 
 
 def service(name: str = "referral") -> dict[str, str]:
-    return {"Authorization": f"Bearer {service_token(JWT_SECRET, REGENCY, name)}"}
+    """A service token granted the identity scope: what outreach's own rules then allow."""
+    return {"Authorization": f"Bearer {service_token(JWT_SECRET, REGENCY, name, IDENTITY_SCOPE)}"}
 
 
 def referred(client_id: str, referral_id: uuid.UUID, clinic_id: str = CLINIC) -> ReferredToClinic:

@@ -7,6 +7,10 @@ Connect provider's JWKS (:mod:`pulih.kit.jwks`), with its issuer and audience. W
 ``pulih up`` signs development tokens with a local key pair and serves its JWKS
 (:mod:`pulih.kit.dev_keys`), and prints tokens for every role.
 
+A service calling another (role ``service``, a client-credentials token) is let in only where a
+route takes :data:`CurrentCaller` and its token carries the scope that route asks for
+(:func:`require_scope`); :data:`CurrentUser`, and so :func:`allow`, refuse it everywhere else.
+
 The national view (reporting with ``PULIH_REPORTING_MODE=national``, on the hub) serves the scope
 :data:`NATIONAL_SCOPE` instead of a regency: its tokens carry ``"regency": "national"`` (``pulih
 token national --scope national``), and a regency's token is refused there as another regency's.
@@ -241,7 +245,23 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the caller, from ``Authorization: Bearer …``."""
+    """FastAPI dependency: a person calling, from ``Authorization: Bearer …``.
+
+    A service's token is refused here (403 ``forbidden_role``): a service calls only the routes
+    that take :data:`CurrentCaller` and check its scope (:func:`require_scope`), so a
+    client-credentials token granted one narrow scope opens nothing else."""
+    principal = await current_caller(request, credentials)
+    if principal.role is Role.SERVICE:
+        raise Forbidden("forbidden_role", "a service token is accepted only where its scope allows")
+    return principal
+
+
+async def current_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the caller, a person or a service, from ``Authorization: Bearer …``.
+    A route that takes it checks a service's scope itself (:func:`require_scope`)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing_token", "send Authorization: Bearer <token>")
     settings = request.app.state.settings
@@ -261,6 +281,10 @@ def scope_of(settings: Settings) -> str:
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+"""A person: agents, facilitators, clinics, the national office, admins; never a service."""
+
+CurrentCaller = Annotated[Principal, Depends(current_caller)]
+"""A person or a service; the route checks a service's scope (:func:`require_scope`)."""
 
 
 def allow(*roles: Role) -> Any:
@@ -280,10 +304,22 @@ SERVICE_TOKEN_TTL = timedelta(seconds=60)
 """How long a token one service makes to call another lives: long enough for one call."""
 
 
-def service_token(secret: str, regency: str, service: str) -> str:
-    """A short-lived token for ``service`` (``referral``…) to call another Pulih service. Its
-    ``sub`` names the service, so the callee grants each service only what it needs."""
-    return issue_token(secret, sub=service, role=Role.SERVICE, regency=regency, ttl=SERVICE_TOKEN_TTL)
+def service_token(secret: str, regency: str, service: str, scope: str | None = None) -> str:
+    """A short-lived development token for ``service`` (``referral``…) to call another Pulih
+    service, granted ``scope`` (space-separated scopes). Its ``sub`` names the service, so the
+    callee grants each service only what it needs; without a scope it opens no route."""
+    return issue_token(
+        secret, sub=service, role=Role.SERVICE, regency=regency, ttl=SERVICE_TOKEN_TTL, scope=scope
+    )
+
+
+def require_scope(principal: Principal, scope: str) -> Principal:
+    """403 ``insufficient_scope`` unless a service's token was granted ``scope`` (its ``scope``
+    claim: what the provider gave its client-credentials grant). People's tokens pass: their
+    role decides (:func:`require`)."""
+    if principal.role is Role.SERVICE and scope not in principal.scopes:
+        raise Forbidden("insufficient_scope", f"this needs a service token with the scope {scope}")
+    return principal
 
 
 def require(principal: Principal, *roles: Role) -> Principal:

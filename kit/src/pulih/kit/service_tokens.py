@@ -3,8 +3,13 @@ outreach for a referred client's identity), each with a narrow ``scope``.
 
 In production the service is a confidential client of the OpenID Connect provider
 (``PULIH_OIDC_CLIENT_ID``/``PULIH_OIDC_CLIENT_SECRET``) and gets a client-credentials token from its
-token endpoint, kept until shortly before it expires. With no provider it signs a one-minute
-development token itself (``pulih up``'s local key, or the deprecated secret's).
+token endpoint, kept until shortly before it expires. With no provider (development: no
+``PULIH_OIDC_ISSUER``) it signs a one-minute development token itself (``pulih up``'s local key,
+or the development secret's); with a provider it never signs one.
+
+The callee lets a service token in only on a route that asks for one of its scopes
+(:func:`pulih.kit.auth.require_scope`); the provider grants each service's client only its own
+(deploy/keycloak/pulih-realm.json: ``outreach.identity`` to ``pulih-referral`` alone).
 """
 
 from __future__ import annotations
@@ -37,8 +42,18 @@ _held: dict[tuple[str, str, str], _Held] = {}
 
 
 async def service_bearer(settings: Settings, service: str, scope: str) -> str:
-    """A bearer token for ``service`` to call another Pulih service with ``scope``."""
+    """A bearer token for ``service`` to call another Pulih service with ``scope``.
+
+    With a provider (``PULIH_OIDC_ISSUER``) and no client credentials it raises
+    :class:`~pulih.kit.errors.Unavailable` (503 ``no_client_credentials``): a token signed here
+    would be refused by the callee, which verifies the provider's."""
     if settings.oidc_client_id is None or settings.oidc_client_secret is None:
+        if settings.oidc_issuer is not None:
+            raise Unavailable(
+                "no_client_credentials",
+                f"{service} needs PULIH_OIDC_CLIENT_ID and PULIH_OIDC_CLIENT_SECRET (its client of "
+                "the identity provider) to call another service",
+            )
         key = dev_keys.existing_local_key(settings.data_dir) or settings.jwt_secret.get_secret_value()
         return issue_token(
             key,

@@ -45,14 +45,16 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_JWT_SECRET),
         alias="PULIH_JWT_SECRET",
-        description="deprecated, development only: the seed of a development Ed25519 key pair; a "
-        "service with no PULIH_JWKS_URL nor PULIH_OIDC_ISSUER accepts the tokens it signs",
+        description="development only: the seed of a development Ed25519 key pair; a service with no "
+        "PULIH_JWKS_URL nor PULIH_OIDC_ISSUER accepts the tokens it signs. Refused when empty, and "
+        "refused in production, where no service holds a signing key",
     )
     oidc_issuer: str | None = Field(
         None,
         alias="PULIH_OIDC_ISSUER",
         description="the OpenID Connect provider's issuer URL (e.g. https://sso.example/realms/pulih): "
-        "tokens must carry it as iss; required when PULIH_ENV=production",
+        "tokens must carry it as iss, and the services verify them against its JWKS; required when "
+        "PULIH_ENV=production",
     )
     oidc_audience: str = Field(
         "pulih",
@@ -219,13 +221,31 @@ class Settings(BaseSettings):
             raise ValueError("PULIH_NATS_CERT_FILE and PULIH_NATS_KEY_FILE go together")
         return self
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError(
+                "PULIH_JWT_SECRET is empty: unset it (development then uses its default), or, in "
+                "production, unset it and set PULIH_OIDC_ISSUER"
+            )
+        return value
+
     @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> Settings:
         if self.env == "production":
-            if self.oidc_issuer is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            # Production verifies the provider's tokens and signs none: a development key (any
+            # secret's) would let every service holding it mint a facilitator's token.
+            if self.jwt_secret.get_secret_value() != DEV_JWT_SECRET:
                 raise ValueError(
-                    "PULIH_OIDC_ISSUER (or, deprecated, PULIH_JWT_SECRET) must be set when "
-                    "PULIH_ENV=production"
+                    "PULIH_JWT_SECRET is for development only: with PULIH_ENV=production unset it "
+                    "and set PULIH_OIDC_ISSUER to the OpenID Connect provider's issuer URL"
+                )
+            if self.oidc_issuer is None:
+                raise ValueError(
+                    "PULIH_OIDC_ISSUER must be set when PULIH_ENV=production: the OpenID Connect "
+                    "provider's issuer URL (e.g. https://sso.example/realms/pulih), whose tokens the "
+                    "services verify against its JWKS (PULIH_JWKS_URL, default: discovered)"
                 )
             if self.master_key is None:
                 raise ValueError("PULIH_MASTER_KEY must be set when PULIH_ENV=production")

@@ -8,10 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from pulih.kit.auth import CurrentUser, Principal, allow
+from pulih.kit.auth import CurrentCaller, Principal, allow, require_scope
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import Forbidden, NotFound
 from pulih.kit.pagination import PAGED, Order, Page, Pages, paged
+from pulih.kit.service_tokens import IDENTITY_SCOPE
 from pulih.outreach import handlers
 from pulih.outreach.access import REGENCY_ROLES
 from pulih.outreach.bodies import IdentityReadPage, IdentityReadView, IdentityView
@@ -30,10 +31,17 @@ def _uuid_or_none(text: str | None) -> UUID | None:
         return None
 
 
-async def identity_reader(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> Principal:
-    """Refuse a role that reads no identity with 403 before the path and query are validated,
-    and audit the attempt with the client id and purpose as sent."""
-    if principal.role not in handlers.IDENTITY_READERS:
+async def identity_reader(request: Request, principal: CurrentCaller, runtime: RuntimeDep) -> Principal:
+    """Refuse a role that reads no identity, or a service token without the scope
+    ``outreach.identity``, with 403 before the path and query are validated, and audit the
+    attempt with the client id and purpose as sent."""
+    try:
+        if principal.role not in handlers.IDENTITY_READERS:
+            raise Forbidden(
+                "forbidden_role", "only agents of the unit, facilitators and referral read identities"
+            )
+        require_scope(principal, IDENTITY_SCOPE)
+    except Forbidden as refusal:
         await handlers.audit_identity_attempt(
             runtime.database,
             principal,
@@ -41,11 +49,9 @@ async def identity_reader(request: Request, principal: CurrentUser, runtime: Run
             request.query_params.get("purpose"),
             request.query_params.get("on_behalf_of"),
             "denied",
-            "forbidden_role",
+            refusal.code,
         )
-        raise Forbidden(
-            "forbidden_role", "only agents of the unit, facilitators and referral read identities"
-        )
+        raise
     return principal
 
 

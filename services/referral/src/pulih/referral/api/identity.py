@@ -12,7 +12,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from pulih.kit.auth import CurrentUser, Role, allow
+from pulih.kit.auth import CurrentCaller, Role, allow
 from pulih.kit.deps import RuntimeDep
 from pulih.kit.errors import NotFound
 from pulih.kit.pagination import PAGED, Page, Pages, paged
@@ -29,7 +29,7 @@ async def identity_for_clinic(
     referral_id: UUID,
     runtime: RuntimeDep,
     deps: Deps,
-    principal: CurrentUser,
+    principal: CurrentCaller,  # a service too: refused by the handler, and audited
     # checked by the handler once the caller is known to be the addressed clinic (3 to 150
     # characters): anyone else learns nothing about it, and every attempt is audited
     purpose: Annotated[str, Query(description="why the clinic needs it")] = "admission",
