@@ -35,8 +35,8 @@ def example_value(key: str) -> str:
     """A value for a secret an example file leaves empty, in the form the services want."""
     if key == "PULIH_MASTER_KEY":
         return base64.b64encode(secrets.token_bytes(32)).decode()
-    if key == "PULIH_JWT_SECRET":
-        return base64.b64encode(secrets.token_bytes(48)).decode()
+    if key == "PULIH_SSO_URL":
+        return "https://sso.pulih.test"
     return secrets.token_hex(24)
 
 

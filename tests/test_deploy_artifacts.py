@@ -218,7 +218,14 @@ def test_compose_needs_its_secrets_and_env_example_names_every_variable() -> Non
     used = compose_variables((DEPLOY / "compose.yaml").read_text())
     example = env_file(DEPLOY / "env.example", fill=False)
     assert used == set(example), "compose.yaml and env.example name different variables"
-    secrets_ = {"PULIH_JWT_SECRET", "PULIH_MASTER_KEY", "POSTGRES_PASSWORD", "NATS_PASSWORD"}
+    secrets_ = {
+        "PULIH_MASTER_KEY",
+        "POSTGRES_PASSWORD",
+        "NATS_PASSWORD",
+        "KEYCLOAK_ADMIN_PASSWORD",
+        "PULIH_REFERRAL_CLIENT_SECRET",
+        "PULIH_SSO_URL",  # not a secret, but only the operator knows it
+    }
     assert {k for k, v in example.items() if not v} == secrets_  # filled in by the operator
     for secret in secrets_:
         with pytest.raises(MissingVariable, match=secret):
@@ -228,7 +235,7 @@ def test_compose_needs_its_secrets_and_env_example_names_every_variable() -> Non
 def test_compose_runs_a_regency() -> None:
     env = compose_env()
     services = compose_file(env)["services"]
-    assert set(services) == {"nats", "postgres", "migrate", *SERVICES}
+    assert set(services) == {"nats", "postgres", "migrate", "keycloak-db", "keycloak", *SERVICES}
 
     nats = services["nats"]
     assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
@@ -263,12 +270,85 @@ def test_compose_runs_a_regency() -> None:
         settings = service["environment"]
         assert settings["PULIH_ENV"] == "production"
         assert settings["PULIH_REGENCY"] == env["PULIH_REGENCY"]
-        assert settings["PULIH_JWT_SECRET"] == env["PULIH_JWT_SECRET"]
+        assert "PULIH_JWT_SECRET" not in settings  # production signs no token
+        assert settings["PULIH_OIDC_ISSUER"] == f"{env['PULIH_SSO_URL']}/realms/pulih"
+        assert settings["PULIH_OIDC_AUDIENCE"] == "pulih"
+        assert settings["PULIH_JWKS_URL"] == f"{KEYCLOAK}/realms/pulih/protocol/openid-connect/certs"
+        calls_others = name == "referral"  # the one service with a service_bearer
+        assert ("PULIH_OIDC_CLIENT_SECRET" in settings) is calls_others, name
+        if calls_others:
+            assert settings["PULIH_OIDC_CLIENT_ID"] == "pulih-referral"
+            assert settings["PULIH_OIDC_CLIENT_SECRET"] == env["PULIH_REFERRAL_CLIENT_SECRET"]
+            assert (
+                settings["PULIH_OIDC_TOKEN_URL"] == f"{KEYCLOAK}/realms/pulih/protocol/openid-connect/token"
+            )
         assert settings["PULIH_MASTER_KEY"] == env["PULIH_MASTER_KEY"]
         assert settings["NATS_URL"] == f"nats://pulih:{env['NATS_PASSWORD']}@nats:4222"
         assert settings["DATABASE_URL"] == f"{database}?search_path={name}"
         assert settings["PULIH_OUTREACH_URL"] == "http://outreach:8000"
         assert service["ports"] == [f"{env['PULIH_BIND']}:{PORTS[name]}:8000"]
+
+
+KEYCLOAK = "http://keycloak:8080"
+"""Keycloak as the services reach it inside compose's network."""
+
+
+def test_compose_runs_keycloak_with_the_realm_as_the_services_issuer() -> None:
+    env = compose_env()
+    services = compose_file(env)["services"]
+    keycloak = services["keycloak"]
+    assert keycloak["image"].startswith("quay.io/keycloak/keycloak:")
+    assert keycloak["command"] == ["start", "--import-realm"]  # production mode
+    assert "./keycloak/pulih-realm.json:/opt/keycloak/data/import/pulih-realm.json:ro" in keycloak["volumes"]
+    assert (DEPLOY / "keycloak" / "pulih-realm.json").exists()
+    settings = keycloak["environment"]
+    assert settings["KC_HOSTNAME"] == env["PULIH_SSO_URL"]  # so every token's iss is the issuer below
+    assert (
+        services["outreach"]["environment"]["PULIH_OIDC_ISSUER"] == f"{settings['KC_HOSTNAME']}/realms/pulih"
+    )
+    assert settings["KC_DB_URL"] == "jdbc:postgresql://postgres:5432/keycloak"
+    assert settings["KC_DB_PASSWORD"] == env["POSTGRES_PASSWORD"]
+    assert settings["KC_BOOTSTRAP_ADMIN_PASSWORD"] == env["KEYCLOAK_ADMIN_PASSWORD"]
+    assert keycloak["depends_on"] == {"keycloak-db": {"condition": "service_completed_successfully"}}
+    assert services["keycloak-db"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "createdb keycloak" in " ".join(services["keycloak-db"]["command"])
+    # the realm's placeholders are what the container gives it, referral's secret what referral sends
+    realm = json.loads((DEPLOY / "keycloak" / "pulih-realm.json").read_text())
+    placeholders = set(re.findall(r"\$\{([A-Z_]+)(?::[^}]*)?\}", json.dumps(realm)))
+    assert placeholders == {"PULIH_REFERRAL_CLIENT_SECRET", "PULIH_REGENCY"}
+    assert placeholders <= set(settings)
+    [referral] = [c for c in realm["clients"] if c["clientId"] == "pulih-referral"]
+    assert referral["secret"] == "${PULIH_REFERRAL_CLIENT_SECRET}"
+    assert (
+        settings["PULIH_REFERRAL_CLIENT_SECRET"]
+        == services["referral"]["environment"]["PULIH_OIDC_CLIENT_SECRET"]
+    )
+    assert all(c.get("secret") in (None, referral["secret"]) for c in realm["clients"])  # none guessable
+    assert keycloak["ports"] == [f"{env['PULIH_BIND']}:8180:8080"]
+    assert "/health/ready" in " ".join(keycloak["healthcheck"]["test"])
+
+
+def test_no_deploy_artifact_sets_a_jwt_secret_and_every_service_gets_an_issuer() -> None:
+    """Production verifies the provider's tokens: a signing secret anywhere in deploy/ would let
+    whoever holds it mint any token (the README may name it, to say so)."""
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.suffix != ".md":
+            assert "PULIH_JWT_SECRET" not in path.read_text(errors="replace"), path
+    compose = compose_file(compose_env())["services"]
+    systemd = env_file(SYSTEMD / "pulih.env.example", fill=False)
+    for name in SERVICES:
+        assert compose[name]["environment"]["PULIH_OIDC_ISSUER"].startswith("https://"), name
+        for regency in REGENCIES:
+            docs = kustomize(K8S / regency)
+            (container,) = pod_spec(find(docs, "Deployment", name))["containers"]  # type: ignore[index]
+            env = container_env(docs, container)
+            assert env["PULIH_OIDC_ISSUER"].startswith("https://"), (regency, name)
+            assert env["PULIH_OIDC_AUDIENCE"] == "pulih"
+        assert systemd["PULIH_OIDC_ISSUER"].startswith("https://")
+    assert env_file(SYSTEMD / "referral.env", fill=False).keys() >= {
+        "PULIH_OIDC_CLIENT_ID",
+        "PULIH_OIDC_CLIENT_SECRET",
+    }
 
 
 def compose_cli() -> list[str]:
@@ -454,13 +534,17 @@ def test_every_regency_runs_its_services_with_probes_resources_and_secrets() -> 
             assert env["DATABASE_URL"].endswith(f"?search_path={name}")
             password = env["NATS_PASSWORD"]
             assert env["NATS_URL"] == f"nats://pulih-{code}:{password}@{settings['NATS_HOST']}"
-            assert len(env["PULIH_JWT_SECRET"]) >= 32 and env["PULIH_MASTER_KEY"]
+            assert env["PULIH_MASTER_KEY"] and "PULIH_JWT_SECRET" not in env
+            assert env["PULIH_OIDC_ISSUER"] == f"https://sso.example.go.id/realms/pulih-{code}"
             secret_keys = {
                 v["valueFrom"]["secretKeyRef"]["key"]
                 for v in container["env"]
                 if "secretKeyRef" in v.get("valueFrom", {})
             }
-            assert {"PULIH_JWT_SECRET", "PULIH_MASTER_KEY"} <= secret_keys
+            assert "PULIH_MASTER_KEY" in secret_keys
+            if name == "referral":  # the one service that calls another, with its own client
+                assert "PULIH_REFERRAL_CLIENT_SECRET" in secret_keys
+                assert env["PULIH_OIDC_CLIENT_ID"] == "pulih-referral" and env["PULIH_OIDC_CLIENT_SECRET"]
             service = find(docs, "Service", name)
             assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
             assert service["spec"]["ports"] == [{"name": "http", "port": PORTS[name], "targetPort": "http"}]
@@ -550,7 +634,8 @@ def test_the_units_run_unprivileged_and_hardened() -> None:
     assert target["Wants"] == ["pulih-nats.service " + " ".join(f"pulih@{s}.service" for s in SERVICES)]
     environment = env_file(SYSTEMD / "pulih.env.example", fill=False)
     assert environment["PULIH_ENV"] == "production"
-    assert {"PULIH_JWT_SECRET", "PULIH_MASTER_KEY", "NATS_URL", "PULIH_REGENCY"} <= set(environment)
+    assert {"PULIH_OIDC_ISSUER", "PULIH_MASTER_KEY", "NATS_URL", "PULIH_REGENCY"} <= set(environment)
+    assert "PULIH_JWT_SECRET" not in environment
 
 
 def test_the_deployments_agree_on_each_services_port() -> None:
