@@ -52,7 +52,7 @@ def test_a_service_with_no_provider_accepts_only_its_secrets_key(tmp_path: Path)
         )
 
 
-def test_production_needs_a_provider_or_the_deprecated_secret(tmp_path: Path) -> None:
+def test_production_needs_an_identity_provider(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="PULIH_OIDC_ISSUER"):
         Settings(PULIH_ENV="production", PULIH_DATA_DIR=tmp_path, PULIH_MASTER_KEY="x")
     production = Settings(

@@ -74,3 +74,15 @@ async def test_with_a_provider_a_service_without_its_client_signs_no_token(tmp_p
         await service_bearer(settings, "referral", IDENTITY_SCOPE)
     assert refusal.value.code == "no_client_credentials"
     assert "PULIH_OIDC_CLIENT_ID" in refusal.value.message
+
+
+def test_pulih_token_makes_no_token_in_production(
+    production: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pulih.kit.cli import main
+
+    monkeypatch.setenv("PULIH_OIDC_ISSUER", ISSUER)
+    assert main(["token", "facilitator"]) == 2
+    answer = capsys.readouterr()
+    assert answer.out == ""
+    assert "identity provider" in answer.err and ISSUER in answer.err

@@ -141,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             last=args.last,
         )
     if args.command == "token":
+        if settings.env == "production":
+            print(
+                "pulih: `pulih token` makes development tokens; in production the identity provider "
+                f"({settings.oidc_issuer}) issues them",
+                file=sys.stderr,
+            )
+            return 2
         if args.role == "agent" and args.unit is None:
             print("pulih: an agent token needs --unit <unit_id>", file=sys.stderr)
             return 2
