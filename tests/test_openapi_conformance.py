@@ -1,12 +1,13 @@
 """Schemathesis against every service: its answers are what its OpenAPI document says.
 
-Each service runs under ``uvicorn`` on its own SQLite store, with a real ``nats-server`` (so
-``/readyz`` is ready and commands' events are published), its clock manual. Schemathesis reads
-the service's ``/openapi.json`` and runs every check (``--checks all``: no server error, every
-status code, content type, header and body documented, schema-invalid requests refused, a
-``405`` with an ``Allow`` naming every method of the path…) on a bounded number of generated
-requests per operation, as a facilitator. The test fails on any failure but the known gaps of
-request schemas listed in :data:`KNOWN_RULE_GAPS`, and shows schemathesis's report of it.
+Each service (a case of its own) runs under ``uvicorn`` on its own SQLite store, with a real
+``nats-server`` of its own (so ``/readyz`` is ready and commands' events are published), its clock
+manual. Schemathesis reads the service's ``/openapi.json`` and runs every check (``--checks all``:
+no server error, every status code, content type, header and body documented, schema-invalid
+requests refused, a ``405`` with an ``Allow`` naming every method of the path…) on a bounded
+number of generated requests per operation, as a facilitator. The test fails on any failure but
+the known gaps of request schemas listed in :data:`KNOWN_RULE_GAPS`, and shows schemathesis's
+report of it.
 
 About 1,300 generated requests for outreach, fewer for the others, and two CPU-minutes in all
 (schemathesis's own CPU is most of it): a minute or two on an idle 2-core machine, far longer on
@@ -23,7 +24,6 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
@@ -90,23 +90,18 @@ def _wait_ready(service: Running, process: subprocess.Popen[bytes], timeout: flo
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Running]]:
-    """The four services of one regency, ready, on one NATS server."""
-    root = tmp_path_factory.mktemp("conformance")
-    nats = NatsServer(root / "nats", server_name="pulih-conformance", domain=f"r{REGENCY}").start()
-    started: list[subprocess.Popen[bytes]] = []
+@pytest.fixture(params=SERVICES)
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Running]:
+    """One service, ready, on a NATS server of its own (one case a service, so that a parallel
+    run spreads them)."""
+    nats = NatsServer(tmp_path / "nats", server_name="pulih-conformance", domain=f"r{REGENCY}").start()
+    process: subprocess.Popen[bytes] | None = None
     try:
-        running: dict[str, Running] = {}
-        for name in SERVICES:
-            process, service = _start(name, root / name, nats.url)
-            started.append(process)
-            running[name] = service
-        for process, service in zip(started, running.values(), strict=True):
-            _wait_ready(service, process)
+        process, running = _start(request.param, tmp_path / request.param, nats.url)
+        _wait_ready(running, process)
         yield running
     finally:
-        for process in started:
+        if process is not None:
             stop_process(process, timeout=15)
         nats.stop()
 
@@ -177,32 +172,16 @@ def failures(junit: Path) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_answer_of_every_service_is_documented(services: dict[str, Running], tmp_path: Path) -> None:
-    bearer = token(Role.FACILITATOR)
-    reports = {name: tmp_path / name for name in services}
-    for directory in reports.values():
-        directory.mkdir()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = dict(
-            zip(
-                services,
-                pool.map(lambda s: schemathesis(s, bearer, reports[s.name]), services.values()),
-                strict=True,
-            )
-        )
-    unexpected: dict[str, set[tuple[str, str]]] = {}
-    met: set[tuple[str, str]] = set()
-    for name, run in runs.items():
-        junit = reports[name] / "junit.xml"
-        assert junit.exists(), (
-            f"{name}: schemathesis exited {run.returncode}\n{run.stdout[-5000:]}{run.stderr}"
-        )
-        found = failures(junit)
-        met |= found & KNOWN_RULE_GAPS.keys()
-        if found - KNOWN_RULE_GAPS.keys():
-            unexpected[name] = found - KNOWN_RULE_GAPS.keys()
-    for gap in sorted(met):
-        warnings.warn(f"schemathesis: {gap[0]} {gap[1]}: {KNOWN_RULE_GAPS[gap]}", stacklevel=1)
-    assert not unexpected, "\n\n".join(
-        f"===== {name}: {sorted(found)}\n{runs[name].stdout[-15000:]}" for name, found in unexpected.items()
+def test_every_answer_of_the_service_is_documented(service: Running, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    run = schemathesis(service, token(Role.FACILITATOR), report)
+    junit = report / "junit.xml"
+    assert junit.exists(), (
+        f"{service.name}: schemathesis exited {run.returncode}\n{run.stdout[-5000:]}{run.stderr}"
     )
+    found = failures(junit)
+    for gap in sorted(found & KNOWN_RULE_GAPS.keys()):
+        warnings.warn(f"schemathesis: {gap[0]} {gap[1]}: {KNOWN_RULE_GAPS[gap]}", stacklevel=1)
+    unexpected = found - KNOWN_RULE_GAPS.keys()
+    assert not unexpected, f"===== {service.name}: {sorted(unexpected)}\n{run.stdout[-15000:]}"
