@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent, Event, new_event, new_event_id, subject_for
@@ -13,10 +13,12 @@ from pulih.kit.outbox import add_to_outbox
 
 
 def current_traceparent() -> str | None:
-    """The W3C ``traceparent`` of the active span, if any."""
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
-    return carrier.get("traceparent")
+    """The W3C ``traceparent`` of the active span, if any (version 00, as the propagator writes
+    it; written directly, without a carrier and the propagator's checks)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 @dataclass(frozen=True)

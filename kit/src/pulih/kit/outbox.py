@@ -55,9 +55,11 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     DateTime,
+    Integer,
     LargeBinary,
     String,
     Table,
+    Update,
     Uuid,
     any_,
     bindparam,
@@ -88,6 +90,10 @@ outbox_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True, index=True),
 )
+
+_INSERT = outbox_table.insert()
+"""Built once: a statement made anew with ``.values(...)`` for each event costs its cache key
+(and its bound parameters) each time, more than the INSERT itself."""
 
 _WAKE_KEY = "pulih.outbox.wake"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -169,13 +175,14 @@ async def add_to_outbox(
     published if it rolls back.
     """
     await session.execute(
-        outbox_table.insert().values(
-            event_id=event_.id,
-            subject=subject,
-            payload=event_.to_json(),
-            headers=envelope_headers(event_),
-            created_at=datetime.now(UTC),
-        )
+        _INSERT,
+        {
+            "event_id": event_.id,
+            "subject": subject,
+            "payload": event_.to_json(),
+            "headers": envelope_headers(event_),
+            "created_at": datetime.now(UTC),
+        },
     )
     if wake is not None:
         session.info[_WAKE_KEY] = wake
@@ -224,14 +231,35 @@ class RelayStats:
     """Whether this relay held the lease (or needed none) when it last looked at the outbox."""
 
 
-def _among(column: ColumnElement[int], values: list[int], *, sqlite: bool) -> ColumnElement[bool]:
-    """``column IN values`` with one bound parameter however many the values (a window holds
+def _among(column: ColumnElement[int], *, sqlite: bool) -> ColumnElement[bool]:
+    """``column IN :values`` with one bound parameter however many the values (a window holds
     a thousand): a JSON array on SQLite, an array on PostgreSQL. SQLAlchemy's ``in_`` binds
     each value apart, which cost more than the UPDATE itself."""
     if sqlite:
-        listed = func.json_each(bindparam("values", json.dumps(values), type_=String)).table_valued("value")
+        listed = func.json_each(bindparam("values", type_=String)).table_valued("value")
         return column.in_(select(listed.c.value))
-    return column == any_(bindparam("values", values, type_=ARRAY(BigInteger)))
+    return column == any_(bindparam("values", type_=ARRAY(BigInteger)))
+
+
+def _mark(*, sqlite: bool) -> Update:
+    """The UPDATE that marks the rows ``:values`` published at ``:marked_at``."""
+    return (
+        update(outbox_table)
+        .where(_among(outbox_table.c.seq, sqlite=sqlite))
+        .values(published_at=bindparam("marked_at"))
+    )
+
+
+# Built once: a statement made anew for each window costs its construction and cache key,
+# more than reading or marking a window of one row (as the relay does when events come one by one).
+_MARK = {True: _mark(sqlite=True), False: _mark(sqlite=False)}
+_UNSENT = (
+    select(outbox_table.c.seq, outbox_table.c.subject, outbox_table.c.payload, outbox_table.c.headers)
+    .where(outbox_table.c.published_at.is_(None))
+    .order_by(outbox_table.c.seq)
+    .limit(bindparam("size", type_=Integer))
+)
+_UNSENT_AFTER = _UNSENT.where(outbox_table.c.seq > bindparam("after", type_=BigInteger))
 
 
 def _failure_of(answer: asyncio.Future[Any]) -> BaseException | None:
@@ -438,16 +466,13 @@ class OutboxRelay:
 
     async def _read_window(self, after: int | None = None) -> list[OutboxRow]:
         """The next ``batch_size`` unsent rows in order (those after row ``after``)."""
-        query = (
-            select(outbox_table.c.seq, outbox_table.c.subject, outbox_table.c.payload, outbox_table.c.headers)
-            .where(outbox_table.c.published_at.is_(None))
-            .order_by(outbox_table.c.seq)
-            .limit(self.batch_size)
+        query, values = (
+            (_UNSENT, {"size": self.batch_size})
+            if after is None
+            else (_UNSENT_AFTER, {"size": self.batch_size, "after": after})
         )
-        if after is not None:
-            query = query.where(outbox_table.c.seq > after)
         async with self.database.sessions() as session:
-            result = await session.execute(query)
+            result = await session.execute(query, values)
             return [OutboxRow(seq, subject, payload, headers) for seq, subject, payload, headers in result]
 
     async def _send_row(self, row: OutboxRow) -> asyncio.Future[Any]:
@@ -513,12 +538,10 @@ class OutboxRelay:
 
     async def mark_published(self, seqs: list[int]) -> None:
         """Mark rows as published (after their PubAck), in one UPDATE."""
+        sqlite = self.database.is_sqlite
+        values = {"values": json.dumps(seqs) if sqlite else seqs, "marked_at": datetime.now(UTC)}
         async with self.database.transaction() as session:
-            await session.execute(
-                update(outbox_table)
-                .where(_among(outbox_table.c.seq, seqs, sqlite=self.database.is_sqlite))
-                .values(published_at=datetime.now(UTC))
-            )
+            await session.execute(_MARK[sqlite], values)
         self.stats.published += len(seqs)
 
     async def backlog(self) -> int:

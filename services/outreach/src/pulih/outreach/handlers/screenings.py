@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import cast
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 
 from pulih.contracts.codes import Instrument
+from pulih.contracts.consent import ConsentTerms
 from pulih.contracts.events.outreach import ClientScreened, SubstanceResult
 from pulih.kit.auth import Principal
 from pulih.kit.read_model import active_agent_of
@@ -20,6 +22,14 @@ from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.assist import AssistAnswers, SubstanceAnswers, score_assist
 from pulih.outreach.store import Agent, Consent, Screening
+
+# Built once, and Core rather than ORM: a screening only reads the client's consents and adds a
+# row, and the ORM's load and flush cost more than the statements themselves.
+_CONSENTS = select(Consent.scopes, Consent.given_on, Consent.expires_on, Consent.withdrawn_on).where(
+    Consent.client_id == bindparam("client_id")
+)
+_SCREENINGS = cast(Table, Screening.__table__)
+_INSERT = _SCREENINGS.insert()
 
 
 async def screen_client(
@@ -40,8 +50,9 @@ async def screen_client(
     result = score_assist(answers, deps.screening_path)
     agent = await active_agent_of(uow.session, Agent, body.agent_id, client.unit_id)
     registration_rules.check_screening_date(body.screened_on, client.registered_on, agent.trained_on, today)
-    consents = (await uow.session.scalars(select(Consent).where(Consent.client_id == client_id))).all()
-    consent_rules.require_consent_to_screen((c.terms() for c in consents), body.screened_on)
+    consents = await uow.session.execute(_CONSENTS, {"client_id": client_id})
+    terms = (ConsentTerms(frozenset(c.scopes), c.given_on, c.expires_on, c.withdrawn_on) for c in consents)
+    consent_rules.require_consent_to_screen(terms, body.screened_on)
     screening = Screening(
         screening_id=uuid.uuid4(),
         client_id=client_id,
@@ -57,7 +68,9 @@ async def screen_client(
         injected_last_3_months=result.injected_last_3_months,
         recommendation=result.recommendation.value,
     )
-    uow.session.add(screening)
+    await uow.session.execute(
+        _INSERT, {column.key: getattr(screening, column.key) for column in _SCREENINGS.columns}
+    )
     await uow.emit(
         ClientScreened(
             screening_id=screening.screening_id,
