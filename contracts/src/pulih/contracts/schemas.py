@@ -16,15 +16,14 @@ The files are generated; ``contracts/schemas`` holds the checked-in copy::
     python -m pulih.contracts.schemas --check contracts/schemas   # exit 1 on drift
 """
 
-import argparse
 import inspect
 import json
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pulih.contracts.checked_in import command_line, drift, write_files
 from pulih.contracts.envelope import CloudEvent, envelope_type
 from pulih.contracts.event import Event
 from pulih.contracts.events.dead_letters import EventDeadLettered
@@ -119,54 +118,29 @@ def write_schemas(directory: Path) -> list[Path]:
 
     Stale schema files (named like ``Name.v1.json``) are removed; nothing else is touched.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    expected = render_schemas()
-    for stale in directory.glob("*.json"):
-        if _SCHEMA_FILE.match(stale.name) and stale.name not in expected:
-            stale.unlink()
-    written = []
-    for name, text in sorted(expected.items()):
-        path = directory / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(directory, render_schemas(), _is_schema_file)
 
 
 def check_schemas(directory: Path) -> list[str]:
     """What differs between ``directory`` and the current schemas, one line each; [] if none."""
-    expected = render_schemas()
-    present = {path.name for path in directory.glob("*.json")} if directory.is_dir() else set()
-    problems = [f"missing: {name}" for name in sorted(expected.keys() - present)]
-    problems += [f"extra: {name}" for name in sorted(present - expected.keys())]
-    problems += [
-        f"drifted: {name}"
-        for name in sorted(expected.keys() & present)
-        if (directory / name).read_text(encoding="utf-8") != expected[name]
-    ]
-    return problems
+    return drift(directory, render_schemas())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``--write DIR`` regenerates, ``--check DIR`` exits 1 on any drift."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pulih.contracts.schemas", description="JSON Schemas of the Pulih events"
+    return command_line(
+        argv,
+        prog="python -m pulih.contracts.schemas",
+        description="JSON Schemas of the Pulih events",
+        what="schemas",
+        write_command=WRITE_COMMAND,
+        render=render_schemas,
+        owns=_is_schema_file,
     )
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", metavar="DIR", type=Path, help="write the schemas to DIR")
-    action.add_argument("--check", metavar="DIR", type=Path, help="compare DIR with the schemas")
-    args = parser.parse_args(argv)
-    if args.write is not None:
-        written = write_schemas(args.write)
-        print(f"wrote {len(written)} schemas to {args.write}")
-        return 0
-    problems = check_schemas(args.check)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        print(f"schemas in {args.check} are out of date: run {WRITE_COMMAND}", file=sys.stderr)
-        return 1
-    print(f"{args.check}: {len(render_schemas())} schemas up to date")
-    return 0
+
+
+def _is_schema_file(name: str) -> bool:
+    return _SCHEMA_FILE.match(name) is not None
 
 
 if __name__ == "__main__":

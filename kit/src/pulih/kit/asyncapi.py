@@ -21,12 +21,10 @@ checked-in copy::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import inspect
 import json
 import re
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pulih.contracts import Event, dlq_subject, stream_name
+from pulih.contracts.checked_in import command_line, drift, write_files
 from pulih.contracts.events.dead_letters import EventDeadLettered, dead_letter_model
 from pulih.contracts.registry import EVENT_TYPES
 from pulih.contracts.schemas import event_schema, schema_file_name
@@ -429,54 +428,24 @@ def render_documents() -> dict[str, str]:
 
 def write_documents(directory: Path) -> list[Path]:
     """Make ``directory`` hold exactly the current documents; returns the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    expected = render_documents()
-    for stale in directory.glob("*.json"):
-        if stale.name not in expected:
-            stale.unlink()
-    written = []
-    for name, text in sorted(expected.items()):
-        path = directory / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(directory, render_documents())
 
 
 def check_documents(directory: Path, rendered: dict[str, str] | None = None) -> list[str]:
     """What differs between ``directory`` and the current documents, one line each; [] if none."""
-    expected = rendered if rendered is not None else render_documents()
-    present = {path.name for path in directory.glob("*.json")} if directory.is_dir() else set()
-    problems = [f"missing: {name}" for name in sorted(expected.keys() - present)]
-    problems += [f"extra: {name}" for name in sorted(present - expected.keys())]
-    problems += [
-        f"drifted: {name}"
-        for name in sorted(expected.keys() & present)
-        if (directory / name).read_text(encoding="utf-8") != expected[name]
-    ]
-    return problems
+    return drift(directory, rendered if rendered is not None else render_documents())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``--write DIR`` regenerates, ``--check DIR`` exits 1 on any drift."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pulih.kit.asyncapi", description="AsyncAPI 3.0 documents of the services' events"
+    return command_line(
+        argv,
+        prog="python -m pulih.kit.asyncapi",
+        description="AsyncAPI 3.0 documents of the services' events",
+        what="AsyncAPI documents",
+        write_command=WRITE_COMMAND,
+        render=render_documents,
     )
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", metavar="DIR", type=Path, help="write the documents to DIR")
-    action.add_argument("--check", metavar="DIR", type=Path, help="compare DIR with the documents")
-    args = parser.parse_args(argv)
-    if args.write is not None:
-        written = write_documents(args.write)
-        print(f"wrote {len(written)} AsyncAPI documents to {args.write}")
-        return 0
-    problems = check_documents(args.check)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        print(f"AsyncAPI documents in {args.check} are out of date: run {WRITE_COMMAND}", file=sys.stderr)
-        return 1
-    print(f"{args.check}: AsyncAPI documents up to date")
-    return 0
 
 
 if __name__ == "__main__":
