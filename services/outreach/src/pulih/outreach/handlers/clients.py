@@ -22,7 +22,7 @@ from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import duplicates as duplicate_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.identity import check_identity
-from pulih.outreach.store import Client, ClientIdentity, ClientKey, PossibleDuplicate
+from pulih.outreach.store import Client, ClientIdentity, ClientKey, PossibleDuplicate, insert_new
 
 
 async def register_client(
@@ -61,14 +61,14 @@ async def register_client(
         age_band=identity.age_band,
         came_through=body.came_through.value,
     )
-    uow.session.add(client)
-    await uow.session.flush()
-    uow.session.add(ClientKey(client_id=client_id, wrapped_key=wrapped))
+    await insert_new(uow.session, client)
+    await insert_new(uow.session, ClientKey(client_id=client_id, wrapped_key=wrapped))
 
     def seal(field: str, value: str | None) -> bytes | None:
         return None if value is None else vault.seal(data_key, client_id, field, value)
 
-    uow.session.add(
+    await insert_new(
+        uow.session,
         ClientIdentity(
             client_id=client_id,
             full_name=seal("full_name", identity.full_name),
@@ -77,7 +77,7 @@ async def register_client(
             phone=seal("phone", identity.phone),
             address=seal("address", identity.address),
             nik_lookup=lookup,
-        )
+        ),
     )
     await _flag_possible_duplicates(uow, principal, client_id, lookup)
     await uow.emit(ClientRegistered.model_validate(client, from_attributes=True))

@@ -13,7 +13,7 @@ from pulih.kit.unit_of_work import UnitOfWork
 from pulih.outreach.access import client_for
 from pulih.outreach.bodies import RecordConsent, WithdrawConsent
 from pulih.outreach.domain import consent as consent_rules
-from pulih.outreach.store import Consent
+from pulih.outreach.store import Consent, insert_new
 
 
 async def record_consent(
@@ -30,7 +30,7 @@ async def record_consent(
         given_on=body.given_on,
         expires_on=body.expires_on,
     )
-    uow.session.add(consent)
+    await insert_new(uow.session, consent)
     await uow.emit(ConsentRecorded.model_validate(consent, from_attributes=True))
     return consent
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 
 from pulih.contracts.codes import Instrument
 from pulih.contracts.consent import ConsentTerms
@@ -21,15 +20,13 @@ from pulih.outreach.deps import OutreachDeps
 from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.assist import AssistAnswers, SubstanceAnswers, score_assist
-from pulih.outreach.store import Agent, Consent, Screening
+from pulih.outreach.store import Agent, Consent, Screening, insert_new
 
-# Built once, and Core rather than ORM: a screening only reads the client's consents and adds a
-# row, and the ORM's load and flush cost more than the statements themselves.
+# Built once, and Core rather than ORM: a screening only reads the client's consents, and the
+# ORM's load costs more than the SELECT itself.
 _CONSENTS = select(Consent.scopes, Consent.given_on, Consent.expires_on, Consent.withdrawn_on).where(
     Consent.client_id == bindparam("client_id")
 )
-_SCREENINGS = cast(Table, Screening.__table__)
-_INSERT = _SCREENINGS.insert()
 
 
 async def screen_client(
@@ -68,9 +65,7 @@ async def screen_client(
         injected_last_3_months=result.injected_last_3_months,
         recommendation=result.recommendation.value,
     )
-    await uow.session.execute(
-        _INSERT, {column.key: getattr(screening, column.key) for column in _SCREENINGS.columns}
-    )
+    await insert_new(uow.session, screening)
     await uow.emit(
         ClientScreened(
             screening_id=screening.screening_id,
