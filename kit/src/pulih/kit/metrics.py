@@ -98,6 +98,9 @@ class HttpMetrics:
         self.app = app
         self.requests = requests
         self.durations = durations
+        # The children of each label set, looked up once: ``labels()`` checks and joins the
+        # values and takes the family's lock on every call. Routes and statuses are few.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on; count it once the answer is sent or the app has raised."""
@@ -121,8 +124,12 @@ class HttpMetrics:
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = str(scope.get("method", ""))
         route = route_of(scope)
-        self.requests.labels(method, route, str(status)).inc()
-        self.durations.labels(method, route).observe(seconds)
+        children = self._children.get((method, route, status))
+        if children is None:
+            counted = self.requests.labels(method, route, str(status))
+            children = self._children[method, route, status] = (counted, self.durations.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
         level = logging.DEBUG if scope.get("path") in QUIET_PATHS else logging.INFO
         duration_ms = round(seconds * 1000, 1)
         access_log.log(
