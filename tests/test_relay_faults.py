@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
+from relay_support import kit_store, now, regency_broker, stream_ids
 from sqlalchemy import select
-from system_support import stream_messages
 
 from pulih.contracts import new_event, subject_for
 from pulih.contracts.events.outreach import ClientErased
-from pulih.kit.database import Database, kit_metadata
+from pulih.kit.database import Database
 from pulih.kit.messaging import ensure_regency_stream, make_broker, stream_publisher
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, Publish, add_to_outbox, outbox_table
@@ -36,22 +36,10 @@ LONG_BACKOFF = 30.0
 """Far longer than any wait below: a relay that sleeps through its backoff fails the test."""
 
 
-async def _database(url: str) -> Database:
-    database = Database(url)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(kit_metadata.create_all)
-    return database
-
-
 @pytest.fixture
 async def broker(nats_server: NatsServer) -> AsyncIterator[NatsBroker]:
-    broker = make_broker(nats_server.url, name="pulih-test-relay")
-    await broker.connect()
-    await ensure_regency_stream(broker, REGENCY)
-    try:
+    async with regency_broker(nats_server.url, "pulih-test-relay") as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 ONE_CLIENT = uuid.uuid4()
@@ -81,11 +69,6 @@ async def outbox_rows(database: Database) -> list[tuple[uuid.UUID, bool]]:
     return [(row.event_id, row.published_at is not None) for row in rows]
 
 
-async def stream_ids(nats_url: str) -> list[str]:
-    """The ``Nats-Msg-Id`` of every message in the regency's stream, in stream order."""
-    return [(m.headers or {}).get("Nats-Msg-Id", "") for m in await stream_messages(nats_url, "ibm.3301.>")]
-
-
 def failing_on_call(publish: Publish, n: int) -> tuple[Publish, list[str]]:
     """``publish`` that raises on its ``n``-th call (only that one); also the ids it was asked for."""
     asked: list[str] = []
@@ -102,7 +85,7 @@ def failing_on_call(publish: Publish, n: int) -> tuple[Publish, list[str]]:
 async def test_a_publish_failing_mid_batch_marks_only_what_was_acknowledged(
     nats_server: NatsServer, broker: NatsBroker, database_url: str
 ) -> None:
-    database = await _database(database_url)
+    database = await kit_store(database_url)
     try:
         ids = [await commit_event(database) for _ in range(5)]
         flaky, asked = failing_on_call(stream_publisher(broker, REGENCY), 3)
@@ -127,7 +110,7 @@ async def test_a_publish_failing_mid_batch_marks_only_what_was_acknowledged(
 async def test_a_failure_on_the_first_message_marks_nothing_and_publishes_nothing(
     nats_server: NatsServer, broker: NatsBroker, tmp_path: Path
 ) -> None:
-    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     try:
         ids = [await commit_event(database) for _ in range(3)]
         flaky, _ = failing_on_call(stream_publisher(broker, REGENCY), 1)
@@ -147,7 +130,7 @@ async def _outage(
     down, with the relay in a long backoff after a failed publish."""
     server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
     broker = make_broker(server.url, name="pulih-test-relay")
-    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     relay: OutboxRelay | None = None
     try:
         await broker.connect()
@@ -165,9 +148,9 @@ async def _outage(
         await eventually(relay.backlog, until=lambda n: n == 0)
 
         server.kill()
-        await eventually(lambda: _async(not broker.connection.is_connected))
+        await eventually(lambda: now(not broker.connection.is_connected))
         await commit_event(database, relay)  # fails: the relay backs off for LONG_BACKOFF
-        await eventually(lambda: _async(relay.stats.failures), until=lambda n: n >= 1)
+        await eventually(lambda: now(relay.stats.failures), until=lambda n: n >= 1)
         yield server, broker, database, relay
     finally:
         if relay is not None:
@@ -177,14 +160,10 @@ async def _outage(
         server.stop()
 
 
-async def _async(value: Any) -> Any:
-    return value
-
-
 async def test_a_commit_after_the_broker_is_back_cuts_the_relay_s_backoff_short(tmp_path: Path) -> None:
     async with _outage(tmp_path, with_ready=False) as (server, broker, database, relay):
         server.start()  # the same port and store
-        await eventually(lambda: _async(broker.connection.is_connected), timeout=15)
+        await eventually(lambda: now(broker.connection.is_connected), timeout=15)
 
         started = time.monotonic()
         await commit_event(database, relay)  # the doorbell

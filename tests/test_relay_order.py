@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
+from relay_support import kit_store, now, regency_broker, stream_ids
 from sqlalchemy import select
-from system_support import stream_messages
 
 from pulih.contracts import new_event, subject_for
 from pulih.contracts.events.outreach import ClientErased
-from pulih.kit.database import Database, kit_metadata
+from pulih.kit.database import Database
 from pulih.kit.messaging import StreamLimits, ensure_regency_stream, make_broker, stream_publisher
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, add_to_outbox, outbox_table
@@ -39,22 +39,10 @@ ROWS = 120
 """Rows per test, about ``CLIENTS`` clients in turn: a window of the relay's (256) holds them all."""
 
 
-async def _database(url: str) -> Database:
-    database = Database(url)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(kit_metadata.create_all)
-    return database
-
-
 @pytest.fixture
 async def broker(nats_server: NatsServer) -> AsyncIterator[NatsBroker]:
-    broker = make_broker(nats_server.url, name="pulih-test-relay-order")
-    await broker.connect()
-    await ensure_regency_stream(broker, REGENCY)
-    try:
+    async with regency_broker(nats_server.url, "pulih-test-relay-order") as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 async def write_rows(database: Database, rows: int = ROWS, *, pad: dict[int, int] | None = None) -> list[str]:
@@ -89,11 +77,6 @@ def _client(payload: bytes) -> str:
     return str(json.loads(payload)["data"]["client_id"])
 
 
-async def stream_ids(nats_url: str) -> list[str]:
-    """The ``Nats-Msg-Id`` of every message in the regency's stream, in stream order."""
-    return [(m.headers or {}).get("Nats-Msg-Id", "") for m in await stream_messages(nats_url, "ibm.3301.>")]
-
-
 def per_client(ids: list[str], clients: dict[str, str]) -> dict[str, list[str]]:
     """``ids`` split by client, each list in the order of ``ids``."""
     split: dict[str, list[str]] = defaultdict(list)
@@ -121,7 +104,7 @@ async def test_a_message_the_stream_refuses_mid_window_is_never_overtaken_by_its
 ) -> None:
     # The stream refuses messages over 2 KiB; row 30 is 4 KiB (an operator raises the limit later).
     await ensure_regency_stream(broker, REGENCY, StreamLimits(max_msg_size=2048))
-    database = await _database(database_url)
+    database = await kit_store(database_url)
     try:
         outbox = await write_rows(database, pad={30: 4096})
         relay = OutboxRelay(database, stream_publisher(broker, REGENCY))
@@ -170,7 +153,7 @@ class LateFailure:
         self.failed = True
         if self.stored_anyway:
             await self.publisher(payload, subject, headers)
-        await eventually(lambda: _value(len(self.acked)), until=lambda n: n >= self.after)
+        await eventually(lambda: now(len(self.acked)), until=lambda n: n >= self.after)
         raise TimeoutError("no PubAck in time")
 
     async def __call__(self, payload: bytes, subject: str, headers: dict[str, str]) -> None:
@@ -204,7 +187,7 @@ class CalledOnly:
 async def test_a_failure_reported_after_later_rows_were_stored_is_not_overtaken(
     nats_server: NatsServer, broker: NatsBroker, tmp_path: Path, stored_anyway: bool, pipelined: bool
 ) -> None:
-    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     try:
         outbox = await write_rows(database)
         late = LateFailure(broker, outbox[40], after=60, stored_anyway=stored_anyway)
@@ -225,17 +208,13 @@ async def test_a_failure_reported_after_later_rows_were_stored_is_not_overtaken(
         await database.dispose()
 
 
-async def _value(x: Any) -> Any:
-    return x
-
-
 @pytest.mark.slow
 async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
     server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
     broker = make_broker(server.url, name="pulih-test-relay-order")
-    database = await _database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     relay: OutboxRelay | None = None
     try:
         await broker.connect()
@@ -271,7 +250,7 @@ async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_dou
             max_backoff_seconds=1.0,
         )
         relay.start()
-        await eventually(lambda: _value(relay.stats.failures if relay else 0), until=lambda n: n >= 1)
+        await eventually(lambda: now(relay.stats.failures if relay else 0), until=lambda n: n >= 1)
         assert 0 < await relay.backlog() < len(outbox)
         await asyncio.to_thread(server.start)  # the same port and store
         await eventually(relay.backlog, until=lambda n: n == 0, timeout=60)
