@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, MetaData, event, make_url
+from sqlalchemy import BigInteger, Insert, Integer, MetaData, Table, event, inspect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -77,6 +77,24 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+_INSERTS: dict[Table, Insert] = {}
+
+
+async def insert_new(session: AsyncSession, row: Any) -> None:
+    """INSERT a new row of a mapped class now, with Core: the attributes set on ``row`` (the
+    columns' defaults for the others), in the session's transaction.
+
+    For a row a command adds and does not change again in that transaction: the ORM's flush
+    (unit of work, identity map, events) costs more than the INSERT itself. ``row`` stays out of
+    the session (transient), to build the answer and the event from."""
+    table: Table = type(row).__table__
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = table.insert()
+    given = inspect(row).dict
+    await session.execute(statement, {c.key: given[c.key] for c in table.columns if c.key in given})
 
 
 class Database:

@@ -5,7 +5,7 @@ and the append-only audit of identity reads."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -14,15 +14,11 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    Insert,
     Integer,
     LargeBinary,
     MetaData,
     String,
-    Table,
-    inspect,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pulih.contracts.consent import ConsentTerms
@@ -35,21 +31,6 @@ class Base(DeclarativeBase):
     """Declarative base of outreach's tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-_INSERTS: dict[str, Insert] = {}
-
-
-async def insert_new(session: AsyncSession, row: Base) -> None:
-    """INSERT a new row now, with Core: the attributes set on ``row`` (the columns' defaults for
-    the others). For a row a command adds and does not change again: the ORM's flush costs more
-    than the INSERT itself. ``row`` stays outside the session (transient), for the answer."""
-    table = cast(Table, type(row).__table__)
-    statement = _INSERTS.get(table.name)
-    if statement is None:
-        statement = _INSERTS[table.name] = table.insert()
-    given = inspect(row).dict
-    await session.execute(statement, {c.key: given[c.key] for c in table.columns if c.key in given})
 
 
 class Unit(Base):

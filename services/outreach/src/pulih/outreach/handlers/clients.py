@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from pulih.contracts.events.outreach import ClientErased, ClientRegistered
 from pulih.kit.auth import Principal
+from pulih.kit.database import insert_new
 from pulih.kit.errors import Invalid, NotFound
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.outreach.access import unit_for
@@ -22,7 +23,7 @@ from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import duplicates as duplicate_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.identity import check_identity
-from pulih.outreach.store import Client, ClientIdentity, ClientKey, PossibleDuplicate, insert_new
+from pulih.outreach.store import Client, ClientIdentity, ClientKey, PossibleDuplicate
 
 
 async def register_client(

@@ -8,12 +8,13 @@ from uuid import UUID
 
 from pulih.contracts.events.outreach import ConsentRecorded, ConsentWithdrawn
 from pulih.kit.auth import Principal
+from pulih.kit.database import insert_new
 from pulih.kit.errors import NotFound
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.outreach.access import client_for
 from pulih.outreach.bodies import RecordConsent, WithdrawConsent
 from pulih.outreach.domain import consent as consent_rules
-from pulih.outreach.store import Consent, insert_new
+from pulih.outreach.store import Consent
 
 
 async def record_consent(

@@ -12,6 +12,7 @@ from pulih.contracts.codes import Instrument
 from pulih.contracts.consent import ConsentTerms
 from pulih.contracts.events.outreach import ClientScreened, SubstanceResult
 from pulih.kit.auth import Principal
+from pulih.kit.database import insert_new
 from pulih.kit.read_model import active_agent_of
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.outreach.access import client_for
@@ -20,7 +21,7 @@ from pulih.outreach.deps import OutreachDeps
 from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.assist import AssistAnswers, SubstanceAnswers, score_assist
-from pulih.outreach.store import Agent, Consent, Screening, insert_new
+from pulih.outreach.store import Agent, Consent, Screening
 
 # Built once, and Core rather than ORM: a screening only reads the client's consents, and the
 # ORM's load costs more than the SELECT itself.

@@ -9,6 +9,7 @@ from uuid import UUID
 from pulih.contracts.codes import Phase
 from pulih.contracts.events.rehab import FollowUpRecorded, SessionHeld
 from pulih.kit.auth import Principal
+from pulih.kit.database import insert_new
 from pulih.kit.dates import not_in_future
 from pulih.kit.errors import Conflict
 from pulih.kit.read_model import active_agent_of
@@ -66,7 +67,7 @@ async def record_session(
         attended=body.attended,
         minutes=body.minutes,
     )
-    session.add(record)
+    await insert_new(session, record)
     if body.attended:
         store_timeline(programme, enrolment, seen(timeline_of(enrolment), body.held_on))
     await uow.emit(
