@@ -22,11 +22,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import ConsumerInfo
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-from system_support import stream_messages
-from test_batch_consumption import (
+from batch_support import (
     DLQ,
     DURABLE,
     SERVICE,
@@ -40,6 +36,10 @@ from test_batch_consumption import (
     publish,
     start_consumer,
 )
+from nats.js.api import ConsumerInfo
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from system_support import stream_messages
 
 from pulih.contracts import stream_name
 from pulih.kit.batch_consumer import Received

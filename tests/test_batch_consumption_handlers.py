@@ -3,37 +3,39 @@ a real nats-server, on SQLite and PostgreSQL: one batch, one transaction; an eve
 rolled back to its own savepoint and dealt with on its own while the rest commit; what a handler
 emits names its event as the cause and continues its trace.
 
-The recorder of ``test_batch_consumption`` serves as the handlers (``handlers=True``).
+The recorder of tests/batch_support.py serves as the handlers (``handlers=True``).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
-from system_support import stream_messages
-from test_batch_consumption import (
+from batch_support import (
     DLQ,
+    POISONED,
     Consumer,
     Recorder,
     create_stream,
     mixed_events,
+    poisoned,
     publish,
+    refusing,
     start_consumer,
+    stopping,
 )
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+from system_support import stream_messages
 from test_consumer_delivery import registration
 
 from pulih.contracts import CloudEvent, new_event, parse_event
 from pulih.contracts.events.outreach import ClientErased
 from pulih.kit.batch_consumer import Received
-from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
-from pulih.kit.errors import Invalid
+from pulih.kit.consumers import Delivery, NotReadyYet
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import outbox_table
 from pulih.kit.testing import REGENCY, eventually
@@ -45,10 +47,8 @@ pytestmark = pytest.mark.system
 @pytest.fixture
 async def stopped() -> AsyncIterator[list[Consumer]]:
     """Consumers a test started, stopped and closed at its end."""
-    consumers: list[Consumer] = []
-    yield consumers
-    for consumer in consumers:
-        await consumer.stop()
+    async with stopping() as consumers:
+        yield consumers
 
 
 async def test_a_poison_inside_a_batch_is_rolled_back_alone_and_the_rest_commit_in_one_transaction(
@@ -56,19 +56,12 @@ async def test_a_poison_inside_a_batch_is_rolled_back_alone_and_the_rest_commit_
 ) -> None:
     await create_stream(nats_server.url)
     events = mixed_events(30)
-    rejected, refused, early, buggy = (events[i].id for i in (5, 20, 12, 25))
-    nik = json.loads(registration().to_json())
-    nik["data"]["nik"] = "3301010101010001"
-    items: list[CloudEvent[Any] | bytes] = [*events]
-    items[10] = b'{"not": "an event"'
-    items[15] = json.dumps(nik).encode()
-    seqs = await publish(nats_server.url, items)
+    early, buggy = events[12].id, events[25].id
+    seqs = await publish(nats_server.url, poisoned(events))
+    refuse = refusing(events[5].id, events[20].id)
 
     def judge(received: Received) -> None:
-        if received.event.id == rejected:
-            raise Rejected("illegal_transition", f"{received.subject}: not in this state")
-        if received.event.id == refused:
-            raise Invalid("out_of_range", "a domain rule refuses it")
+        refuse(received)
         if received.event.id == early and received.attempt == 1:
             raise NotReadyYet("what it builds on has not arrived")
         if received.event.id == buggy and received.attempt == 1:
@@ -99,7 +92,7 @@ async def test_a_poison_inside_a_batch_is_rolled_back_alone_and_the_rest_commit_
         event.remove(Session, "after_commit", committed)
 
     by_seq = {letter.data.stream_seq: letter.data for letter in letters}
-    assert sorted(by_seq) == [seqs[5], seqs[10], seqs[15], seqs[20]]
+    assert sorted(by_seq) == [seqs[i] for i in POISONED]
     assert (by_seq[seqs[5]].error, by_seq[seqs[5]].attempts) == ("illegal_transition", 1)
     assert by_seq[seqs[10]].error == by_seq[seqs[15]].error == "invalid_event"
     assert by_seq[seqs[20]].error == "out_of_range"

@@ -11,8 +11,7 @@ from typing import Any
 
 import nats
 import pytest
-from system_support import stream_messages
-from test_batch_consumption import (
+from batch_support import (
     DLQ,
     DURABLE,
     SERVICE,
@@ -24,6 +23,7 @@ from test_batch_consumption import (
     publish,
     start_consumer,
 )
+from system_support import stream_messages
 from test_consumer_store_faults import StoreFault
 
 from pulih.contracts import CloudEvent, stream_name
