@@ -15,7 +15,7 @@ from pulih.kit.auth import Role
 from pulih.kit.testing import auth
 from pulih.outreach.store import IdentityRead
 
-ID = str(uuid.uuid4())
+ID = "3c60b6bd-f463-4a6f-a537-98aef2ad0d1d"  # fixed: test ids must be the same in every xdist worker
 NOT_AN_ID = "not-an-id"
 
 ROUTES = [
