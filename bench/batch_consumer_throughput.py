@@ -23,16 +23,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import asyncpg
 import nats
 import nats.aio.msg
+from limits import client_events, fetch_and_ack
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from pulih.contracts import Event, new_event, stream_name, subject_for
-from pulih.contracts.events.outreach import ClientRegistered, ClientScreened, ConsentRecorded
+from pulih.contracts import new_event, stream_name, subject_for
 from pulih.kit.batch_consumer import Received, subscribe_batches
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.emitter import Emitter
@@ -44,40 +43,6 @@ from pulih.kit.unit_of_work import UnitOfWork
 
 REGENCY = "3301"
 STREAM = stream_name(REGENCY)
-
-
-def client_events(unit_id: uuid.UUID, agent_id: uuid.UUID) -> list[Event]:
-    """A registration, a consent and a screening: the commonest events of a regency."""
-    client_id = uuid.uuid4()
-    return [
-        ClientRegistered.model_validate(
-            {
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "registered_on": "2026-02-01",
-                "sex": "f",
-                "age_band": "25_34",
-                "came_through": "outreach",
-            }
-        ),
-        ConsentRecorded(
-            consent_id=uuid.uuid4(), client_id=client_id, scopes=["programme"], given_on=date(2026, 2, 1)
-        ),
-        ClientScreened.model_validate(
-            {
-                "screening_id": uuid.uuid4(),
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "agent_id": agent_id,
-                "screened_on": "2026-02-02",
-                "instrument": "assist_v3",
-                "substances": [{"substance": "cannabis", "score": 12, "risk": "moderate"}],
-                "injected_last_3_months": False,
-                "overall_risk": "moderate",
-                "recommendation": "ibm_programme",
-            }
-        ),
-    ]
 
 
 async def publish_backlog(nats_url: str, count: int) -> int:
@@ -150,16 +115,7 @@ async def raw_pull(nats_url: str, count: int, last_seq: int, batch_size: int) ->
         config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=batch_size)
         started, cpu = time.perf_counter(), time.process_time()
         subscription = await js.pull_subscribe(f"ibm.{REGENCY}.>", durable="bench-raw", config=config)
-        done, batches = 0, 0
-        while done < count:
-            try:
-                messages = await subscription.fetch(batch_size, timeout=0.2)
-            except TimeoutError:
-                continue
-            for message in messages:
-                await message.ack()
-            done += len(messages)
-            batches += 1
+        _, batches = await fetch_and_ack(subscription, count, batch_size, timeout=0.2)
         finished = await acked_through(nats_url, "bench-raw", last_seq)
         return Figure(
             "raw nats-py fetch + ack", count, finished - started, time.process_time() - cpu, batches

@@ -27,19 +27,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import nats
 from asgi_lifespan import LifespanManager
 from figures import figure, print_figures
+from limits import client_events, fetch_and_ack
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 
-from pulih.contracts import Event, new_event, stream_name, subject_for
-from pulih.contracts.events.outreach import ClientRegistered, ClientScreened, ConsentRecorded
+from pulih.contracts import new_event, stream_name, subject_for
 from pulih.kit.messaging import regency_stream_config
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.settings import Settings
@@ -51,40 +50,6 @@ STREAM = stream_name(REGENCY)
 SUBJECT = f"ibm.{REGENCY}.outreach.>"
 DURABLE = "rehab-outreach-events"
 """Rehab's durable of outreach's events (``<service>-<durable>``)."""
-
-
-def client_events(unit_id: uuid.UUID, agent_id: uuid.UUID) -> list[Event]:
-    """A registration, a consent and a screening of one new client: outreach's commonest events."""
-    client_id = uuid.uuid4()
-    return [
-        ClientRegistered.model_validate(
-            {
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "registered_on": "2026-02-01",
-                "sex": "f",
-                "age_band": "25_34",
-                "came_through": "outreach",
-            }
-        ),
-        ConsentRecorded(
-            consent_id=uuid.uuid4(), client_id=client_id, scopes=["programme"], given_on=date(2026, 2, 1)
-        ),
-        ClientScreened.model_validate(
-            {
-                "screening_id": uuid.uuid4(),
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "agent_id": agent_id,
-                "screened_on": "2026-02-02",
-                "instrument": "assist_v3",
-                "substances": [{"substance": "cannabis", "score": 12, "risk": "moderate"}],
-                "injected_last_3_months": False,
-                "overall_risk": "moderate",
-                "recommendation": "ibm_programme",
-            }
-        ),
-    ]
 
 
 async def publish_backlog(nats_url: str, clients: int) -> int:
@@ -120,15 +85,7 @@ async def raw_pull_rate(nats_url: str, count: int, batch_size: int) -> tuple[flo
         config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=batch_size)
         subscription = await js.pull_subscribe(SUBJECT, durable="bench-raw", stream=STREAM, config=config)
         started, cpu = time.perf_counter(), time.process_time()
-        done = 0
-        while done < count:
-            try:
-                messages = await subscription.fetch(batch_size, timeout=0.5)
-            except TimeoutError:
-                continue
-            for message in messages:
-                await message.ack()
-            done += len(messages)
+        await fetch_and_ack(subscription, count, batch_size, timeout=0.5)
         await nc.flush()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         await js.delete_consumer(STREAM, "bench-raw")

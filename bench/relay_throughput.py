@@ -36,16 +36,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import nats
+from limits import client_events
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import Event, new_event, stream_name, subject_for
-from pulih.contracts.events.outreach import ClientRegistered, ClientScreened, ConsentRecorded
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.messaging import make_broker, regency_stream_config, stream_publisher
 from pulih.kit.nats_server import NatsServer
@@ -56,40 +55,6 @@ REGENCY = "3301"
 IN_FLIGHT = 256
 RAW_STREAM = "BENCH_RELAY_RAW"
 RAW_SUBJECT = "bench.relay.outreach.client_screened"
-
-
-def client_events(unit_id: uuid.UUID, agent_id: uuid.UUID) -> list[Event]:
-    """A registration, a consent and a screening of one new client: outreach's commonest events."""
-    client_id = uuid.uuid4()
-    return [
-        ClientRegistered.model_validate(
-            {
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "registered_on": "2026-02-01",
-                "sex": "f",
-                "age_band": "25_34",
-                "came_through": "outreach",
-            }
-        ),
-        ConsentRecorded(
-            consent_id=uuid.uuid4(), client_id=client_id, scopes=["programme"], given_on=date(2026, 2, 1)
-        ),
-        ClientScreened.model_validate(
-            {
-                "screening_id": uuid.uuid4(),
-                "client_id": client_id,
-                "unit_id": unit_id,
-                "agent_id": agent_id,
-                "screened_on": "2026-02-02",
-                "instrument": "assist_v3",
-                "substances": [{"substance": "cannabis", "score": 12, "risk": "moderate"}],
-                "injected_last_3_months": False,
-                "overall_risk": "moderate",
-                "recommendation": "ibm_programme",
-            }
-        ),
-    ]
 
 
 def backlog_events(count: int, per_client: int) -> list[Event]:
