@@ -48,6 +48,7 @@ from pulih.kit.migrations import upgrade_to_head
 from pulih.kit.openapi import install_openapi, operation_id
 from pulih.kit.outbox import OutboxRelay
 from pulih.kit.relay_lease import relay_lease_for
+from pulih.kit.request_trace import spans_only_when_collected
 from pulih.kit.runtime import NoDeps, ServiceDeps, ServiceRuntime
 from pulih.kit.settings import Settings
 from pulih.kit.telemetry import instrument_app, setup_logging, setup_tracing
@@ -233,4 +234,5 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_metrics(app, spec.name, scope_of(settings), spec.version)
     instrument_app(app)
+    spans_only_when_collected(app)  # no span built per request when none is collected
     return app
