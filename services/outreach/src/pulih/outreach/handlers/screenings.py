@@ -13,15 +13,14 @@ from pulih.contracts.consent import ConsentTerms
 from pulih.contracts.events.outreach import ClientScreened, SubstanceResult
 from pulih.kit.auth import Principal
 from pulih.kit.database import insert_new
-from pulih.kit.read_model import active_agent_of
 from pulih.kit.unit_of_work import UnitOfWork
-from pulih.outreach.access import client_for
+from pulih.outreach.access import active_agent, client_for
 from pulih.outreach.bodies import ScreenClient
 from pulih.outreach.deps import OutreachDeps
 from pulih.outreach.domain import consent as consent_rules
 from pulih.outreach.domain import registration as registration_rules
 from pulih.outreach.domain.assist import AssistAnswers, SubstanceAnswers, score_assist
-from pulih.outreach.store import Agent, Consent, Screening
+from pulih.outreach.store import Consent, Screening
 
 # Built once, and Core rather than ORM: a screening only reads the client's consents, and the
 # ORM's load costs more than the SELECT itself.
@@ -46,7 +45,7 @@ async def screen_client(
         injecting=body.injecting,
     )
     result = score_assist(answers, deps.screening_path)
-    agent = await active_agent_of(uow.session, Agent, body.agent_id, client.unit_id)
+    agent = await active_agent(uow.session, body.agent_id, client.unit_id)
     registration_rules.check_screening_date(body.screened_on, client.registered_on, agent.trained_on, today)
     consents = await uow.session.execute(_CONSENTS, {"client_id": client_id})
     terms = (ConsentTerms(frozenset(c.scopes), c.given_on, c.expires_on, c.withdrawn_on) for c in consents)

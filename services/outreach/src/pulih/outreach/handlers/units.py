@@ -14,9 +14,8 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.kit.auth import Principal
 from pulih.kit.errors import Conflict, NotFound
-from pulih.kit.read_model import active_agent_of
 from pulih.kit.unit_of_work import UnitOfWork
-from pulih.outreach.access import unit_for
+from pulih.outreach.access import active_agent, unit_for
 from pulih.outreach.bodies import DeactivateAgent, EstablishUnit, RecordOutreach, RegisterAgent
 from pulih.outreach.domain import units as unit_rules
 from pulih.outreach.domain.text import clean_name
@@ -71,7 +70,7 @@ async def record_outreach(
 ) -> OutreachActivity:
     """Record sosialisasi, pemetaan or penjangkauan as a count of people reached."""
     unit = await unit_for(uow.session, unit_id, principal)
-    agent = await active_agent_of(uow.session, Agent, body.agent_id, unit_id)
+    agent = await active_agent(uow.session, body.agent_id, unit_id)
     unit_rules.check_work_date(body.held_on, "held_on", unit.established_on, agent.trained_on, today)
     activity = OutreachActivity(activity_id=uuid.uuid4(), unit_id=unit_id, **body.model_dump())
     uow.session.add(activity)
