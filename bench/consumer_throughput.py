@@ -25,22 +25,21 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import nats
 from asgi_lifespan import LifespanManager
 from figures import figure, print_figures
-from limits import client_events, fetch_and_ack
+from limits import client_events, fetch_and_ack, nats_server_at
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 
 from pulih.contracts import new_event, stream_name, subject_for
 from pulih.kit.messaging import regency_stream_config
-from pulih.kit.nats_server import NatsServer
 from pulih.kit.settings import Settings
 from pulih.rehab.app import build
 from pulih.rehab.store import KnownScreening
@@ -136,19 +135,6 @@ async def rehab_rate(nats_url: str, database_url: str, data_dir: Path, last_seq:
         await nc.close()
 
 
-@contextmanager
-def _nats_server(nats_url: str | None) -> Iterator[str]:
-    if nats_url is not None:
-        yield nats_url
-        return
-    with tempfile.TemporaryDirectory(prefix="pulih-bench-consumer-") as tmp:
-        server = NatsServer(Path(tmp) / "nats", domain=f"r{REGENCY}").start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
-
-
 async def measure(
     events: int = 30_000,
     *,
@@ -170,7 +156,10 @@ async def measure(
     if quick:
         events = min(events, 600)
     clients = max(1, events // 3)
-    with _nats_server(nats_url) as url, tempfile.TemporaryDirectory(prefix="pulih-bench-rehab-") as tmp:
+    with (
+        nats_server_at(nats_url, "pulih-bench-consumer-") as url,
+        tempfile.TemporaryDirectory(prefix="pulih-bench-rehab-") as tmp,
+    ):
         store = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'rehab.db'}"
         backend = "SQLite" if store.startswith("sqlite") else "PostgreSQL"
         say(f"consumer: publishing a backlog of {clients * 3:,} events")

@@ -24,7 +24,7 @@ import dataclasses
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -210,17 +210,25 @@ async def latency_at_rate(js: JetStreamContext, rate: float, seconds: float) -> 
     return latencies
 
 
-async def measure(quick: bool = False, nats_url: str | None = None) -> list[Figure]:
-    """The limits, on the server at ``nats_url`` or, by default, on a fresh one of our own."""
-    sizes = QUICK if quick else FULL
+@contextlib.contextmanager
+def nats_server_at(nats_url: str | None, prefix: str = "pulih-bench-") -> Iterator[str]:
+    """The URL of the server at ``nats_url`` or, when that is ``None``, of a fresh one of our own
+    (regency 3301's domain, its store in a temporary directory named ``prefix…``), stopped on exit."""
     if nats_url is not None:
-        return await _measure(nats_url, sizes)
-    with tempfile.TemporaryDirectory(prefix="pulih-bench-") as tmp:
+        yield nats_url
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         server = NatsServer(Path(tmp) / "nats", domain="r3301").start()
         try:
-            return await _measure(server.url, sizes)
+            yield server.url
         finally:
             server.stop()
+
+
+async def measure(quick: bool = False, nats_url: str | None = None) -> list[Figure]:
+    """The limits, on the server at ``nats_url`` or, by default, on a fresh one of our own."""
+    with nats_server_at(nats_url) as url:
+        return await _measure(url, QUICK if quick else FULL)
 
 
 async def raw_pipeline_limit(nats_url: str, quick: bool = False) -> tuple[float, float]:

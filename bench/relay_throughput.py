@@ -34,20 +34,19 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import nats
-from limits import client_events
+from limits import client_events, nats_server_at
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from pulih.contracts import Event, new_event, stream_name, subject_for
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.messaging import make_broker, regency_stream_config, stream_publisher
-from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, add_to_outbox
 from pulih.kit.telemetry import setup_tracing
 
@@ -157,19 +156,6 @@ def _traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
-@contextmanager
-def _nats_server(nats_url: str | None) -> Iterator[str]:
-    if nats_url is not None:
-        yield nats_url
-        return
-    with tempfile.TemporaryDirectory(prefix="pulih-bench-relay-") as tmp:
-        server = NatsServer(Path(tmp) / "nats", domain=f"r{REGENCY}").start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
-
-
 async def measure(
     events: int = 10_000,
     *,
@@ -198,7 +184,10 @@ async def measure(
     sliding: list[float] = []
     relay_mixed: list[float] = []
     relay_single: list[float] = []
-    with _nats_server(nats_url) as url, tempfile.TemporaryDirectory(prefix="pulih-bench-relay-db-") as tmp:
+    with (
+        nats_server_at(nats_url, "pulih-bench-relay-") as url,
+        tempfile.TemporaryDirectory(prefix="pulih-bench-relay-db-") as tmp,
+    ):
         store = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'outbox.db'}"
         backend = "SQLite" if store.startswith("sqlite") else "PostgreSQL"
         for _ in range(rounds):
