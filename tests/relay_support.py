@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from faststream.nats import NatsBroker
@@ -12,6 +13,7 @@ from system_support import stream_messages
 
 from pulih.kit.database import Database, kit_metadata
 from pulih.kit.messaging import ensure_regency_stream, make_broker
+from pulih.kit.nats_server import NatsServer
 from pulih.kit.testing import REGENCY
 
 T = TypeVar("T")
@@ -35,6 +37,26 @@ async def regency_broker(nats_url: str, name: str) -> AsyncIterator[NatsBroker]:
         yield broker
     finally:
         await broker.stop()
+
+
+@asynccontextmanager
+async def own_regency(
+    tmp_path: Path, broker_name: str
+) -> AsyncIterator[tuple[NatsServer, NatsBroker, Database]]:
+    """A nats-server of the test's own (to kill and start again on the same port and store), a
+    broker connected to it as ``broker_name`` with the regency's stream declared, and a SQLite
+    store with the kit's tables, all in ``tmp_path``; closed and stopped on exit."""
+    server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
+    broker = make_broker(server.url, name=broker_name)
+    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    try:
+        await broker.connect()
+        await ensure_regency_stream(broker, REGENCY)
+        yield server, broker, database
+    finally:
+        await broker.stop()
+        await database.dispose()
+        server.stop()
 
 
 async def stream_ids(nats_url: str) -> list[str]:

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
-from relay_support import kit_store, now, regency_broker, stream_ids
+from relay_support import kit_store, now, own_regency, regency_broker, stream_ids
 from sqlalchemy import select
 
 from pulih.contracts import new_event, subject_for
 from pulih.contracts.events.outreach import ClientErased
 from pulih.kit.database import Database
-from pulih.kit.messaging import ensure_regency_stream, make_broker, stream_publisher
+from pulih.kit.messaging import stream_publisher
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, Publish, add_to_outbox, outbox_table
 from pulih.kit.testing import REGENCY, eventually
@@ -128,13 +128,7 @@ async def _outage(
 ) -> AsyncIterator[tuple[NatsServer, NatsBroker, Database, OutboxRelay]]:
     """A running relay that has published one row, then a broker that died; yields while it is
     down, with the relay in a long backoff after a failed publish."""
-    server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
-    broker = make_broker(server.url, name="pulih-test-relay")
-    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    relay: OutboxRelay | None = None
-    try:
-        await broker.connect()
-        await ensure_regency_stream(broker, REGENCY)
+    async with own_regency(tmp_path, "pulih-test-relay") as (server, broker, database):
         relay = OutboxRelay(
             database,
             stream_publisher(broker, REGENCY, timeout=1.0),
@@ -144,20 +138,17 @@ async def _outage(
             ready=(lambda: broker.connection.is_connected) if with_ready else None,
         )
         relay.start()
-        await commit_event(database, relay)
-        await eventually(relay.backlog, until=lambda n: n == 0)
+        try:
+            await commit_event(database, relay)
+            await eventually(relay.backlog, until=lambda n: n == 0)
 
-        server.kill()
-        await eventually(lambda: now(not broker.connection.is_connected))
-        await commit_event(database, relay)  # fails: the relay backs off for LONG_BACKOFF
-        await eventually(lambda: now(relay.stats.failures), until=lambda n: n >= 1)
-        yield server, broker, database, relay
-    finally:
-        if relay is not None:
+            server.kill()
+            await eventually(lambda: now(not broker.connection.is_connected))
+            await commit_event(database, relay)  # fails: the relay backs off for LONG_BACKOFF
+            await eventually(lambda: now(relay.stats.failures), until=lambda n: n >= 1)
+            yield server, broker, database, relay
+        finally:
             await relay.stop()
-        await broker.stop()
-        await database.dispose()
-        server.stop()
 
 
 async def test_a_commit_after_the_broker_is_back_cuts_the_relay_s_backoff_short(tmp_path: Path) -> None:

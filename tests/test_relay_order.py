@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker
-from relay_support import kit_store, now, regency_broker, stream_ids
+from relay_support import kit_store, now, own_regency, regency_broker, stream_ids
 from sqlalchemy import select
 
 from pulih.contracts import new_event, subject_for
 from pulih.contracts.events.outreach import ClientErased
 from pulih.kit.database import Database
-from pulih.kit.messaging import StreamLimits, ensure_regency_stream, make_broker, stream_publisher
+from pulih.kit.messaging import StreamLimits, ensure_regency_stream, stream_publisher
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.outbox import OutboxRelay, add_to_outbox, outbox_table
 from pulih.kit.testing import REGENCY, eventually
@@ -212,13 +212,7 @@ async def test_a_failure_reported_after_later_rows_were_stored_is_not_overtaken(
 async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
-    server = NatsServer(tmp_path / "nats", server_name="pulih-test").start()
-    broker = make_broker(server.url, name="pulih-test-relay-order")
-    database = await kit_store(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    relay: OutboxRelay | None = None
-    try:
-        await broker.connect()
-        await ensure_regency_stream(broker, REGENCY)
+    async with own_regency(tmp_path, "pulih-test-relay-order") as (server, broker, database):
         outbox = await write_rows(database, rows=600)
         publisher = stream_publisher(broker, REGENCY, timeout=1.0)
         sends = 0
@@ -240,24 +234,20 @@ async def test_the_server_killed_mid_window_and_restarted_loses_reorders_and_dou
                     server.kill()
                 return await publisher.send(payload, subject, headers)
 
-        killing = Killing()
         relay = OutboxRelay(
             database,
-            killing,
+            Killing(),
             batch_size=128,
             poll_seconds=0.2,
             min_backoff_seconds=0.2,
             max_backoff_seconds=1.0,
         )
         relay.start()
-        await eventually(lambda: now(relay.stats.failures if relay else 0), until=lambda n: n >= 1)
-        assert 0 < await relay.backlog() < len(outbox)
-        await asyncio.to_thread(server.start)  # the same port and store
-        await eventually(relay.backlog, until=lambda n: n == 0, timeout=60)
-        await assert_every_client_in_outbox_order(database, server.url, outbox)
-    finally:
-        if relay is not None:
+        try:
+            await eventually(lambda: now(relay.stats.failures), until=lambda n: n >= 1)
+            assert 0 < await relay.backlog() < len(outbox)
+            await asyncio.to_thread(server.start)  # the same port and store
+            await eventually(relay.backlog, until=lambda n: n == 0, timeout=60)
+            await assert_every_client_in_outbox_order(database, server.url, outbox)
+        finally:
             await relay.stop()
-        await broker.stop()
-        await database.dispose()
-        server.stop()
