@@ -2,23 +2,36 @@
 
     .venv/bin/python tests/mutate_kit.py outbox inbox idempotency consumers [--list] [--only N,M]
 
-For each module it makes one mutant at a time (comparisons, boolean operators, ``not``, numbers
-and booleans, arithmetic, a deleted ``await`` statement, a returned value, two neighbouring
-statements swapped), inside function bodies only, log calls and docstrings left alone. Mutants
-are written into a COPY of ``kit/src`` under a temporary directory that is put first on
-``PYTHONPATH``: the work tree is never changed, so it can run while others run tests. Each
-mutant runs the module's own tests (``SCOPES``) with ``-x``; a mutant the tests pass is a
-survivor and is printed with its diff.
+``outbox``, ``inbox`` and ``idempotency`` are modules: one mutant at a time of the whole module
+(comparisons, boolean operators, ``not``, numbers and booleans, arithmetic, a deleted ``await``
+statement, a returned value, two neighbouring statements swapped), inside function bodies only,
+log calls and docstrings left alone. ``consumers`` is the ordered batch consumption
+(``batch_consumer.py``, ``batch_apply.py``, ``batch_handlers.py``): its ~1,250 lines give too
+many mechanical mutants for a 2-core machine, so its mutants are written by hand
+(``GUARANTEES``), each breaking one promise of those modules' docstrings; each names the text it
+replaces, and a mutant whose text is not found exactly once in today's module stops the run
+(``--list`` says ``DOES NOT APPLY``) instead of being counted as killed.
+
+Mutants are written into a COPY of ``kit/src`` under a temporary directory that is put first on
+``PYTHONPATH`` (then this checkout's ``contracts/src`` and ``services/*/src``): the work tree is
+never changed, so it can run while others run tests or edit the kit, and Ctrl-C, SIGTERM or a
+timeout leave nothing behind but the temporary copy's removal (each mutant's pytest runs in a
+process group of its own, killed whole: no nats-server outlives it). The copy is taken from the
+checkout this file is in; run it from a ``git worktree`` of a commit to test that commit while
+the main work tree has uncommitted edits. Each mutant runs its scope's tests (``SCOPES``) with
+``-x``; a mutant the tests pass is a survivor and is printed with its diff.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import difflib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,19 +58,268 @@ SCOPES: dict[str, list[str]] = {
         "-k",
         "idempotency",
     ],
-    "consumers": [
+    "consumers": [  # fastest first: -x stops at the first failure
+        "kit/tests/test_batch_consumer.py",
+        "tests/test_batch_guarantees.py",
+        "tests/test_batch_consumption_handlers.py",
+        "tests/test_batch_consumption.py",
         "tests/test_consumer_delivery.py",
-        "tests/test_consumer_store_faults.py",
+        "tests/test_batch_consumption_store_faults.py",
         "tests/test_consumer_pause.py",
+        "tests/test_consumer_store_faults.py",
         "tests/test_consumer_handler_timeout.py",
-        "tests/test_dead_letter_chain.py",
-        "tests/test_durable_refresh.py",
-        "kit/tests/test_store_fault_rules.py",
-        "tests/test_referral_clinic_loop.py::test_an_answer_carrying_a_nik_is_told_to_its_clinic_and_erased_from_the_stream",
     ],
 }
-"""Each module's own tests (named files, so a test file someone is writing elsewhere cannot
-fail every mutant); ``--tests`` replaces them, e.g. to count survivors of older tests."""
+"""Each scope's own tests (named files, so a test file someone is writing elsewhere cannot
+fail every mutant); ``--tests`` replaces them, e.g. to count survivors of older tests. The
+``consumers`` scope leaves out ``tests/test_batch_consumption_crash.py`` (a kill -9 of a
+subprocess, ~1 min a case): pass it with ``--tests`` for the mutants only a crash can kill."""
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """A hand-written mutant: in ``module``, ``old`` (found exactly once) becomes ``new``."""
+
+    module: str
+    promise: str
+    old: str
+    new: str
+
+
+GUARANTEES: list[Guarantee] = [
+    # ack only after the commit
+    Guarantee(
+        "batch_handlers",
+        "ack after commit: a handlers batch is acked before its transaction",
+        "                    failed = await self._commit_handlers(pending)",
+        "                    for message, _ in pending:\n"
+        "                        await message.ack()\n"
+        "                    failed = await self._commit_handlers(pending)",
+    ),
+    Guarantee(
+        "batch_apply",
+        "ack after commit: an apply batch is acked before apply runs",
+        "            try:\n                await self._apply_in_order(await self._read(messages))",
+        "            try:\n"
+        "                for message in messages:\n"
+        "                    await message.ack()\n"
+        "                await self._apply_in_order(await self._read(messages))",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "ack after commit: an event set aside is acked with the committed ones",
+        "                        if index not in failed and not message.is_acked:",
+        "                        if not message.is_acked:",
+    ),
+    # the inbox skips a redelivered event
+    Guarantee(
+        "batch_apply",
+        "inbox: what the inbox holds is not left out",
+        "        seen.update(found)",
+        "        pass",
+    ),
+    Guarantee(
+        "batch_apply",
+        "inbox: a second copy inside one batch counts twice",
+        "            seen.add(item.event.id)",
+        "            pass",
+    ),
+    Guarantee(
+        "batch_apply",
+        "inbox: apply gets the whole batch, the inbox unasked",
+        "            fresh = await unapplied(uow.session, self.name, received)",
+        "            fresh = list(received)",
+    ),
+    Guarantee(
+        "batch_apply",
+        "inbox: an apply batch's events are not recorded",
+        "                await record_batch(uow.session, self.name, fresh)",
+        "                pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "inbox: a handler gets an event its inbox holds",
+        "                if id(received) not in fresh:\n                    continue",
+        "                pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "inbox: a handlers batch's events are not recorded",
+        "                await record_batch(session, self.name, applied)",
+        "                pass",
+    ),
+    # savepoint set-aside of a failing event
+    Guarantee(
+        "batch_handlers",
+        "savepoint: no savepoint around a handler (its partial writes commit)",
+        "                            async with session.begin_nested():\n"
+        "                                await handler(uow, event, delivery)",
+        "                            await handler(uow, event, delivery)",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "savepoint: an event whose handler failed is recorded in the inbox as applied",
+        "                            failed[index] = exc\n                            continue",
+        "                            failed[index] = exc",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "savepoint: the event at fault is not set aside",
+        "                set_aside[at] = exc",
+        "                pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "savepoint: on SQLite no BEGIN before the first savepoint",
+        "    if not is_sqlite:\n        return",
+        "    if is_sqlite:\n        return",
+    ),
+    # NotReadyYet: retried in hand (apply) or given back with a delay (handlers)
+    Guarantee(
+        "batch_apply",
+        "not ready: retried in hand sooner than ack_wait",
+        "                delay = max(retry_delay(attempt, self.retry_base_seconds), "
+        "self.settings.ack_wait_seconds)",
+        "                delay = retry_delay(attempt, self.retry_base_seconds)",
+    ),
+    Guarantee(
+        "batch_apply",
+        "not ready: an attempt in hand is not counted (never dead-lettered)",
+        "            attempt += 1",
+        "            pass",
+    ),
+    Guarantee(
+        "batch_apply",
+        "not ready: the event settled in hand is applied again with the rest",
+        "                    held = held[index + 1 :]",
+        "                    held = held[index:]",
+    ),
+    Guarantee(
+        "batch_apply",
+        "not ready: the events after one in hand do not wait (given back with a delay)",
+        "            except (Rejected, PulihError, NotReadyYet):",
+        "            except (Rejected, PulihError):",
+    ),
+    Guarantee(
+        "batch_apply",
+        "not ready: a failing store spends the attempts of an event in hand",
+        "                if not await self._store_commits():\n"
+        "                    self._pause(exc)  # the store, not the event: spend no attempt",
+        "                if False:\n"
+        "                    self._pause(exc)  # the store, not the event: spend no attempt",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "not ready: given back at once, not after ack_wait",
+        "                await message.nak(delay=delay)",
+        "                await message.nak()",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "not ready: spends attempts while a sibling consumer is paused",
+        "                if self.runtime.paused_consumers:\n                    kept.append(item)",
+        "                if False:\n                    kept.append(item)",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "not ready: spends attempts while the store cannot commit",
+        "                if not await probe.commits():\n"
+        "                    self._pause(exc)  # the store, not the event: spend no attempt",
+        "                if False:\n"
+        "                    self._pause(exc)  # the store, not the event: spend no attempt",
+    ),
+    # dead letters
+    Guarantee(
+        "batch_apply",
+        "dead letter: an invalid message is acked without a dead letter",
+        '                await self._dead_letter(message, attempt, "invalid_event", exc.reason)',
+        "                pass",
+    ),
+    Guarantee(
+        "batch_apply",
+        "dead letter: a message with an identity key is not erased from the stream",
+        "                    await erase(self.broker, self.stream, delivery)",
+        "                    pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "dead letter: a domain error (PulihError) is retried, not dead-lettered at once",
+        "            if isinstance(exc, (Rejected, PulihError)):",
+        "            if isinstance(exc, Rejected):",
+    ),
+    # order: one batch in hand
+    Guarantee(
+        "batch_consumer",
+        "order: a new durable takes more than one batch in hand",
+        "                max_ack_pending=self.batch_size,\n            )\n            await js.add_consumer",
+        "                max_ack_pending=self.batch_size + 1,\n"
+        "            )\n            await js.add_consumer",
+    ),
+    Guarantee(
+        "batch_consumer",
+        "order: an old durable keeps its max_ack_pending",
+        "        if (current.ack_wait, current.max_deliver, current.max_ack_pending) != (",
+        "        if (current.ack_wait, current.max_deliver, self.batch_size) != (",
+    ),
+    # a store fault pauses and spends no attempt
+    Guarantee(
+        "batch_apply",
+        "store fault: an apply batch's unknown error is not checked against the store",
+        "                if is_store_fault(exc) or not await self._store_commits():\n"
+        "                    await self._wait_for_store(exc, round_)\n"
+        "                    continue\n"
+        "                log.warning(",
+        "                if is_store_fault(exc):\n"
+        "                    await self._wait_for_store(exc, round_)\n"
+        "                    continue\n"
+        "                log.warning(",
+    ),
+    Guarantee(
+        "batch_apply",
+        "store fault: one probe that fails is enough to go on",
+        "        while not await self._store_commits():",
+        "        if not await self._store_commits():",
+    ),
+    Guarantee(
+        "batch_apply",
+        "store fault: the consumer is not said to be paused",
+        "            self.runtime.paused_consumers.add(self.name)",
+        "            pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "store fault: a store error in a handler sets its event aside",
+        "                if at is None or is_store_fault(exc) or (savepoints",
+        "                if at is None or (savepoints",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "store fault: an unknown error is the handler's without probing the store",
+        "                if not isinstance(exc, _KNOWN_FAULTS) and not await self._store_commits():",
+        "                if False:",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "store fault: a store error under a savepoint is the event's",
+        "                            if is_store_fault(exc):\n"
+        "                                raise _StoreFailing(exc) from exc",
+        "                            pass",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "store fault: an event set aside spends an attempt while the store cannot commit",
+        "            if is_store_fault(exc) or not await probe.commits():",
+        "            if is_store_fault(exc):",
+    ),
+    Guarantee(
+        "batch_handlers",
+        "store fault: in-progress acks come after ack_wait, not within it",
+        "        async with still_working(messages, self.settings.ack_wait_seconds / 3):",
+        "        async with still_working(messages, self.settings.ack_wait_seconds * 3):",
+    ),
+]
+"""The ``consumers`` scope: the batch consumer's promises (their docstrings), one broken at a
+time."""
 
 _COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
@@ -205,6 +467,48 @@ def mutants(module: str) -> list[Mutant]:
     return found
 
 
+def guarantee_mutants() -> list[tuple[Mutant, str, str]]:
+    """(mutant, module, its source) of each of ``GUARANTEES``; ``ValueError`` naming those whose
+    text is not found exactly once (the module changed: write them again)."""
+    found, stale = [], []
+    for n, g in enumerate(GUARANTEES, start=1):
+        source = (KIT / f"{g.module}.py").read_text()
+        if source.count(g.old) != 1:
+            stale.append(f"#{n} {g.module}: {g.promise} ({source.count(g.old)} matches)")
+            continue
+        line = source[: source.index(g.old)].count("\n") + 1
+        compile(source.replace(g.old, g.new), g.module, "exec")  # a mutant that is valid Python
+        found.append(
+            (Mutant(n, line, f"{g.module}: {g.promise}", source.replace(g.old, g.new)), g.module, source)
+        )
+    if stale:
+        raise ValueError("mutants that do not apply:\n  " + "\n  ".join(stale))
+    return found
+
+
+def _pytest(args: list[str], env: dict[str, str], timeout: float | None) -> int:
+    """Run pytest in a process group of its own and kill the whole group (the nats-servers its
+    tests start) if it times out or this run is interrupted."""
+    with subprocess.Popen(
+        [*PYTEST, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    _pytest.last_output = out  # type: ignore[attr-defined]
+    return process.returncode
+
+
 def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     for parent in ast.walk(tree):
         for field, value in ast.iter_fields(parent):
@@ -217,50 +521,54 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise AssertionError("node not found")
 
 
-def run(module: str, only: set[int] | None, timeout: float, tests: list[str] | None = None) -> int:
+def _environment(work: Path) -> dict[str, str]:
+    sources = [work, ROOT / "contracts" / "src", *sorted((ROOT / "services").glob("*/src"))]
+    path = os.pathsep.join([*map(str, sources), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run(scope_name: str, only: set[int] | None, timeout: float, tests: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pulih-mutate-"))
     target = work / "pulih" / "kit"
     shutil.copytree(KIT, target, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONPATH": f"{work}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    scope = tests or SCOPES[module]
-    original = (KIT / f"{module}.py").read_text()
-    clean = ast.unparse(ast.parse(original))
+    env = _environment(work)
+    scope = tests or SCOPES[scope_name]
     survivors = 0
     try:
-        (target / f"{module}.py").write_text(clean)
-        base = subprocess.run([*PYTEST, *scope], cwd=ROOT, env=env, capture_output=True, text=True)
-        if base.returncode != 0:
-            print(base.stdout[-3000:])
-            raise SystemExit(f"{module}: the tests fail without a mutant; fix that first")
-        all_mutants = mutants(module)
-        print(f"== {module}: {len(all_mutants)} mutants; tests {' '.join(scope)}", flush=True)
-        for m in all_mutants:
+        if scope_name == "consumers":
+            todo = guarantee_mutants()
+            clean = {module: source for _, module, source in todo}
+        else:
+            original = (KIT / f"{scope_name}.py").read_text()
+            clean = {scope_name: ast.unparse(ast.parse(original))}
+            todo = [(m, scope_name, clean[scope_name]) for m in mutants(scope_name)]
+        for module, source in clean.items():
+            (target / f"{module}.py").write_text(source)
+        if _pytest(scope, env, None) != 0:
+            print(_pytest.last_output[-3000:])  # type: ignore[attr-defined]
+            raise SystemExit(f"{scope_name}: the tests fail without a mutant; fix that first")
+        print(f"== {scope_name}: {len(todo)} mutants; tests {' '.join(scope)}", flush=True)
+        for m, module, source in todo:
             if only is not None and m.number not in only:
                 continue
             (target / f"{module}.py").write_text(m.source)
             started = time.monotonic()
             try:
-                result = subprocess.run(
-                    [*PYTEST, *scope],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                )
-                killed = result.returncode != 0
+                code = _pytest(scope, env, timeout)
+                killed = code != 0
                 # 1: a test failed; anything else (collection error, interrupted) is no verdict
-                how = "SURVIVED" if not killed else "killed" if result.returncode == 1 else "ERROR"
+                how = "SURVIVED" if not killed else "killed" if code == 1 else f"ERROR ({code})"
             except subprocess.TimeoutExpired:
                 killed, how = True, "killed (timeout)"
+            finally:
+                (target / f"{module}.py").write_text(source)
             took = time.monotonic() - started
-            print(f"{module} #{m.number} line {m.line} {m.what}: {how} ({took:.0f}s)", flush=True)
+            print(f"{scope_name} #{m.number} line {m.line} {m.what}: {how} ({took:.0f}s)", flush=True)
             if not killed:
                 survivors += 1
-                diff = difflib.unified_diff(clean.splitlines(), m.source.splitlines(), lineterm="", n=1)
+                diff = difflib.unified_diff(source.splitlines(), m.source.splitlines(), lineterm="", n=1)
                 print("\n".join(list(diff)[2:]), flush=True)
-        print(f"== {module}: {survivors} survivors", flush=True)
+        print(f"== {scope_name}: {survivors} survivors", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return survivors
@@ -274,8 +582,15 @@ def main() -> None:
     parser.add_argument("--tests", help="space-separated pytest arguments instead of the module's own")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups, as Ctrl-C does
     if args.list:
         for module in args.modules:
+            if module == "consumers":
+                for n, g in enumerate(GUARANTEES, start=1):
+                    count = (KIT / f"{g.module}.py").read_text().count(g.old)
+                    state = "" if count == 1 else f"  DOES NOT APPLY ({count} matches)"
+                    print(f"consumers #{n} {g.module}: {g.promise}{state}")
+                continue
             for m in mutants(module):
                 print(f"{module} #{m.number} line {m.line} {m.what}")
         return
