@@ -256,7 +256,9 @@ def pin_sqlite(sources: Iterable[Path]) -> list[sqlite3.Connection]:
     pinned: list[sqlite3.Connection] = []
     try:
         for source in sources:
-            connection = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            connection = sqlite3.connect(  # copied later, from another worker thread
+                f"file:{source}?mode=ro", uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            )
             pinned.append(connection)
             connection.execute("BEGIN")
             connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # the snapshot starts
