@@ -16,7 +16,8 @@ Mutants are written into a COPY of ``kit/src`` under a temporary directory that 
 ``PYTHONPATH`` (then this checkout's ``contracts/src`` and ``services/*/src``): the work tree is
 never changed, so it can run while others run tests or edit the kit, and Ctrl-C, SIGTERM or a
 timeout leave nothing behind but the temporary copy's removal (each mutant's pytest runs in a
-process group of its own, killed whole: no nats-server outlives it). The copy is taken from the
+process group of its own, stopped with SIGINT so its fixtures stop their nats-servers, then
+killed with whatever it started). The copy is taken from the
 checkout this file is in; run it from a ``git worktree`` of a commit to test that commit while
 the main work tree has uncommitted edits. Each mutant runs its scope's tests (``SCOPES``) with
 ``-x``; a mutant the tests pass is a survivor and is printed with its diff.
@@ -501,12 +502,43 @@ def _pytest(args: list[str], env: dict[str, str], timeout: float | None) -> int:
         try:
             out, _ = process.communicate(timeout=timeout)
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            _stop(process)
             raise
     _pytest.last_output = out  # type: ignore[attr-defined]
     return process.returncode
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Stop a pytest run and everything it started. Its nats-servers run in sessions of their own
+    (``start_new_session``), out of reach of its process group: SIGINT lets pytest stop them in
+    its fixtures' teardown; what is left after 10 s, in its group or among its descendants (as
+    they were when it was asked), is killed."""
+    descendants = _descendants(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.communicate(timeout=10)
+    for pid in descendants:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` now (Linux ``/proc``; none elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
