@@ -101,6 +101,7 @@ def subscribe_batches(
     types: Collection[type[Event]] | None = None,
     retry_base_seconds: float = 1.0,
     max_wait: float = 0.2,
+    linger: float = 0.0,
     stream: str | None = None,
     dead_letters: DeadLetterRoute | None = None,
     on_invalid: InvalidHook | None = None,
@@ -112,7 +113,11 @@ def subscribe_batches(
     in stream order, in one unit of work (only events of ``types``, all when None), or each event
     goes to the handler of its type in ``handlers``, in one transaction a batch
     (:mod:`pulih.kit.batch_handlers`); events of other types are acknowledged and skipped. A fetch
-    waits at most ``max_wait`` seconds for messages.
+    waits at most ``max_wait`` seconds for messages; with ``linger`` (seconds), once it has some,
+    it waits that long (at most a quarter of ``PULIH_ACK_WAIT_SECONDS``) for more to fill the
+    batch (a consumer whose batch costs much whatever its
+    size, such as reporting's recount, trades that much latency for fewer, larger batches; 0, the
+    default: a batch is what is waiting, live events are applied as they come).
     ``tracks_itself`` (with ``apply``): see the module's docstring. The durable is on ``stream``
     (default: the regency's); its dead letters go to ``dead_letters`` (with ``apply``; default:
     the regency's dead-letter subject). ``on_invalid`` runs after a message that is no valid
@@ -167,6 +172,7 @@ def subscribe_batches(
         applier=applier,
         batch_size=batch_size,
         max_wait=max_wait,
+        linger=linger,
         stream=stream,
     )
     if stream is None:  # the kit refreshes the regency stream's durables; the others refresh themselves
@@ -195,6 +201,7 @@ class BatchConsumer:
         applier: BatchApplier,
         batch_size: int,
         max_wait: float,
+        linger: float = 0.0,
         stream: str | None = None,
     ) -> None:
         self.broker = broker
@@ -205,6 +212,9 @@ class BatchConsumer:
         self.subject = subject
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.linger = min(linger, runtime.settings.ack_wait_seconds / 4)
+        """Seconds a fetch waits for its batch to fill: never near ``ack_wait`` (JetStream would
+        deliver the messages in hand again)."""
         self.settings = runtime.settings
         self.stream = stream or stream_name(runtime.settings.regency)
         self.applier = applier
@@ -212,6 +222,7 @@ class BatchConsumer:
         self._running = False
         self._busy = False
         self._task: asyncio.Task[None] | None = None
+        self._pulls: _PullRequests | None = None
 
     async def start(self) -> None:
         """Create or update the durable and start pulling (the broker must be connected)."""
@@ -219,8 +230,9 @@ class BatchConsumer:
             return
         connection = self.broker.connection
         await self._declare(connection.jetstream())
-        pulls = _PullRequests(connection, self.stream, self.durable, self.batch_size)
+        pulls = _PullRequests(connection, self.stream, self.durable, self.batch_size, self.linger)
         await pulls.open()
+        self._pulls = pulls
         self._running = True
         self._task = asyncio.create_task(self._pull(pulls), name=f"batch consumer {self.name}")
 
@@ -231,8 +243,11 @@ class BatchConsumer:
         task, self._task = self._task, None
         if task is None:
             return
-        if not self._busy:
-            task.cancel()  # waiting for messages: nothing in hand
+        if not self._busy and not (self._pulls is not None and self._pulls.lingering):
+            # waiting for messages: nothing in hand (a fetch that lingers holds some, and its
+            # pull request ends within ``linger``: cancelled, messages the server still sent
+            # would be pending and let later ones overtake them after a restart)
+            task.cancel()
         done, _ = await asyncio.wait({task}, timeout=graceful_seconds)
         if not done:
             task.cancel()
@@ -310,19 +325,27 @@ class _PullRequests:
     nats-py's ``fetch`` waits for each message with a timer of its own (``asyncio.wait_for``),
     which costs more than everything else the consumer does per message; here the messages are
     collected by the inbox's callback. Messages of a request that ended on our side (a timeout)
-    but not on the server's are kept for the next fetch.
+    but not on the server's are kept for the next fetch. With ``linger``, a fetch that has some
+    messages asks for the rest of the batch, for at most ``linger`` seconds.
     """
 
-    def __init__(self, connection: Client, stream: str, durable: str, batch_size: int) -> None:
+    def __init__(
+        self, connection: Client, stream: str, durable: str, batch_size: int, linger: float = 0.0
+    ) -> None:
         self.connection = connection
         self.subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self.batch_size = batch_size
+        self.linger = linger
+        self.lingering = False
+        """Whether a fetch holds messages while it waits for more (``linger``)."""
         self._inbox = connection.new_inbox()
         self._subscription: Subscription | None = None
         self._received: list[Msg] = []
         self._wanted = batch_size
         self._answered = asyncio.Event()
         self._refusal: str | None = None
+        self._drained = False
+        """Whether the last fetch left nothing waiting on the server."""
 
     async def open(self) -> None:
         """Listen on the inbox."""
@@ -338,8 +361,12 @@ class _PullRequests:
     async def fetch(self, max_wait: float) -> list[Msg]:
         """Up to ``batch_size`` messages: those waiting now, or else the first to come within
         ``max_wait`` seconds, as soon as it comes (an empty list if none does; the next fetch
-        takes those that came after it)."""
-        if not self._received:
+        takes those that came after it). After a fetch that left nothing waiting (the last
+        message said no more were pending), the next one waits for the first at once: asking
+        what is waiting first would cost a request and its empty answer for each small batch of
+        a consumer that keeps up (what came meanwhile still comes: the first message, then the
+        rest with the fetch after)."""
+        if not self._received and not self._drained:
             await self._request({"batch": self.batch_size, "no_wait": True}, timeout=5.0)
         if not self._received:
             expires = int(max_wait * 1_000_000_000)
@@ -347,13 +374,38 @@ class _PullRequests:
         if not self._received and self._refusal is not None:
             # the durable is gone, or the server cannot serve it now: not a quiet stream
             raise PullRefused(self._refusal)
+        if self.linger > 0 and 0 < len(self._received) < self.batch_size:
+            await self._linger()
         batch, self._received = self._received[: self.batch_size], self._received[self.batch_size :]
+        self._drained = not self._received and (
+            not batch or (len(batch) < self.batch_size and _pending(batch[-1]) == 0)
+        )
         return batch
+
+    async def _linger(self) -> None:
+        """Ask for the rest of the batch until it is full, ``linger`` seconds have passed, or the
+        server refuses."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        self.lingering = True
+        try:
+            while len(self._received) < self.batch_size:
+                left = deadline - loop.time()
+                if left < 0.001:
+                    break
+                wanted = self.batch_size - len(self._received)
+                await self._request(
+                    {"batch": wanted, "expires": int(left * 1_000_000_000)}, timeout=left + 2.0
+                )
+                if self._refusal is not None:
+                    break
+        finally:
+            self.lingering = False
 
     async def _request(self, request: dict[str, object], *, timeout: float) -> None:
         self._answered.clear()
         self._refusal = None
-        self._wanted = int(str(request["batch"]))
+        self._wanted = len(self._received) + int(str(request["batch"]))
         await self.connection.publish(self.subject, json.dumps(request).encode(), reply=self._inbox)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._answered.wait(), timeout)
@@ -370,6 +422,17 @@ class _PullRequests:
                 description = headers.get(Header.DESCRIPTION, "").split("\n")[0]
                 self._refusal = f"{status} {description}".strip()
             self._answered.set()
+
+
+def _pending(message: Msg) -> int | None:
+    """How many messages the durable had still to deliver after ``message``, from its ack subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>``, or the longer
+    form with a domain and an account); None when it does not say."""
+    tokens = (message.reply or "").split(".")
+    if tokens[:2] != ["$JS", "ACK"]:
+        return None
+    index = 8 if len(tokens) == 9 else Msg.Ack.NumPending if len(tokens) >= 11 else None
+    return None if index is None or not tokens[index].isdigit() else int(tokens[index])
 
 
 class PullRefused(Exception):

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pulih.kit.scheduler import periodic
 from pulih.kit.service import ServiceSpec, create_app
 from pulih.kit.settings import Settings
-from pulih.reporting import consumers
+from pulih.reporting import consumers, handlers
 from pulih.reporting.aggregates import publish_aggregates
 from pulih.reporting.api import aggregates, dashboard, indicators, phases
 from pulih.reporting.deps import ReportingDeps
@@ -30,6 +30,7 @@ spec = ServiceSpec(
     subscribe=consumers.subscribe,
     background=(
         periodic("publish-aggregates", publish_aggregates, lambda rt: rt.settings.scheduler_seconds),
+        periodic("recount-deferred", handlers.recount_job, lambda rt: handlers.RECOUNT_AT_MOST_EVERY),
     ),
 )
 

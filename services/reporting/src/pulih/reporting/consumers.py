@@ -1,10 +1,11 @@
 """What reporting subscribes to: the whole regency stream, in ordered batches.
 
-One durable consumer (``reporting-stream``) reads ``ibm.<regency>.>`` in stream order and hands
-each batch to :class:`pulih.reporting.handlers.LiveProjection` in one unit of work. The
-projection keeps its own inbox and position (``tracks_itself``: they are swapped together with a
-rebuild). Events reporting does not project (consents, erasures, its own ``AggregateReported``,
-dead letters) are tracked and otherwise skipped.
+One durable consumer (``reporting-stream``) reads ``ibm.<regency>.>`` in stream order, waits up
+to :data:`~pulih.reporting.handlers.LINGER` for a batch to fill, and hands each batch to
+:class:`pulih.reporting.handlers.LiveProjection` in one unit of work. The projection keeps its
+own inbox and position (``tracks_itself``: they are swapped together with a rebuild). Events
+reporting does not project (consents, erasures, its own ``AggregateReported``, dead letters)
+are tracked and otherwise skipped.
 """
 
 from __future__ import annotations
@@ -28,5 +29,6 @@ def subscribe(runtime: ServiceRuntime, broker: NatsBroker) -> None:
         subject=f"ibm.{runtime.settings.regency}.>",
         apply=handlers.LiveProjection.of(runtime),
         batch_size=handlers.BATCH_SIZE,
+        linger=handlers.LINGER,
         tracks_itself=True,
     )

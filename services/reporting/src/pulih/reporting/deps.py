@@ -40,6 +40,14 @@ def _default_criteria() -> dict[str, Any]:
     return {phase: dict(criteria) for phase, criteria in DEFAULT_PHASE_CRITERIA.items()}
 
 
+@dataclass
+class JobPacing:
+    """When the ``recount-deferred`` job last assessed the unit phases (``time.monotonic``;
+    None: not yet since the start), so that it does so at most every so often."""
+
+    assessed: float | None = None
+
+
 @dataclass(frozen=True)
 class ReportingDeps:
     """The unit-phase criteria and the suppression threshold of this regency's programme."""
@@ -49,6 +57,8 @@ class ReportingDeps:
     phase's defaults (``pulih.reporting.domain.phases`` checks the names)."""
     suppressed_below: int = DEFAULT_SUPPRESSED_BELOW
     """Counts from 1 to ``suppressed_below - 1`` are null in published aggregates."""
+    pacing: JobPacing = field(default_factory=JobPacing, compare=False, repr=False)
+    """The ``recount-deferred`` job's own clock (per running service)."""
 
     @classmethod
     def from_programme(cls, programme: Mapping[str, Any], *, source: str = "programme") -> ReportingDeps:

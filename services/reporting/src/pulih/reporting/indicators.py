@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, func, insert, select, union_all
+from sqlalchemy import Connection, Table, delete, func, insert, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -45,7 +47,7 @@ from pulih.reporting.domain.periods import (
     periods_between,
     week_of,
 )
-from pulih.reporting.projection import Touched, dialect_insert
+from pulih.reporting.projection import Touched
 from pulih.reporting.store import WHOQOL_DOMAINS, ProjectionTables
 
 STOCKS = (Indicator.CLIENTS_ACTIVE.value, Indicator.REFERRALS_OVERDUE.value)
@@ -82,13 +84,17 @@ def refresh_sync(
 ) -> date | None:
     """:func:`refresh` on a synchronous session or connection."""
     conn = _connection(session)
-    deferred = _marker(conn, tables, DEFERRED_SINCE)
+    markers = _markers(conn, tables, DEFERRED_SINCE, STOCKS_COUNTED)
+    deferred = markers.get(DEFERRED_SINCE)
     if defer:
+        if touched.earliest is None and deferred is None:
+            return None  # nothing dated changed, nothing is waiting: the stocks still stand
         if touched.earliest is not None and (deferred is None or touched.earliest < deferred):
             _set_marker(conn, tables, DEFERRED_SINCE, touched.earliest)
         # Stocks are not counted as of any day now: a job that recounts when they are not
         # (the aggregates' roll forward) ends the deferral if no batch comes to end it.
-        _clear_marker(conn, tables, STOCKS_COUNTED)
+        if STOCKS_COUNTED in markers:
+            _clear_marker(conn, tables, STOCKS_COUNTED)
         return None
     flows = set(touched.periods)
     qol_clients: set[UUID] = set()
@@ -103,7 +109,7 @@ def refresh_sync(
     if qol_clients:
         _refresh_qol_changes(conn, tables, sorted(qol_clients))
     _recount_flows(conn, tables, flows, regency)
-    starts = [d for d in (touched.earliest, _marker(conn, tables, STOCKS_COUNTED), deferred) if d is not None]
+    starts = [d for d in (touched.earliest, markers.get(STOCKS_COUNTED), deferred) if d is not None]
     if not starts:
         return None
     since = min(min(starts), today)
@@ -130,6 +136,11 @@ async def refresh(
     stocks were recounted from (the month phases must be reassessed from), or None.
     """
     return await session.run_sync(refresh_sync, tables, touched, today=today, regency=regency, defer=defer)
+
+
+async def deferred_since(session: AsyncSession, tables: ProjectionTables) -> date | None:
+    """The earliest day of batches applied with ``defer`` and not recounted yet, if any."""
+    return await session.run_sync(lambda s: _marker(_connection(s), tables, DEFERRED_SINCE))
 
 
 def refresh_all_sync(
@@ -218,8 +229,14 @@ def _marker(conn: Connection, tables: ProjectionTables, name: str) -> date | Non
     return when.date() if isinstance(when, datetime) else None
 
 
-def _set_marker(conn: Connection, tables: ProjectionTables, name: str, day: date) -> None:
+def _markers(conn: Connection, tables: ProjectionTables, *names: str) -> dict[str, date]:
+    """The days of the markers ``names`` that are set (one query for all)."""
     p = tables.position
+    rows = conn.execute(select(p.c.consumer, p.c.event_time).where(p.c.consumer.in_(names)))
+    return {name: when.date() for name, when in rows if isinstance(when, datetime)}
+
+
+def _set_marker(conn: Connection, tables: ProjectionTables, name: str, day: date) -> None:
     row = {
         "consumer": name,
         "stream_seq": 0,
@@ -227,12 +244,16 @@ def _set_marker(conn: Connection, tables: ProjectionTables, name: str, day: date
         "event_time": datetime.combine(day, time(), tzinfo=UTC),
         "applied_at": datetime.now(UTC),
     }
-    upsert = dialect_insert(conn, p).values(**row)
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[p.c.consumer],
-            set_={"event_time": upsert.excluded.event_time, "applied_at": upsert.excluded.applied_at},
-        )
+    conn.execute(_marker_upsert(tables.position, conn.dialect.name), row)
+
+
+@cache
+def _marker_upsert(p: Table, dialect: str) -> Any:
+    """``position`` upserted with a marker's day (built once: a batch sets one)."""
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(p)
+    return upsert.on_conflict_do_update(
+        index_elements=[p.c.consumer],
+        set_={"event_time": upsert.excluded.event_time, "applied_at": upsert.excluded.applied_at},
     )
 
 

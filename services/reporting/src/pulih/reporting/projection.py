@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -300,25 +301,29 @@ def _resync_answers(conn: Connection, tables: ProjectionTables, referral_ids: Se
 
 def _advance(conn: Connection, tables: ProjectionTables, last: Delivered, consumer: str) -> None:
     """Move ``consumer``'s position to ``last`` (never back: a redelivered old event keeps it)."""
-    p = tables.position
-    upsert = dialect_insert(conn, p).values(
-        consumer=consumer,
-        stream_seq=last.stream_seq,
-        event_id=last.event.id,
-        event_time=last.event.time,
-        applied_at=datetime.now(UTC),
-    )
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[p.c.consumer],
-            set_={
-                "stream_seq": upsert.excluded.stream_seq,
-                "event_id": upsert.excluded.event_id,
-                "event_time": upsert.excluded.event_time,
-                "applied_at": upsert.excluded.applied_at,
-            },
-            where=upsert.excluded.stream_seq >= p.c.stream_seq,
-        )
+    row = {
+        "consumer": consumer,
+        "stream_seq": last.stream_seq,
+        "event_id": last.event.id,
+        "event_time": last.event.time,
+        "applied_at": datetime.now(UTC),
+    }
+    conn.execute(_advance_statement(tables.position, conn.dialect.name), row)
+
+
+@cache
+def _advance_statement(p: Table, dialect: str) -> Any:
+    """The upsert of :func:`_advance`, built once per table (every batch runs it)."""
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(p)
+    return upsert.on_conflict_do_update(
+        index_elements=[p.c.consumer],
+        set_={
+            "stream_seq": upsert.excluded.stream_seq,
+            "event_id": upsert.excluded.event_id,
+            "event_time": upsert.excluded.event_time,
+            "applied_at": upsert.excluded.applied_at,
+        },
+        where=upsert.excluded.stream_seq >= p.c.stream_seq,
     )
 
 
