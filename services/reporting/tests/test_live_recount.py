@@ -17,7 +17,7 @@ from pulih.kit.emitter import Emitter
 from pulih.kit.testing import REGENCY
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.reporting import handlers
-from pulih.reporting.deps import DEFAULT_PHASE_CRITERIA
+from pulih.reporting.deps import DEFAULT_PHASE_CRITERIA, JobPacing
 from pulih.reporting.indicators import DEFERRED_SINCE
 from pulih.reporting.store import LIVE
 
@@ -81,3 +81,29 @@ async def test_a_batch_of_nothing_dated_defers_nothing(projection_store: Project
         await live(UnitOfWork(session, Emitter(regency=REGENCY)), [])
     after = await projection_store.rows(LIVE.position)
     assert {row.consumer for row in after} == {row.consumer for row in before}, "the stocks still stand"
+
+
+async def test_the_consumer_tells_the_job_when_it_catches_up_and_when_it_recounted(
+    projection_store: Projection,
+) -> None:
+    pacing = JobPacing()
+    live = handlers.LiveProjection(
+        regency=REGENCY,
+        timezone=TIMEZONE,
+        criteria=DEFAULT_PHASE_CRITERIA,
+        clock=ManualClock(start=TODAY),
+        batch_size=2,
+        settle=5.0,
+        recounted=time.monotonic() - 10.0,  # within recount_every (30 s), past settle
+        pacing=pacing,
+    )
+
+    async def consume(*events: Any) -> None:
+        async with projection_store.database.transaction() as session:
+            await live(UnitOfWork(session, Emitter(regency=REGENCY)), deliveries(projection_store, *events))
+
+    await consume(*founding())  # full: more are waiting, the job keeps off
+    assert pacing.catching_up and pacing.recounted == 0.0
+    await consume(registered(date(2026, 2, 3)))  # the last of the backlog: recounted here
+    assert not pacing.catching_up and pacing.recounted > 0.0
+    assert (await projection_store.cells())[("2026-02", "clients_registered")] == 1

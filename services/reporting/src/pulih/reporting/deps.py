@@ -42,10 +42,16 @@ def _default_criteria() -> dict[str, Any]:
 
 @dataclass
 class JobPacing:
-    """When the ``recount-deferred`` job last assessed the unit phases (``time.monotonic``;
-    None: not yet since the start), so that it does so at most every so often."""
+    """When the live consumer or the ``recount-deferred`` job last recounted the indicators, and
+    when that job last assessed the unit phases (``time.monotonic``; None: not yet since the
+    start), so that together they do so at most every so often."""
 
+    recounted: float = 0.0
     assessed: float | None = None
+    catching_up: bool = False
+    """Whether the consumer's last batch was full (more waiting): the job leaves the recount to
+    the end of the catch-up (or to the aggregates job) rather than recount a backlog's years
+    every few seconds."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from pulih.kit.clock import Clock
 from pulih.kit.runtime import ServiceRuntime
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.reporting import indicators, phases, projection, swap
-from pulih.reporting.deps import ReportingDeps
+from pulih.reporting.deps import JobPacing, ReportingDeps
 from pulih.reporting.domain.phases import PhaseCriteria
 from pulih.reporting.store import LIVE, ProjectionTables
 
@@ -125,6 +125,8 @@ async def recount_job(runtime: ServiceRuntime) -> int:
     recounts are the indicators' routine, not changes worth a log line every few seconds."""
     settings, deps = runtime.settings, runtime.deps_as(ReportingDeps)
     now, pacing = time.monotonic(), deps.pacing
+    if pacing.catching_up or now - pacing.recounted < RECOUNT_AT_MOST_EVERY:
+        return 0  # the consumer catches up, or recounted lately: it, or the next round, will
     assess = pacing.assessed is None or now - pacing.assessed >= PHASES_AT_MOST_EVERY
     async with runtime.unit_of_work() as uow:
         since = await recount_deferred(
@@ -135,8 +137,10 @@ async def recount_job(runtime: ServiceRuntime) -> int:
             criteria=deps.phase_criteria,
             assess=assess,
         )
-    if since is not None and assess:
-        pacing.assessed = now
+    if since is not None:
+        pacing.recounted = now
+        if assess:
+            pacing.assessed = now
     return 0
 
 
@@ -159,7 +163,9 @@ class LiveProjection:
     assessed: float | None = None
     """When the unit phases were last assessed here (None: not yet, since the start)."""
     settle: float = 0.0
-    """Seconds: a batch within this long of the last recount here defers it (0: never)."""
+    """Seconds: a batch within this long of the last recount defers it (0: never)."""
+    pacing: JobPacing | None = None
+    """Shared with :func:`recount_job`: its recounts count as the last recount too."""
 
     @classmethod
     def of(cls, runtime: ServiceRuntime) -> LiveProjection:
@@ -172,15 +178,20 @@ class LiveProjection:
             criteria=criteria,
             clock=runtime.clock,
             settle=RECOUNT_AT_MOST_EVERY,
+            pacing=runtime.deps_as(ReportingDeps).pacing,
         )
 
     async def __call__(self, uow: UnitOfWork, received: Sequence[Received]) -> None:
         # A full batch means more are waiting: recount once the consumer has caught up, not
         # after every batch of a year's backlog (but at least every ``recount_every``).
         now = time.monotonic()
-        behind = len(received) >= self.batch_size and now - self.recounted < self.recount_every
+        full = len(received) >= self.batch_size
+        behind = full and now - self.recounted < self.recount_every
         # A live stream: recount at most every ``settle`` seconds (recount_job does the last).
-        behind = behind or now - self.recounted < self.settle
+        last = self.recounted
+        if self.pacing is not None:
+            last, self.pacing.catching_up = max(last, self.pacing.recounted), full
+        behind = behind or now - last < self.settle
         assess = self.assessed is None or now - self.assessed >= self.phases_every
         since = await project_batch(
             uow,
@@ -194,5 +205,7 @@ class LiveProjection:
         )
         if since is not None:
             self.recounted = now
+            if self.pacing is not None:
+                self.pacing.recounted = now
         if assess and not behind:
             self.assessed = now
