@@ -197,7 +197,7 @@ GUARANTEES: list[Guarantee] = [
     ),
     Guarantee(
         "batch_apply",
-        "not ready: the events after one in hand do not wait (given back with a delay)",
+        "not ready: a batch's NotReadyYet is taken for an unknown error (equivalent)",
         "            except (Rejected, PulihError, NotReadyYet):",
         "            except (Rejected, PulihError):",
     ),
@@ -265,7 +265,7 @@ GUARANTEES: list[Guarantee] = [
     # a store fault pauses and spends no attempt
     Guarantee(
         "batch_apply",
-        "store fault: an apply batch's unknown error is not checked against the store",
+        "store fault: an apply batch's unknown error is not checked against the store (harmless)",
         "                if is_store_fault(exc) or not await self._store_commits():\n"
         "                    await self._wait_for_store(exc, round_)\n"
         "                    continue\n"
@@ -277,7 +277,7 @@ GUARANTEES: list[Guarantee] = [
     ),
     Guarantee(
         "batch_apply",
-        "store fault: one probe that fails is enough to go on",
+        "store fault: one failing probe, then the batch itself is tried again (harmless)",
         "        while not await self._store_commits():",
         "        if not await self._store_commits():",
     ),
@@ -595,7 +595,11 @@ def run(scope_name: str, only: set[int] | None, timeout: float, tests: list[str]
             finally:
                 (target / f"{module}.py").write_text(source)
             took = time.monotonic() - started
-            print(f"{scope_name} #{m.number} line {m.line} {m.what}: {how} ({took:.0f}s)", flush=True)
+            by = ""
+            if how == "killed":  # the test that failed first (pytest -q's summary line)
+                failed = [x for x in _pytest.last_output.splitlines() if x.startswith("FAILED ")]  # type: ignore[attr-defined]
+                by = f" by {failed[0].split()[1]}" if failed else ""
+            print(f"{scope_name} #{m.number} line {m.line} {m.what}: {how}{by} ({took:.0f}s)", flush=True)
             if not killed:
                 survivors += 1
                 diff = difflib.unified_diff(source.splitlines(), m.source.splitlines(), lineterm="", n=1)
