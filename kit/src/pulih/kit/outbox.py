@@ -68,7 +68,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -238,6 +237,8 @@ def _among(column: ColumnElement[int], *, sqlite: bool) -> ColumnElement[bool]:
     if sqlite:
         listed = func.json_each(bindparam("values", type_=String)).table_valued("value")
         return column.in_(select(listed.c.value))
+    from sqlalchemy.dialects.postgresql import ARRAY  # not loaded by a service on SQLite (2 MB)
+
     return column == any_(bindparam("values", type_=ARRAY(BigInteger)))
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
-
 from pulih.kit import dev_keys
 from pulih.kit.auth import SERVICE_TOKEN_TTL, Role, issue_token
 from pulih.kit.errors import Unavailable
@@ -73,6 +71,8 @@ async def service_bearer(settings: Settings, service: str, scope: str) -> str:
 
 
 async def _token_url(settings: Settings) -> str:
+    import httpx  # only where there is an identity provider: 4 MB a service
+
     if settings.oidc_token_url is not None:
         return settings.oidc_token_url
     if settings.oidc_issuer is None:
@@ -90,6 +90,8 @@ async def _token_url(settings: Settings) -> str:
 
 async def _client_credentials(url: str, settings: Settings, scope: str) -> _Held:
     """A client-credentials grant (RFC 6749 §4.4), the client authenticated with HTTP Basic."""
+    import httpx  # only where there is an identity provider: 4 MB a service
+
     assert settings.oidc_client_id is not None and settings.oidc_client_secret is not None
     try:
         async with httpx.AsyncClient(timeout=5) as http:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -28,6 +27,8 @@ _endpoints: dict[str, dict[str, str]] = {}
 
 async def endpoints_of(issuer: str) -> dict[str, str]:
     """The authorization and token endpoints of ``issuer``."""
+    import httpx  # only where there is an identity provider: 4 MB a service
+
     if issuer not in _endpoints:
         try:
             async with httpx.AsyncClient(timeout=5) as http:
@@ -70,6 +71,8 @@ class CodeExchange(BaseModel):
 @router.post("/signin/token", include_in_schema=False)
 async def signin_token(request: Request, body: CodeExchange) -> dict[str, Any]:
     """Exchange an authorization code and its PKCE verifier for an access token."""
+    import httpx  # only where there is an identity provider: 4 MB a service
+
     settings: Settings = request.app.state.settings
     if settings.oidc_issuer is None:
         raise Invalid("no_provider", "this deployment has no identity provider (PULIH_OIDC_ISSUER)")
