@@ -156,10 +156,11 @@ async def test_the_day_a_refused_answer_replaced_is_recounted_when_it_stands_and
     first = envelope(ReferralAccepted(referral_id=referral, accepted_on=date(2026, 2, 4)))
     second = envelope(ReferralAccepted(referral_id=referral, accepted_on=date(2026, 3, 2)))
     await projection_store.feed(*background(referral), first)
-    await projection_store.feed(second)  # applied until refused: the referral's latest acceptance
+    await projection_store.feed(second)  # stands until refused: both count, each on its own day
     cells = await projection_store.cells()
-    assert ("2026-02", "referrals_accepted") not in cells
+    assert cells[("2026-02", "referrals_accepted")] == 1
     assert cells[("2026-03", "referrals_accepted")] == 1
+    assert (await referral_row(projection_store)).accepted_on == date(2026, 2, 4)  # the earliest
     await projection_store.feed(refusal(second))
     cells = await projection_store.cells()
     assert cells[("2026-02", "referrals_accepted")] == 1

@@ -6,8 +6,9 @@ the events' domain dates; an assessment without ``assessed_on`` (contract v1.0) 
 regency's local day of its ``time``.
 
 A clinic's answers (accepted, declined, attended) are kept as rows of their own
-(``referral_answers``), and the referral's ``accepted_on``, ``declined_on`` and ``attended_on``
-are derived from those that stand: the referral service may refuse one
+(``referral_answers``: ``referrals_accepted`` counts those that stand, each on its own day), and
+the referral's ``accepted_on``, ``declined_on`` and ``attended_on`` are the earliest of those
+that stand: the referral service may refuse one
 (``AnswerRejected``, always later in the stream), and a refused answer must change nothing. A
 clinic may publish an answer refused as early again, under the same id:
 :mod:`pulih.reporting.projection` folds such a later copy again, and the answer stands unless it

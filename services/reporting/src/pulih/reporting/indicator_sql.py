@@ -279,6 +279,11 @@ def flow_families(t: ProjectionTables) -> list[Family]:
         t.follow_ups,
     )
     answered = r.join(c, c.c.client_id == r.c.client_id)
+    # Every acceptance that stands counts on its own day (EVENTS.md counts ReferralAccepted), even
+    # a second one of a referral until the referral service refuses it.
+    a = t.referral_answers
+    accepted = a.join(r, r.c.referral_id == a.c.referral_id).join(c, c.c.client_id == r.c.client_id)
+    standing = and_(a.c.kind == "accepted", a.c.rejected.is_not(true()))
     discharged = d.join(c, c.c.client_id == d.c.client_id)
     followed = f.join(c, c.c.client_id == f.c.client_id)
     completed, back = r.c.outcome == "completed", r.c.back_referral == true()
@@ -303,7 +308,7 @@ def flow_families(t: ProjectionTables) -> list[Family]:
             sessions_attended=_one_if(s.c.attended == true()),
         ),
         _flow(r, r.c.unit_id, r.c.referred_on, orgs_, referrals_made=ONE),
-        _flow(answered, c.c.unit_id, r.c.accepted_on, orgs_, referrals_accepted=ONE),
+        _flow(accepted, c.c.unit_id, a.c.on, orgs_, standing, referrals_accepted=ONE),
         _flow(
             answered,
             c.c.unit_id,

@@ -276,6 +276,7 @@ def _fact_span(conn: Connection, tables: ProjectionTables) -> tuple[date, date] 
         t.follow_ups.c.on,
         t.referrals.c.referred_on,
         t.referrals.c.accepted_on,
+        t.referral_answers.c.on,
         t.referrals.c.closed_on,
     ]
     bounds = union_all(

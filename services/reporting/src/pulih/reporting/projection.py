@@ -13,8 +13,9 @@ whatever the batch boundaries:
    from ``discharges`` (so a discharge and its reversal come out right in any batch split);
 5. the clinics' answers (``referral_answers``, an answer's latest copy winning), the refusals
    (``AnswerRejected`` refuses the copies before it), and each referral whose answers changed
-   takes, for each kind, its latest answer that stands; the days it had and has now are
-   touched (a refused answer gives back the day of the answer it had replaced);
+   takes, for each kind, its earliest answer that stands; the days it had and has now are
+   touched, and so is the day of each answer refused (``referrals_accepted`` counts every
+   acceptance that stands on its own day, as EVENTS.md counts ``ReferralAccepted``);
 6. the inbox (``applied_events``: an id that arrives twice counts once) and ``position``.
 
 The one exception to "once": a clinic answer arriving again under a *later* stream sequence is
@@ -244,6 +245,10 @@ def _write(conn: Connection, tables: ProjectionTables, rows: Rows) -> None:
             .values(rejected=True),
             rows.rejections,
         )
+        # each answer counts on its own day (referrals_accepted): a refused one recounts that day
+        refused = list({row["b_answer_id"] for row in rows.rejections})
+        for chunk in _chunks(refused):
+            rows.dates.update(conn.scalars(select(a.c.on).where(a.c.answer_id.in_(chunk))))
     if rows.answered:
         rows.dates.update(_resync_answers(conn, tables, sorted(rows.answered)))
 
@@ -269,8 +274,11 @@ def _resync_discharges(conn: Connection, tables: ProjectionTables, enrolment_ids
 
 
 def _resync_answers(conn: Connection, tables: ProjectionTables, referral_ids: Sequence[UUID]) -> set[date]:
-    """Each referral takes, for each kind of answer, its latest that stands (or none); returns
-    the days that changed, the old and the new (their periods count differently now)."""
+    """Each referral takes, for each kind of answer, its earliest that stands (or none): a
+    referral is answered from the first day an answer that stands says so, whatever a clinic
+    sends later (a second acceptance, until the referral service refuses it, does not make the
+    referral unanswered before its own day). Returns the days that changed, the old and the new
+    (their periods count differently now)."""
     r, a = tables.referrals, tables.referral_answers
     columns = [r.c[name] for name in ANSWER_COLUMNS.values()]
 
@@ -278,7 +286,7 @@ def _resync_answers(conn: Connection, tables: ProjectionTables, referral_ids: Se
         return (
             select(a.c.on)
             .where(a.c.referral_id == r.c.referral_id, a.c.kind == kind, a.c.rejected.is_not(true()))
-            .order_by(a.c.stream_seq.desc())
+            .order_by(a.c.on, a.c.stream_seq)
             .limit(1)
             .scalar_subquery()
         )
