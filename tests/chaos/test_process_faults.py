@@ -139,13 +139,13 @@ async def test_rehab_killed_mid_backlog_applies_every_event_once(
     regency: ChaosRegency, figures: dict[str, Any]
 ) -> None:
     outreach = await regency.service("outreach").start()
-    # batches of 10, so that the backlog takes dozens of them and the kills land in its middle
+    # batches of 4, so that the backlog takes a hundred of them and the kills land in its middle
     # (at the default 500, one batch takes the whole backlog before the first kill)
-    rehab = await regency.service("rehab", PULIH_CONSUMER_BATCH_SIZE="10").start()
+    rehab = await regency.service("rehab", PULIH_CONSUMER_BATCH_SIZE="4").start()
     rehab.stop()  # its durable consumer exists; the backlog builds up while it is away
     load = Load(outreach.url)
     await load.prepare()
-    await load.run(100)
+    await load.run(150)
     await eventually(
         lambda: asyncio.to_thread(lambda: outreach.rows("outbox")),
         until=lambda rows: all(r["published_at"] for r in rows),
