@@ -65,8 +65,10 @@ class Summary:
         """A table per regency: an indicator a row, a month a column, and the total."""
         tables = []
         for regency in self.regencies:
+            # a federation's regency has a name (r3301 Cilacap); a lone one is named by its code
+            named = regency.name if regency.code in regency.name else f"r{regency.code} {regency.name}"
             table = Table(
-                title=f"r{regency.code} {regency.name}: {regency.units} units, {regency.agents} agents "
+                title=f"{named}: {regency.units} units, {regency.agents} agents "
                 "(the reporting API's regency indicators)",
             )
             table.add_column("indicator")
