@@ -53,7 +53,10 @@ async def test_a_write_that_meets_another_writer_waits_without_stopping_the_loop
     writing = asyncio.create_task(write())
     ticks = 0
     started = time.monotonic()
-    while time.monotonic() - started < 0.5:  # the loop keeps turning while the write waits
+    # the loop keeps turning while the write waits: twenty turns, well within the write's busy
+    # timeout (15 s; a write that held the loop would hold it that long, then fail), whatever
+    # else a loaded machine or a garbage collection takes of the time
+    while ticks < 20 and time.monotonic() - started < 5:
         await asyncio.sleep(0.01)
         ticks += 1
     assert not writing.done()
