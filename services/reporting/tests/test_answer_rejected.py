@@ -1,7 +1,8 @@
 """A clinic answer the referral service refused (``AnswerRejected``, always later in the stream)
 changes no indicator, on SQLite and PostgreSQL, wherever the batches are cut: the referral keeps
-the answers that stand, a refused answer that had replaced an earlier one gives its day back,
-and an answer the clinic publishes again after a refusal stands until it is refused again."""
+the answers that stand (its earliest of each kind answers it; each acceptance that stands counts
+on its own day), a refused answer takes its day out again, and an answer the clinic publishes
+again after a refusal stands until it is refused again."""
 
 from __future__ import annotations
 

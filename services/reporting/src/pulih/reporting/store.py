@@ -214,9 +214,9 @@ def projection_tables(prefix: str = "", meta: MetaData | None = None) -> Project
             Column("back_referral", Boolean, nullable=True),
         ),
         # Every clinic answer, so that one the referral service refused (``AnswerRejected``) can
-        # be taken back: a referral's accepted_on, declined_on and attended_on are its latest
-        # answers of each kind that stand (``stream_seq``: its latest copy; ``rejected``: refused
-        # after that copy).
+        # be taken back: a referral's accepted_on, declined_on and attended_on are its earliest
+        # answers of each kind that stand (``stream_seq``: an answer's latest copy; ``rejected``:
+        # refused after that copy), and each acceptance that stands counts on its own day.
         referral_answers=table(
             "referral_answers",
             Column("answer_id", Uuid, primary_key=True),
