@@ -22,6 +22,23 @@ from pulih.reporting.indicators import DEFERRED_SINCE
 from pulih.reporting.store import LIVE
 
 
+def live_projection(**tuning: Any) -> handlers.LiveProjection:
+    """The live consumer's handler for the regency, its clock at ``TODAY``, tuned by ``tuning``."""
+    return handlers.LiveProjection(
+        regency=REGENCY,
+        timezone=TIMEZONE,
+        criteria=DEFAULT_PHASE_CRITERIA,
+        clock=ManualClock(start=TODAY),
+        **tuning,
+    )
+
+
+async def consume(projection: Projection, live: handlers.LiveProjection, *events: Any) -> None:
+    """``live`` applies ``events`` as one batch, in a transaction of its own."""
+    async with projection.database.transaction() as session:
+        await live(UnitOfWork(session, Emitter(regency=REGENCY)), deliveries(projection, *events))
+
+
 async def deferred(projection: Projection) -> bool:
     async with projection.database.transaction() as session:
         p = LIVE.position
@@ -29,18 +46,7 @@ async def deferred(projection: Projection) -> bool:
 
 
 async def test_a_batch_soon_after_a_recount_is_recounted_later_once(projection_store: Projection) -> None:
-    live = handlers.LiveProjection(
-        regency=REGENCY,
-        timezone=TIMEZONE,
-        criteria=DEFAULT_PHASE_CRITERIA,
-        clock=ManualClock(start=TODAY),
-        settle=60.0,
-        recounted=time.monotonic() - 120.0,
-    )
-
-    async def consume(*events: Any) -> None:
-        async with projection_store.database.transaction() as session:
-            await live(UnitOfWork(session, Emitter(regency=REGENCY)), deliveries(projection_store, *events))
+    live = live_projection(settle=60.0, recounted=time.monotonic() - 120.0)
 
     async def recount() -> date | None:
         async with projection_store.database.transaction() as session:
@@ -52,10 +58,14 @@ async def test_a_batch_soon_after_a_recount_is_recounted_later_once(projection_s
                 criteria=DEFAULT_PHASE_CRITERIA,
             )
 
-    await consume(*founding(), registered(date(2026, 2, 3)))  # the last recount is old: at once
+    await consume(
+        projection_store, live, *founding(), registered(date(2026, 2, 3))
+    )  # the last recount is old: at once
     assert (await projection_store.cells())[("2026-02", "clients_registered")] == 1
     assert not await deferred(projection_store)
-    await consume(registered(date(2026, 2, 4)))  # within settle: projected, not recounted
+    await consume(
+        projection_store, live, registered(date(2026, 2, 4))
+    )  # within settle: projected, not recounted
     assert await count(projection_store, LIVE.clients) == 2
     assert (await projection_store.cells())[("2026-02", "clients_registered")] == 1
     assert await deferred(projection_store)
@@ -66,19 +76,10 @@ async def test_a_batch_soon_after_a_recount_is_recounted_later_once(projection_s
 
 
 async def test_a_batch_of_nothing_dated_defers_nothing(projection_store: Projection) -> None:
-    live = handlers.LiveProjection(
-        regency=REGENCY,
-        timezone=TIMEZONE,
-        criteria=DEFAULT_PHASE_CRITERIA,
-        clock=ManualClock(start=TODAY),
-        settle=60.0,
-        recounted=time.monotonic() - 120.0,
-    )
-    async with projection_store.database.transaction() as session:
-        await live(UnitOfWork(session, Emitter(regency=REGENCY)), deliveries(projection_store, *founding()))
+    live = live_projection(settle=60.0, recounted=time.monotonic() - 120.0)
+    await consume(projection_store, live, *founding())
     before = await projection_store.rows(LIVE.position)
-    async with projection_store.database.transaction() as session:
-        await live(UnitOfWork(session, Emitter(regency=REGENCY)), [])
+    await consume(projection_store, live)
     after = await projection_store.rows(LIVE.position)
     assert {row.consumer for row in after} == {row.consumer for row in before}, "the stocks still stand"
 
@@ -87,23 +88,17 @@ async def test_the_consumer_tells_the_job_when_it_catches_up_and_when_it_recount
     projection_store: Projection,
 ) -> None:
     pacing = JobPacing()
-    live = handlers.LiveProjection(
-        regency=REGENCY,
-        timezone=TIMEZONE,
-        criteria=DEFAULT_PHASE_CRITERIA,
-        clock=ManualClock(start=TODAY),
+    live = live_projection(
         batch_size=2,
         settle=5.0,
         recounted=time.monotonic() - 10.0,  # within recount_every (30 s), past settle
         pacing=pacing,
     )
 
-    async def consume(*events: Any) -> None:
-        async with projection_store.database.transaction() as session:
-            await live(UnitOfWork(session, Emitter(regency=REGENCY)), deliveries(projection_store, *events))
-
-    await consume(*founding())  # full: more are waiting, the job keeps off
+    await consume(projection_store, live, *founding())  # full: more are waiting, the job keeps off
     assert pacing.catching_up and pacing.recounted == 0.0
-    await consume(registered(date(2026, 2, 3)))  # the last of the backlog: recounted here
+    await consume(
+        projection_store, live, registered(date(2026, 2, 3))
+    )  # the last of the backlog: recounted here
     assert not pacing.catching_up and pacing.recounted > 0.0
     assert (await projection_store.cells())[("2026-02", "clients_registered")] == 1
