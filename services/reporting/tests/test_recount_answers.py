@@ -15,18 +15,15 @@ from uuid import UUID
 
 import pytest
 from reporting_histories import Delivery, History
+from test_answer_rejected import background, refusal
 from test_recount import _cells, _diff, _project, recount
 
 from pulih.contracts import new_event
 from pulih.contracts.events.clinic import ReferralAccepted
-from pulih.contracts.events.outreach import ClientRegistered, UnitEstablished
-from pulih.contracts.events.referral import AnswerRejected, ReferredToClinic
+from pulih.contracts.events.referral import ReferredToClinic
 
-UNIT = UUID(int=1)
-CLIENT = UUID(int=2)
 REFERRAL = UUID(int=3)
 TODAY = date(2026, 2, 16)
-VILLAGE = "3301020003"
 
 
 def _event(data: Any, number: int, on: date) -> Any:
@@ -35,43 +32,28 @@ def _event(data: Any, number: int, on: date) -> Any:
     )
 
 
-BACKGROUND = [
-    UnitEstablished(unit_id=UNIT, name="Unit Melati", village_code=VILLAGE, established_on=date(2025, 12, 1)),
-    ClientRegistered(
-        client_id=CLIENT,
-        unit_id=UNIT,
-        registered_on=date(2026, 1, 5),
-        sex="m",
-        age_band="15_24",
-        came_through="self",
-    ),
-    ReferredToClinic(
-        referral_id=REFERRAL,
-        client_id=CLIENT,
-        unit_id=UNIT,
-        clinic_id="klinik-a",
-        service="rawat_jalan",
-        reason="high_risk",
-        urgency="urgent",
-        referred_on=date(2026, 1, 10),
-        respond_by=date(2026, 1, 11),
-        consent_id=UUID(int=4),
-    ),
-]
+def _referred_on_a_saturday(events: list[Any]) -> list[Any]:
+    """:func:`test_answer_rejected.background`, its referral (urgent) made on Saturday 10 January
+    to answer by Sunday the 11th."""
+    return [
+        ReferredToClinic.model_validate(
+            {
+                **event.model_dump(),
+                "urgency": "urgent",
+                "referred_on": date(2026, 1, 10),
+                "respond_by": date(2026, 1, 11),
+            }
+        )
+        if isinstance(event, ReferredToClinic)
+        else event
+        for event in events
+    ]
+
+
+BACKGROUND = _referred_on_a_saturday(background(REFERRAL))
 FIRST = _event(ReferralAccepted(referral_id=REFERRAL, accepted_on=date(2026, 1, 13)), 3, date(2026, 1, 13))
 SECOND = _event(ReferralAccepted(referral_id=REFERRAL, accepted_on=date(2026, 2, 4)), 4, date(2026, 2, 4))
-REFUSAL = _event(
-    AnswerRejected(
-        referral_id=REFERRAL,
-        clinic_id="klinik-a",
-        answer_id=SECOND.id,
-        answer_type=SECOND.type,
-        error="illegal_transition",
-        reason="accepted twice",
-    ),
-    5,
-    date(2026, 2, 5),
-)
+REFUSAL = _event(refusal(SECOND), 5, date(2026, 2, 5))
 
 
 def _deliveries(*, refused: bool) -> list[Delivery]:
@@ -88,12 +70,20 @@ def _unit_cells(cells: dict[tuple[str, str, str, str], int], indicator: str) -> 
     }
 
 
-@pytest.mark.parametrize("cut", [None, 4, 5])
-def test_two_acceptances_that_stand_both_count_and_the_first_answers_the_referral(cut: int | None) -> None:
-    deliveries = _deliveries(refused=False)
+def _projected(deliveries: list[Delivery], cut: int | None) -> dict[tuple[str, str, str, str], int]:
+    """The cells the projection keeps for ``deliveries`` (in one batch, or two cut at ``cut``),
+    asserted to be those a recount of them gives."""
     history = History(today=TODAY, stream=[d.event for d in deliveries], deliveries=deliveries)
     batches = [deliveries] if cut is None else [deliveries[:cut], deliveries[cut:]]
     cells = _cells(_project(history, batches))
+    expected = recount(deliveries, today=TODAY, regency=history.regency, timezone=history.timezone)
+    assert _diff(expected, cells) == []
+    return cells
+
+
+@pytest.mark.parametrize("cut", [None, 4, 5])
+def test_two_acceptances_that_stand_both_count_and_the_first_answers_the_referral(cut: int | None) -> None:
+    cells = _projected(_deliveries(refused=False), cut)
     assert _unit_cells(cells, "referrals_accepted") == {
         "2026-01": 1,
         "2026-W03": 1,
@@ -103,18 +93,11 @@ def test_two_acceptances_that_stand_both_count_and_the_first_answers_the_referra
     # referred on Saturday 10 January, due on Sunday the 11th (W02's last day), accepted on the
     # 13th: never unanswered past its respond_by at the end of a week or month
     assert _unit_cells(cells, "referrals_overdue") == {}
-    expected = recount(deliveries, today=TODAY, regency=history.regency, timezone=history.timezone)
-    assert _diff(expected, cells) == []
 
 
 @pytest.mark.parametrize("cut", [None, 5, 6])
 def test_the_refused_second_acceptance_leaves_the_first(cut: int | None) -> None:
     """Refusing the second acceptance recounts its own day (February), not the referral's."""
-    deliveries = _deliveries(refused=True)
-    history = History(today=TODAY, stream=[d.event for d in deliveries], deliveries=deliveries)
-    batches = [deliveries] if cut is None else [deliveries[:cut], deliveries[cut:]]
-    cells = _cells(_project(history, batches))
+    cells = _projected(_deliveries(refused=True), cut)
     assert _unit_cells(cells, "referrals_accepted") == {"2026-01": 1, "2026-W03": 1}
     assert _unit_cells(cells, "referrals_overdue") == {}
-    expected = recount(deliveries, today=TODAY, regency=history.regency, timezone=history.timezone)
-    assert _diff(expected, cells) == []
