@@ -27,6 +27,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uui
 from sqlalchemy.orm import Session
 from system_support import stream_messages
 from test_consumer_delivery import consent, registration
+from test_consumer_store_faults import StoreFault
 
 from pulih.contracts import CloudEvent, Event, new_event, parse_event, stream_name, subject_for
 from pulih.contracts.events.dead_letters import EventDeadLettered
@@ -182,6 +183,12 @@ class Consumer:
         await self.broker.stop()
         await self.database.dispose()
 
+    async def __aenter__(self) -> Consumer:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     async def log(self) -> list[tuple[int, uuid.UUID, int]]:
         return await applications(self.database)
 
@@ -197,6 +204,12 @@ class Consumer:
             lambda: stream_messages(self.nats_url, DLQ), until=lambda m: len(m) >= count, timeout=timeout
         )
         return [cast("CloudEvent[EventDeadLettered]", parse_event(m.data)) for m in messages]
+
+    async def assert_applied_once_each(self, seqs: Sequence[int]) -> None:
+        """Asserts that the messages ``seqs`` were applied, in that order, each once and at its
+        first attempt, and that nothing was dead-lettered."""
+        assert [(seq, attempt) for seq, _, attempt in await self.log()] == [(s, 1) for s in seqs]
+        assert await stream_messages(self.nats_url, DLQ) == []
 
 
 async def applications(database: Database) -> list[tuple[int, uuid.UUID, int]]:
@@ -234,10 +247,11 @@ async def start_consumer(
     batch_size: int = 200,
     types: set[type[Event]] | None = None,
     handlers: bool = False,
+    linger: float = 0.0,
     **settings: Any,
 ) -> Consumer:
     """A consumer of the regency's outreach events that applies batches with ``recorder``, or
-    with its event handlers if ``handlers``."""
+    with its event handlers if ``handlers``; a batch waits up to ``linger`` seconds to fill."""
     values: dict[str, Any] = {"PULIH_MAX_DELIVER": 3, **settings}
     runtime = ServiceRuntime(
         SERVICE,
@@ -258,6 +272,7 @@ async def start_consumer(
         subject=f"ibm.{REGENCY}.outreach.>",
         batch_size=batch_size,
         retry_base_seconds=0.05,
+        linger=linger,
         **how,
     )
     await broker.connect()
@@ -266,6 +281,20 @@ async def start_consumer(
     for batch_consumer in runtime.batch_consumers:  # as the service's lifespan does
         await batch_consumer.start()
     return Consumer(runtime, broker, recorder, nats_url)
+
+
+async def published(nats_url: str, count: int) -> tuple[list[CloudEvent[Any]], list[int]]:
+    """The regency's stream declared and ``count`` :func:`mixed_events` published on it: the
+    events and their stream sequences."""
+    await create_stream(nats_url)
+    events = mixed_events(count)
+    return events, await publish(nats_url, events)
+
+
+async def failing_store(database_url: str) -> tuple[Database, StoreFault]:
+    """:func:`open_store`'s store, and the :class:`StoreFault` that makes it refuse writes."""
+    store = await open_store(database_url)
+    return store, StoreFault(store)
 
 
 @asynccontextmanager
