@@ -27,32 +27,51 @@ from typing import Any
 
 import nats
 import pytest
-from sqlalchemy import event as sa_event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
-from system_support import stream_messages
-from test_batch_consumption import (
+from batch_support import (
     DLQ,
     DURABLE,
     SERVICE,
     Consumer,
+    EventHook,
     Recorder,
     create_stream,
+    failing_store,
     mixed_events,
-    open_store,
     publish,
+    published,
     start_consumer,
+    stopping,
 )
-from test_consumer_store_faults import StoreFault
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+from system_support import stream_messages
 
 from pulih.contracts import CloudEvent, stream_name
 from pulih.kit.batch_consumer import Received
 from pulih.kit.consumers import Delivery, NotReadyYet, Rejected
+from pulih.kit.database import Database
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.testing import REGENCY, eventually
 from pulih.kit.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.system
+
+
+async def start_pausing(
+    tmp_path: Path, nats_url: str, store: str | Database, on_event: EventHook, *, handlers: bool = True
+) -> Consumer:
+    """A consumer (its event handlers, unless ``handlers`` is False) that runs ``on_event`` for
+    each event, with an ``ack_wait`` of 1 s and store retries at most 0.2 s apart."""
+    return await start_consumer(
+        tmp_path,
+        nats_url,
+        store,
+        Recorder(on_event=on_event),
+        handlers=handlers,
+        PULIH_ACK_WAIT_SECONDS=1,
+        PULIH_STORE_RETRY_MAX_SECONDS=0.2,
+    )
 
 
 async def max_ack_pending(nats_url: str) -> int:
@@ -68,8 +87,7 @@ async def test_the_durable_holds_one_batch_at_most_new_or_declared_again(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
     await create_stream(nats_server.url)
-    consumers: list[Consumer] = []
-    try:
+    async with stopping() as consumers:
         consumers.append(
             await start_consumer(tmp_path, nats_server.url, database_url, Recorder(), batch_size=7)
         )
@@ -81,17 +99,12 @@ async def test_the_durable_holds_one_batch_at_most_new_or_declared_again(
             await start_consumer(tmp_path, nats_server.url, database_url, Recorder(), batch_size=5)
         )
         assert await max_ack_pending(nats_server.url) == 5
-    finally:
-        for consumer in consumers:
-            await consumer.stop()
 
 
 async def test_a_handler_that_fails_after_writing_leaves_nothing_and_a_failed_batch_commits_nothing(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
-    await create_stream(nats_server.url)
-    events = mixed_events(5)
-    seqs = await publish(nats_server.url, events)
+    events, seqs = await published(nats_server.url, 5)
     poisons = {events[0].id, events[2].id}  # the first found without savepoints, the second with
     store_failed: list[int] = []
 
@@ -102,26 +115,21 @@ async def test_a_handler_that_fails_after_writing_leaves_nothing_and_a_failed_ba
             store_failed.append(delivery.stream_seq)
             raise sa_exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    consumer = await start_consumer(
+    async with await start_consumer(
         tmp_path, nats_server.url, database_url, Recorder(then=after_its_effect), handlers=True
-    )
-    try:
+    ) as consumer:
         await consumer.dead_letters(2)
         await eventually(lambda: consumer.settled(seqs[-1]))
         assert store_failed, "the store fault was met"
         assert [seq for seq, _, _ in await consumer.log()] == [seqs[1], seqs[3], seqs[4]]
         assert await consumer.count() == 3
-    finally:
-        await consumer.stop()
 
 
 @pytest.mark.parametrize("handlers", [False, True], ids=["apply", "handlers"])
 async def test_an_event_not_ready_is_tried_again_no_sooner_than_ack_wait(
     tmp_path: Path, nats_server: NatsServer, database_url: str, handlers: bool
 ) -> None:
-    await create_stream(nats_server.url)
-    events = mixed_events(4)
-    seqs = await publish(nats_server.url, events)
+    events, seqs = await published(nats_server.url, 4)
     tries: list[tuple[int, float]] = []
 
     def not_ready_at_first(received: Received) -> None:
@@ -130,33 +138,27 @@ async def test_an_event_not_ready_is_tried_again_no_sooner_than_ack_wait(
             if received.attempt == 1:
                 raise NotReadyYet("what it builds on has not arrived")
 
-    consumer = await start_consumer(
+    async with await start_consumer(
         tmp_path,
         nats_server.url,
         database_url,
         Recorder(on_event=not_ready_at_first),
         handlers=handlers,
         PULIH_ACK_WAIT_SECONDS=1,
-    )
-    try:
+    ) as consumer:
         await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
         in_order = [seqs[0], *seqs[2:], seqs[1]] if handlers else seqs  # handlers: the rest go on
         assert [seq for seq, _, _ in await consumer.log()] == in_order
         last_first = max(at for attempt, at in tries if attempt == 1)
         [(_, second)] = [(attempt, at) for attempt, at in tries if attempt == 2]
         assert second - last_first >= 0.9, "ack_wait (1 s) between two tries of an event not ready"
-    finally:
-        await consumer.stop()
 
 
 async def test_an_event_not_ready_while_the_store_fails_spends_no_attempt(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
-    await create_stream(nats_server.url)
-    [only] = mixed_events(1)
-    seqs = await publish(nats_server.url, [only])
-    store = await open_store(database_url)
-    fault = StoreFault(store)
+    _, seqs = await published(nats_server.url, 1)
+    store, fault = await failing_store(database_url)
 
     def not_ready_while_the_store_fails(received: Received) -> None:
         if received.attempt == 1 and not fault.refused:
@@ -164,15 +166,9 @@ async def test_an_event_not_ready_while_the_store_fails_spends_no_attempt(
         if fault.active:
             raise NotReadyYet("what it builds on is in a store that cannot commit")
 
-    consumer = await start_consumer(
-        tmp_path,
-        nats_server.url,
-        store,
-        Recorder(on_event=not_ready_while_the_store_fails),
-        PULIH_ACK_WAIT_SECONDS=1,
-        PULIH_STORE_RETRY_MAX_SECONDS=0.2,
-    )
-    try:
+    async with await start_pausing(
+        tmp_path, nats_server.url, store, not_ready_while_the_store_fails, handlers=False
+    ) as consumer:
         runtime = consumer.runtime
         assert await eventually(lambda: _now(set(runtime.paused_consumers)), until=bool)
         # longer than max_deliver (3) tries ack_wait (1 s) apart would take
@@ -180,10 +176,7 @@ async def test_an_event_not_ready_while_the_store_fails_spends_no_attempt(
         assert await stream_messages(nats_server.url, DLQ) == [], "nothing dead-lettered"
         fault.active = False
         await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        assert [(seq, attempt) for seq, _, attempt in await consumer.log()] == [(seqs[0], 1)]
-        assert await stream_messages(nats_server.url, DLQ) == []
-    finally:
-        await consumer.stop()
+        await consumer.assert_applied_once_each(seqs)
 
 
 async def _now(value: Any) -> Any:
@@ -204,16 +197,10 @@ async def test_an_event_not_ready_while_a_sibling_consumer_is_paused_is_kept_in_
             tries.append(received.attempt)
             raise NotReadyYet("what it builds on waits in the paused sibling")
 
-    consumer = await start_consumer(
-        tmp_path,
-        nats_server.url,
-        database_url,
-        Recorder(on_event=not_ready_while_the_sibling_is_paused),
-        handlers=True,
-        PULIH_ACK_WAIT_SECONDS=1,
-        PULIH_STORE_RETRY_MAX_SECONDS=0.2,
+    consumer = await start_pausing(
+        tmp_path, nats_server.url, database_url, not_ready_while_the_sibling_is_paused
     )
-    try:
+    async with consumer:
         consumer.runtime.paused_consumers.add(sibling)  # its store fails, say
         seqs = await publish(nats_server.url, mixed_events(1))
         # more tries than max_deliver (3) deliveries ack_wait (1 s) apart would give
@@ -221,18 +208,13 @@ async def test_an_event_not_ready_while_a_sibling_consumer_is_paused_is_kept_in_
         assert set(tries) == {1}, "kept in hand: no delivery attempt spent"
         consumer.runtime.paused_consumers.discard(sibling)
         await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        assert [(seq, attempt) for seq, _, attempt in await consumer.log()] == [(seqs[0], 1)]
-        assert await stream_messages(nats_server.url, DLQ) == []
-    finally:
-        await consumer.stop()
+        await consumer.assert_applied_once_each(seqs)
 
 
 async def test_a_store_fault_raised_in_a_handler_applies_the_batch_again_in_order(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
-    await create_stream(nats_server.url)
-    events = mixed_events(4)
-    seqs = await publish(nats_server.url, events)
+    events, seqs = await published(nats_server.url, 4)
     refused: list[int] = []
 
     async def locked_once(_: UnitOfWork, event: CloudEvent[Any], delivery: Delivery) -> None:
@@ -240,58 +222,39 @@ async def test_a_store_fault_raised_in_a_handler_applies_the_batch_again_in_orde
             refused.append(delivery.stream_seq)
             raise sa_exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
-    consumer = await start_consumer(
+    async with await start_consumer(
         tmp_path, nats_server.url, database_url, Recorder(then=locked_once), handlers=True
-    )
-    try:
+    ) as consumer:
         await eventually(lambda: consumer.settled(seqs[-1]))
         assert refused == [seqs[1]]
-        assert [(seq, attempt) for seq, _, attempt in await consumer.log()] == [(s, 1) for s in seqs]
-    finally:
-        await consumer.stop()
+        await consumer.assert_applied_once_each(seqs)
 
 
 async def test_an_unknown_error_while_the_store_fails_is_the_store_s_and_spends_no_attempt(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
-    await create_stream(nats_server.url)
-    events = mixed_events(3)
-    seqs = await publish(nats_server.url, events)
-    store = await open_store(database_url)
-    fault = StoreFault(store)
+    events, seqs = await published(nats_server.url, 3)
+    store, fault = await failing_store(database_url)
 
     def unknown_error_as_the_store_fails(received: Received) -> None:
         if received.event.id == events[1].id and (fault.active or not fault.refused):
             fault.active = True
             raise RuntimeError("the driver's own error, of no kind the kit knows")
 
-    consumer = await start_consumer(
-        tmp_path,
-        nats_server.url,
-        store,
-        Recorder(on_event=unknown_error_as_the_store_fails),
-        handlers=True,
-        PULIH_ACK_WAIT_SECONDS=1,
-        PULIH_STORE_RETRY_MAX_SECONDS=0.2,
-    )
-    try:
+    async with await start_pausing(
+        tmp_path, nats_server.url, store, unknown_error_as_the_store_fails
+    ) as consumer:
         await eventually(lambda: _now(fault.refused), until=lambda n: n >= 3)
         fault.active = False
         await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        assert [(seq, attempt) for seq, _, attempt in await consumer.log()] == [(s, 1) for s in seqs]
-        assert await stream_messages(nats_server.url, DLQ) == []
-    finally:
-        await consumer.stop()
+        await consumer.assert_applied_once_each(seqs)
 
 
 async def test_an_event_set_aside_as_the_store_fails_after_the_commit_spends_no_attempt(
     tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> None:
-    await create_stream(nats_server.url)
-    events = mixed_events(2)
-    seqs = await publish(nats_server.url, events)
-    store = await open_store(database_url)
-    fault = StoreFault(store)
+    events, seqs = await published(nats_server.url, 2)
+    store, fault = await failing_store(database_url)
     handled: list[int] = []
     healed: list[bool] = []
 
@@ -308,22 +271,12 @@ async def test_an_event_set_aside_as_the_store_fails_after_the_commit_spends_no_
             fault.active = True
 
     sa_event.listen(Session, "after_commit", fail_after_the_batch_commits)
-    consumer = await start_consumer(
-        tmp_path,
-        nats_server.url,
-        store,
-        Recorder(on_event=judge),
-        handlers=True,
-        PULIH_ACK_WAIT_SECONDS=1,
-        PULIH_STORE_RETRY_MAX_SECONDS=0.2,
-    )
     try:
-        await eventually(lambda: _now(fault.refused), until=lambda n: n >= 4)
-        healed.append(True)
-        fault.active = False
-        await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        assert [(seq, attempt) for seq, _, attempt in await consumer.log()] == [(s, 1) for s in seqs]
-        assert await stream_messages(nats_server.url, DLQ) == []
+        async with await start_pausing(tmp_path, nats_server.url, store, judge) as consumer:
+            await eventually(lambda: _now(fault.refused), until=lambda n: n >= 4)
+            healed.append(True)
+            fault.active = False
+            await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
+            await consumer.assert_applied_once_each(seqs)
     finally:
         sa_event.remove(Session, "after_commit", fail_after_the_batch_commits)
-        await consumer.stop()
