@@ -46,6 +46,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from system_support import stream_messages
+from test_consumer_store_faults import StoreFault
 
 from pulih.contracts import CloudEvent, stream_name
 from pulih.kit.batch_consumer import Received
@@ -174,9 +175,15 @@ async def test_an_event_not_ready_while_the_store_fails_spends_no_attempt(
         # longer than max_deliver (3) tries ack_wait (1 s) apart would take
         await eventually(lambda: _now(fault.refused), until=lambda n: n >= 12, timeout=15)
         assert await stream_messages(nats_server.url, DLQ) == [], "nothing dead-lettered"
-        fault.active = False
-        await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        await consumer.assert_applied_once_each(seqs)
+        await heal_and_settle(consumer, fault, seqs)
+
+
+async def heal_and_settle(consumer: Consumer, fault: StoreFault, seqs: list[int]) -> None:
+    """Heals the store; asserts that then every message is settled and applied once, at its
+    first attempt, and nothing dead-lettered."""
+    fault.active = False
+    await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
+    await consumer.assert_applied_once_each(seqs)
 
 
 async def _now(value: Any) -> Any:
@@ -245,9 +252,7 @@ async def test_an_unknown_error_while_the_store_fails_is_the_store_s_and_spends_
         tmp_path, nats_server.url, store, unknown_error_as_the_store_fails
     ) as consumer:
         await eventually(lambda: _now(fault.refused), until=lambda n: n >= 3)
-        fault.active = False
-        await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-        await consumer.assert_applied_once_each(seqs)
+        await heal_and_settle(consumer, fault, seqs)
 
 
 async def test_an_event_set_aside_as_the_store_fails_after_the_commit_spends_no_attempt(
@@ -275,8 +280,6 @@ async def test_an_event_set_aside_as_the_store_fails_after_the_commit_spends_no_
         async with await start_pausing(tmp_path, nats_server.url, store, judge) as consumer:
             await eventually(lambda: _now(fault.refused), until=lambda n: n >= 4)
             healed.append(True)
-            fault.active = False
-            await eventually(lambda: consumer.settled(seqs[-1]), timeout=15)
-            await consumer.assert_applied_once_each(seqs)
+            await heal_and_settle(consumer, fault, seqs)
     finally:
         sa_event.remove(Session, "after_commit", fail_after_the_batch_commits)
