@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats.errors
 import pytest
 from federation_support import (
     ConfiguredServer,
@@ -171,9 +172,12 @@ async def _kill_the_leader(fed: RunningFederation, http: httpx.AsyncClient) -> N
     last = {code: [k for k in published if k[0] == code][-1] for code in CODES}
 
     async def arrived() -> Counter[Key]:
+        try:
+            bodies = await fed.national_messages()
+        except (nats.errors.Error, TimeoutError):  # the survivors still electing: ask again
+            return Counter()
         return Counter(
-            (body["data"]["regency"], body["data"]["period"], body["data"]["revision"])
-            for _, body in await fed.national_messages()
+            (body["data"]["regency"], body["data"]["period"], body["data"]["revision"]) for _, body in bodies
         )
 
     counts = await eventually(arrived, until=lambda c: all(c[k] for k in last.values()), timeout=30)
