@@ -32,7 +32,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -47,7 +46,7 @@ from pulih.reporting.domain.periods import (
     periods_between,
     week_of,
 )
-from pulih.reporting.projection import Touched
+from pulih.reporting.projection import Touched, insert_for
 from pulih.reporting.store import WHOQOL_DOMAINS, ProjectionTables
 
 STOCKS = (Indicator.CLIENTS_ACTIVE.value, Indicator.REFERRALS_OVERDUE.value)
@@ -250,7 +249,7 @@ def _set_marker(conn: Connection, tables: ProjectionTables, name: str, day: date
 @cache
 def _marker_upsert(p: Table, dialect: str) -> Any:
     """``position`` upserted with a marker's day (built once: a batch sets one)."""
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(p)
+    upsert = insert_for(p, dialect)
     return upsert.on_conflict_do_update(
         index_elements=[p.c.consumer],
         set_={"event_time": upsert.excluded.event_time, "applied_at": upsert.excluded.applied_at},

@@ -36,7 +36,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,7 @@ __all__ = [
     "apply_batch",
     "apply_batch_sync",
     "dialect_insert",
+    "insert_for",
     "position",
 ]
 
@@ -109,7 +110,16 @@ class Touched:
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return insert_for(table, conn.dialect.name)
+
+
+def insert_for(table: Table, dialect: str) -> Any:
+    """The INSERT of the dialect named ``dialect`` into ``table``, which knows ``ON CONFLICT``."""
+    if dialect != "postgresql":
+        return sqlite.insert(table)
+    from sqlalchemy.dialects import postgresql  # not loaded by a service on SQLite
+
+    return postgresql.insert(table)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -322,7 +332,7 @@ def _advance(conn: Connection, tables: ProjectionTables, last: Delivered, consum
 @cache
 def _advance_statement(p: Table, dialect: str) -> Any:
     """The upsert of :func:`_advance`, built once per table (every batch runs it)."""
-    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(p)
+    upsert = insert_for(p, dialect)
     return upsert.on_conflict_do_update(
         index_elements=[p.c.consumer],
         set_={
