@@ -37,6 +37,7 @@ from pulih.outreach.consumers import FROM_REFERRAL
 from pulih.outreach.store import IdentityRead
 from pulih.referral.app import build as build_referral
 from pulih.referral.consumers import FROM_OUTREACH
+from pulih.referral.deps import Outreach as OutreachClient
 from pulih.referral.deps import ReferralDeps
 
 
@@ -133,8 +134,8 @@ def ask_outreach_through(runtime: ServiceRuntime, client: httpx.AsyncClient) -> 
     """Point referral's client to outreach at ``client``; returns the one it replaces (the
     lifespan closes the client it built, the test closes those it made)."""
     deps = runtime.deps_as(ReferralDeps)
-    runtime.deps = replace(deps, outreach=client)
-    return deps.outreach
+    runtime.deps = replace(deps, outreach=OutreachClient(str(client.base_url), client))
+    return deps.outreach.client()
 
 
 @pytest.fixture

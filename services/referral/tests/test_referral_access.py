@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from pulih.kit.auth import Role, dev_verifier
 from pulih.kit.testing import auth
-from pulih.referral.deps import ReferralDeps
+from pulih.referral.deps import Outreach, ReferralDeps
 from pulih.referral.store import IdentityHandOver
 
 NOT_A_UUID = "not-a-uuid"
@@ -94,7 +94,11 @@ def outreach(referrals: Referrals) -> FakeOutreach:
     runtime = referrals.runtime
     deps = runtime.deps_as(ReferralDeps)
     runtime.deps = replace(
-        deps, outreach=httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://outreach")
+        deps,
+        outreach=Outreach(
+            "http://outreach",
+            httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://outreach"),
+        ),
     )
     return fake
 

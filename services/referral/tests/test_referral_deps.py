@@ -30,9 +30,12 @@ async def test_the_client_to_outreach_is_closed_when_the_service_stops(tmp_path:
     async with serve(app) as http:
         assert (await http.get("/healthz")).status_code == 200
         deps = app.state.runtime.deps_as(ReferralDeps)
-        assert str(deps.outreach.base_url) == "http://outreach.test:8101"
-        assert not deps.outreach.is_closed
-    assert deps.outreach.is_closed
+        assert not deps.outreach.is_open  # opened by the first hand-over, not at start
+        client = deps.outreach.client()
+        assert str(client.base_url) == "http://outreach.test:8101"
+        assert deps.outreach.is_open
+    assert client.is_closed
+    assert not deps.outreach.is_open
 
 
 async def test_the_programmes_response_times_are_read_at_start(tmp_path: Path) -> None:

@@ -66,11 +66,13 @@ class EventRegistry:
     def __init__(self, models: Iterable[type[Event]] = ()) -> None:
         """Make a registry holding ``models`` and no upcasters."""
         self._models: dict[str, type[Event]] = {}
-        # Held here because pydantic's cache of parametrised generics holds them weakly, and
-        # building CloudEvent[Model] again costs more than reading an event.
+        # Built when a type is first read (a service reads a few of the catalogue's types, and an
+        # envelope's validator costs time and memory), then held here because pydantic's cache of
+        # parametrised generics holds them weakly, and building CloudEvent[Model] again costs more
+        # than reading an event.
         self._envelopes: dict[str, type[CloudEvent[Event]]] = {}
-        self._plain: dict[str, type[CloudEvent[Event]]] = {}
-        """The envelopes :meth:`_parse_plain` may read: no key of theirs escapes the models."""
+        self._plain: set[str] = set()
+        """The types :meth:`_parse_plain` may read: no key of theirs escapes the models."""
         self._upcasters: dict[str, tuple[str, Upcaster]] = {}
         for model in models:
             self.register(model)
@@ -94,15 +96,14 @@ class EventRegistry:
         if type_name in self._models:
             raise ValueError(f"{type_name} is already registered")
         self._models[type_name] = model
-        self._envelopes[type_name] = envelope_type(model)
         if _keys_all_declared(model):
-            self._plain[type_name] = self._envelopes[type_name]
+            self._plain.add(type_name)
 
     def unregister(self, model: type[Event]) -> None:
         """Remove ``model``; ``KeyError`` if it is not registered."""
         del self._models[model.type_name()]
-        del self._envelopes[model.type_name()]
-        self._plain.pop(model.type_name(), None)
+        self._envelopes.pop(model.type_name(), None)
+        self._plain.discard(model.type_name())
 
     def register_upcaster(self, from_type: str, to_type: str, fn: Upcaster) -> None:
         """Upcast messages of ``from_type`` to ``to_type`` by turning their data with ``fn``.
@@ -180,7 +181,7 @@ class EventRegistry:
         if not isinstance(type_name, str):
             raise InvalidEvent("type: Input should be a valid string")
         model = self.model_for(type_name)
-        envelope_model = self._envelopes.get(type_name) or envelope_type(model)
+        envelope_model = self._envelope(type_name, model)
         identity = find_identity_key(envelope, envelope_model)
         if identity is not None:
             raise IdentityRefused(
@@ -190,6 +191,13 @@ class EventRegistry:
             return envelope_model.model_validate(envelope, extra="ignore")
         except ValidationError as exc:
             raise InvalidEvent(_describe(exc)) from exc
+
+    def _envelope(self, type_name: str, model: type[Event]) -> type[CloudEvent[Event]]:
+        """``CloudEvent[model]``, built the first time ``type_name`` is read."""
+        envelope = self._envelopes.get(type_name)
+        if envelope is None:
+            envelope = self._envelopes[type_name] = envelope_type(model)
+        return envelope
 
     def _parse_plain(self, raw: bytes | bytearray) -> CloudEvent[Event] | None:
         """The event in ``raw`` when it plainly is a current event, read in one pass of
@@ -205,11 +213,10 @@ class EventRegistry:
         if found is None:
             return None
         type_name = found.group(1).decode()
-        envelope_model = self._plain.get(type_name)
-        if envelope_model is None or type_name in self._upcasters:
+        if type_name not in self._plain or type_name in self._upcasters:
             return None
         try:
-            return envelope_model.model_validate_json(raw)
+            return self._envelope(type_name, self._models[type_name]).model_validate_json(raw)
         except ValidationError:
             return None
 

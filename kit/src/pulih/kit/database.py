@@ -82,6 +82,19 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None
 _INSERTS: dict[Table, Insert] = {}
 
 
+def insert_for(table: Table, dialect: str) -> Any:
+    """The INSERT into ``table`` of the dialect named ``dialect`` (``sqlite`` or ``postgresql``),
+    which knows ``ON CONFLICT``. PostgreSQL's dialect is loaded only when asked for: a service on
+    SQLite never holds it (2 MB, and its drivers' modules)."""
+    if dialect != "postgresql":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(table)
+
+
 async def insert_new(session: AsyncSession, row: Any) -> None:
     """INSERT a new row of a mapped class now, with Core: the attributes set on ``row`` (the
     columns' defaults for the others), in the session's transaction.

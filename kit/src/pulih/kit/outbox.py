@@ -43,6 +43,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
@@ -242,8 +243,10 @@ def _among(column: ColumnElement[int], *, sqlite: bool) -> ColumnElement[bool]:
     return column == any_(bindparam("values", type_=ARRAY(BigInteger)))
 
 
+@cache
 def _mark(*, sqlite: bool) -> Update:
-    """The UPDATE that marks the rows ``:values`` published at ``:marked_at``."""
+    """The UPDATE that marks the rows ``:values`` published at ``:marked_at``, built once per
+    dialect when first needed (PostgreSQL's would load its dialect into a service on SQLite)."""
     return (
         update(outbox_table)
         .where(_among(outbox_table.c.seq, sqlite=sqlite))
@@ -253,7 +256,6 @@ def _mark(*, sqlite: bool) -> Update:
 
 # Built once: a statement made anew for each window costs its construction and cache key,
 # more than reading or marking a window of one row (as the relay does when events come one by one).
-_MARK = {True: _mark(sqlite=True), False: _mark(sqlite=False)}
 _UNSENT = (
     select(outbox_table.c.seq, outbox_table.c.subject, outbox_table.c.payload, outbox_table.c.headers)
     .where(outbox_table.c.published_at.is_(None))
@@ -542,7 +544,7 @@ class OutboxRelay:
         sqlite = self.database.is_sqlite
         values = {"values": json.dumps(seqs) if sqlite else seqs, "marked_at": datetime.now(UTC)}
         async with self.database.transaction() as session:
-            await session.execute(_MARK[sqlite], values)
+            await session.execute(_mark(sqlite=sqlite), values)
         self.stats.published += len(seqs)
 
     async def backlog(self) -> int:

@@ -34,8 +34,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from sqlalchemy import JSON, Boolean, Date, Executable, Select, String, Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,6 +50,7 @@ from pulih.contracts.events.outreach import (
 )
 from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
 from pulih.kit.consumers import Delivery, EventHandler, NotReadyYet
+from pulih.kit.database import insert_for
 from pulih.kit.errors import Invalid
 from pulih.kit.unit_of_work import UnitOfWork
 
@@ -186,9 +185,8 @@ async def _insert_once(session: AsyncSession, model: type[Any], values: dict[str
 def _insert_statement(table: Table, dialect: str) -> Executable:
     """``INSERT … ON CONFLICT (key) DO NOTHING`` into ``table``, built once (building and keying a
     statement costs more than running it); its columns are those of the values it is given."""
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     keys = [column.name for column in table.primary_key.columns]
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+    return insert_for(table, dialect).on_conflict_do_nothing(index_elements=keys)
 
 
 @cache

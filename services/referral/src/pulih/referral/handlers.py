@@ -14,7 +14,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import httpx
 from pydantic import ValidationError
 
 from pulih.contracts import CloudEvent
@@ -39,6 +38,7 @@ from pulih.kit.service_tokens import IDENTITY_SCOPE, service_bearer
 from pulih.kit.unit_of_work import UnitOfWork
 from pulih.referral import store
 from pulih.referral.bodies import ReferClient, RegisterClinic
+from pulih.referral.deps import Outreach
 from pulih.referral.domain import answers, hand_over, lifecycle, referring
 from pulih.referral.domain.answers import ClinicAnswer
 from pulih.referral.domain.lifecycle import IllegalTransition, ReferralStatus
@@ -448,7 +448,7 @@ async def escalate_overdue(runtime: ServiceRuntime) -> int:
 
 async def hand_over_identity(
     runtime: ServiceRuntime,
-    outreach: httpx.AsyncClient,
+    outreach: Outreach,
     principal: Principal,
     referral_id: UUID,
     purpose: str,
@@ -494,8 +494,10 @@ async def hand_over_identity(
     assert referral is not None  # may_hand_over refuses an unknown referral
     settings = runtime.settings
     token = await service_bearer(settings, SERVICE_NAME, IDENTITY_SCOPE)
+    import httpx  # loaded by the first hand-over (see Outreach)
+
     try:
-        answer = await outreach.get(
+        answer = await outreach.client().get(
             f"/v1/clients/{referral.client_id}",
             params={"purpose": f"referral:{referral_id}", "on_behalf_of": referral.clinic_id},
             headers={"Authorization": f"Bearer {token}"},

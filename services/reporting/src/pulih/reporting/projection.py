@@ -36,10 +36,10 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, true, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from pulih.kit.database import insert_for
 from pulih.reporting.domain.periods import month_of, week_of
 from pulih.reporting.event_rows import (
     ANSWER_COLUMNS,
@@ -111,15 +111,6 @@ class Touched:
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
     return insert_for(table, conn.dialect.name)
-
-
-def insert_for(table: Table, dialect: str) -> Any:
-    """The INSERT of the dialect named ``dialect`` into ``table``, which knows ``ON CONFLICT``."""
-    if dialect != "postgresql":
-        return sqlite.insert(table)
-    from sqlalchemy.dialects import postgresql  # not loaded by a service on SQLite
-
-    return postgresql.insert(table)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
