@@ -3,6 +3,9 @@ public API (establish a unit, train an agent, register, consent, screen, enrol, 
 each with its own ``Idempotency-Key``, and the ids of the events each one committed (the
 ``Pulih-Events`` answer header), so a benchmark can follow them to a consumer's store.
 
+The client is httpx or the load generator's lighter :class:`LightHttp` (``bench/light_http.py``),
+which can also send requests encoded before they are due (:meth:`FieldDevice.prepared`).
+
 Every client is made up: a name, and a NIK that agrees with the birth date and sex (16 digits, the
 regency's first district, a serial that never repeats within a run).
 """
@@ -10,6 +13,7 @@ regency's first district, a serial that never repeats within a run).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +21,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from light_http import LightHttp, Prepared, prepare
+from light_http import Response as LightResponse
 from running_regency import RunningRegency
 
 SUBSTANCES = [
@@ -26,6 +32,10 @@ SUBSTANCES = [
 SYNC_PATH = "/v1/sync"
 BASELINE = {f"q{i}": 2 if i in (3, 4, 26) else 3 for i in range(1, 27)}
 """A baseline WHOQOL-BREF."""
+
+
+Response = httpx.Response | LightResponse
+"""An answer from either client."""
 
 
 class Refused(RuntimeError):
@@ -43,9 +53,9 @@ class Answer:
     answered: float
 
 
-def events_of(response: httpx.Response) -> list[uuid.UUID]:
+def events_of(response: Response) -> list[uuid.UUID]:
     """The ids in ``Pulih-Events``."""
-    return [uuid.UUID(e) for e in response.headers.get("Pulih-Events", "").split(",") if e.strip()]
+    return [uuid.UUID(e) for e in response.headers.get("pulih-events", "").split(",") if e.strip()]
 
 
 def identity(serial: int) -> dict[str, str]:
@@ -63,7 +73,7 @@ def identity(serial: int) -> dict[str, str]:
 class FieldDevice:
     """Requests to one regency, as a facilitator (who may act for every unit of the regency)."""
 
-    def __init__(self, regency: RunningRegency, http: httpx.AsyncClient) -> None:
+    def __init__(self, regency: RunningRegency, http: httpx.AsyncClient | LightHttp) -> None:
         self.regency = regency
         self.http = http
         self.headers = {"Authorization": f"Bearer {regency.token()}"}
@@ -81,15 +91,39 @@ class FieldDevice:
         """POST ``body``; the answer (:class:`Refused` unless 200 or 201). ``after`` names events
         the command waits for (``Pulih-After``); ``sent`` is when the request was due (default:
         now), the start of its latency."""
+        due = time.time() if sent is None else sent
+        url = f"{self.regency.url(service)}{path}"
+        response = await self.http.post(url, json=body, headers=self.request_headers(after))
+        return self.answer(response, due, f"{service} POST {path}")
+
+    def request_headers(self, after: list[uuid.UUID] | None = None) -> dict[str, str]:
+        """A new request's headers: the token, a new ``Idempotency-Key``, and ``Pulih-After``
+        naming ``after``."""
         headers = {**self.headers, "Idempotency-Key": str(uuid.uuid4())}
         if after:
             headers["Pulih-After"] = ",".join(str(e) for e in after)
-        due = time.time() if sent is None else sent
-        response = await self.http.post(f"{self.regency.url(service)}{path}", json=body, headers=headers)
+        return headers
+
+    def answer(self, response: Response, due: float, what: str) -> Answer:
+        """``response`` as an :class:`Answer` (:class:`Refused` unless 200 or 201)."""
         answered = time.time()
         if response.status_code not in (200, 201):
-            raise Refused(f"{service} POST {path}: {response.status_code} {response.text[:500]}")
+            raise Refused(f"{what}: {response.status_code} {response.text[:500]}")
         return Answer(response.json(), events_of(response), due, answered)
+
+    def prepared(self, service: str, path: str, body: dict[str, Any]) -> Prepared:
+        """``POST path`` on ``service`` with ``body``, encoded before it is due (as a phone holds
+        a request it could not send yet) with its own ``Idempotency-Key``; :meth:`send_prepared`
+        sends it (with a :class:`LightHttp` client)."""
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers = {**self.request_headers(), "Content-Type": "application/json"}
+        return prepare("POST", f"{self.regency.url(service)}{path}", content, headers)
+
+    async def send_prepared(self, request: Prepared, *, sent: float) -> Answer:
+        """Send ``request`` (made by :meth:`prepared`), due at ``sent``; its answer."""
+        if not isinstance(self.http, LightHttp):
+            raise TypeError("prepared requests need a LightHttp client")
+        return self.answer(await self.http.send(request), sent, "prepared POST")
 
     async def establish_unit(self) -> tuple[str, str, list[uuid.UUID]]:
         """A new unit and an agent trained for it: (unit id, agent id, their events)."""
@@ -104,15 +138,18 @@ class FieldDevice:
         agent = await self.send("outreach", f"/v1/units/{unit_id}/agents", {"trained_on": str(established)})
         return unit_id, str(agent.body["agent_id"]), unit.events + agent.events
 
-    async def register(self, unit_id: str, serial: int, *, sent: float | None = None) -> Answer:
-        """Register a new client (``ClientRegistered``)."""
-        body = {
+    def registration(self, unit_id: str, serial: int) -> dict[str, Any]:
+        """The body that registers client ``serial`` with ``unit_id``."""
+        return {
             "unit_id": unit_id,
             "registered_on": str(self.today),
             "came_through": "outreach",
             "identity": identity(serial),
         }
-        return await self.send("outreach", "/v1/clients", body, sent=sent)
+
+    async def register(self, unit_id: str, serial: int, *, sent: float | None = None) -> Answer:
+        """Register a new client (``ClientRegistered``)."""
+        return await self.send("outreach", "/v1/clients", self.registration(unit_id, serial), sent=sent)
 
     async def consent(self, client_id: str) -> Answer:
         """The client's consent to the programme (``ConsentRecorded``)."""
@@ -183,15 +220,7 @@ class FieldDevice:
     async def sync(self, body: dict[str, Any], *, sent: float | None = None) -> Answer:
         """``POST /v1/sync`` on rehab (:class:`Refused` unless it applied every item); the answer's
         events are those of its items."""
-        answer = await self.send("rehab", SYNC_PATH, body, sent=sent)
-        items = answer.body.get("items", [])
-        refused = [item for item in items if item.get("outcome") != "applied"]
-        if refused:
-            raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
-        events = [uuid.UUID(e) for item in items for e in item.get("events", [])]
-        if not events:
-            raise Refused("/v1/sync applied its items without events: nothing to follow")
-        return Answer(answer.body, events, answer.sent, answer.answered)
+        return synced(await self.send("rehab", SYNC_PATH, body, sent=sent))
 
     async def has_sync(self) -> bool:
         """Whether rehab has ``POST /v1/sync`` (its OpenAPI document says so)."""
@@ -208,3 +237,16 @@ class FieldDevice:
             "attended": True,
             "minutes": 60,
         }
+
+
+def synced(answer: Answer) -> Answer:
+    """A ``/v1/sync`` answer with the events of its items (:class:`Refused` unless it applied
+    every item)."""
+    items = answer.body.get("items", [])
+    refused = [item for item in items if item.get("outcome") != "applied"]
+    if refused:
+        raise Refused(f"/v1/sync did not apply {len(refused)} items, e.g. {refused[0]}")
+    events = [uuid.UUID(e) for item in items for e in item.get("events", [])]
+    if not events:
+        raise Refused("/v1/sync applied its items without events: nothing to follow")
+    return Answer(answer.body, events, answer.sent, answer.answered)

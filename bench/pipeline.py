@@ -28,9 +28,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from field_device import FieldDevice, Refused
 from figures import Figure, figure, print_figures, unavailable
+from light_http import HttpError, LightHttp
 from limits import raw_pipeline_limit
 from running_regency import AppliedEvents, CpuMeter, RunningRegency, budget, cpu_note, until_applied
 
@@ -129,8 +129,7 @@ async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -
     published, consumed = await raw_pipeline_limit(regency.nats_url, quick)
     limit = min(published, consumed)
     rows: list[Figure] = []
-    client_limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=120, limits=client_limits) as http:
+    async with LightHttp(max_connections=64, timeout=120) as http:
         device = FieldDevice(regency, http)
         serials = uuid.uuid4().int % 1_000_000 + 1_000_000
         try:
@@ -144,7 +143,7 @@ async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -
                 figure("pipeline.single.cpu_ms_per_event", cpu[0], "ms", budget(TARGET),
                        note=f"the regency's; limit: the CPU budget per event at {TARGET:,}/s; {cpu[1]}"),
             ]  # fmt: skip
-        except (Refused, TimeoutError, httpx.HTTPError) as exc:
+        except (Refused, TimeoutError, HttpError) as exc:
             rows.append(unavailable("pipeline.single.events_per_s", f"{type(exc).__name__}: {exc}"[:500]))
         if not await device.has_sync():
             rows.append(unavailable("pipeline.sync.events_per_s", "rehab has no POST /v1/sync yet"))
@@ -160,7 +159,7 @@ async def pipeline_figures(regency: RunningRegency, sizes: Sizes, quick: bool) -
                 figure("pipeline.sync.cpu_ms_per_event", cpu[0], "ms", budget(TARGET),
                        note=f"the regency's; limit: the CPU budget per event at {TARGET:,}/s; {cpu[1]}"),
             ]  # fmt: skip
-        except (Refused, TimeoutError, httpx.HTTPError) as exc:
+        except (Refused, TimeoutError, HttpError) as exc:
             rows.append(unavailable("pipeline.sync.events_per_s", f"{type(exc).__name__}: {exc}"[:500]))
     return rows
 
