@@ -376,3 +376,23 @@ async def settled(
 
 async def dead_letters(nats_url: str) -> list[Msg]:
     return await stream_messages(nats_url, f"ibm.{REGENCY}.dlq.>")
+
+
+@dataclass
+class ChaosRegency:
+    """A nats-server and the services a case starts, all stopped at the end of the case."""
+
+    root: Path
+    nats: NatsServer
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def service(self, name: str, **env: str) -> ServiceProcess:
+        self.services[name] = ServiceProcess(name, self.root / name, self.nats.url, **env)
+        return self.services[name]
+
+    def close(self) -> None:
+        for service in self.services.values():
+            service.stop()
+        if self.nats.process is not None:
+            self.nats.process.send_signal(signal.SIGCONT)  # a case that failed while it was paused
+        self.nats.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +12,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos_support import ServiceProcess
+from chaos_support import ChaosRegency
 
 from pulih.kit.nats_server import NatsServer
 from pulih.kit.testing import REGENCY
 
 FIGURES: list[dict[str, Any]] = []
-
-
-@dataclass
-class ChaosRegency:
-    """A nats-server and the services a case starts, all stopped at the end of the case."""
-
-    root: Path
-    nats: NatsServer
-    services: dict[str, ServiceProcess] = field(default_factory=dict)
-
-    def service(self, name: str, **env: str) -> ServiceProcess:
-        self.services[name] = ServiceProcess(name, self.root / name, self.nats.url, **env)
-        return self.services[name]
-
-    def close(self) -> None:
-        for service in self.services.values():
-            service.stop()
-        if self.nats.process is not None:
-            import signal
-
-            self.nats.process.send_signal(signal.SIGCONT)  # a case that failed while it was paused
-        self.nats.stop()
 
 
 @pytest.fixture

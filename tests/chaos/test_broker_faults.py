@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from chaos_support import (
+    ChaosRegency,
     Load,
     check_stream,
     dead_letters,
@@ -19,8 +20,6 @@ from chaos_support import (
     read_model_differences,
     settled,
 )
-
-from conftest import ChaosRegency
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.system]
 

@@ -20,6 +20,7 @@ import pytest
 from chaos_support import (
     DURABLES,
     MASTER_KEY,
+    ChaosRegency,
     Load,
     ServiceProcess,
     caught_up,
@@ -34,7 +35,6 @@ from chaos_support import (
 from test_broker_faults import wait_for_acks
 from test_supervision import Up
 
-from conftest import ChaosRegency
 from pulih.contracts import stream_name
 from pulih.kit.testing import JWT_SECRET, REGENCY, eventually
 

@@ -12,8 +12,8 @@ from uuid import UUID
 
 import pytest
 from reporting_histories import Delivery
+from reporting_projection import Projection, envelope, ids
 
-from conftest import Projection, envelope, ids
 from pulih.contracts import CloudEvent
 from pulih.contracts.events.clinic import ClientAttended, ReferralAccepted, ReferralDeclined
 from pulih.contracts.events.outreach import ClientRegistered, UnitEstablished

@@ -9,9 +9,9 @@ from datetime import date
 from typing import Any
 
 from reporting_histories import Delivery
+from reporting_projection import TIMEZONE, TODAY, Projection, envelope, ids
 from sqlalchemy import func, select
 
-from conftest import TIMEZONE, TODAY, Projection, envelope, ids
 from pulih.contracts.events.outreach import AgentRegistered, ClientRegistered, UnitEstablished
 from pulih.kit.clock import ManualClock
 from pulih.kit.emitter import Emitter

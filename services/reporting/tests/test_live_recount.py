@@ -8,10 +8,10 @@ import time
 from datetime import date
 from typing import Any
 
+from reporting_projection import TIMEZONE, TODAY, Projection
 from sqlalchemy import select
 from test_handlers import count, deliveries, founding, registered
 
-from conftest import TIMEZONE, TODAY, Projection
 from pulih.kit.clock import ManualClock
 from pulih.kit.emitter import Emitter
 from pulih.kit.testing import REGENCY

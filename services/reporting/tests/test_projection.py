@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from reporting_histories import Delivery
+from reporting_projection import TODAY, Projection, envelope, ids
 from sqlalchemy import select
 
-from conftest import TODAY, Projection, envelope, ids
 from pulih.contracts.events.clinic import ReferralAccepted
 from pulih.contracts.events.outreach import ClientRegistered, ClientScreened, SubstanceResult, UnitEstablished
 from pulih.contracts.events.referral import ReferralClosed, ReferredToClinic
