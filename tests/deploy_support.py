@@ -229,6 +229,74 @@ def container_env(docs: list[Doc], container: Doc, pod_name: str = "pod-0") -> d
     return env
 
 
+LEAF_TLS_VOLUME = "leaf-tls"
+"""The NATS StatefulSet's volume of the Secret with the province's leaf certificate."""
+
+
+def leaf_mount(docs: list[Doc]) -> str:
+    """Where the NATS StatefulSet mounts the province's leaf certificate (Secret ``nats-leaf-tls``)."""
+    (container,) = containers(find(docs, "StatefulSet", "nats"))
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == LEAF_TLS_VOLUME]
+    path: str = mount["mountPath"]
+    return path
+
+
+def leaf_certificate(directory: Path) -> Path:
+    """A national CA and a leaf certificate it issued, made in ``directory`` with
+    deploy/tls/issue_certificates.py as the national office makes them: ``directory/national-ca``
+    and ``directory/leaf`` (``client.pem``, ``client-key.pem``, ``ca.pem``: the Secret
+    ``nats-leaf-tls``'s files). Returns the leaf's directory."""
+    from referral_regency import deploy_module
+
+    certificates = deploy_module("deploy/tls/issue_certificates.py", "issue_certificates")
+    certificates.issue_ca(directory / "national-ca", "Pulih test national")
+    certificates.issue_client(directory / "leaf", directory / "national-ca", "leaf-p33")
+    return directory / "leaf"
+
+
+def with_leaf_mounted(config: str, docs: list[Doc], leaf: Path) -> str:
+    """The NATS config with the leaf certificate's mount point replaced by ``leaf``, the
+    directory the Secret's files are in here."""
+    mount = leaf_mount(docs).rstrip("/") + "/"
+    assert mount in config, f"nats.conf names no file under {mount}"
+    return config.replace(mount, f"{leaf}/")
+
+
+def conf_blocks(text: str, opener: str) -> list[str]:
+    """Every ``{ … }`` or ``[ … ]`` of a NATS config that follows ``opener`` (e.g. ``"LINK_3301"``,
+    ``"remotes:"``), brackets included; comment lines are left out first."""
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    found = []
+    for match in re.finditer(re.escape(opener) + r"\s*([{\[])", text):
+        start, depth = match.start(1), 0
+        for end in range(start, len(text)):
+            depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(text[end], 0)
+            if depth == 0:
+                found.append(text[start : end + 1])
+                break
+    return found
+
+
+def conf_items(array: str) -> list[str]:
+    """The ``{ … }`` items of a NATS config array (``[ {…} {…} ]``)."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(array):
+        if char == "{":
+            depth += 1
+            start = i if depth == 1 else start
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                items.append(array[start : i + 1])
+    return items
+
+
+def conf_canonical(text: str) -> str:
+    """A NATS config value without what its syntax leaves optional (blanks, quotes, commas): two
+    spellings of the same value compare equal."""
+    return re.sub(r"[\s\",]", "", text)
+
+
 def nats_server_test(config: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     """``nats-server -t -c config`` with ``env`` as its whole environment (the container's)."""
     return subprocess.run(

@@ -30,15 +30,26 @@ from deploy_support import (
     MissingVariable,
     compose_file,
     compose_variables,
+    conf_blocks,
+    conf_canonical,
+    conf_items,
     container_env,
     containers,
     env_file,
     find,
     kustomize,
+    leaf_certificate,
+    leaf_mount,
     nats_server_test,
     pod_spec,
+    with_leaf_mounted,
 )
 
+from pulih.kit.federation import names
+from pulih.kit.federation.accounts import conf_value, link_account, link_exports
+from pulih.kit.federation.render import DEPLOYED_REGENCY_TLS, render_link
+from pulih.kit.federation.secrets import Secrets
+from pulih.kit.federation.topology import load_federation
 from pulih.kit.nats_server import nats_server_binary
 
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -415,12 +426,23 @@ def nats_node_env(docs: list[dict[str, Any]], node: int) -> dict[str, str]:
 def test_the_kubernetes_nats_config_passes_nats_server_t_on_every_node(tmp_path: Path) -> None:
     docs = kustomize(K8S / "nats")
     config = tmp_path / "nats.conf"
-    config.write_text(find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"])
+    # with the Secret nats-leaf-tls's files where the pod mounts them
+    text = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    config.write_text(with_leaf_mounted(text, docs, leaf_certificate(tmp_path)))
     for node in range(3):
         env = nats_node_env(docs, node)
         assert env["POD_NAME"] == f"nats-{node}"
         checked = nats_server_test(config, env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+    env = nats_node_env(docs, 0)
+    for regency in REGENCIES:  # a link without its URL is refused, not dropped
+        link = f"PULIH_{regency.removeprefix('r')}_HUB_LINK"
+        missing = nats_server_test(config, {k: v for k, v in env.items() if k != link})
+        assert missing.returncode != 0 and link in missing.stdout + missing.stderr
+    unmounted = tmp_path / "unmounted.conf"
+    unmounted.write_text(text.replace(leaf_mount(docs), str(tmp_path / "no-such-secret")))
+    refused = nats_server_test(unmounted, env)
+    assert refused.returncode != 0 and "client.pem" in refused.stdout + refused.stderr
 
 
 def test_nats_server_t_is_not_a_formality(tmp_path: Path) -> None:
@@ -482,6 +504,60 @@ def test_the_nats_cluster_has_three_nodes_and_an_account_per_regency() -> None:
         assert "jetstream: enabled" in account.group(1)
         assert f"user: {user}, password: $PULIH_{code}_NATS_PASSWORD" in account.group(1)
         assert f"PULIH_{code}_NATS_PASSWORD" in node_env
+
+
+def in_province(code: str, value: object) -> object:
+    """A rendered regency's accounts ``value`` with the province cluster's names: its services'
+    account ``PULIH`` is ``R<code>`` there, its link's ``LINK`` is ``LINK_<code>``."""
+    text = json.dumps(value)
+    for rendered, province in ((names.SERVICE_ACCOUNT, f"R{code}"), (names.LINK_ACCOUNT, f"LINK_{code}")):
+        text = text.replace(f'"{rendered}"', f'"{province}"')
+    return json.loads(text)
+
+
+def test_every_regency_links_to_the_hub_as_a_rendered_link_does(tmp_path: Path) -> None:
+    """Each regency's leaf remote on the province's cluster is the remote ``pulih federation
+    render`` writes into a regency's ``link.conf`` (URL, TLS files), bound to an account
+    ``LINK_<code>`` with the rules of a rendered ``LINK``: the same mapping and imports, from the
+    regency's account ``R<code>`` instead of ``PULIH``, which exports exactly those to it."""
+    docs = kustomize(K8S / "nats")
+    config = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    statefulset = find(docs, "StatefulSet", "nats")
+    (volume,) = [v for v in pod_spec(statefulset)["volumes"] if v["name"] == "leaf-tls"]  # type: ignore[index]
+    assert volume["secret"]["secretName"] == "nats-leaf-tls"
+    assert DEPLOYED_REGENCY_TLS.link is not None
+    assert leaf_mount(docs) == str(Path(DEPLOYED_REGENCY_TLS.link.cert_file).parent)
+    hub_leaf = find(docs, "ConfigMap", "nats-federation")["data"]["PULIH_HUB_LEAF"]
+    fed = load_federation(DEPLOY / "federation.toml")
+    assert hub_leaf == f"{fed.hub.host}:{fed.hub.leaf_port}"  # the example values agree
+    node_env = nats_node_env(docs, 0)
+    (remotes,) = conf_blocks(config, "remotes:")
+    remotes_by_url = {re.findall(r"\$(\w+)", r)[0]: r for r in conf_items(remotes)}
+    assert sorted(remotes_by_url) == sorted(f"PULIH_{r.removeprefix('r')}_HUB_LINK" for r in REGENCIES)
+    for regency in REGENCIES:
+        code = regency.removeprefix("r")
+        link_url = node_env[f"PULIH_{code}_HUB_LINK"]
+        secrets_ = Secrets(
+            tmp_path / "secrets.json", {f"regency.{code}.link": node_env[f"PULIH_{code}_LINK_PASSWORD"]}
+        )
+        rendered = render_link(
+            fed.with_regencies([code]), code, secrets_, hub_leaf_urls=[hub_leaf], tls=DEPLOYED_REGENCY_TLS
+        )
+        (rendered_remote,) = conf_items(conf_blocks(rendered, "remotes =")[0])
+        ours = remotes_by_url[f"PULIH_{code}_HUB_LINK"].replace(f"$PULIH_{code}_HUB_LINK", link_url)
+        assert conf_canonical(ours.replace(f"LINK_{code}", names.LINK_ACCOUNT)) == conf_canonical(
+            rendered_remote
+        )
+
+        (link,) = conf_blocks(config, f"LINK_{code}")  # the account; the remote has it as a value
+        assert conf_canonical(link) == conf_canonical(conf_value(in_province(code, link_account(code))))
+        (account,) = conf_blocks(config, f"R{code}")
+        (exports,) = conf_blocks(account, "exports:")
+        assert conf_canonical(exports) == conf_canonical(conf_value(in_province(code, link_exports(code))))
+        assert "jetstream" not in link and "users" not in link
+    readme = (DEPLOY / "README.md").read_text()  # what the operator sets is documented
+    for value in ("PULIH_HUB_LEAF", "PULIH_<code>_LINK_PASSWORD", "nats-leaf-tls", leaf_mount(docs)):
+        assert value in readme, value
 
 
 def test_every_regency_runs_its_services_with_probes_resources_and_secrets() -> None:
