@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -85,16 +85,17 @@ async def register_client(
     return client
 
 
+_EARLIER_WITH_NIK = select(ClientIdentity.client_id).where(
+    ClientIdentity.nik_lookup == bindparam("lookup"), ClientIdentity.client_id != bindparam("client_id")
+)
+"""The other clients registered with a NIK (by its lookup), built once: every registration asks,
+and a statement built anew costs its construction and cache key, about what the SELECT costs."""
+
+
 async def _flag_possible_duplicates(
     uow: UnitOfWork, principal: Principal, client_id: UUID, lookup: str
 ) -> None:
-    earlier = (
-        await uow.session.scalars(
-            select(ClientIdentity.client_id).where(
-                ClientIdentity.nik_lookup == lookup, ClientIdentity.client_id != client_id
-            )
-        )
-    ).all()
+    earlier = (await uow.session.scalars(_EARLIER_WITH_NIK, {"lookup": lookup, "client_id": client_id})).all()
     for existing_client_id in earlier:
         uow.session.add(
             PossibleDuplicate(
