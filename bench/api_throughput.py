@@ -51,6 +51,7 @@ import httpx
 
 from pulih.kit.auth import Role, issue_token
 from pulih.kit.nats_server import NatsServer, free_port
+from pulih.kit.workers import worker_args
 
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
 REGENCY = "3301"
@@ -160,7 +161,7 @@ async def service(
         environ["DATABASE_URL"] = database_url
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
     if workers > 1:
-        command += ["--workers", str(workers)]
+        command += worker_args({"PULIH_WORKERS": str(workers), "DATABASE_URL": database_url or ""})
         # the store at head first, as a deployment's migration step (and pulih up) do: workers
         # that all migrate a fresh database at once would race
         name = app.split(".")[1]

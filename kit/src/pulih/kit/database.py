@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Insert, Integer, MetaData, Table, event, inspect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -43,6 +43,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pulih.kit import sqlite_driver
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,7 +85,7 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _: ConnectionPoolEntry) -> None
 _INSERTS: dict[Table, Insert] = {}
 
 
-def insert_for(table: Table, dialect: str) -> Any:
+def insert_for(table: Table, dialect: str) -> sqlite.Insert | postgresql.Insert:
     """The INSERT into ``table`` of the dialect named ``dialect`` (``sqlite`` or ``postgresql``),
     which knows ``ON CONFLICT``. PostgreSQL's dialect is loaded only when asked for: a service on
     SQLite never holds it (2 MB, and its drivers' modules)."""

@@ -47,7 +47,12 @@ def uvicorn_workers(env: Mapping[str, str]) -> int:
     return workers
 
 
+NO_DELAY_PROTOCOL = "pulih.kit.http_protocol:NoDelayHttpProtocol"
+"""uvicorn's ``--http`` for more than one worker (see :mod:`pulih.kit.http_protocol`)."""
+
+
 def worker_args(env: Mapping[str, str]) -> list[str]:
-    """uvicorn's ``--workers N`` for ``env``, or nothing for one."""
+    """uvicorn's ``--workers N`` for ``env`` (with the protocol that keeps ``TCP_NODELAY`` on the
+    connections of a socket uvicorn binds itself), or nothing for one."""
     workers = uvicorn_workers(env)
-    return ["--workers", str(workers)] if workers > 1 else []
+    return ["--workers", str(workers), "--http", NO_DELAY_PROTOCOL] if workers > 1 else []
