@@ -229,7 +229,8 @@ class OrderedPipeline:
                     future.cancel()  # no PubAck in time: _answered fails it
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                    async with asyncio.timeout_at(deadline):  # no task per wait, as wait_for makes
+                        await self._wake.wait()
         except Exception as exc:  # a bug here must not leave windows waiting forever
             for entry in list(self._unsettled):
                 self._settle(entry, _FAILED, exc)
