@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+IDLE_SECONDS = 4.0
+"""How long a connection may have been idle to be used again: uvicorn closes a kept-alive
+connection after 5 s without a request."""
 
 
 class HttpError(ConnectionError):
@@ -72,11 +77,13 @@ def prepare(method: str, url: str, body: bytes = b"", headers: Mapping[str, str]
 
 
 class _Connection:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "used", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.used = 0.0
+        """When its last answer was read (monotonic seconds); 0 while it has carried none."""
 
     def close(self) -> None:
         self.writer.close()
@@ -123,9 +130,10 @@ class LightHttp:
         return await self.send(prepare("GET", url, b"", headers))
 
     async def send(self, request: Prepared) -> Response:
-        """Send a prepared request on a free connection to its origin; its answer. A connection
-        the server had closed while it was idle is replaced once (a request on a kept-alive
-        connection may meet its end: the benchmarks' writes carry idempotency keys)."""
+        """Send a prepared request on a free connection to its origin; its answer. A kept-alive
+        connection the server closed while it was idle is dropped and the request sent on the
+        next (the server read nothing of it; the benchmarks' writes carry idempotency keys
+        anyway); one idle for longer than :data:`IDLE_SECONDS` is not tried."""
         origin = (request.host, request.port)
         slots = self._slots.get(origin)
         if slots is None:
@@ -133,26 +141,36 @@ class LightHttp:
             self._idle[origin] = deque()
         idle = self._idle[origin]
         async with slots:
-            for attempt in range(2):
-                reused = bool(idle)
-                connection = idle.pop() if reused else await self._open(origin)
+            while True:
+                connection = self._kept(idle) or await self._open(origin)
                 try:
                     async with asyncio.timeout(self.timeout):
                         response, keep = await self._exchange(connection, request.data)
                 except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                     connection.close()
-                    if reused and attempt == 0:
+                    if connection.used:
                         continue
                     raise HttpError(f"{type(exc).__name__}: {exc}") from exc
                 except BaseException:
                     connection.close()
                     raise
                 if keep:
+                    connection.used = time.monotonic()
                     idle.append(connection)
                 else:
                     connection.close()
                 return response
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _kept(idle: deque[_Connection]) -> _Connection | None:
+        """The most recently used idle connection that is fresh enough; older ones are closed."""
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if now - connection.used < IDLE_SECONDS:
+                return connection
+            connection.close()
+        return None
 
     async def _open(self, origin: tuple[str, int]) -> _Connection:
         reader, writer = await asyncio.open_connection(*origin)
