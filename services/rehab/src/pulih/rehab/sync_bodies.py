@@ -3,8 +3,9 @@ sessions and follow-ups), and an answer for each item.
 
 An item that does not have the shape of one (a field missing, a date that is no date) is not a
 reason to refuse the others: :func:`_tolerant` keeps it as a :class:`MalformedItem`, answered
-``refused`` with the kit's ``invalid`` error, while the request's schema (and the OpenAPI
-document) still says what an item is.
+``refused`` with the kit's ``invalid`` error. The request's schema (and the OpenAPI document)
+says just that (:class:`_AnyValueAnswered`): an item is any JSON value, and one of the two kinds
+(``SessionItem``, ``FollowUpItem``, each with its schema) is what gets applied.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from pulih.kit.idempotency import MAX_KEY_LENGTH
 from pulih.rehab.bodies import FollowUpView, RecordFollowUp, RecordSession, SessionView
@@ -113,8 +117,31 @@ def _tolerant(
         return MalformedItem(key if usable else None, problems)
 
 
-Item = Annotated[SyncItem, WrapValidator(_tolerant)]
-"""An item as the schema says it is; in Python, possibly a :class:`MalformedItem`."""
+ITEM = (
+    "an item: a session (`SessionItem`, `type` `session`) or a follow-up (`FollowUpItem`, `type` "
+    "`follow_up`), each of the shape its schema says. Any other JSON value is taken too, and "
+    "answered in its own entry of the 200: `refused`, status 422, error `invalid` with `field` "
+    "the path of what is wrong (`items[3].session.minutes`); the other items still apply"
+)
+
+
+class _AnyValueAnswered:
+    """The JSON Schema of an item as the endpoint takes it: one of the two kinds, or any other
+    value (answered ``refused`` in its own entry, never a refusal of the request), so that a
+    document reader and a generated client see each kind's schema and the schema is still
+    true of what the endpoint accepts."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        kinds = handler(schema)
+        other = {"description": "any other value: refused in its own entry (422 `invalid`)"}
+        return {"description": ITEM, "anyOf": [kinds, other]}
+
+
+Item = Annotated[SyncItem, WrapValidator(_tolerant), _AnyValueAnswered()]
+"""An item as the endpoint takes it: in Python a :class:`SessionItem`, a :class:`FollowUpItem` or
+a :class:`MalformedItem`."""
 
 
 class SyncRequest(_Envelope):
