@@ -7,7 +7,7 @@ integer, a yes/no a JSON boolean; each carries an example of a request the servi
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
@@ -28,6 +28,7 @@ from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, Inte
 from pulih.outreach.domain.assist import Injecting, Substance
 from pulih.outreach.domain.consent import check_expiry
 from pulih.outreach.domain.duplicates import Resolution
+from pulih.outreach.name_pattern import name_pattern
 
 
 def _utc(moment: datetime) -> datetime:
@@ -46,6 +47,22 @@ class Body(BaseModel):
     model_config = STRICT_BODY
 
 
+NAME = (
+    "a name: once trimmed of white space, it holds a letter and no control or invisible "
+    "character (422 `blank`, `no_letter` or `control_character` otherwise). Its `pattern` says "
+    "so, each class spelt out from the service's Unicode database"
+)
+
+
+def _name_pattern(schema: dict[str, Any]) -> None:
+    # a callable, so that the long pattern is built when a schema is first asked for, not at import
+    schema["pattern"] = name_pattern()
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200, description=NAME, json_schema_extra=_name_pattern)]
+"""A person's or a unit's name (the service checks it: :func:`pulih.outreach.domain.text.clean_name`)."""
+
+
 VILLAGE_IN_REGENCY = (
     "the 10-digit Kemendagri code of a village (desa/kelurahan) of this regency: its first four "
     "digits are the regency's code (the service's `PULIH_REGENCY`), and its `pattern` here says so"
@@ -57,7 +74,7 @@ class EstablishUnit(Body):
         {"name": "Unit IBM Sidareja", "village_code": "3301012001", "established_on": "2024-11-04"}
     )
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
     village_code: Annotated[VillageCode, Field(description=VILLAGE_IN_REGENCY)]
     established_on: Day
 
@@ -123,7 +140,7 @@ class OutreachView(BaseModel):
 class Identity(Body):
     """Who the client is. Stored only in outreach, each field encrypted; never in an event."""
 
-    full_name: Annotated[str, Field(min_length=1, max_length=200)]
+    full_name: Name
     nik: Annotated[
         str,
         Field(
