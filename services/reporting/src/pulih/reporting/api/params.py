@@ -8,6 +8,7 @@ say what each takes: the enum's values, ``format: uuid``, a month's or a week's 
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,9 +27,33 @@ _YEAR = "([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"  # 0001 to 9999, 
 MONTH: dict[str, Any] = {"pattern": f"^{_YEAR}-(0[1-9]|1[0-2])$"}
 """The OpenAPI schema of a month parameter, ``YYYY-MM``."""
 
-PERIOD: dict[str, Any] = {"pattern": f"^{_YEAR}-(0[1-9]|1[0-2]|W(0[1-9]|[1-4][0-9]|5[0-3]))$"}
-"""The OpenAPI schema of a month or ISO week parameter, ``YYYY-MM`` or ``YYYY-Www`` (week 53
-only in the years that have one)."""
+_CENTURIES = (
+    "[02468][048]|[13579][26]",
+    "[02468][159]|[13579][37]",
+    "[02468][26]|[13579][048]",
+    "[02468][37]|[13579][159]",
+)
+"""The first two digits of a year whose century is 0, 1, 2 or 3 in the 400-year Gregorian cycle
+(2000-2099 is 0), the cycle in which the calendar, ISO weeks included, repeats."""
+
+
+def _years_with_week_53() -> str:
+    """A pattern of the years 0001 to 9999 that have an ISO week 53 (those whose 28 December,
+    always in the year's last week, is in week 53): per century of the cycle, the years in it
+    that have one."""
+    centuries = []
+    for offset, first_digits in enumerate(_CENTURIES):
+        years = (year for year in range(offset * 100, offset * 100 + 100) if year)  # no year 0000
+        last_digits = "|".join(f"{y % 100:02d}" for y in years if date(y, 12, 28).isocalendar().week == 53)
+        centuries.append(f"(?:{first_digits})(?:{last_digits})")
+    return "(?:" + "|".join(centuries) + ")"
+
+
+PERIOD: dict[str, Any] = {
+    "pattern": f"^(?:{_YEAR}-(?:0[1-9]|1[0-2]|W(?:0[1-9]|[1-4][0-9]|5[0-2]))|{_years_with_week_53()}-W53)$"
+}
+"""The OpenAPI schema of a month or ISO week parameter, ``YYYY-MM`` or ``YYYY-Www``, week 53 only
+in the years that have one (2026-W53 is a week, 2025-W53 is none)."""
 
 
 def one_of(kind: type[StrEnum]) -> dict[str, Any]:
