@@ -19,7 +19,9 @@ under the plain check.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -74,6 +76,9 @@ RULES: dict[str, dict[str, str]] = {
 """For each operation (schemathesis's label), the codes of the ``422`` refusals of schema-valid
 requests that no schema can prevent, and why."""
 
+MET = "PULIH_SCHEMATHESIS_RULES_MET"
+"""The environment variable naming the file the check adds each rule it met to."""
+
 POSITIVE_DATA_ACCEPTANCE = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 """What ``positive_data_acceptance`` expects by default (schemathesis's own list)."""
 
@@ -111,4 +116,16 @@ def refused_only_by_a_rule_no_schema_can_say(ctx: Any, response: Any, case: Any)
             f"Schema-valid request refused with 422 {code!r}, not one of the rules no schema can "
             f"say for {case.operation.label} ({', '.join(sorted(rules))})"
         )
+    met = os.environ.get(MET)
+    if met:  # the test says which rules it met
+        with open(met, "a", encoding="utf-8") as out:
+            out.write(f"{case.operation.label}\t{code}\n")
     return None
+
+
+def met(path: Path) -> set[tuple[str, str]]:
+    """The (operation, code) of every rule a run met, as the check wrote them to ``path``."""
+    if not path.exists():
+        return set()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {(operation, code) for operation, code in (line.split("\t") for line in lines)}
