@@ -23,6 +23,7 @@ from pulih.contracts.codes import (
     Sex,
     VillageCode,
 )
+from pulih.kit.happened_on import HappenedOn
 from pulih.kit.pagination import Page
 from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, Integer, strict_body
 from pulih.outreach.domain.assist import Injecting, Substance
@@ -76,7 +77,7 @@ class EstablishUnit(Body):
 
     name: Name
     village_code: Annotated[VillageCode, Field(description=VILLAGE_IN_REGENCY)]
-    established_on: Day
+    established_on: HappenedOn
 
 
 class UnitView(BaseModel):
@@ -93,7 +94,7 @@ class RegisterAgent(Body):
         {"trained_on": "2024-10-21", "agent_id": "5b0b4a43-64f5-4c1b-9a53-0d5c4a1e7f21"},
     )
 
-    trained_on: Day
+    trained_on: HappenedOn
     agent_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
@@ -108,7 +109,7 @@ class AgentView(BaseModel):
 class DeactivateAgent(Body):
     model_config = strict_body({"on": "2025-01-10", "reason_code": "moved"})
 
-    on: Day
+    on: HappenedOn
     reason_code: Annotated[AgentDeactivationReason, FROM_TEXT]
 
 
@@ -124,7 +125,7 @@ class RecordOutreach(Body):
 
     agent_id: Id
     kind: Annotated[OutreachKind, FROM_TEXT]
-    held_on: Day
+    held_on: HappenedOn
     people_reached: Annotated[int, Field(ge=0, le=100_000), JSON_INTEGER]
 
 
@@ -148,7 +149,7 @@ class Identity(Body):
             "are the birth date's (the day plus 40 for a woman)"
         ),
     ]
-    birth_date: Day
+    birth_date: HappenedOn
     sex: Annotated[Sex, FROM_TEXT]
     phone: Annotated[str | None, Field(max_length=30)] = None
     address: Annotated[str | None, Field(max_length=500)] = None
@@ -172,7 +173,7 @@ class RegisterClient(Body):
     )
 
     unit_id: Id
-    registered_on: Day
+    registered_on: HappenedOn
     came_through: Annotated[CameThrough, FROM_TEXT]
     identity: Identity
 
@@ -210,7 +211,7 @@ class RecordConsent(Body):
     )
 
     scopes: Annotated[list[Annotated[ConsentScope, FROM_TEXT]], Field(min_length=1)]
-    given_on: Day
+    given_on: HappenedOn
     expires_on: Annotated[
         Day | None, Field(description="the last day the consent holds: not before `given_on`")
     ] = None
@@ -237,7 +238,7 @@ class ConsentView(BaseModel):
 class WithdrawConsent(Body):
     model_config = strict_body({"on": "2025-01-12"})
 
-    on: Day
+    on: HappenedOn
 
 
 class SubstanceAnswersIn(Body):
@@ -277,7 +278,7 @@ class ScreenClient(Body):
     )
 
     agent_id: Id
-    screened_on: Day
+    screened_on: HappenedOn
     substances: list[SubstanceAnswersIn]
     injecting: Annotated[Injecting, FROM_TEXT] = Field(description="Q8: never, past_3_months, earlier")
 
@@ -301,7 +302,7 @@ class ScreeningView(BaseModel):
 class EraseClient(Body):
     model_config = strict_body({"on": "2025-01-14"})
 
-    on: Day
+    on: HappenedOn
 
 
 class IdentityReadView(BaseModel):

@@ -32,6 +32,7 @@ from pulih.contracts.events.clinic import (
     TreatmentCompleted,
 )
 from pulih.kit.dates import not_before
+from pulih.kit.happened_on import HappenedOn
 from pulih.kit.pagination import Page
 from pulih.kit.strict import FROM_TEXT, STRICT_BODY, Day, Id, strict_body
 from pulih.referral.domain.clinics import ClinicKind
@@ -101,7 +102,7 @@ class ReferClient(Body):
     service: Annotated[ClinicService, FROM_TEXT]
     reason: Annotated[ReferralReason, FROM_TEXT]
     urgency: Annotated[Urgency, FROM_TEXT] = Urgency.ROUTINE
-    referred_on: Day | None = Field(None, description="defaults to today in the regency")
+    referred_on: HappenedOn | None = Field(None, description="defaults to today in the regency")
     referral_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
 
 
@@ -109,7 +110,7 @@ class CancelReferral(Body):
     model_config = strict_body({"reason": "client_request"}, {"reason": "client_moved", "on": "2025-01-14"})
 
     reason: Annotated[CancelReason, FROM_TEXT]
-    on: Day | None = Field(None, description="defaults to today in the regency")
+    on: HappenedOn | None = Field(None, description="defaults to today in the regency")
 
 
 class ReferralView(View):
@@ -157,7 +158,7 @@ class Accepted(Body):
     )
 
     answer: Literal["accepted"]
-    on: Day
+    on: HappenedOn
     appointment_on: Annotated[
         Day | None, Field(description="the day the client is expected: not before `on`")
     ] = None
@@ -182,7 +183,7 @@ class Declined(Body):
     model_config = strict_body({"answer": "declined", "on": "2025-01-14", "reason": "no_capacity"})
 
     answer: Literal["declined"]
-    on: Day
+    on: HappenedOn
     reason: Annotated[DeclineReason, FROM_TEXT]
 
     def event(self, referral_id: UUID) -> ReferralDeclined:
@@ -194,7 +195,7 @@ class Attended(Body):
     model_config = strict_body({"answer": "attended", "on": "2025-01-20"})
 
     answer: Literal["attended"]
-    on: Day
+    on: HappenedOn
 
     def event(self, referral_id: UUID) -> ClientAttended:
         """The clinic's event saying this."""
@@ -207,7 +208,7 @@ class Completed(Body):
     )
 
     answer: Literal["completed"]
-    on: Day
+    on: HappenedOn
     outcome: Annotated[TreatmentOutcome, FROM_TEXT]
     back_referral: bool
 

@@ -18,8 +18,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulih.contracts.codes import FollowUpStatus, Phase, QolTimepoint, SessionKind
+from pulih.kit.happened_on import HappenedOn
 from pulih.kit.pagination import Page
-from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, strict_body
+from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Id, strict_body
 
 if TYPE_CHECKING:
     from pulih.rehab.store import Enrolment, PhaseRecord, SessionRecord
@@ -100,7 +101,7 @@ class EnrolClient(Body):
 
     client_id: Id
     agent_id: Id = Field(description="the recovery agent who will run the client's programme")
-    enrolled_on: Day
+    enrolled_on: HappenedOn
     enrollment_id: Id | None = Field(None, description="a device-made id; one is assigned if absent")
     baseline: WhoqolAnswers | None = Field(None, description="the baseline WHOQOL-BREF taken at intake")
 
@@ -117,7 +118,7 @@ class RecordSession(Body):
     )
 
     agent_id: Id
-    held_on: Day
+    held_on: HappenedOn
     kind: Annotated[SessionKind, FROM_TEXT]
     attended: bool
     minutes: Annotated[int, Field(ge=0, le=600), JSON_INTEGER]
@@ -130,7 +131,7 @@ class AssessQualityOfLife(Body):
     )
 
     timepoint: Annotated[QolTimepoint, FROM_TEXT]
-    assessed_on: Day
+    assessed_on: HappenedOn
     answers: WhoqolAnswers
     assessment_id: Id | None = None
 
@@ -138,14 +139,14 @@ class AssessQualityOfLife(Body):
 class DischargeClient(Body):
     model_config = strict_body({"on": "2025-01-14", "reason": "moved"})
 
-    on: Day
+    on: HappenedOn
     reason: Literal["moved", "died", "dropped_out", "referred_out"]
 
 
 class RecordFollowUp(Body):
     model_config = strict_body({"on": "2025-01-14", "status": "abstinent"})
 
-    on: Day
+    on: HappenedOn
     status: Annotated[FollowUpStatus, FROM_TEXT]
     follow_up_id: Id | None = None
 
