@@ -93,8 +93,11 @@ def _envelope_of(model: type[Event]) -> tuple[str, str, str] | None:
     return model.type_name(), model.service_name, model.about
 
 
+@functools.cache
 def envelope_type(model: type[EventT]) -> type[CloudEvent[EventT]]:
-    """The envelope class whose ``data`` is a ``model``, e.g. ``CloudEvent[ClientScreened]``."""
+    """The envelope class whose ``data`` is a ``model``, e.g. ``CloudEvent[ClientScreened]``:
+    built the first time it is asked for, then held (pydantic's cache of parametrised generics
+    holds them weakly, and building one again, some 9 ms, costs more than reading an event)."""
     return cast("type[CloudEvent[EventT]]", CloudEvent[model])  # type: ignore[valid-type]
 
 

@@ -66,11 +66,9 @@ class EventRegistry:
     def __init__(self, models: Iterable[type[Event]] = ()) -> None:
         """Make a registry holding ``models`` and no upcasters."""
         self._models: dict[str, type[Event]] = {}
-        # Built when a type is first read (a service reads a few of the catalogue's types, and an
-        # envelope's validator costs time and memory), then held here because pydantic's cache of
-        # parametrised generics holds them weakly, and building CloudEvent[Model] again costs more
-        # than reading an event.
-        self._envelopes: dict[str, type[CloudEvent[Event]]] = {}
+        # An envelope (CloudEvent[Model]) is built when its type is first read or written, by
+        # envelope_type, which holds it: a service uses a few of the catalogue's types, and an
+        # envelope's validator costs time and memory.
         self._plain: set[str] = set()
         """The types :meth:`_parse_plain` may read: no key of theirs escapes the models."""
         self._upcasters: dict[str, tuple[str, Upcaster]] = {}
@@ -102,7 +100,6 @@ class EventRegistry:
     def unregister(self, model: type[Event]) -> None:
         """Remove ``model``; ``KeyError`` if it is not registered."""
         del self._models[model.type_name()]
-        self._envelopes.pop(model.type_name(), None)
         self._plain.discard(model.type_name())
 
     def register_upcaster(self, from_type: str, to_type: str, fn: Upcaster) -> None:
@@ -181,7 +178,7 @@ class EventRegistry:
         if not isinstance(type_name, str):
             raise InvalidEvent("type: Input should be a valid string")
         model = self.model_for(type_name)
-        envelope_model = self._envelope(type_name, model)
+        envelope_model = envelope_type(model)
         identity = find_identity_key(envelope, envelope_model)
         if identity is not None:
             raise IdentityRefused(
@@ -191,13 +188,6 @@ class EventRegistry:
             return envelope_model.model_validate(envelope, extra="ignore")
         except ValidationError as exc:
             raise InvalidEvent(_describe(exc)) from exc
-
-    def _envelope(self, type_name: str, model: type[Event]) -> type[CloudEvent[Event]]:
-        """``CloudEvent[model]``, built the first time ``type_name`` is read."""
-        envelope = self._envelopes.get(type_name)
-        if envelope is None:
-            envelope = self._envelopes[type_name] = envelope_type(model)
-        return envelope
 
     def _parse_plain(self, raw: bytes | bytearray) -> CloudEvent[Event] | None:
         """The event in ``raw`` when it plainly is a current event, read in one pass of
@@ -216,7 +206,7 @@ class EventRegistry:
         if type_name not in self._plain or type_name in self._upcasters:
             return None
         try:
-            return self._envelope(type_name, self._models[type_name]).model_validate_json(raw)
+            return envelope_type(self._models[type_name]).model_validate_json(raw)
         except ValidationError:
             return None
 
