@@ -32,13 +32,23 @@ _RANGE = {
     "from_after_to": "`from` after `to`: a comparison of two query parameters",
     "range_too_long": "more than 260 periods from `from` to `to`, whose default is today's period",
 }
+_NAMED = (
+    "a letter of any script: a pattern can say it only as a list of some 16,000 characters of code "
+    "point ranges (Python's re has no \\p{L}), which buried the document; its description says it"
+)
+_NAME = {
+    "no_letter": _NAMED,
+    "blank": "blank once trimmed: white space of any script, which the same list would have to spell",
+    "control_character": "a control or invisible character of any script: the same list again",
+}
 _AGENT = {
     "unknown_agent": "the agent is not one of the unit's: what the store holds",
     "agent_inactive": "the agent was deactivated by an earlier request",
 }
 
 RULES: dict[str, dict[str, str]] = {
-    "POST /v1/units": _DATED,  # a day's floor, 1900, its pattern says (pulih.kit.happened_on)
+    "POST /v1/units": {**_DATED, **_NAME},  # a day's floor, 1900, its pattern says (pulih.kit.happened_on)
+    "POST /v1/clients": _NAME,
     "POST /v1/units/{unit_id}/agents": _DATED,
     "POST /v1/agents/{agent_id}/deactivate": {
         **_DATED,

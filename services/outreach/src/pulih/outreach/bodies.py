@@ -7,7 +7,7 @@ integer, a yes/no a JSON boolean; each carries an example of a request the servi
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
@@ -29,7 +29,6 @@ from pulih.kit.strict import FROM_TEXT, JSON_INTEGER, STRICT_BODY, Day, Id, Inte
 from pulih.outreach.domain.assist import Injecting, Substance
 from pulih.outreach.domain.consent import check_expiry
 from pulih.outreach.domain.duplicates import Resolution
-from pulih.outreach.name_pattern import name_pattern
 
 
 def _utc(moment: datetime) -> datetime:
@@ -48,20 +47,15 @@ class Body(BaseModel):
     model_config = STRICT_BODY
 
 
-NAME = (
-    "a name: once trimmed of white space, it holds a letter and no control or invisible "
-    "character (422 `blank`, `no_letter` or `control_character` otherwise). Its `pattern` says "
-    "so, each class spelt out from the service's Unicode database"
+NAME_RULE = (
+    "a name: once trimmed of white space, it holds a letter of any script and no control or "
+    "invisible character (422 `blank`, `no_letter` or `control_character` otherwise)"
 )
-
-
-def _name_pattern(schema: dict[str, Any]) -> None:
-    # a callable, so that the long pattern is built when a schema is first asked for, not at import
-    schema["pattern"] = name_pattern()
-
-
-Name = Annotated[str, Field(min_length=1, max_length=200, description=NAME, json_schema_extra=_name_pattern)]
-"""A person's or a unit's name (the service checks it: :func:`pulih.outreach.domain.text.clean_name`)."""
+Name = Annotated[str, Field(min_length=1, max_length=200, description=NAME_RULE)]
+"""A person's or a unit's name, checked by :func:`pulih.outreach.domain.text.clean_name`. No
+``pattern`` says the rule: Python's ``re`` (which schemathesis generates from) has no ``\\p{L}``,
+so "a letter of any script" is a 16,000-character list of code point ranges, which buried the
+document it was in (tests/schemathesis_rules.py names the rule instead)."""
 
 
 VILLAGE_IN_REGENCY = (
