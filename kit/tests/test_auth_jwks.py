@@ -172,7 +172,8 @@ def test_unknown_kids_refetch_the_key_set_at_most_once_per_interval(
     [
         ({"iss": "https://evil.test/realms/pulih"}, "invalid_token"),
         ({"aud": "another-app"}, "invalid_token"),
-        ({"exp": int(time.time()) - 5}, "token_expired"),
+        ({"exp": int(time.time()) - 60}, "token_expired"),  # past the 30 s of clock skew allowed
+        ({"iat": int(time.time()) + 120}, "invalid_token"),  # issued two minutes from now
         ({"realm_access": {"roles": ["offline_access"]}}, "invalid_token"),  # no Pulih role
         ({"realm_access": {"roles": ["admin", "facilitator"]}}, "invalid_token"),  # two
         ({"realm_access": None, "roles": ["agent"]}, "invalid_token"),  # an agent with no unit_id
@@ -184,6 +185,16 @@ def test_a_token_of_another_issuer_audience_or_time_is_refused(
     kid = provider.new_key()
     provider.publish(kid)
     assert refused(provider.token(kid, **overrides), settings_of(provider, tmp_path)) == code
+
+
+def test_a_token_from_a_provider_whose_clock_is_seconds_ahead_is_taken(
+    provider: Provider, tmp_path: Path
+) -> None:
+    kid = provider.new_key()
+    provider.publish(kid)
+    ahead = int(time.time()) + 5
+    token = provider.token(kid, iat=ahead, nbf=ahead)
+    assert authenticate(token, settings_of(provider, tmp_path)).role is Role.FACILITATOR
 
 
 def test_hs256_with_the_public_key_as_secret_and_unsigned_tokens_are_refused(

@@ -26,8 +26,11 @@ from jwt import PyJWK, PyJWKClient, PyJWKSet
 ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
 """The signature algorithms a token may use: asymmetric ones only."""
 
-LEEWAY_SECONDS = 0
-"""Clock skew tolerated when checking ``exp`` and ``nbf``: none (a service's clock is NTP's)."""
+LEEWAY_SECONDS = 30
+"""Clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``: the identity provider's clock
+and a service's may differ by a second or more even under NTP, and with none a provider a second
+ahead had its fresh tokens refused (``iat`` in the future). Half a minute on tokens that live
+minutes, as identity providers' own clients allow."""
 
 
 class UnknownKey(jwt.InvalidTokenError):
