@@ -79,6 +79,11 @@ CONSUMED = Counter(
 )
 """Counted by the consumers (:mod:`pulih.kit.batch_consumer`, :mod:`pulih.kit.consumers`)."""
 
+IDENTITY_OUTCOMES = ("granted", "denied", "erased", "unavailable")
+CONSUMER_OUTCOMES = ("applied", "dead_lettered")
+"""Every label value the two counters above take, each shown from 0 before its first count: a
+series that appears at 1 is missed by ``increase()``, and so would be the first dead letter."""
+
 PROCESS_METRICS = (IDENTITY_READS, CONSUMED)
 """Metrics of the whole process, counted where it happens; every app's registry shows them."""
 
@@ -203,11 +208,14 @@ def _durables_of(runtime: ServiceRuntime) -> Iterator[tuple[str, str, str]]:
 
 
 async def _consumer_families(runtime: ServiceRuntime) -> list[Metric]:
+    durables = list(_durables_of(runtime))
     paused = GaugeMetricFamily(
         "pulih_consumer_paused", "1 while a consumer waits for its failing store", labels=["consumer"]
     )
-    for name in sorted(runtime.paused_consumers):
-        paused.add_metric([name], 1)
+    for name in sorted({name for name, _, _ in durables} | set(runtime.paused_consumers)):
+        paused.add_metric([name], 1 if name in runtime.paused_consumers else 0)
+        for outcome in CONSUMER_OUTCOMES:  # a series from 0, so that the first one counts in increase()
+            CONSUMED.labels(name, outcome)
     families: list[Metric] = [paused]
     broker = runtime.broker
     if broker is None:
@@ -216,7 +224,6 @@ async def _consumer_families(runtime: ServiceRuntime) -> list[Metric]:
         js = broker.connection.jetstream()
     except Exception:  # not connected yet
         return families
-    durables = list(_durables_of(runtime))
 
     async def info(stream: str, durable: str) -> Any:
         return await asyncio.wait_for(js.consumer_info(stream, durable), READ_TIMEOUT)
@@ -261,6 +268,8 @@ def install_metrics(app: FastAPI, service: str, regency: str, version: str) -> C
     )
     for metric in PROCESS_METRICS:
         registry.register(metric)
+    for outcome in IDENTITY_OUTCOMES:
+        IDENTITY_READS.labels(outcome)
     readings = RuntimeReadings()
     registry.register(readings)
 
