@@ -30,7 +30,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pulih.contracts.events.clinic import ReferralAccepted, TreatmentCompleted
-from pulih.kit.simulate.api import RegencyApi
+from pulih.kit.simulate.api import RegencyApi, SimulationError
 from pulih.kit.simulate.clinic import SimulatedClinics
 from pulih.kit.simulate.months import month_end, rng_day
 from pulih.kit.simulate.people import baseline_whoqol, exit_whoqol, month_random, person
@@ -566,15 +566,17 @@ class RegencySim:
         rng = enrolment.rng
         came = attended if attended is not None else rng.random() < self.scenario.sessions.attendance
         week = enrolment.week(day)
-        answer = await self.api.request(
-            "POST",
-            "rehab",
-            f"/v1/enrolments/{enrolment.enrollment_id}/sessions",
-            enrolment.token,
-            {"agent_id": enrolment.agent_id, "held_on": str(day), "kind": session_kind(rng, week),
-             "attended": came, "minutes": rng.choice((45, 60, 90)) if came else 0},
-            ok=(201, 409),
-        )  # fmt: skip
+        session = {"agent_id": enrolment.agent_id, "held_on": str(day), "kind": session_kind(rng, week),
+                   "attended": came, "minutes": rng.choice((45, 60, 90)) if came else 0}  # fmt: skip
+        path = f"/v1/enrolments/{enrolment.enrollment_id}/sessions"
+        answer = await self.api.request("POST", "rehab", path, enrolment.token, session, ok=(201, 409, 422))
+        if answer.status_code == 422 and answer.json().get("code") == "kind_not_in_stage":
+            # an enrolment the simulator found (not one it made) can be in another stage than its
+            # week says (paused for a clinic, in aftercare): counselling is part of every stage
+            session["kind"] = "konseling"
+            answer = await self.api.request("POST", "rehab", path, enrolment.token, session, ok=(201, 409))
+        elif answer.status_code == 422:
+            raise SimulationError(f"r{self.api.code} rehab refused a session on {day}: {answer.text}")
         if answer.status_code == 409:  # discharged (dropped out) or paused: no more sessions
             enrolment.active = False
             return
