@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 
 from pulih.kit import idempotency
+from pulih.kit.api_docs import install_docs
 from pulih.kit.auth import scope_of
 from pulih.kit.clock import clock_from
 from pulih.kit.clock_api import router as clock_router
@@ -213,10 +214,13 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         version=spec.version,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; install_docs serves it here
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_bytes))
 
     async def _replay(_: Request, exc: Exception) -> JSONResponse:
