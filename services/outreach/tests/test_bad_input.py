@@ -282,3 +282,30 @@ async def test_names_are_stored_in_one_unicode_form(outreach: Outreach) -> None:
         f"/v1/clients/{r.json()['client_id']}", params={"purpose": "home visit"}, headers=outreach.facilitator
     )
     assert read.json()["full_name"] == "Ren\u00e9 S\u00e4puti"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (
+            b"name=Unit+IBM&village_code=3301012001&established_on=2026-01-10",
+            "application/x-www-form-urlencoded",
+        ),
+        (b'{"name": "Unit IBM", "village_code": "3301012001", "established_on": "2026-01-10"}', "text/plain"),
+    ],
+)
+async def test_a_body_not_sent_as_json_is_400_saying_so_and_changes_nothing(
+    outreach: Outreach, content: bytes, content_type: str
+) -> None:
+    http = outreach.http
+    headers = {**outreach.facilitator, "Content-Type": content_type}
+    answer = await http.post("/v1/units", content=content, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {
+        "code": "not_json",
+        "message": "the body must be JSON, sent with Content-Type: application/json",
+        "field": "body",
+    }
+    anonymous = await http.post("/v1/units", content=content, headers={"Content-Type": content_type})
+    assert anonymous.status_code == 401
+    assert await count(outreach, Unit) == 0

@@ -12,6 +12,7 @@ pure; only :func:`install_error_handlers` touches FastAPI.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
@@ -150,6 +151,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"the body is not valid JSON (at character {offset})"
         body: dict[str, Any] = {"code": "invalid_json", "message": message, "field": "body"}
         return JSONResponse({**body, "errors": [{"field": "body", "message": message}]}, status_code=422)
+    if _not_json(request, exc.errors()):
+        refused = _unauthenticated(request)
+        if refused is not None:
+            return await _pulih_error(request, refused)
+        message = "the body must be JSON, sent with Content-Type: application/json"
+        body = {"code": "not_json", "message": message, "field": "body"}
+        return JSONResponse(body, status_code=400)
     errors = [{"field": _field_of(e, exc.body), "message": str(e.get("msg", ""))} for e in exc.errors()]
     first = errors[0] if errors else {"field": None, "message": "invalid request"}
     body = {
@@ -159,6 +167,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         "errors": errors,
     }
     return JSONResponse(body, status_code=422)
+
+
+def _not_json(request: Request, errors: Sequence[Any]) -> bool:
+    """Whether the request sent a body that is not JSON (a form, plain text) where JSON is expected:
+    FastAPI reads such a body as no object at all, and says so as a validation error of ``body``."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type == "application/json" or content_type.endswith("+json"):
+        return False
+    return any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
