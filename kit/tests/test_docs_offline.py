@@ -12,28 +12,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pulih.kit.service import ServiceSpec, create_app
-from pulih.kit.testing import make_settings
+from pulih.kit.testing import asgi_client, kit_app
 
 ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
-    spec = ServiceSpec(
-        name="things",
-        port=8199,
-        title="Things",
-        description="No routes of its own",
-        migrations=tmp_path,
-        routers=(),
-    )
-    return create_app(spec, make_settings(tmp_path, nats_url="nats://127.0.0.1:1"))
+    return kit_app(tmp_path, "No routes of its own")
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://things") as client:
+    async with asgi_client(app) as client:
         yield client
 
 

@@ -21,8 +21,7 @@ from starlette.types import Message
 
 from pulih.kit.auth import CurrentUser, Role, allow
 from pulih.kit.commands import CommandDep
-from pulih.kit.service import ServiceSpec, create_app
-from pulih.kit.testing import auth, make_settings
+from pulih.kit.testing import asgi_client, auth, kit_app
 
 router = APIRouter(prefix="/v1", tags=["things"])
 
@@ -49,20 +48,12 @@ async def add_thing(body: AddThing, cmd: CommandDep) -> JSONResponse:
 
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
-    spec = ServiceSpec(
-        name="things",
-        port=8199,
-        title="Things",
-        description="A service of two routes at one path",
-        migrations=tmp_path,
-        routers=(router,),
-    )
-    return create_app(spec, make_settings(tmp_path, nats_url="nats://127.0.0.1:1", PULIH_MAX_BODY_BYTES=4096))
+    return kit_app(tmp_path, "A service of two routes at one path", router, PULIH_MAX_BODY_BYTES=4096)
 
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://things") as client:
+    async with asgi_client(app) as client:
         yield client
 
 
@@ -180,8 +171,7 @@ async def _post(app: Any, headers: list[tuple[bytes, bytes]], chunks: int) -> tu
 
 
 async def test_a_50_mb_body_is_refused_without_being_read(tmp_path: Path) -> None:
-    spec = ServiceSpec("things", 8199, "Things", "", tmp_path, routers=(router,))
-    app = create_app(spec, make_settings(tmp_path, nats_url="nats://127.0.0.1:1"))  # 1 MiB
+    app = kit_app(tmp_path, "", router)  # 1 MiB
     fifty_mb = 50 * 1024**2 // 65536
     announced = [(b"content-length", str(50 * 1024**2).encode())]
     assert await _post(app, announced, fifty_mb) == (413, 0)

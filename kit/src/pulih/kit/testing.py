@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from pulih.contracts import CloudEvent, Event, new_event, subject_for
 from pulih.kit.auth import Role, issue_token
@@ -171,6 +171,29 @@ async def serve(app: FastAPI, base_url: str = "http://service") -> AsyncIterator
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as http,
     ):
         yield http
+
+
+def kit_app(tmp_path: Path, description: str, *routers: APIRouter, **settings: Any) -> FastAPI:
+    """A service of the kit alone (``things``, its ``routers`` and what every service has: errors,
+    docs, metrics), for the kit's own tests; not started, NATS not running."""
+    from pulih.kit.service import ServiceSpec, create_app
+
+    spec = ServiceSpec(
+        name="things",
+        port=8199,
+        title="Things",
+        description=description,
+        migrations=tmp_path,
+        routers=routers,
+    )
+    return create_app(spec, make_settings(tmp_path, nats_url="nats://127.0.0.1:1", **settings))
+
+
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that calls ``app`` in this process, without starting it (no lifespan)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://things") as client:
+        yield client
 
 
 @asynccontextmanager
