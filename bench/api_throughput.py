@@ -388,6 +388,8 @@ async def profiled(pid: int, out: Path | None) -> AsyncIterator[None]:
         yield
         return
     spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit(f"--profile needs py-spy next to {sys.executable}: {spy.parent}/pip install py-spy")
     recorder = await asyncio.create_subprocess_exec(
         *[
             str(spy),
@@ -397,7 +399,7 @@ async def profiled(pid: int, out: Path | None) -> AsyncIterator[None]:
             "--format",
             "raw",
             "--rate",
-            "250",
+            "500",
             "--nonblocking",
             "-o",
             str(out),
@@ -589,7 +591,15 @@ def session_body(agent: str, minutes: int) -> dict[str, Any]:
 
 
 async def sync_rate(
-    nats_url: str, work: Path, *, enrolments: int, batches: int, batch: int, devices: int, progress: Progress
+    nats_url: str,
+    work: Path,
+    *,
+    enrolments: int,
+    batches: int,
+    batch: int,
+    devices: int,
+    progress: Progress,
+    profile: Path | None = None,
 ) -> tuple[float, float, float]:
     """Sessions applied per second through ``/v1/sync`` (``devices`` requests in flight, each of
     ``batch`` items), the same sessions one request each (16 in flight), and the server's CPU
@@ -621,9 +631,12 @@ async def sync_rate(
             )
 
         await closed_loop(request, concurrency=1, total=1, ok=200)  # warm
-        cpu = rehab.cpu_seconds()
-        synced = await closed_loop(request, concurrency=devices, total=batches, ok=200)
-        cpu = rehab.cpu_seconds() - cpu
+        async with profiled(rehab.process.pid, profile):
+            cpu = rehab.cpu_seconds()
+            synced = await closed_loop(request, concurrency=devices, total=batches, ok=200)
+            cpu = rehab.cpu_seconds() - cpu
+        if profile is not None:
+            progress(f"sync: profile in {profile}\n{summarise_profile(profile)}")
         if synced.failed:
             progress(f"sync: {synced.failed} of {synced.sent} requests failed: {dict(synced.statuses)}")
         per_second = synced.rate * batch
@@ -736,6 +749,7 @@ async def measure(
                 batch=sync_batch,
                 devices=2,
                 progress=progress,
+                profile=profile.with_name(f"{profile.name}.sync.txt") if profile else None,
             )
             rows += [
                 row("api.sync.events_per_s", per_second, "events/s", singles),
@@ -751,13 +765,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="offered screenings per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long the offered load lasts")
     parser.add_argument("--clients", type=int, default=100, help="clients set up, then screened in turn")
-    parser.add_argument("--only", choices=("sqlite", "postgres"), help="one store only")
+    parser.add_argument(
+        "--only", choices=("sqlite", "postgres", "sync"), help="one store only, or /v1/sync only"
+    )
     parser.add_argument("--sweep", default="1,4,16,64", help="PostgreSQL concurrencies ('' for none)")
     parser.add_argument("--workers", default="1,2", help="uvicorn workers for the PostgreSQL sweep")
     parser.add_argument("--no-sync", action="store_true", help="leave out rehab's /v1/sync")
     parser.add_argument("--batch", type=int, default=100, help="items per /v1/sync request")
     parser.add_argument("--batches", type=int, default=10, help="/v1/sync requests")
-    parser.add_argument("--profile", type=Path, help="py-spy the server: <path>.<store>.txt, summarised")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the server: <path>.<store>.txt and <path>.sync.txt, summarised"
+    )
     parser.add_argument("--json", action="store_true", help="JSON lines {metric, value, unit, limit, ratio}")
     args = parser.parse_args()
 
@@ -766,7 +784,7 @@ def main() -> None:
 
     rows = asyncio.run(
         measure(
-            stores=(args.only,) if args.only else ("sqlite", "postgres"),
+            stores=() if args.only == "sync" else (args.only,) if args.only else ("sqlite", "postgres"),
             rate=args.rate,
             seconds=args.seconds,
             clients=args.clients,
