@@ -10,11 +10,16 @@ import uuid
 from datetime import date
 from typing import Any
 
+import pytest
 from rehab_factories import MONDAY, Client, Rehab
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from pulih.kit.auth import Role
+from pulih.kit.errors import Invalid
 from pulih.kit.testing import auth
+from pulih.rehab.handlers import sync as sync_handlers
+from pulih.rehab.handlers.sync import CHUNK_ITEMS
 from pulih.rehab.store import FollowUp, SessionRecord
 from pulih.rehab.sync_bodies import MAX_ITEMS
 
@@ -196,3 +201,59 @@ async def test_a_whole_request_sent_again_with_its_idempotency_key_gets_the_firs
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()  # "applied", as it was answered the first time
     assert await rehab.outbox() == outbox and await count(rehab, SessionRecord) == 1
+
+
+async def test_a_store_fault_midway_keeps_the_chunks_before_and_undoes_the_whole_chunk_it_hit(
+    rehab: Rehab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    before = len(await rehab.outbox())
+    items = [session_item(c, enrollment_id, f"k{i}", minutes=10 + i) for i in range(CHUNK_ITEMS * 2 + 10)]
+    failing_at = CHUNK_ITEMS + 5  # inside the second chunk, after five of its items were written
+    apply = sync_handlers._apply
+
+    async def store_fails(*args: Any) -> None:
+        if args[4].key == f"k{failing_at}":  # (tx, programme, principal, request, item, today)
+            raise OperationalError("INSERT INTO sessions", {}, Exception("disk I/O error"))
+        await apply(*args)
+
+    monkeypatch.setattr(sync_handlers, "_apply", store_fails)
+    r = await rehab.http.post("/v1/sync", headers=c.agent, json={"unit_id": c.unit_id, "items": items})
+    assert r.status_code == 503, r.text
+    # the first chunk is committed, events with it; nothing of the second one is
+    assert await count(rehab, SessionRecord) == CHUNK_ITEMS
+    assert len(await rehab.outbox()) == before + CHUNK_ITEMS
+
+    monkeypatch.setattr(sync_handlers, "_apply", apply)
+    answer = await sync(rehab, c.unit_id, items, c.agent)
+    outcomes = [a["outcome"] for a in answer["items"]]
+    assert outcomes == ["already_applied"] * CHUNK_ITEMS + ["applied"] * (len(items) - CHUNK_ITEMS)
+    assert await count(rehab, SessionRecord) == len(items)
+    envelopes = (await rehab.envelopes())[before:]
+    assert [e["data"]["minutes"] for e in envelopes] == [10 + i for i in range(len(items))]
+
+
+async def test_an_item_refused_after_it_wrote_is_undone_to_its_savepoint_and_the_chunk_commits(
+    rehab: Rehab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = await rehab.screened_client()
+    enrollment_id = await rehab.enrolled(c)
+    before = len(await rehab.outbox())
+    items = [session_item(c, enrollment_id, f"k{i}", minutes=10 + i) for i in range(5)]
+    apply = sync_handlers._apply
+
+    async def refused_late(*args: Any) -> None:
+        await apply(*args)  # the session, its event and the timeline written
+        if args[4].key == "k2":
+            raise Invalid("late_rule", "a rule that refuses the item once it has written", "minutes")
+
+    monkeypatch.setattr(sync_handlers, "_apply", refused_late)
+    answer = await sync(rehab, c.unit_id, items, c.agent)
+    assert [a["outcome"] for a in answer["items"]] == ["applied"] * 2 + ["refused"] + ["applied"] * 2
+    assert answer["items"][2]["error"]["field"] == "items[2].session.minutes"
+    envelopes = (await rehab.envelopes())[before:]
+    assert [e["data"]["minutes"] for e in envelopes] == [10, 11, 13, 14]
+    async with rehab.runtime.database.sessions() as s:
+        minutes = sorted((await s.scalars(select(SessionRecord.minutes))).all())
+    assert minutes == [10, 11, 13, 14]

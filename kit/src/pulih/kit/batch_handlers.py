@@ -53,7 +53,7 @@ from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent
@@ -246,7 +246,7 @@ class HandlerApplier(BatchApplier):
         async with self.runtime.database.transaction() as session:
             _hold_rows(session)
             if savepoints:
-                await _begin(session, self.runtime.database.is_sqlite)
+                await self.runtime.database.open_for_savepoints(session)
             fresh = {id(r) for r in await unapplied(session, self.name, [pending[i][1] for i in todo])}
             applied: list[Received] = []
             for index in todo:
@@ -376,18 +376,6 @@ class _OneProbe:
 
 async def _no_apply(_: UnitOfWork, __: Sequence[Received]) -> None:
     raise AssertionError("a consumer with handlers applies each event with its handler")
-
-
-async def _begin(session: AsyncSession, is_sqlite: bool) -> None:
-    """Open the transaction for real before its first savepoint. Python's sqlite3 begins one only
-    before a write, so a first ``SAVEPOINT`` would open a transaction of its own, and releasing
-    it would commit the events before it."""
-    if not is_sqlite:
-        return
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    if not getattr(raw.driver_connection, "in_transaction", True):
-        await session.execute(text("BEGIN"))
 
 
 def _has_changes(session: AsyncSession) -> bool:

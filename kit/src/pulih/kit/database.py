@@ -147,6 +147,19 @@ class Database:
         async with self._write_lock, self.sessions() as session, session.begin():
             yield session
 
+    async def open_for_savepoints(self, session: AsyncSession) -> None:
+        """Open ``session``'s transaction for real before its first savepoint. Python's sqlite3
+        begins one only before a write, so a first ``SAVEPOINT`` would open a transaction of its
+        own, and releasing it would commit the work before it (PostgreSQL needs nothing)."""
+        if not self.is_sqlite:
+            return
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        if not getattr(raw.driver_connection, "in_transaction", True):
+            from sqlalchemy import text
+
+            await session.execute(text("BEGIN"))
+
     async def ping(self) -> None:
         """Raise unless the database answers."""
         from sqlalchemy import text

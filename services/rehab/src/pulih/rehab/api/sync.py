@@ -28,8 +28,9 @@ async def sync_offline_work(body: SyncRequest, cmd: CommandDep, deps: Deps) -> J
     (the same key with the same item, by an earlier request: nothing changed now), or
     ``refused`` with the reason in the kit's error body, its ``field`` a path into this request
     (``items[3].session.held_on``). A refused item changes nothing and never stops the others.
-    Each item commits on its own, its events with it: if the request fails midway (503), the
-    items before were applied, and sending the request again answers them ``already_applied``.
+    Items are committed 25 at a time, each with its events: if the request fails midway (503),
+    the chunks before were applied, and sending the request again answers them
+    ``already_applied``.
     The ids of each applied item's events are in its ``events`` (no ``Pulih-Events`` header).
 
     An ``Idempotency-Key`` header is optional: with it, the whole answer is kept, and the same

@@ -1,38 +1,42 @@
 """A field device's offline work, synced in one request: its sessions and follow-ups for a unit.
 
 Each item is the command its single request would be (``record_session``, ``record_follow_up``),
-applied in the request's order, **each in a transaction of its own** with its idempotency key:
-its state, its events (the outbox) and its answer commit together, exactly as the single
-request's. One transaction per item rather than one per request with a savepoint per item:
+applied in the request's order with its idempotency key: its state, its events (the outbox) and
+its answer are written together, exactly as the single request's. Items are committed **in
+chunks** of :data:`CHUNK_ITEMS`, one transaction a chunk and a savepoint an item:
 
-- an item answered ``applied`` is committed, whatever happens to the items after it (a crash, a
-  store that stops answering): the device sends the request again and those come back
-  ``already_applied``;
-- SQLite's one writer lock is let go between items, so the regency's other requests and its
-  outbox relay go on while a long day of work is synced, instead of waiting behind it;
-- it is the same unit of work as the single request's, with no savepoint of Python's sqlite3 to
-  get right.
+- an item the rules refuse (a :class:`~pulih.kit.errors.PulihError`: unknown enrolment, another
+  unit's, a session already recorded, a key reused for another item…) is rolled back to its
+  savepoint, answered ``refused`` with the kit's error body, and changed nothing; the next item
+  goes on;
+- a chunk answered is committed, whatever happens to the chunks after it (a crash, a store that
+  stops answering): the device sends the request again and its items come back
+  ``already_applied``. Any failure that is not a refusal (the store down, a bug) ends the request
+  with the kit's error answer and rolls back only the chunk it happened in;
+- SQLite's one writer lock is let go between chunks (some 40 ms of work each), so the regency's
+  other requests and its outbox relay go on while a long day of work is synced.
 
-It costs a commit per item (on SQLite in WAL mode a write to the log, no fsync).
-
-An item the rules refuse (a :class:`~pulih.kit.errors.PulihError`: unknown enrolment, another
-unit's, a session already recorded, a key reused for another item…) is answered ``refused`` with
-the kit's error body, and changed nothing; the next item goes on. Any other failure (the store
-down, a bug) ends the request with the kit's error answer: the items answered before it stay
-applied.
+A transaction per chunk rather than per item: a day of 250 sessions costs 10 commits, not 250,
+and the chunk's enrolments stay in the session from one item to the next: 1.5-1.9 ms of the
+service's CPU a synced session instead of 2.3-2.4 (``bench/api_throughput.py --only sync``; runs
+of the same code vary by 20% on the 2-core box). A savepoint an item costs two statements:
+applying a chunk without them first, and again with them only once an item is refused (as the
+kit's batch consumers do), measured no faster within that noise, so there is one way through.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.kit import idempotency
 from pulih.kit.auth import Principal
-from pulih.kit.commands import CommandTx, keyed_transaction, principal_key
+from pulih.kit.commands import CommandTx, principal_key
 from pulih.kit.errors import Conflict, Invalid, PulihError
 from pulih.kit.runtime import ServiceRuntime
 from pulih.rehab.access import client_for, enrolment_for
@@ -47,6 +51,11 @@ _IDS = {"enrollment_id", "client_id", "unit_id"}
 """Fields of an error that name the item's enrolment or client (its single request's path)."""
 
 
+CHUNK_ITEMS = 25
+"""Items a transaction: enough to spread a commit's cost, few enough that SQLite's writer lock is
+let go every few tens of milliseconds."""
+
+
 async def sync_unit(
     runtime: ServiceRuntime,
     programme: Programme,
@@ -56,41 +65,14 @@ async def sync_unit(
 ) -> dict[str, Any]:
     """Apply the request's items in order; the answer (``SyncAnswer``'s shape) says what became
     of each."""
-    today = runtime.clock.today()
-    owner = principal_key(principal)
+    sync = _Sync(runtime, programme, principal, request, correlationid)
+    items = list(enumerate(request.items))
     answers: list[dict[str, Any]] = []
-    for index, item in enumerate(request.items):
-        if isinstance(item, MalformedItem):
-            answers.append(_malformed(index, item))
-            continue
-        fingerprint = idempotency.request_hash(
-            "SYNC", item.type, item.model_dump_json(exclude={"key"}).encode()
-        )
-        try:
-            async with keyed_transaction(runtime, owner, item.key, fingerprint, correlationid) as tx:
-                await _apply(tx, programme, principal, request, item, today)
-        except idempotency.Replay as replay:
-            answers.append(
-                _answer(
-                    index, item.key, "already_applied", replay.answer.status_code, answer=replay.answer.body
-                )
-            )
-        except PulihError as exc:
-            answers.append(_refused(index, item, exc))
-        except IntegrityError:  # PostgreSQL: a request at the same time wrote the same row first
-            answers.append(_refused(index, item, Conflict("conflict", _CLASH)))
-        else:
-            assert tx.answer is not None
-            answers.append(
-                _answer(
-                    index,
-                    item.key,
-                    "applied",
-                    tx.answer.status_code,
-                    answer=tx.answer.body,
-                    events=tx.emitted,
-                )
-            )
+    for start in range(0, len(items), CHUNK_ITEMS):
+        answered = await sync.chunk(items[start : start + CHUNK_ITEMS])
+        answers += answered
+        if any(a["events"] for a in answered) and runtime.emitter.wake is not None:
+            runtime.emitter.wake()  # a refused item's rollback may have forgotten the doorbell
     outcomes = [a["outcome"] for a in answers]
     return {
         "unit_id": str(request.unit_id),
@@ -99,6 +81,75 @@ async def sync_unit(
         "refused": outcomes.count("refused"),
         "items": answers,
     }
+
+
+class _Sync:
+    """One request's items, applied a chunk at a time."""
+
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        programme: Programme,
+        principal: Principal,
+        request: SyncRequest,
+        correlationid: str,
+    ) -> None:
+        self.runtime, self.programme, self.principal = runtime, programme, principal
+        self.request, self.correlationid = request, correlationid
+        self.owner = principal_key(principal)
+        self.today = runtime.clock.today()
+
+    async def chunk(
+        self, chunk: Sequence[tuple[int, SessionItem | FollowUpItem | MalformedItem]]
+    ) -> list[dict[str, Any]]:
+        """Apply ``chunk`` in one transaction, a savepoint an item, and answer each item."""
+        answers: list[dict[str, Any]] = []
+        async with self.runtime.database.transaction() as session:
+            await self.runtime.database.open_for_savepoints(session)
+            for index, item in chunk:
+                if isinstance(item, MalformedItem):
+                    answers.append(_malformed(index, item))
+                else:
+                    answers.append(await self._in_savepoint(session, index, item))
+        return answers
+
+    async def _in_savepoint(
+        self, session: AsyncSession, index: int, item: SessionItem | FollowUpItem
+    ) -> dict[str, Any]:
+        """The item in a savepoint: applied, already applied, or refused and rolled back to it."""
+        try:
+            async with session.begin_nested():
+                return await self._write(session, index, item)
+        except PulihError as exc:
+            session.expunge_all()  # what the savepoint undid is read again, not half-remembered
+            return _refused(index, item, exc)
+        except IntegrityError:  # PostgreSQL: a request at the same time wrote the same row first
+            session.expunge_all()
+            stored = await idempotency.find_answer(session, self.owner, item.key, _fingerprint(item))
+            if stored is not None:  # it was this item, sent twice at once: answered as it was
+                return _answer(index, item.key, "already_applied", stored.status_code, answer=stored.body)
+            return _refused(index, item, Conflict("conflict", _CLASH))
+
+    async def _write(
+        self, session: AsyncSession, index: int, item: SessionItem | FollowUpItem
+    ) -> dict[str, Any]:
+        """The item's state, events and answer written in the session's transaction; or its first
+        answer if its key was applied before."""
+        fingerprint = _fingerprint(item)
+        stored = await idempotency.find_answer(session, self.owner, item.key, fingerprint)
+        if stored is not None:
+            return _answer(index, item.key, "already_applied", stored.status_code, answer=stored.body)
+        tx = CommandTx(session, self.runtime.emitter, self.correlationid)
+        await _apply(tx, self.programme, self.principal, self.request, item, self.today)
+        assert tx.answer is not None
+        await idempotency.store_answer(session, self.owner, item.key, fingerprint, tx.answer)
+        return _answer(
+            index, item.key, "applied", tx.answer.status_code, answer=tx.answer.body, events=tx.emitted
+        )
+
+
+def _fingerprint(item: SessionItem | FollowUpItem) -> str:
+    return idempotency.request_hash("SYNC", item.type, item.model_dump_json(exclude={"key"}).encode())
 
 
 async def _apply(
