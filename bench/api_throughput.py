@@ -649,14 +649,16 @@ async def sync_rate(
 
         progress(f"sync: the same {batches * batch} sessions one request each, 16 in flight")
 
-        def single(i: int) -> Awaitable[httpx.Response]:
-            return http.post(
-                f"/v1/enrolments/{ids[i % len(ids)]}/sessions",
-                headers={**agent_auth, "Idempotency-Key": f"single:{i}"},
-                json=session_body(agent, 30 + i % 60),
-            )
+        async with LightHttp() as light:
 
-        singles = await closed_loop(single, concurrency=16, total=batches * batch)
+            def single(i: int) -> Awaitable[LightResponse]:
+                return light.post(
+                    f"{rehab.base}/v1/enrolments/{ids[i % len(ids)]}/sessions",
+                    headers={**agent_auth, "Idempotency-Key": f"single:{i}"},
+                    json=session_body(agent, 30 + i % 60),
+                )
+
+            singles = await closed_loop(single, concurrency=16, total=batches * batch)
     return per_second, singles.rate, 1000 * cpu / max(1, batches * batch)
 
 
