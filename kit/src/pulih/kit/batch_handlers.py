@@ -53,7 +53,6 @@ from nats.aio.msg import Msg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulih.contracts import CloudEvent
@@ -70,6 +69,7 @@ from pulih.kit.consumers import (
     retry_delay,
     still_working,
 )
+from pulih.kit.database import hold_rows
 from pulih.kit.errors import PulihError
 from pulih.kit.metrics import CONSUMED
 from pulih.kit.runtime import ServiceRuntime
@@ -244,7 +244,7 @@ class HandlerApplier(BatchApplier):
         yet), with a savepoint around each if ``savepoints``: a handler's error is then noted in
         ``failed`` and the others go on; without, it rolls the whole transaction back."""
         async with self.runtime.database.transaction() as session:
-            _hold_rows(session)
+            hold_rows(session)
             if savepoints:
                 await self.runtime.database.open_for_savepoints(session)
             fresh = {id(r) for r in await unapplied(session, self.name, [pending[i][1] for i in todo])}
@@ -382,17 +382,6 @@ def _has_changes(session: AsyncSession) -> bool:
     """Whether the session holds changes not flushed yet (asking costs less than a flush)."""
     sync = session.sync_session
     return bool(sync.new or sync.deleted or sync.identity_map.check_modified())
-
-
-def _hold_rows(session: AsyncSession) -> None:
-    """Keep every row the batch's handlers load or add in the session's identity map until the
-    batch ends. The map holds rows weakly: a client registered by one event would otherwise be
-    gone by the next, and read again from the store for its consent and its screening."""
-    held: list[object] = []
-    sync = session.sync_session
-    event.listen(sync, "pending_to_persistent", lambda _, row: held.append(row))
-    event.listen(sync, "loaded_as_persistent", lambda _, row: held.append(row))
-    sync.info["pulih.held_rows"] = held
 
 
 @contextmanager

@@ -113,6 +113,17 @@ async def insert_new(session: AsyncSession, row: Any) -> None:
     await session.execute(statement, {c.key: given[c.key] for c in table.columns if c.key in given})
 
 
+def hold_rows(session: AsyncSession) -> None:
+    """Keep every row loaded or added in ``session`` in its identity map until the session ends.
+    The map holds rows weakly: a row read by one event of a batch, or one item of a chunk, would
+    otherwise be gone by the next, and read again from the store."""
+    held: list[object] = []
+    sync = session.sync_session
+    event.listen(sync, "pending_to_persistent", lambda _, row: held.append(row))
+    event.listen(sync, "loaded_as_persistent", lambda _, row: held.append(row))
+    sync.info["pulih.held_rows"] = held
+
+
 class Database:
     """The engine and session factory of one service's store."""
 
