@@ -13,6 +13,10 @@ chunks** of :data:`CHUNK_ITEMS`, one transaction a chunk and a savepoint an item
   stops answering): the device sends the request again and its items come back
   ``already_applied``. Any failure that is not a refusal (the store down, a bug) ends the request
   with the kit's error answer and rolls back only the chunk it happened in;
+- a chunk that meets a request running at the same time (PostgreSQL: a deadlock, or an enrolment
+  that request changed after the chunk read it, a ``StaleDataError``) is rolled back whole and
+  applied again, up to :data:`CHUNK_ATTEMPTS` times: it committed nothing, and what the other
+  request applied first comes back ``already_applied``;
 - SQLite's one writer lock is let go between chunks (some 40 ms of work each), so the regency's
   other requests and its outbox relay go on while a long day of work is synced.
 
@@ -31,8 +35,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from pulih.kit import idempotency
 from pulih.kit.auth import Principal
@@ -55,6 +60,12 @@ _IDS = {"enrollment_id", "client_id", "unit_id"}
 CHUNK_ITEMS = 25
 """Items a transaction: enough to spread a commit's cost, few enough that SQLite's writer lock is
 let go every few tens of milliseconds."""
+
+CHUNK_ATTEMPTS = 3
+"""How many times a chunk that clashed with another request (:func:`_clashed`) is applied."""
+
+_CLASHES = {"40P01", "40001"}
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction lost to another."""
 
 
 async def sync_unit(
@@ -103,6 +114,19 @@ class _Sync:
     async def chunk(
         self, chunk: Sequence[tuple[int, SessionItem | FollowUpItem | MalformedItem]]
     ) -> list[dict[str, Any]]:
+        """Apply ``chunk`` and answer each item; again from the start if it clashed with another
+        request (its transaction was rolled back whole)."""
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                return await self._chunk_once(chunk)
+            except (DBAPIError, StaleDataError) as exc:
+                if attempt == CHUNK_ATTEMPTS or not _clashed(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _chunk_once(
+        self, chunk: Sequence[tuple[int, SessionItem | FollowUpItem | MalformedItem]]
+    ) -> list[dict[str, Any]]:
         """Apply ``chunk`` in one transaction, a savepoint an item, and answer each item."""
         answers: list[dict[str, Any]] = []
         async with self.runtime.database.transaction() as session:
@@ -148,6 +172,13 @@ class _Sync:
         return _answer(
             index, item.key, "applied", tx.answer.status_code, answer=tx.answer.body, events=tx.emitted
         )
+
+
+def _clashed(exc: DBAPIError | StaleDataError) -> bool:
+    """Whether ``exc`` says the chunk lost to a request running at the same time."""
+    if isinstance(exc, StaleDataError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _CLASHES
 
 
 def _fingerprint(item: SessionItem | FollowUpItem) -> str:
