@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
 
 from pulih.kit.consumers import is_store_fault, store_commits
 from pulih.kit.database import Database, kit_metadata
+from pulih.kit.errors import install_error_handlers, lost_to_another_transaction
 from pulih.kit.inbox import inbox_table
 
 
@@ -90,3 +93,33 @@ async def test_the_probe_says_no_when_the_store_takes_no_new_row(tmp_path: Path)
         assert await store_commits(database, timeout=5) is True
     finally:
         await database.dispose()
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(f"driver error {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "code"),
+    [("40P01", 409, "concurrent_update"), ("40001", 409, "concurrent_update"), ("22P02", 500, None)],
+)
+async def test_a_transaction_that_lost_to_another_is_409_any_other_driver_error_500(
+    sqlstate: str, status: int, code: str | None
+) -> None:
+    # asyncpg's deadlock reaches the app as a plain DBAPIError: it names the SQLSTATE only
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/things")
+    async def fails() -> None:
+        raise sa_exc.DBAPIError("UPDATE …", {}, _DriverError(sqlstate))
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        r = await http.post("/things")
+    assert r.status_code == status
+    if code is not None:
+        assert r.json()["code"] == code
+    assert lost_to_another_transaction(sa_exc.DBAPIError("x", {}, _DriverError(sqlstate))) is (status == 409)

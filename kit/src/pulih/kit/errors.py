@@ -231,6 +231,31 @@ async def _concurrent_update(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=409)
 
 
+LOST_TO_ANOTHER_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's ``deadlock_detected`` and ``serialization_failure``: the store rolled the
+transaction back because another one won."""
+
+
+def lost_to_another_transaction(exc: BaseException) -> bool:
+    """Whether ``exc`` says the transaction lost to another one running at the same time (a
+    deadlock, a serialization failure, a versioned row changed under it): nothing was committed,
+    and the same work done again meets the winner's result."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    if isinstance(exc, StaleDataError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in LOST_TO_ANOTHER_SQLSTATES
+
+
+async def _lost_to_another(request: Request, exc: Exception) -> JSONResponse:
+    # A driver error that names no subclass (asyncpg's deadlock is a plain DBAPIError): 409 if
+    # the transaction lost to another; anything else stays an unexpected error (500).
+    if not lost_to_another_transaction(exc):
+        raise exc
+    return await _concurrent_update(request, exc)
+
+
 STORE_RETRY_AFTER_SECONDS = 5
 """What a 503 for a failing store tells the caller to wait before sending the request again."""
 
@@ -275,6 +300,7 @@ def install_error_handlers(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app.add_exception_handler(StaleDataError, _concurrent_update)
+    app.add_exception_handler(sqlalchemy_errors.DBAPIError, _lost_to_another)
     for name in INFRASTRUCTURE_ERRORS:
         app.add_exception_handler(getattr(sqlalchemy_errors, name), _store_unavailable)
     app.add_exception_handler(PulihError, _pulih_error)

@@ -43,7 +43,7 @@ from pulih.kit import idempotency
 from pulih.kit.auth import Principal
 from pulih.kit.commands import CommandTx, principal_key
 from pulih.kit.database import hold_rows
-from pulih.kit.errors import Conflict, Invalid, PulihError
+from pulih.kit.errors import Conflict, Invalid, PulihError, lost_to_another_transaction
 from pulih.kit.runtime import ServiceRuntime
 from pulih.rehab.access import client_for, enrolment_for
 from pulih.rehab.bodies import FollowUpView, SessionView
@@ -62,10 +62,8 @@ CHUNK_ITEMS = 25
 let go every few tens of milliseconds."""
 
 CHUNK_ATTEMPTS = 3
-"""How many times a chunk that clashed with another request (:func:`_clashed`) is applied."""
-
-_CLASHES = {"40P01", "40001"}
-"""PostgreSQL's deadlock_detected and serialization_failure: the transaction lost to another."""
+"""How many times a chunk that lost to another request
+(:func:`~pulih.kit.errors.lost_to_another_transaction`) is applied; then 409 ``concurrent_update``."""
 
 
 async def sync_unit(
@@ -120,7 +118,7 @@ class _Sync:
             try:
                 return await self._chunk_once(chunk)
             except (DBAPIError, StaleDataError) as exc:
-                if attempt == CHUNK_ATTEMPTS or not _clashed(exc):
+                if attempt == CHUNK_ATTEMPTS or not lost_to_another_transaction(exc):
                     raise
         raise AssertionError("unreachable")
 
@@ -172,13 +170,6 @@ class _Sync:
         return _answer(
             index, item.key, "applied", tx.answer.status_code, answer=tx.answer.body, events=tx.emitted
         )
-
-
-def _clashed(exc: DBAPIError | StaleDataError) -> bool:
-    """Whether ``exc`` says the chunk lost to a request running at the same time."""
-    if isinstance(exc, StaleDataError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in _CLASHES
 
 
 def _fingerprint(item: SessionItem | FollowUpItem) -> str:
