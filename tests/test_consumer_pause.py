@@ -71,6 +71,19 @@ class Fault:
             raise self._error("disk I/O error")
 
 
+class PauseLog(set[str]):
+    """A runtime's ``paused_consumers`` that remembers each consumer taken out of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed: list[str] = []
+
+    def discard(self, name: str) -> None:
+        if name in self:
+            self.resumed.append(name)
+        super().discard(name)
+
+
 def counting(handler: EventHandler, calls: list[str], name: str) -> EventHandler:
     async def handle(uow: UnitOfWork, event_: CloudEvent[Any], delivery: Delivery) -> None:
         calls.append(name)
@@ -166,9 +179,13 @@ async def test_a_consumer_paused_by_a_failing_store_waits_between_its_probes(
     database = await open_store(database_url)
     fault = Fault(database, error=error)
     service = await RegistrationsAndConsents.start(tmp_path, nats_server, database)
+    service.runtime.paused_consumers = pauses = PauseLog()
     try:
         seen = await service.outage(fault)
         assert service.runtime.paused_consumers == {"rehab.registrations", "rehab.consents"}
+        # paused for the whole outage: not resumed and paused again at each of its tries (the
+        # consent's, not ready, retried while nothing commits)
+        assert pauses.resumed == []
         assert await dead_letters(nats_server.url) == [], "no attempt spent on the store's fault"
         assert 1 <= seen["consent"] <= MOST_ROUNDS, seen
         assert 2 <= seen["refused"] <= 3 * MOST_ROUNDS, seen

@@ -180,7 +180,8 @@ class HandlerApplier(BatchApplier):
                 while pending:
                     round_ += 1
                     failed = await self._commit_handlers(pending)
-                    self._resume()
+                    if len(failed) < len(pending):  # a commit went through: the store answers
+                        self._resume()
                     for index, (message, _) in enumerate(pending):
                         if index not in failed and not message.is_acked:
                             await message.ack()
