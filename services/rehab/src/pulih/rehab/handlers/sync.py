@@ -22,10 +22,10 @@ chunks** of :data:`CHUNK_ITEMS`, one transaction a chunk and a savepoint an item
 
 A transaction per chunk rather than per item: a day of 250 sessions costs 10 commits, not 250,
 and the chunk's enrolments and agents are read once and kept in its session (:func:`hold_rows`):
-1.5 ms of the service's CPU a synced session instead of 2.3-2.4 (``bench/api_throughput.py --only
-sync``; runs of the same code vary by 20% on the 2-core box). A savepoint an item costs two statements:
-applying a chunk without them first, and again with them only once an item is refused (as the
-kit's batch consumers do), measured no faster within that noise, so there is one way through.
+a third less of the service's CPU a synced session (``bench/api_throughput.py --only sync``, run
+alternately against a transaction an item: 1.9-2.2 ms against 2.9-3.4). A savepoint an item
+costs two statements: applying a chunk without them first, and again with them only once an item
+is refused (as the kit's batch consumers do), measured no faster, so there is one way through.
 """
 
 from __future__ import annotations
